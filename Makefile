@@ -1,0 +1,35 @@
+# augshard: `make run` installs and runs on the shipped sample; `make test` installs and runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.augshard-installed
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+# Idempotent: re-runs only when the dependency files change. torch is pinned through constraints.txt
+# (the CPU wheel on this project's machines); the NLTK data is built offline by `augshard prepare`.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/augshard prepare
+	touch $(STAMP)
+
+run: install
+	$(BIN)/augshard run
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check augshard tests bench
+	$(BIN)/ruff format --check augshard tests bench
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf data/processed data/cache logs

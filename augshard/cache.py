@@ -1,0 +1,68 @@
+"""Per-shard SQLite (WAL) cache of method calls; an accelerator only: deleting it costs time, never results."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+log = logging.getLogger("augshard.cache")
+
+
+def cache_key(method_id: str, canonical_args: str, version: str, seed: int, text: str) -> str:
+    """Everything that decides a method call's output is in the key, so edited settings never hit stale entries."""
+    blob = "\x1f".join((method_id, canonical_args, version, str(seed), text))
+    return hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class Cache:
+    """One connection per process; reads in bulk; writes batched and committed together."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+        self.conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = conn.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {row}")
+            return conn
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            log.warning("cache %s is unreadable (%s); moved aside to %s and rebuilt", self.path, exc, aside)
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(self.path) + suffix)
+                if src.exists():
+                    src.rename(Path(str(aside) + suffix))
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            return conn
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ",".join("?" * len(part))
+            found.update(self.conn.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", part))
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, str]]) -> None:
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)", items)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,260 @@
+"""RunConfig: built-in defaults <- conf/augshard.yaml <- CLI flags, validated, with a fingerprint."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augshard.errors import ConfigError
+
+PACKAGE_CONF = Path(__file__).resolve().parent / "conf"
+DEFAULT_CONFIG = "conf/augshard.yaml"
+DEFAULT_METHODS_CONFIG = "conf/augment_methods.yaml"
+
+QUALITY_METRICS = ("embedding", "char_ratio", "none")
+COMBO_MODES = ("single", "bounded_k", "all")
+
+# Bumped whenever the way a variant is produced changes, so old outputs are recomputed, never reused.
+ALGORITHM_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one `augshard run` needs; frozen so a plan can be fingerprinted and shipped to workers."""
+
+    input: str | None = None
+    text_col: str = "text"
+    evidence_col: str | None = None
+    id_col: str | None = None
+    methods_config: str = DEFAULT_METHODS_CONFIG
+    output_root: str = "data/processed/augsets"
+    cache_dir: str = "data/cache"
+    log_dir: str = "logs/augment"
+    num_shards: int = 7
+    variants_per_sample: int = 2
+    quality_min_sim: float = 0.55
+    quality_max_sim: float = 0.95
+    quality_metric: str = "embedding"
+    seed: int = 42
+    combo_mode: str = "bounded_k"
+    max_combo_size: int = 2
+    methods: tuple[str, ...] | None = None
+    # Candidates tried per wanted variant before a row settles for fewer variants.
+    max_candidates_per_variant: int = 3
+    # Rows per chunk: candidates of one chunk are generated, scored and written together.
+    chunk_size: int = 256
+    embedding_model: str | None = None
+    embedding_batch_size: int = 64
+    force: bool = False
+    shard_index: int | None = None
+    keep_shards: bool = False
+    output_name: str = "manifest_final.csv"
+    config_path: str | None = field(default=None, compare=False)
+
+    def fingerprint(self) -> str:
+        """A hash of every setting that changes a combo's output (not where outputs go, nor shard counts)."""
+        keys = (
+            "text_col",
+            "evidence_col",
+            "id_col",
+            "variants_per_sample",
+            "quality_min_sim",
+            "quality_max_sim",
+            "quality_metric",
+            "seed",
+            "max_candidates_per_variant",
+            "chunk_size",
+            "embedding_model",
+        )
+        payload = {k: getattr(self, k) for k in keys}
+        payload["algorithm"] = ALGORITHM_VERSION
+        return _sha(payload)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _sha(payload: Any) -> str:
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def resolve_conf_path(path: str | None, default: str) -> Path:
+    """A path given by the user must exist; the default falls back to the copy shipped in the package."""
+    if path is not None and path != default:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        return p
+    p = Path(default)
+    if p.is_file():
+        return p
+    return PACKAGE_CONF / Path(default).name
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "config_path"}
+
+
+def load_config(config: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the YAML config file, then the non-None overrides (CLI flags); then validate."""
+    path = resolve_conf_path(config, DEFAULT_CONFIG)
+    file_values = _load_yaml(path) if path.is_file() else {}
+    values: dict[str, Any] = {}
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    file_values = _flatten_input(file_values, path, cli_input="input" in overrides)
+    for key, value in file_values.items():
+        key = key.replace("-", "_")
+        if key not in _FIELDS:
+            raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(sorted(_FIELDS))})")
+        values[key] = value
+    # Input files named in the config file are relative to that file, so a shipped config finds its sample.
+    base = path.resolve().parent
+    for key in ("input", "methods_config"):
+        if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
+            values[key] = os.path.normpath(base / values[key])
+    values.update(overrides)
+    values = _coerce(values)
+    cfg = RunConfig(**values, config_path=str(path))
+    validate(cfg)
+    return cfg
+
+
+INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col")
+
+
+def _flatten_input(file_values: dict[str, Any], path: Path, cli_input: bool) -> dict[str, Any]:
+    """`input:` may be a mapping {path, text_col, evidence_col, id_col}: the columns belong to that file, so
+    when --input names another file they are not applied to it (flags still set columns explicitly)."""
+    spec = file_values.get("input")
+    if not isinstance(spec, dict):
+        return file_values
+    unknown = set(spec) - set(INPUT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key(s) under 'input': {', '.join(sorted(unknown))} (allowed: {', '.join(INPUT_KEYS)})"
+        )
+    out = {k: v for k, v in file_values.items() if k != "input"}
+    if cli_input:
+        return out
+    if "path" in spec:
+        out["input"] = spec["path"]
+    out.update({k: spec[k] for k in INPUT_KEYS[1:] if k in spec})
+    return out
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    if "num_shards" in out:
+        out["num_shards"] = parse_num_shards(out["num_shards"])
+    if isinstance(out.get("methods"), str):
+        out["methods"] = tuple(m.strip() for m in out["methods"].split(",") if m.strip())
+    elif isinstance(out.get("methods"), list):
+        out["methods"] = tuple(str(m).strip() for m in out["methods"])
+    for key in ("quality_min_sim", "quality_max_sim"):
+        if key in out:
+            out[key] = _number(key, out[key], float)
+    for key in (
+        "variants_per_sample",
+        "seed",
+        "max_combo_size",
+        "max_candidates_per_variant",
+        "chunk_size",
+        "embedding_batch_size",
+    ):
+        if key in out:
+            out[key] = _number(key, out[key], int)
+    if out.get("shard_index") is not None:
+        out["shard_index"] = _number("shard_index", out["shard_index"], int)
+    return out
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _number(key: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool):
+        raise ConfigError(f"{_flag(key)}: expected a number, got {value!r}")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{_flag(key)}: expected {'an integer' if kind is int else 'a number'}, got {value!r}"
+        ) from None
+    if kind is int and isinstance(value, float) and value != number:
+        raise ConfigError(f"{_flag(key)}: expected an integer, got {value!r}")
+    return number
+
+
+def parse_num_shards(value: Any) -> int:
+    """`auto` means one shard per CPU core."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return _number("num_shards", value, int)
+
+
+def validate(cfg: RunConfig) -> None:
+    if cfg.num_shards < 1:
+        raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {cfg.num_shards}")
+    if cfg.shard_index is not None and not 0 <= cfg.shard_index < cfg.num_shards:
+        raise ConfigError(
+            f"--shard-index must be in 0..{cfg.num_shards - 1} for --num-shards {cfg.num_shards}, got {cfg.shard_index}"
+        )
+    if cfg.variants_per_sample < 1:
+        raise ConfigError(f"--variants-per-sample must be at least 1, got {cfg.variants_per_sample}")
+    for key in ("quality_min_sim", "quality_max_sim"):
+        value = getattr(cfg, key)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{_flag(key)} must be within [0, 1], got {value}")
+    if cfg.quality_min_sim > cfg.quality_max_sim:
+        raise ConfigError(
+            f"--quality-min-sim ({cfg.quality_min_sim}) is greater than --quality-max-sim ({cfg.quality_max_sim})"
+        )
+    if cfg.quality_metric not in QUALITY_METRICS:
+        raise ConfigError(f"--quality-metric must be one of {', '.join(QUALITY_METRICS)}, got '{cfg.quality_metric}'")
+    if cfg.combo_mode not in COMBO_MODES:
+        raise ConfigError(f"--combo-mode must be one of {', '.join(COMBO_MODES)}, got '{cfg.combo_mode}'")
+    if cfg.max_combo_size < 1:
+        raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
+    if cfg.max_candidates_per_variant < 1:
+        raise ConfigError("max_candidates_per_variant must be at least 1")
+    if cfg.chunk_size < 1 or cfg.embedding_batch_size < 1:
+        raise ConfigError("chunk_size and embedding_batch_size must be at least 1")
+    if not cfg.input:
+        raise ConfigError("no input dataset: pass --input FILE or set 'input' in the config file")
+    if not cfg.text_col:
+        raise ConfigError("--text-col must name a column")
+    if cfg.methods is not None:
+        if not cfg.methods:
+            raise ConfigError("--methods is empty: name at least one method id")
+        dupes = sorted({m for m in cfg.methods if cfg.methods.count(m) > 1})
+        if dupes:
+            raise ConfigError(f"--methods names {', '.join(dupes)} more than once")

@@ -1,0 +1,225 @@
+"""Input rows: read CSV/Parquet, validate columns and text, stable row keys, locate and splice evidence."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augshard.errors import InputError
+
+FUZZY_MIN_RATIO = 0.55
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)")
+
+
+@dataclass(frozen=True)
+class Row:
+    """A usable input row: its stable key, its text, and the span of the text that gets augmented."""
+
+    index: int
+    key: str
+    text: str
+    start: int
+    end: int
+    match: str  # "exact", "fuzzy" (best sentence) or "whole" (no evidence column)
+
+    @property
+    def evidence(self) -> str:
+        return self.text[self.start : self.end]
+
+
+@dataclass
+class Dataset:
+    """The input table as read, plus the rows augshard can use and the ones it skips (with reasons)."""
+
+    path: str
+    sha256: str
+    table: Any  # pyarrow.Table of the input columns, in input order
+    rows: list[Row]
+    skipped: Counter = field(default_factory=Counter)
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_table(path: str | Path) -> Any:
+    """Read CSV (every column as text, exactly as written) or Parquet into a pyarrow Table."""
+    import pyarrow as pa
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input file not found: {path}")
+    if path.is_dir():
+        raise InputError(f"input is a directory, not a file: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"input file is empty: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    else:
+        table = _read_csv(path)
+    if table.num_rows == 0:
+        raise InputError(f"{path}: has a header but no data rows")
+    return table
+
+
+def _read_csv(path: Path) -> Any:
+    import pyarrow as pa
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"input file is empty: {path}")
+            body = list(reader)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); re-save the file as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: malformed CSV ({exc})") from None
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise InputError(f"{path}: duplicate column name(s) {', '.join(dupes)}")
+    columns: dict[str, list[str | None]] = {h: [] for h in header}
+    for line_no, record in enumerate(body, start=2):
+        if not record:
+            continue
+        if len(record) > len(header):
+            raise InputError(f"{path}: row {line_no} has {len(record)} fields, the header has {len(header)}")
+        record = record + [None] * (len(header) - len(record))  # type: ignore[list-item]
+        for name, value in zip(header, record, strict=True):
+            columns[name].append(value)
+    return pa.table({h: pa.array(v, type=pa.string()) for h, v in columns.items()})
+
+
+def _require_column(table: Any, name: str | None, flag: str, path: str) -> None:
+    if name is not None and name not in table.column_names:
+        raise InputError(f"{path}: column '{name}' ({flag}) not found; columns are: {', '.join(table.column_names)}")
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str | None) -> Dataset:
+    """Read the input, check its columns, give every row a stable key and find what to augment."""
+    import pyarrow as pa
+
+    table = read_table(path)
+    for name, flag in ((text_col, "--text-col"), (evidence_col, "--evidence-col"), (id_col, "--id-col")):
+        _require_column(table, name, flag, path)
+    for name, flag in ((text_col, "--text-col"), (evidence_col, "--evidence-col")):
+        if name is not None and not (
+            pa.types.is_string(table.schema.field(name).type) or pa.types.is_large_string(table.schema.field(name).type)
+        ):
+            raise InputError(f"{path}: column '{name}' ({flag}) holds {table.schema.field(name).type}, not text")
+    texts = table.column(text_col).to_pylist()
+    evidences = table.column(evidence_col).to_pylist() if evidence_col else None
+    keys = row_keys(table, id_col, path)
+    rows: list[Row] = []
+    skipped: Counter = Counter()
+    for i, text in enumerate(texts):
+        if _is_missing(text) or not str(text).strip():
+            skipped["empty_text"] += 1
+            continue
+        if evidences is None:
+            rows.append(Row(i, keys[i], text, 0, len(text), "whole"))
+            continue
+        evidence = evidences[i]
+        if _is_missing(evidence) or not str(evidence).strip():
+            skipped["empty_evidence"] += 1
+            continue
+        located = locate_evidence(text, evidence)
+        if located is None:
+            skipped["evidence_not_found"] += 1
+            continue
+        start, end, match = located
+        rows.append(Row(i, keys[i], text, start, end, match))
+    return Dataset(path=str(path), sha256=file_sha256(path), table=table, rows=rows, skipped=skipped)
+
+
+def row_keys(table: Any, id_col: str | None, path: str) -> list[str]:
+    """Keys from the id column, or a hash of the row's content: never the row's position."""
+    if id_col is not None:
+        ids = table.column(id_col).to_pylist()
+        keys = []
+        for n, value in enumerate(ids, start=1):
+            if _is_missing(value) or str(value).strip() == "":
+                raise InputError(f"{path}: data row {n} has no value in id column '{id_col}'")
+            keys.append(str(value))
+        counts = Counter(keys)
+        dupes = [k for k, c in counts.items() if c > 1]
+        if dupes:
+            shown = ", ".join(repr(d) for d in dupes[:5])
+            raise InputError(f"{path}: id column '{id_col}' has duplicate values ({shown}); ids must be unique")
+        return keys
+    names = sorted(table.column_names)
+    columns = {n: table.column(n).to_pylist() for n in names}
+    seen: Counter = Counter()
+    keys = []
+    for i in range(table.num_rows):
+        blob = json.dumps([[n, columns[n][i]] for n in names], default=str, ensure_ascii=False)
+        digest = hashlib.sha1(blob.encode()).hexdigest()[:16]
+        # Identical rows are told apart by occurrence, which reordering other rows does not change.
+        keys.append(digest if seen[digest] == 0 else f"{digest}-{seen[digest]}")
+        seen[digest] += 1
+    return keys
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Sentence boundaries (start, end) with surrounding whitespace trimmed."""
+    spans = []
+    for m in _SENTENCE.finditer(text):
+        start, end = m.span()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def locate_evidence(text: str, evidence: str) -> tuple[int, int, str] | None:
+    """Exact substring first; else the sentence most similar to the evidence, if its ratio is ≥ 0.55."""
+    evidence = evidence.strip()
+    at = text.find(evidence)
+    if at >= 0:
+        return at, at + len(evidence), "exact"
+    best, best_ratio = None, FUZZY_MIN_RATIO
+    target = evidence.lower()
+    for start, end in sentence_spans(text):
+        ratio = difflib.SequenceMatcher(None, text[start:end].lower(), target, autojunk=False).ratio()
+        if ratio >= best_ratio and (best is None or ratio > best_ratio):
+            best, best_ratio = (start, end), ratio
+    if best is None:
+        return None
+    return best[0], best[1], "fuzzy"
+
+
+def splice(text: str, start: int, end: int, replacement: str) -> str:
+    """Put an augmented evidence back; everything outside [start, end) stays byte-identical."""
+    return text[:start] + replacement + text[end:]

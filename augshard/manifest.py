@@ -1,0 +1,170 @@
+"""Manifests: one CSV per shard, merged (deduped, one plan only) into manifest_final.csv, with a summary."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augshard.errors import OutputError
+
+COLUMNS = [
+    "combo_id",
+    "combo_dir",
+    "methods",
+    "k",
+    "rows",
+    "rows_skipped",
+    "rows_rejected",
+    "status",
+    "dataset_path",
+    "duration_s",
+    "shard",
+    "resumed",
+    "plan_fingerprint",
+    "error",
+]
+SHARD_MANIFEST = re.compile(r"^manifest_shard(\d+)_of_(\d+)\.csv$")
+
+
+def shard_manifest_name(index: int, num_shards: int) -> str:
+    return f"manifest_shard{index}_of_{num_shards}.csv"
+
+
+def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
+def write_shard_manifest(output_root: str | Path, index: int, num_shards: int, entries: list[dict[str, Any]]) -> Path:
+    path = Path(output_root) / shard_manifest_name(index, num_shards)
+    write_csv_atomic(path, entries)
+    return path
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [
+            c for c in ("combo_id", "status", "rows", "k", "plan_fingerprint") if c not in (reader.fieldnames or [])
+        ]
+        if missing:
+            raise OutputError(f"{path}: not an augshard manifest (missing column(s) {', '.join(missing)})")
+        return list(reader)
+
+
+@dataclass
+class Summary:
+    combos: int = 0
+    ok: int = 0
+    failed: int = 0
+    unavailable: int = 0
+    rows: int = 0
+    per_k: Counter = field(default_factory=Counter)
+    min_rows: int = 0
+    max_rows: int = 0
+    avg_rows: float = 0.0
+    failed_combos: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        per_k = ", ".join(f"k={k}: {n}" for k, n in sorted(self.per_k.items()))
+        out = [
+            f"Total combos: {self.combos} ({self.ok} ok, {self.failed} failed, {self.unavailable} unavailable)",
+            f"Total rows: {self.rows:,}",
+            f"Combos per k: {per_k or '-'}",
+            f"Rows per combo: min {self.min_rows:,} / max {self.max_rows:,} / avg {self.avg_rows:,.1f}",
+        ]
+        return out
+
+
+def summarize(rows: list[dict[str, Any]]) -> Summary:
+    s = Summary(combos=len(rows))
+    counts = []
+    for r in rows:
+        status = r["status"]
+        s.per_k[int(r["k"])] += 1
+        if status == "ok":
+            s.ok += 1
+            counts.append(int(r["rows"]))
+        elif status == "unavailable":
+            s.unavailable += 1
+        else:
+            s.failed += 1
+            s.failed_combos.append(r.get("combo_dir") or r["combo_id"])
+    if counts:
+        s.rows = sum(counts)
+        s.min_rows, s.max_rows, s.avg_rows = min(counts), max(counts), sum(counts) / len(counts)
+    return s
+
+
+def find_shard_manifests(output_root: Path) -> dict[int, dict[int, Path]]:
+    """{num_shards: {index: path}} for every shard manifest in the output root."""
+    found: dict[int, dict[int, Path]] = {}
+    if output_root.is_dir():
+        for path in sorted(output_root.iterdir()):
+            m = SHARD_MANIFEST.match(path.name)
+            if m:
+                found.setdefault(int(m.group(2)), {})[int(m.group(1))] = path
+    return found
+
+
+def merge(output_root: str | Path, output_name: str = "manifest_final.csv", keep_shards: bool = False) -> Summary:
+    """Merge every shard manifest of one plan; refuse mixed plans or shard counts, and missing shards."""
+    root = Path(output_root)
+    if not root.is_dir():
+        raise OutputError(f"output root not found: {root}")
+    found = find_shard_manifests(root)
+    if not found:
+        raise OutputError(f"no shard manifests (manifest_shard<i>_of_<N>.csv) in {root}")
+    if len(found) > 1:
+        sizes = ", ".join(f"of_{n}" for n in sorted(found))
+        raise OutputError(
+            f"{root}: shard manifests from different shard counts ({sizes}); "
+            f"remove the ones of the old run and merge again"
+        )
+    ((num_shards, by_index),) = found.items()
+    missing = [i for i in range(num_shards) if i not in by_index]
+    if missing:
+        raise OutputError(
+            f"{root}: missing manifest(s) for shard(s) {', '.join(map(str, missing))} of "
+            f"{num_shards}; run them with --shard-index and merge again"
+        )
+    fingerprints: dict[str, list[int]] = {}
+    shard_rows: dict[int, list[dict[str, str]]] = {}
+    for index, path in sorted(by_index.items()):
+        rows = read_manifest(path)
+        shard_rows[index] = rows
+        fps = {r["plan_fingerprint"] for r in rows} or {"(empty)"}
+        for fp in fps:
+            fingerprints.setdefault(fp, []).append(index)
+    real = {fp: idx for fp, idx in fingerprints.items() if fp != "(empty)"}
+    if len(real) > 1:
+        majority = max(real, key=lambda fp: len(real[fp]))
+        odd = sorted(i for fp, idx in real.items() if fp != majority for i in idx)
+        names = ", ".join(by_index[i].name for i in odd)
+        raise OutputError(
+            f"{root}: {names} come(s) from a different plan (fingerprint differs from "
+            f"{majority}); rerun those shards with the same catalogue, config and shard count"
+        )
+    merged: dict[str, dict[str, str]] = {}
+    for index in sorted(shard_rows):
+        for r in shard_rows[index]:
+            prev = merged.get(r["combo_id"])
+            if prev is None or (prev["status"] != "ok" and r["status"] == "ok"):
+                merged[r["combo_id"]] = r
+    final_rows = sorted(merged.values(), key=lambda r: (int(r["k"]), r["methods"]))
+    write_csv_atomic(root / output_name, final_rows)
+    if not keep_shards:
+        for path in by_index.values():
+            path.unlink()
+    return summarize(final_rows)

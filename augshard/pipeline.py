@@ -1,0 +1,199 @@
+"""One combo over the rows, chunk by chunk: seeded candidates through the methods in order, filtered, recorded."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from augshard.cache import Cache, cache_key
+from augshard.combos import Combo
+from augshard.config import RunConfig
+from augshard.data import Dataset, Row, splice
+from augshard.methods import Augmenter
+from augshard.quality import Scorer
+
+EXTRA_COLUMNS = (
+    "row_key",
+    "variant",
+    "evidence_original",
+    "text_original",
+    "evidence_match",
+    "similarity",
+    "combo_id",
+    "methods",
+)
+
+
+def call_seed(seed: int, prefix: tuple[str, ...], row_key: str, attempt: int) -> int:
+    """The seed of one method call: from the run seed, the methods applied so far, the row and the attempt.
+
+    Keyed on the *prefix* of the combo rather than the whole combo, so a pair's first step is the very
+    same call as the single method's, whichever shard runs them; the cache turns that into a free hit.
+    """
+    blob = f"{seed}\x1f{'+'.join(prefix)}\x1f{row_key}\x1f{attempt}"
+    return int.from_bytes(hashlib.sha256(blob.encode()).digest()[:4], "big")
+
+
+@dataclass
+class ComboStats:
+    rows_rejected: int = 0  # candidates rejected: unchanged, duplicate, empty or out of the similarity range
+    rejected_similarity: int = 0
+    rejected_unchanged: int = 0
+    candidates: int = 0
+    candidate_errors: int = 0
+    rows_short: int = 0  # input rows that got fewer variants than asked for
+    first_error: str = ""
+    similarities: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _RowState:
+    row: Row
+    accepted: list[tuple[str, float | None]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    next_attempt: int = 0
+
+
+def output_schema(input_schema: Any, has_evidence: bool) -> Any:
+    """Input columns (text and evidence columns hold the augmented values) plus augshard's columns."""
+    import pyarrow as pa
+
+    extra = [
+        pa.field("row_key", pa.string()),
+        pa.field("variant", pa.int32()),
+        pa.field("evidence_original" if has_evidence else "text_original", pa.string()),
+    ]
+    if has_evidence:
+        extra.append(pa.field("evidence_match", pa.string()))
+    extra += [pa.field("similarity", pa.float64()), pa.field("combo_id", pa.string()), pa.field("methods", pa.string())]
+    return pa.schema(list(input_schema) + extra)
+
+
+def run_combo(
+    combo: Combo,
+    dataset: Dataset,
+    input_rows: list[dict[str, Any]],
+    methods: dict[str, Augmenter],
+    scorer: Scorer,
+    cache: Cache,
+    cfg: RunConfig,
+    sink: Callable[[list[dict[str, Any]]], None],
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ComboStats:
+    """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`."""
+    stats = ComboStats()
+    rows = dataset.rows
+    for start in range(0, len(rows), cfg.chunk_size):
+        chunk = rows[start : start + cfg.chunk_size]
+        states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats)
+        sink(_records(combo, states, input_rows, cfg))
+        if on_progress is not None:
+            on_progress(start + len(chunk), len(rows))
+    if stats.candidates and stats.candidate_errors == stats.candidates:
+        raise RuntimeError(f"every call failed in combo {combo.name}; first error: {stats.first_error}")
+    return stats
+
+
+def _variants_for_chunk(
+    combo: Combo,
+    chunk: list[Row],
+    methods: dict[str, Augmenter],
+    scorer: Scorer,
+    cache: Cache,
+    cfg: RunConfig,
+    stats: ComboStats,
+) -> list[_RowState]:
+    wanted = cfg.variants_per_sample
+    budget = wanted * cfg.max_candidates_per_variant
+    states = [_RowState(row, seen={row.evidence}) for row in chunk]
+    pending = states
+    while pending:
+        # Each row draws exactly the attempts it still needs; attempt numbers depend on that row alone.
+        jobs: list[tuple[_RowState, int]] = []
+        for st in pending:
+            n = min(wanted - len(st.accepted), budget - st.next_attempt)
+            jobs += [(st, a) for a in range(st.next_attempt, st.next_attempt + n)]
+            st.next_attempt += n
+        if not jobs:
+            break
+        outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats)
+        to_score = []
+        for (st, _), text in zip(jobs, outputs, strict=True):
+            if text is None:
+                continue
+            if not text.strip() or text in st.seen:
+                stats.rejected_unchanged += 1
+            else:
+                to_score.append((st, text))
+        sims = scorer.score([st.row.evidence for st, _ in to_score], [text for _, text in to_score])
+        for (st, text), sim in zip(to_score, sims, strict=True):
+            if text in st.seen:  # the same candidate twice in one round
+                stats.rejected_unchanged += 1
+                continue
+            if sim is not None and not cfg.quality_min_sim <= sim <= cfg.quality_max_sim:
+                stats.rejected_similarity += 1
+                continue
+            st.seen.add(text)
+            st.accepted.append((text, sim))
+        pending = [st for st in pending if len(st.accepted) < wanted and st.next_attempt < budget]
+    stats.rows_short += sum(1 for st in states if len(st.accepted) < wanted)
+    stats.rows_rejected = stats.rejected_similarity + stats.rejected_unchanged
+    return states
+
+
+def _apply_chain(
+    combo: Combo,
+    jobs: list[tuple[_RowState, int]],
+    methods: dict[str, Augmenter],
+    cache: Cache,
+    cfg: RunConfig,
+    stats: ComboStats,
+) -> list[str | None]:
+    """Run every job's evidence through the combo's methods in order; None marks a call that failed."""
+    texts: list[str | None] = [st.row.evidence for st, _ in jobs]
+    stats.candidates += len(jobs)
+    for step, method_id in enumerate(combo.methods):
+        method = methods[method_id]
+        prefix = combo.methods[: step + 1]
+        alive = [i for i, t in enumerate(texts) if t is not None]
+        seeds = {i: call_seed(cfg.seed, prefix, jobs[i][0].row.key, jobs[i][1]) for i in alive}
+        keys = {i: cache_key(method_id, method.spec.canonical(), method.version, seeds[i], texts[i]) for i in alive}
+        found = cache.get_many(list(keys.values()))
+        misses = [i for i in alive if keys[i] not in found]
+        results = method.augment([texts[i] for i in misses], [seeds[i] for i in misses]) if misses else []
+        fresh = []
+        for i, result in zip(misses, results, strict=True):
+            if isinstance(result, Exception):
+                stats.candidate_errors += 1
+                if not stats.first_error:
+                    stats.first_error = f"{method_id}: {type(result).__name__}: {result}"
+                texts[i] = None
+            else:
+                texts[i] = result
+                fresh.append((keys[i], result))
+        for i in alive:
+            if keys[i] in found:
+                texts[i] = found[keys[i]]
+        if fresh:
+            cache.put_many(fresh)
+    return texts
+
+
+def _records(combo: Combo, states: list[_RowState], input_rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict]:
+    records = []
+    for st in states:
+        row = st.row
+        for variant, (text, sim) in enumerate(st.accepted):
+            record = dict(input_rows[row.index])
+            record[cfg.text_col] = splice(row.text, row.start, row.end, text)
+            if cfg.evidence_col:
+                record[cfg.evidence_col] = text
+                record["evidence_original"] = row.evidence
+                record["evidence_match"] = row.match
+            else:
+                record["text_original"] = row.text
+            record.update(row_key=row.key, variant=variant, similarity=sim, combo_id=combo.combo_id, methods=combo.name)
+            records.append(record)
+    return records

@@ -1,0 +1,90 @@
+"""The deterministic plan: combos with costs and fingerprints, assigned longest-first to the least-loaded shard."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from dataclasses import dataclass
+
+from augshard.combos import Combo, enumerate_combos
+from augshard.config import RunConfig
+from augshard.methods.base import library_version
+from augshard.methods.catalogue import MethodSpec
+
+
+@dataclass(frozen=True)
+class PlannedCombo:
+    combo: Combo
+    cost: float
+    fingerprint: str  # of everything that decides this combo's dataset
+
+
+@dataclass(frozen=True)
+class Plan:
+    num_shards: int
+    shards: tuple[tuple[PlannedCombo, ...], ...]
+    fingerprint: str
+    config_fingerprint: str
+    methods: tuple[str, ...]
+    # Combos that use a method which cannot run here, with the reason; listed, never started.
+    unavailable: tuple[tuple[Combo, str], ...] = ()
+
+    @property
+    def combos(self) -> list[PlannedCombo]:
+        return [pc for shard in self.shards for pc in shard]
+
+    def shard_cost(self, index: int) -> float:
+        return sum(pc.cost for pc in self.shards[index])
+
+
+def _sha(payload: object) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def combo_fingerprint(cfg_fp: str, input_sha: str, combo: Combo, specs: dict[str, MethodSpec]) -> str:
+    methods = [[m, specs[m].canonical(), library_version(specs[m].lib)] for m in combo.methods]
+    return _sha([cfg_fp, input_sha, methods])
+
+
+def assign(costs: list[tuple[Combo, float]], num_shards: int) -> list[list[tuple[Combo, float]]]:
+    """Longest-first onto the least-loaded shard; ties broken by combo id and shard index, so it is stable."""
+    shards: list[list[tuple[Combo, float]]] = [[] for _ in range(num_shards)]
+    heap = [(0.0, i) for i in range(num_shards)]
+    for combo, cost in sorted(costs, key=lambda cc: (-cc[1], cc[0].combo_id)):
+        load, i = heapq.heappop(heap)
+        shards[i].append((combo, cost))
+        heapq.heappush(heap, (load + cost, i))
+    return shards
+
+
+def make_plan(
+    cfg: RunConfig, specs: list[MethodSpec], input_sha: str, unavailable: dict[str, str] | None = None
+) -> Plan:
+    """Enumerate combos over the selected methods; those using an unavailable method are set aside."""
+    unavailable = unavailable or {}
+    by_id = {s.id: s for s in specs}
+    cfg_fp = cfg.fingerprint()
+    combos, blocked = [], []
+    for c in enumerate_combos(by_id, cfg.combo_mode, cfg.max_combo_size):
+        bad = [m for m in c.methods if m in unavailable]
+        if bad:
+            blocked.append((c, "; ".join(f"{m}: {unavailable[m]}" for m in bad)))
+        else:
+            combos.append(c)
+    costs = [(c, sum(by_id[m].cost for m in c.methods)) for c in combos]
+    shards = tuple(
+        tuple(PlannedCombo(c, cost, combo_fingerprint(cfg_fp, input_sha, c, by_id)) for c, cost in shard)
+        for shard in assign(costs, cfg.num_shards)
+    )
+    layout = [[pc.combo.combo_id + ":" + pc.fingerprint for pc in shard] for shard in shards]
+    return Plan(
+        num_shards=cfg.num_shards,
+        shards=shards,
+        fingerprint=_sha(
+            [cfg_fp, input_sha, cfg.num_shards, cfg.combo_mode, cfg.max_combo_size, layout, sorted(unavailable)]
+        ),
+        config_fingerprint=cfg_fp,
+        methods=tuple(sorted(m for m in by_id if m not in unavailable)),
+        unavailable=tuple(blocked),
+    )

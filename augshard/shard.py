@@ -1,0 +1,258 @@
+"""One shard: its log, capped threads, lazily built methods, its combos through pipeline and store, its events."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augshard.config import RunConfig
+from augshard.methods.catalogue import MethodSpec
+from augshard.plan import PlannedCombo
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    cfg: RunConfig
+    index: int
+    num_shards: int
+    combos: tuple[PlannedCombo, ...]
+    specs: tuple[MethodSpec, ...]
+    plan_fingerprint: str
+    input_sha: str
+    torch_threads: int = 1
+    # Written into this shard's manifest so a merge lists them; only shard 0 carries them.
+    unavailable: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class ShardResult:
+    index: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    log_path: str = ""
+    manifest_path: str = ""
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["status"] == "failed"]
+
+
+def cap_threads(n: int) -> None:
+    """N shards on C cores get C/N threads each, before torch or BLAS spin up their pools."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[var] = str(n)
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _setup_log(path: Path, index: int) -> logging.Logger:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger("augshard")
+    logger.handlers.clear()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s shard {index}: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def library_versions() -> dict[str, str]:
+    from augshard import __version__
+    from augshard.methods.base import library_version
+
+    libs = ("nlpaug", "textattack", "sentence-transformers", "transformers", "torch", "pyarrow", "nltk")
+    return {"augshard": __version__, **{lib: library_version(lib) for lib in libs}}
+
+
+def run_shard(job: ShardJob) -> ShardResult:
+    """Run every combo of the shard; a failing combo is logged and recorded, the others go on."""
+    from augshard.cache import Cache
+    from augshard.data import load_dataset
+    from augshard.events import EventWriter, events_path, log_path
+    from augshard.manifest import write_shard_manifest
+    from augshard.methods import build_method
+    from augshard.methods.resources import apply_offline_env
+    from augshard.pipeline import output_schema, run_combo
+    from augshard.quality import make_scorer
+    from augshard.store import ComboWriter, read_complete
+
+    started = time.time()
+    cfg = job.cfg
+    lpath = log_path(cfg.log_dir, job.index, job.num_shards)
+    log = _setup_log(lpath, job.index)
+    events = EventWriter(events_path(cfg.log_dir, job.index, job.num_shards), job.index)
+    events.shard_start(combos=len(job.combos), plan_fingerprint=job.plan_fingerprint, num_shards=job.num_shards)
+    log.info(
+        "shard %d of %d: %d combos, plan %s, pid %d, torch threads %d",
+        job.index,
+        job.num_shards,
+        len(job.combos),
+        job.plan_fingerprint,
+        os.getpid(),
+        job.torch_threads,
+    )
+    result = ShardResult(job.index, entries=list(job.unavailable), log_path=str(lpath))
+    specs = {s.id: s for s in job.specs}
+    versions = library_versions()
+    dataset = input_rows = schema = scorer = cache = None
+    methods: dict[str, Any] = {}
+    for pc in job.combos:
+        combo = pc.combo
+        entry = {
+            "combo_id": combo.combo_id,
+            "combo_dir": combo.dir_name,
+            "methods": combo.name,
+            "k": combo.k,
+            "rows": 0,
+            "rows_skipped": 0,
+            "rows_rejected": 0,
+            "status": "failed",
+            "dataset_path": f"{combo.dir_name}/dataset.parquet",
+            "duration_s": 0.0,
+            "shard": job.index,
+            "resumed": False,
+            "plan_fingerprint": job.plan_fingerprint,
+            "error": "",
+        }
+        meta = None if cfg.force else read_complete(cfg.output_root, combo, pc.fingerprint)
+        if meta is not None:
+            entry.update(
+                rows=meta["rows"],
+                rows_skipped=meta["rows_skipped"],
+                rows_rejected=meta["rows_rejected"],
+                status="ok",
+                duration_s=meta["timing"]["duration_seconds"],
+                resumed=True,
+            )
+            log.info("combo %s already complete (%d rows): skipped", combo.dir_name, meta["rows"])
+            events.emit("combo_done", combo_id=combo.combo_id, methods=combo.name, rows=meta["rows"], resumed=True)
+            result.entries.append(entry)
+            continue
+        t0 = time.time()
+        events.emit("combo_start", combo_id=combo.combo_id, methods=combo.name, k=combo.k)
+        log.info("combo %s: start", combo.dir_name)
+        writer = None
+        try:
+            if dataset is None:
+                # Heavy set-up only once there is work: a shard whose combos are all complete stays light.
+                apply_offline_env()
+                cap_threads(job.torch_threads)
+                dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+                if dataset.sha256 != job.input_sha:
+                    raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
+                input_rows = dataset.table.to_pylist()
+                schema = output_schema(dataset.table.schema, cfg.evidence_col is not None)
+                cache = Cache(Path(cfg.cache_dir) / f"augment_shard{job.index}.db")
+                log.info(
+                    "input: %d rows usable, %d skipped %s",
+                    len(dataset.rows),
+                    dataset.rows_skipped,
+                    dict(dataset.skipped),
+                )
+            for method_id in combo.methods:
+                if method_id not in methods:
+                    methods[method_id] = build_method(specs[method_id])
+            if scorer is None:
+                scorer = make_scorer(cfg.quality_metric, cfg.embedding_model, cfg.embedding_batch_size)
+                scorer.prime([r.evidence for r in dataset.rows])
+            writer = ComboWriter(cfg.output_root, combo, schema)
+
+            def progress(done: int, total: int, _combo=combo) -> None:
+                events.emit("progress", combo_id=_combo.combo_id, rows_done=done, rows_total=total)
+
+            stats = run_combo(combo, dataset, input_rows, methods, scorer, cache, cfg, writer.write, progress)
+            duration = time.time() - t0
+            meta = {
+                "combo_id": combo.combo_id,
+                "combo_dir": combo.dir_name,
+                "methods": list(combo.methods),
+                "k": combo.k,
+                "method_args": {m: specs[m].args for m in combo.methods},
+                "method_specs": {m: specs[m].canonical() for m in combo.methods},
+                "seed": cfg.seed,
+                "variants_per_sample": cfg.variants_per_sample,
+                "max_candidates_per_variant": cfg.max_candidates_per_variant,
+                "quality": {
+                    "metric": cfg.quality_metric,
+                    "min_sim": cfg.quality_min_sim,
+                    "max_sim": cfg.quality_max_sim,
+                    "model": cfg.embedding_model or "all-MiniLM-L6-v2",
+                },
+                "rows": writer.rows,
+                "rows_input": len(dataset.rows),
+                "rows_skipped": dataset.rows_skipped,
+                "rows_skipped_by_reason": dict(dataset.skipped),
+                "rows_rejected": stats.rows_rejected,
+                "rejected_similarity": stats.rejected_similarity,
+                "rejected_unchanged": stats.rejected_unchanged,
+                "rows_short": stats.rows_short,
+                "candidates": stats.candidates,
+                "candidate_errors": stats.candidate_errors,
+                "first_candidate_error": stats.first_error,
+                "source": {
+                    "path": str(Path(cfg.input).resolve()),
+                    "sha256": dataset.sha256,
+                    "text_col": cfg.text_col,
+                    "evidence_col": cfg.evidence_col,
+                    "id_col": cfg.id_col,
+                },
+                "library_versions": versions,
+                "timing": {
+                    "duration_seconds": round(duration, 3),
+                    "rows_per_second": round(writer.rows / duration, 2) if duration > 0 else None,
+                    "input_rows_per_second": round(len(dataset.rows) / duration, 2) if duration > 0 else None,
+                },
+                "plan_fingerprint": job.plan_fingerprint,
+                "config_fingerprint": cfg.fingerprint(),
+                "combo_fingerprint": pc.fingerprint,
+                "shard": job.index,
+            }
+            writer.commit(meta)
+            writer = None
+            entry.update(
+                rows=meta["rows"],
+                rows_skipped=dataset.rows_skipped,
+                rows_rejected=stats.rows_rejected,
+                status="ok",
+                duration_s=round(duration, 3),
+            )
+            log.info(
+                "combo %s: %d rows, %d rejected, %d call errors in %.1fs",
+                combo.dir_name,
+                meta["rows"],
+                stats.rows_rejected,
+                stats.candidate_errors,
+                duration,
+            )
+            events.emit(
+                "combo_done",
+                combo_id=combo.combo_id,
+                methods=combo.name,
+                rows=meta["rows"],
+                rejected=stats.rows_rejected,
+                skipped=dataset.rows_skipped,
+                duration=round(duration, 3),
+            )
+        except Exception as exc:  # noqa: BLE001 - one combo's failure must not stop the others
+            if writer is not None:
+                writer.abort()
+            summary = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+            log.error("combo %s FAILED: %s\n%s", combo.dir_name, summary, traceback.format_exc())
+            entry.update(error=summary, duration_s=round(time.time() - t0, 3))
+            events.emit("combo_failed", combo_id=combo.combo_id, methods=combo.name, error=summary)
+        result.entries.append(entry)
+    if cache is not None:
+        cache.close()
+    result.manifest_path = str(write_shard_manifest(cfg.output_root, job.index, job.num_shards, result.entries))
+    result.duration_s = round(time.time() - started, 3)
+    events.emit("shard_done", combos_failed=len(result.failed), duration=result.duration_s)
+    events.close()
+    log.info("shard done in %.1fs: %d combos, %d failed", result.duration_s, len(result.entries), len(result.failed))
+    return result

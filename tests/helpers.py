@@ -1,0 +1,39 @@
+"""Helpers for tests: run the `augshard` CLI as a user would, on small real files."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "augshard" / "sample" / "reviews.csv"
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m augshard ARGS` in `cwd`, capturing its output."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "augshard", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=full_env,
+    )  # fmt: skip
+
+
+def sample_rows(n: int) -> list[dict[str, str]]:
+    with open(SAMPLE, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))[:n]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], fieldnames: list[str] | None = None) -> Path:
+    fieldnames = fieldnames or list(rows[0])
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
