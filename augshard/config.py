@@ -141,6 +141,9 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
         if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
             values[key] = os.path.normpath(base / values[key])
     values.update(overrides)
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
     values = _coerce(values)
     cfg = RunConfig(**values, config_path=str(path))
     validate(cfg)

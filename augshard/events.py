@@ -51,6 +51,8 @@ class ShardStatus:
     combos_failed: int = 0
     current: str = ""
     rows: int = 0
+    current_done: int = 0  # input rows of the current combo processed so far
+    current_total: int = 0
     pid: int | None = None
     host: str = ""
     started: float | None = None
@@ -91,6 +93,9 @@ def fold(shard: int, events: list[dict[str, Any]]) -> ShardStatus:
             )
         elif kind == "combo_start":
             status.current = ev.get("methods", "")
+            status.current_done = status.current_total = 0
+        elif kind == "progress":
+            status.current_done, status.current_total = int(ev.get("rows_done", 0)), int(ev.get("rows_total", 0))
         elif kind == "combo_done":
             status.combos_done += 1
             status.rows += int(ev.get("rows", 0))

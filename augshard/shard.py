@@ -183,7 +183,7 @@ def run_shard(job: ShardJob) -> ShardResult:
                     "metric": cfg.quality_metric,
                     "min_sim": cfg.quality_min_sim,
                     "max_sim": cfg.quality_max_sim,
-                    "model": cfg.embedding_model or "all-MiniLM-L6-v2",
+                    "model": (cfg.embedding_model or "all-MiniLM-L6-v2") if cfg.quality_metric == "embedding" else None,
                 },
                 "rows": writer.rows,
                 "rows_input": len(dataset.rows),

@@ -35,22 +35,42 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
+    """`<pid>~<token>~<host>~<combo dir>`: '~' appears in neither hostnames nor combo folders, so the owner
+    parses back even from a dotted hostname or a `.old` folder left behind."""
+    return f"{pid}~{token}~{host}~{dir_name}"
+
+
+def parse_temp_name(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a temp folder's writer, or None for a name augshard did not make."""
+    parts = name.split("~", 3)
+    if len(parts) != 4 or not parts[0].isdigit():
+        return None
+    return parts[2], int(parts[0])
+
+
 def clean_stale_temp(output_root: str | Path) -> list[Path]:
     """Remove temporary combo folders left by dead processes of this host (others may still be writing)."""
     tmp_root = Path(output_root) / TMP_DIR
-    removed = []
+    removed: list[Path] = []
     if not tmp_root.is_dir():
         return removed
     host = socket.gethostname()
-    for entry in tmp_root.iterdir():
-        parts = entry.name.rsplit(".", 3)
-        if len(parts) == 4 and parts[1] == host and parts[2].isdigit() and _pid_alive(int(parts[2])):
-            continue
-        if len(parts) == 4 and parts[1] != host:
+    for entry in sorted(tmp_root.iterdir()):
+        owner = parse_temp_name(entry.name)
+        if owner is not None and (owner[0] != host or _pid_alive(owner[1])):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
+
+
+def remove_empty_temp(output_root: str | Path) -> None:
+    """Drop the hidden temp folder once nothing is being written in it."""
+    try:
+        (Path(output_root) / TMP_DIR).rmdir()
+    except OSError:
+        pass
 
 
 def read_complete(output_root: str | Path, combo: Combo, fingerprint: str) -> dict[str, Any] | None:
@@ -79,7 +99,7 @@ class ComboWriter:
         self.schema = schema
         tmp_root = self.root / TMP_DIR
         tmp_root.mkdir(parents=True, exist_ok=True)
-        self.tmp = tmp_root / f"{combo.dir_name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self.tmp = tmp_root / temp_name(combo.dir_name, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
         self.tmp.mkdir()
         self._writer = pq.ParquetWriter(self.tmp / DATASET, schema, compression="zstd")
         self.rows = 0

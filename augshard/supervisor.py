@@ -211,18 +211,21 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
                     statuses = [
                         fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in spawn
                     ]
-                    parts = [
-                        f"shard {s.shard}: {s.combos_done}/{len(futures_job(futures, s.shard).combos)} combos"
-                        + (f" [{s.current}]" if s.current else "")
-                        for s in statuses
-                    ]
-                    console.print(f"[{time.time() - t0:5.0f}s] " + "; ".join(parts))
+                    parts = [_progress_part(s, len(futures_job(futures, s.shard).combos)) for s in statuses]
+                    console.print(escape(f"[{time.time() - t0:5.0f}s] " + "; ".join(parts)))
         except KeyboardInterrupt:
             _kill_workers(executor)
             console.print("[red]interrupted[/red]: completed combos are kept; rerun the same command to resume")
             return 130
         executor.shutdown(wait=True)
     return _finish(cfg, prep, jobs, results, crashed, console, t0, merge)
+
+
+def _progress_part(status, combos: int) -> str:  # noqa: ANN001 - ShardStatus
+    part = f"shard {status.shard}: {status.combos_done}/{combos} combos, {status.rows:,} rows"
+    if status.current:
+        part += f", now {status.current} ({status.current_done}/{status.current_total} input rows)"
+    return part
 
 
 def futures_job(futures: dict[Future, ShardJob], index: int) -> ShardJob:
@@ -272,10 +275,14 @@ def _kill_workers(executor: object) -> None:
 
 
 def _finish(cfg, prep, jobs, results, crashed, console, t0, merge) -> int:  # noqa: ANN001
+    from augshard.store import remove_empty_temp
+
+    remove_empty_temp(cfg.output_root)
     failed = [(r, e) for r in results.values() for e in r.failed]
     table = Table(title="shards")
-    for col in ("shard", "combos", "ok", "failed", "rows", "time", "log"):
-        table.add_column(col)
+    for col in ("shard", "combos", "ok", "failed", "rows", "time"):
+        table.add_column(col, justify="right")
+    table.add_column("log", overflow="fold")
     for job in jobs:
         r = results[job.index]
         ok = sum(1 for e in r.entries if e["status"] == "ok")

@@ -98,9 +98,7 @@ def test_augshard_home_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resources.augshard_home() == Path.home() / ".cache" / "augshard"
 
 
-def test_find_nltk_data_honours_override_even_if_incomplete(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_find_nltk_data_honours_override_even_if_incomplete(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     override = isolated / "override"
     override.mkdir()
     monkeypatch.setenv("AUGSHARD_NLTK_DATA", str(override))
@@ -111,9 +109,7 @@ def test_find_nltk_data_honours_override_even_if_incomplete(
     assert offline_env()["NLTK_DATA"].split(os.pathsep)[0] == str(override)
 
 
-def test_find_nltk_data_takes_first_complete_nltk_data_entry(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_find_nltk_data_takes_first_complete_nltk_data_entry(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = isolated / "empty"
     empty.mkdir()
     complete = _fake_complete(isolated / "complete")
@@ -143,9 +139,7 @@ def test_offline_env_contents(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
     assert "HF_HUB_OFFLINE" not in os.environ
 
 
-def test_offline_env_uses_default_dir_when_nothing_found(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_offline_env_uses_default_dir_when_nothing_found(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resources, "_standard_nltk_dirs", lambda: [])
     assert find_nltk_data() is None
     assert offline_env()["NLTK_DATA"] == str(isolated / "home" / "nltk_data")
@@ -229,9 +223,7 @@ def test_prepare_default_location_then_offline_worker(monkeypatch: pytest.Monkey
     env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"}
     env.update(offline_env())
     assert env["NLTK_DATA"].split(os.pathsep)[0] == str(root)
-    proc = subprocess.run(
-        [sys.executable, "-c", _CHECK_SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
+    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "happy.a.01" in out["synsets"]

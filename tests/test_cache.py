@@ -1,0 +1,120 @@
+"""Tests for augshard.cache: the per-shard SQLite cache of method calls."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from augshard.cache import Cache, cache_key
+
+BASE = {
+    "method_id": "nlp_keyboard",
+    "canonical_args": '{"a":1}',
+    "version": "1.1.11",
+    "seed": 7,
+    "text": "hello",
+}
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Cache:
+    c = Cache(tmp_path / "sub" / "augment_shard0.db")
+    yield c
+    c.close()
+
+
+def test_roundtrip_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "augment_shard0.db"
+    items = [(f"k{i}", f"value {i} ✓ \n with newline") for i in range(1200)]
+    c = Cache(path)
+    c.put_many(items)
+    c.close()
+    reopened = Cache(path)
+    keys = [k for k, _ in items] + ["absent-1", "absent-2"]
+    assert reopened.get_many(keys) == dict(items)
+    assert (reopened.hits, reopened.misses) == (1200, 2)
+    reopened.close()
+
+
+def test_get_many_empty_and_missing(cache: Cache) -> None:
+    assert cache.get_many([]) == {}
+    assert cache.get_many(["nope"]) == {}
+    assert (cache.hits, cache.misses) == (0, 1)
+
+
+def test_put_many_replaces_existing_value(cache: Cache) -> None:
+    cache.put_many([("k", "old")])
+    cache.put_many([("k", "new")])
+    assert cache.get_many(["k"]) == {"k": "new"}
+
+
+def test_put_many_accepts_a_generator(cache: Cache) -> None:
+    cache.put_many((f"g{i}", str(i)) for i in range(3))
+    assert cache.get_many(["g0", "g1", "g2"]) == {"g0": "0", "g1": "1", "g2": "2"}
+
+
+def test_journal_mode_is_wal(cache: Cache) -> None:
+    assert cache.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_cache_key_is_deterministic() -> None:
+    assert cache_key(**BASE) == cache_key(**BASE)
+    assert len(cache_key(**BASE)) == 40
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"method_id": "nlp_ocr"},
+        {"canonical_args": '{"a":2}'},
+        {"version": "1.1.12"},
+        {"seed": 8},
+        {"text": "hello!"},
+        {"text": "Hello"},
+    ],
+)
+def test_cache_key_changes_with_each_part(change: dict) -> None:
+    assert cache_key(**{**BASE, **change}) != cache_key(**BASE)
+
+
+def test_cache_key_parts_do_not_run_together() -> None:
+    # Moving characters from one part to the next must not give the same key.
+    a = cache_key("ab", "c", "v", 1, "t")
+    b = cache_key("a", "bc", "v", 1, "t")
+    assert a != b
+
+
+def test_cache_key_accepts_lone_surrogates() -> None:
+    assert cache_key(**{**BASE, "text": "bad \udc80 text"}) != cache_key(**BASE)
+
+
+def test_corrupted_db_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "augment_shard1.db"
+    garbage = bytes(range(256)) * 64
+    path.write_bytes(garbage)
+    c = Cache(path)
+    aside = list(tmp_path.glob("augment_shard1.db.corrupt-*"))
+    assert len(aside) == 1
+    assert aside[0].read_bytes() == garbage
+    c.put_many([("k", "v")])
+    assert c.get_many(["k"]) == {"k": "v"}
+    c.close()
+    # The rebuilt file is a real SQLite database that survives a reopen.
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM calls WHERE key='k'").fetchone() == ("v",)
+    again = Cache(path)
+    assert again.get_many(["k"]) == {"k": "v"}
+    again.close()
+    assert len(list(tmp_path.glob("augment_shard1.db.corrupt-*"))) == 1
+
+
+def test_short_garbage_file_is_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    path.write_bytes(b"not sqlite")
+    c = Cache(path)
+    assert len(list(tmp_path.glob("c.db.corrupt-*"))) == 1
+    c.put_many([("x", "y")])
+    assert c.get_many(["x"]) == {"x": "y"}
+    c.close()

@@ -1,0 +1,304 @@
+"""Tests for augshard.config: defaults, YAML file and overrides, validation, fingerprint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from augshard.config import RunConfig, load_config
+from augshard.errors import ConfigError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def empty_conf(tmp_path: Path) -> Path:
+    """A config file with no settings at all, so load_config shows the built-in defaults."""
+    return _write(tmp_path / "empty.yaml", "# nothing set here\n")
+
+
+def _load(conf: Path, **overrides: object) -> RunConfig:
+    overrides.setdefault("input", "data.csv")
+    return load_config(str(conf), overrides)
+
+
+# --- defaults and precedence ----------------------------------------------------------------------
+
+
+def test_builtin_defaults(empty_conf: Path) -> None:
+    cfg = _load(empty_conf)
+    assert cfg.input == "data.csv"
+    assert cfg.text_col == "text"
+    assert cfg.evidence_col is None
+    assert cfg.id_col is None
+    assert cfg.num_shards == 7
+    assert cfg.variants_per_sample == 2
+    assert cfg.quality_min_sim == 0.55
+    assert cfg.quality_max_sim == 0.95
+    assert cfg.quality_metric == "embedding"
+    assert cfg.seed == 42
+    assert cfg.combo_mode == "bounded_k"
+    assert cfg.max_combo_size == 2
+    assert cfg.methods is None
+    assert cfg.shard_index is None
+    assert cfg.keep_shards is False
+    assert cfg.output_root == "data/processed/augsets"
+    assert cfg.config_path == str(empty_conf)
+
+
+def test_file_overrides_defaults_and_flags_override_file(tmp_path: Path) -> None:
+    conf = _write(
+        tmp_path / "run.yaml",
+        "seed: 7\nnum_shards: 3\nquality_metric: char_ratio\nvariants_per_sample: 4\n"
+        "methods: [m_b, m_a]\ntext_col: body\n",
+    )
+    cfg = _load(conf, seed=99, num_shards=None, variants_per_sample=None, text_col="review")
+    assert cfg.seed == 99  # flag beats file
+    assert cfg.text_col == "review"  # flag beats file
+    assert cfg.num_shards == 3  # a None flag means "not given": the file's value stays
+    assert cfg.variants_per_sample == 4
+    assert cfg.quality_metric == "char_ratio"  # file beats default
+    assert cfg.methods == ("m_b", "m_a")
+    assert cfg.quality_max_sim == 0.95  # default when neither says
+
+
+def test_hyphenated_keys_in_file_are_accepted(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "run.yaml", "num-shards: 2\nquality-min-sim: 0.3\n")
+    cfg = _load(conf)
+    assert cfg.num_shards == 2
+    assert cfg.quality_min_sim == 0.3
+
+
+def test_relative_input_resolves_against_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    conf = _write(conf_dir / "run.yaml", "input: ../sample/reviews.csv\nmethods_config: methods.yaml\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(str(conf), {})
+    assert Path(cfg.input).is_absolute()
+    assert Path(cfg.input).resolve() == (tmp_path / "sample" / "reviews.csv").resolve()
+    assert Path(cfg.methods_config).resolve() == (conf_dir / "methods.yaml").resolve()
+
+
+def test_relative_config_path_and_relative_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "conf").mkdir()
+    _write(tmp_path / "conf" / "run.yaml", "input: data/in.csv\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("conf/run.yaml", {})
+    assert Path(cfg.input) == (tmp_path / "conf" / "data" / "in.csv").resolve()
+
+
+def test_shipped_config_found_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, {})
+    assert Path(cfg.input).is_file()
+    assert Path(cfg.input).name == "reviews.csv"
+    assert cfg.methods == ("nlp_keyboard", "nlp_randchar_swap", "nlp_randword_delete", "nlp_wordnet_syn")
+
+
+def test_absolute_input_in_file_and_relative_flag_are_kept(tmp_path: Path) -> None:
+    absolute = tmp_path / "abs" / "data.csv"
+    conf = _write(tmp_path / "run.yaml", f"input: {absolute}\n")
+    assert load_config(str(conf), {}).input == str(absolute)
+    # A flag is relative to where the user runs the command, not to the config file.
+    assert load_config(str(conf), {"input": "rel/data.csv"}).input == "rel/data.csv"
+
+
+def test_missing_config_file_is_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(str(missing), {"input": "x.csv"})
+
+
+# --- file problems --------------------------------------------------------------------------------
+
+
+def test_unknown_setting_names_the_key(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "run.yaml", "seed: 1\nnum_shardz: 3\n")
+    with pytest.raises(ConfigError, match="unknown setting 'num_shardz'") as info:
+        _load(conf)
+    assert str(conf) in str(info.value)
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "bad.yaml", "seed: 1\nnum_shards: 2\nmethods: [a, b\ntext_col: text\n")
+    with pytest.raises(ConfigError) as info:
+        _load(conf)
+    message = str(info.value)
+    assert str(conf) in message
+    assert "malformed YAML" in message
+    assert "line 4" in message
+
+
+def test_malformed_yaml_bad_indentation_line(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "bad.yaml", "seed: 1\n  num_shards: 2\n")
+    with pytest.raises(ConfigError) as info:
+        _load(conf)
+    assert str(conf) in str(info.value)
+    assert "line 2" in str(info.value)
+
+
+def test_top_level_list_is_rejected(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "list.yaml", "- seed\n- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        _load(conf)
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["quality_min_sim", "quality_max_sim"])
+def test_threshold_not_numeric(empty_conf: Path, key: str) -> None:
+    flag = "--" + key.replace("_", "-")
+    with pytest.raises(ConfigError, match=flag):
+        _load(empty_conf, **{key: "high"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("quality_min_sim", -0.1), ("quality_max_sim", 1.5), ("quality_min_sim", 2)]
+)
+def test_threshold_out_of_range(empty_conf: Path, key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=r"within \[0, 1\]"):
+        _load(empty_conf, **{key: value})
+
+
+def test_threshold_nan_rejected(empty_conf: Path) -> None:
+    with pytest.raises(ConfigError, match="--quality-min-sim"):
+        _load(empty_conf, quality_min_sim="nan")
+
+
+def test_threshold_strings_from_yaml_are_numbers(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "run.yaml", "quality_min_sim: '0.25'\nquality_max_sim: 1\n")
+    cfg = _load(conf)
+    assert cfg.quality_min_sim == 0.25
+    assert cfg.quality_max_sim == 1.0
+    assert isinstance(cfg.quality_max_sim, float)
+
+
+def test_min_greater_than_max(empty_conf: Path) -> None:
+    with pytest.raises(ConfigError, match="greater than"):
+        _load(empty_conf, quality_min_sim=0.9, quality_max_sim=0.8)
+
+
+def test_min_equal_max_is_allowed(empty_conf: Path) -> None:
+    cfg = _load(empty_conf, quality_min_sim=0.7, quality_max_sim=0.7)
+    assert cfg.quality_min_sim == cfg.quality_max_sim == 0.7
+
+
+@pytest.mark.parametrize("value", [0, -1, -7, "0"])
+def test_num_shards_below_one(empty_conf: Path, value: object) -> None:
+    with pytest.raises(ConfigError, match="--num-shards must be at least 1"):
+        _load(empty_conf, num_shards=value)
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO", " Auto "])
+def test_num_shards_auto_is_cpu_count(empty_conf: Path, value: str) -> None:
+    assert _load(empty_conf, num_shards=value).num_shards == (os.cpu_count() or 1)
+
+
+def test_num_shards_auto_in_config_file(tmp_path: Path) -> None:
+    conf = _write(tmp_path / "run.yaml", "num_shards: auto\n")
+    assert _load(conf).num_shards == (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("value", ["many", 2.5, True])
+def test_num_shards_not_an_integer(empty_conf: Path, value: object) -> None:
+    with pytest.raises(ConfigError, match="--num-shards"):
+        _load(empty_conf, num_shards=value)
+
+
+def test_num_shards_string_number(empty_conf: Path) -> None:
+    assert _load(empty_conf, num_shards="4").num_shards == 4
+
+
+@pytest.mark.parametrize("value", [0, -2])
+def test_variants_below_one(empty_conf: Path, value: int) -> None:
+    with pytest.raises(ConfigError, match="--variants-per-sample must be at least 1"):
+        _load(empty_conf, variants_per_sample=value)
+
+
+@pytest.mark.parametrize("index", [3, 4, -1])
+def test_shard_index_out_of_range(empty_conf: Path, index: int) -> None:
+    with pytest.raises(ConfigError, match=r"--shard-index must be in 0\.\.2"):
+        _load(empty_conf, num_shards=3, shard_index=index)
+
+
+def test_shard_index_in_range(empty_conf: Path) -> None:
+    assert _load(empty_conf, num_shards=3, shard_index=2).shard_index == 2
+
+
+@pytest.mark.parametrize("methods", ["a,b,a", ["a", "b", "a"], ("a", "b", "a")])
+def test_duplicate_methods(empty_conf: Path, methods: object) -> None:
+    with pytest.raises(ConfigError, match="--methods names a more than once"):
+        _load(empty_conf, methods=methods)
+
+
+def test_methods_string_is_split_and_stripped(empty_conf: Path) -> None:
+    assert _load(empty_conf, methods=" a , b,,c ").methods == ("a", "b", "c")
+
+
+def test_empty_methods(empty_conf: Path) -> None:
+    with pytest.raises(ConfigError, match="--methods is empty"):
+        _load(empty_conf, methods=" , ")
+
+
+def test_no_input(empty_conf: Path) -> None:
+    with pytest.raises(ConfigError, match="no input dataset"):
+        load_config(str(empty_conf), {})
+
+
+@pytest.mark.parametrize(("key", "value"), [("quality_metric", "bleu"), ("combo_mode", "pairs")])
+def test_unknown_choice(empty_conf: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=value):
+        _load(empty_conf, **{key: value})
+
+
+# --- fingerprint ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"seed": 43},
+        {"quality_min_sim": 0.5},
+        {"quality_max_sim": 0.9},
+        {"quality_metric": "char_ratio"},
+        {"variants_per_sample": 3},
+        {"text_col": "body"},
+    ],
+)
+def test_fingerprint_changes_with_output_settings(empty_conf: Path, change: dict) -> None:
+    base = _load(empty_conf)
+    assert _load(empty_conf, **change).fingerprint() != base.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"num_shards": 2},
+        {"num_shards": 11},
+        {"output_root": "/elsewhere/out"},
+        {"cache_dir": "/elsewhere/cache"},
+        {"log_dir": "/elsewhere/logs"},
+        {"num_shards": 3, "shard_index": 1},
+        {"keep_shards": True},
+        {"input": "other.csv"},
+    ],
+)
+def test_fingerprint_ignores_where_and_how_many(empty_conf: Path, change: dict) -> None:
+    base = _load(empty_conf)
+    assert _load(empty_conf, **change).fingerprint() == base.fingerprint()
+
+
+def test_fingerprint_is_stable_and_short(empty_conf: Path) -> None:
+    a, b = _load(empty_conf), _load(empty_conf)
+    assert a.fingerprint() == b.fingerprint()
+    assert len(a.fingerprint()) == 16
+    int(a.fingerprint(), 16)

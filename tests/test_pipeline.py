@@ -1,0 +1,219 @@
+"""Tests for augshard.pipeline: one combo over real rows with real nlpaug methods, scorer and cache."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from augshard.cache import Cache
+from augshard.combos import Combo
+from augshard.config import RunConfig, load_config
+from augshard.data import Dataset, load_dataset, splice
+from augshard.methods import Augmenter, build_method, load_catalogue
+from augshard.pipeline import call_seed, output_schema, run_combo
+from augshard.quality import make_scorer
+
+CATALOGUE = Path(__file__).resolve().parent.parent / "conf" / "augment_methods.yaml"
+METHOD_IDS = ("nlp_keyboard", "nlp_randword_delete")
+
+EVIDENCE = [
+    "It boils a full litre in under three minutes, which is faster than my old one.",
+    "The left earcup started crackling after just two weeks of light use.",
+    "Breakfast was a standard buffet with eggs, toast and fruit every single morning.",
+    "The risotto was creamy and perfectly seasoned, and the portions were generous.",
+    "The battery easily lasts two full days of heavy use with the screen on.",
+    "Assembly took almost three hours because two of the screws were missing.",
+    "The fabric feels soft and thick, and it has not faded after many washes.",
+    "Our guide spoke clearly and kept the whole group laughing during the tour.",
+    "The printer jams on almost every page unless the paper is perfectly flat.",
+    "Delivery arrived a day early and the box was packed with plenty of padding.",
+]
+
+
+def _row_text(i: int, evidence: str) -> str:
+    return f"Review number {i} starts here. {evidence} Overall, I would say it is worth a look!"
+
+
+@pytest.fixture(scope="module")
+def methods() -> dict[str, Augmenter]:
+    specs = load_catalogue(CATALOGUE)
+    return {m: build_method(specs[m]) for m in METHOD_IDS}
+
+
+@pytest.fixture(scope="module")
+def input_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipeline") / "reviews.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "label", "text", "evidence"])
+        for i, evidence in enumerate(EVIDENCE):
+            writer.writerow([f"r{i:03d}", "pos" if i % 2 else "neg", _row_text(i, evidence), evidence])
+    return path
+
+
+@pytest.fixture(scope="module")
+def cfg(input_csv: Path) -> RunConfig:
+    return load_config(
+        None,
+        {
+            "input": str(input_csv),
+            "text_col": "text",
+            "evidence_col": "evidence",
+            "id_col": "id",
+            "quality_metric": "char_ratio",
+            "quality_min_sim": 0.6,
+            "quality_max_sim": 0.99,
+            "variants_per_sample": 2,
+            "chunk_size": 4,
+            "seed": 42,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(cfg: RunConfig) -> Dataset:
+    ds = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+    assert len(ds.rows) == 10
+    assert all(r.match == "exact" for r in ds.rows)
+    return ds
+
+
+def _run(
+    combo: Combo, dataset: Dataset, methods: dict, cache: Cache, cfg: RunConfig
+) -> tuple[list[dict], list, object]:
+    chunks: list[list[dict]] = []
+    progress: list[tuple[int, int]] = []
+    stats = run_combo(
+        combo,
+        dataset,
+        dataset.table.to_pylist(),
+        methods,
+        make_scorer(cfg.quality_metric),
+        cache,
+        cfg,
+        chunks.append,
+        lambda done, total: progress.append((done, total)),
+    )
+    assert progress == [(4, 10), (8, 10), (10, 10)]
+    assert len(chunks) == 3
+    return [r for chunk in chunks for r in chunk], progress, stats
+
+
+COMBOS = [Combo(("nlp_keyboard",)), Combo(("nlp_randword_delete",)), Combo(METHOD_IDS)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset, methods: dict, cfg: RunConfig) -> dict:
+    """Each combo run twice against one cache: first cold, then warm."""
+    out = {}
+    cache = Cache(tmp_path_factory.mktemp("cache") / "augment_shard0.db")
+    for combo in COMBOS:
+        cold, _, cold_stats = _run(combo, dataset, methods, cache, cfg)
+        hits_before = cache.hits
+        warm, _, warm_stats = _run(combo, dataset, methods, cache, cfg)
+        out[combo] = {"cold": cold, "warm": warm, "cold_stats": cold_stats, "warm_stats": warm_stats,
+                      "warm_hits": cache.hits - hits_before}  # fmt: skip
+    cache.close()
+    return out
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=lambda c: c.name)
+def test_similarity_within_thresholds(runs: dict, cfg: RunConfig, combo: Combo) -> None:
+    records = runs[combo]["cold"]
+    assert len(records) >= 10
+    for r in records:
+        assert cfg.quality_min_sim <= r["similarity"] <= cfg.quality_max_sim
+    stats = runs[combo]["cold_stats"]
+    assert stats.candidates >= len(records)
+    assert stats.rows_rejected == stats.rejected_similarity + stats.rejected_unchanged
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=lambda c: c.name)
+def test_only_the_evidence_span_changes(runs: dict, dataset: Dataset, combo: Combo) -> None:
+    by_key = {row.key: row for row in dataset.rows}
+    for r in runs[combo]["cold"]:
+        row = by_key[r["row_key"]]
+        assert r["evidence_original"] == row.evidence
+        assert r["text"] == splice(row.text, row.start, row.end, r["evidence"])
+        assert r["text"].startswith(row.text[: row.start])
+        assert r["text"].endswith(row.text[row.end :])
+        assert r["evidence_match"] == "exact"
+        assert r["combo_id"] == combo.combo_id
+        assert r["methods"] == combo.name
+        # Input columns other than text and evidence are carried over unchanged.
+        assert r["id"] == row.key
+        assert r["label"] == dataset.table.to_pylist()[row.index]["label"]
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=lambda c: c.name)
+def test_variants_per_row_are_few_distinct_and_changed(
+    runs: dict, dataset: Dataset, cfg: RunConfig, combo: Combo
+) -> None:
+    by_row: dict[str, list[dict]] = {}
+    for r in runs[combo]["cold"]:
+        by_row.setdefault(r["row_key"], []).append(r)
+    assert set(by_row) <= {row.key for row in dataset.rows}
+    for records in by_row.values():
+        assert 1 <= len(records) <= cfg.variants_per_sample
+        assert [r["variant"] for r in records] == list(range(len(records)))
+        evidences = [r["evidence"] for r in records]
+        assert len(set(evidences)) == len(evidences)
+        assert all(e != r["evidence_original"] and e.strip() for e, r in zip(evidences, records, strict=True))
+    stats = runs[combo]["cold_stats"]
+    assert stats.rows_short == len(dataset.rows) - sum(1 for v in by_row.values() if len(v) == 2)
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=lambda c: c.name)
+def test_warm_cache_gives_identical_records(runs: dict, combo: Combo) -> None:
+    assert runs[combo]["warm"] == runs[combo]["cold"]
+    assert runs[combo]["warm_hits"] > 0
+    assert runs[combo]["warm_stats"].candidates == runs[combo]["cold_stats"].candidates
+
+
+def test_fresh_cache_gives_identical_records(
+    runs: dict, tmp_path: Path, dataset: Dataset, methods: dict, cfg: RunConfig
+) -> None:
+    cache = Cache(tmp_path / "fresh.db")
+    for combo in COMBOS:
+        records, _, _ = _run(combo, dataset, methods, cache, cfg)
+        assert records == runs[combo]["cold"]
+    cache.close()
+
+
+def test_pair_reuses_the_single_methods_first_step(
+    tmp_path: Path, dataset: Dataset, methods: dict, cfg: RunConfig
+) -> None:
+    cache = Cache(tmp_path / "prefix.db")
+    _run(Combo(("nlp_keyboard",)), dataset, methods, cache, cfg)
+    hits = cache.hits
+    _run(Combo(METHOD_IDS), dataset, methods, cache, cfg)
+    assert cache.hits > hits  # the pair's keyboard step is the very same call as the single method's
+    cache.close()
+
+
+def test_records_match_output_schema(runs: dict, dataset: Dataset) -> None:
+    import pyarrow as pa
+
+    schema = output_schema(dataset.table.schema, has_evidence=True)
+    table = pa.Table.from_pylist(runs[Combo(METHOD_IDS)]["cold"], schema=schema)
+    assert table.column_names == [
+        *["id", "label", "text", "evidence", "row_key", "variant", "evidence_original"],
+        *["evidence_match", "similarity", "combo_id", "methods"],
+    ]
+
+
+def test_call_seed_differs_by_prefix_row_and_attempt() -> None:
+    base = call_seed(42, ("nlp_keyboard",), "r001", 0)
+    assert call_seed(42, ("nlp_keyboard",), "r001", 0) == base
+    others = [
+        call_seed(43, ("nlp_keyboard",), "r001", 0),
+        call_seed(42, ("nlp_ocr",), "r001", 0),
+        call_seed(42, ("nlp_keyboard", "nlp_ocr"), "r001", 0),
+        call_seed(42, ("nlp_keyboard",), "r002", 0),
+        call_seed(42, ("nlp_keyboard",), "r001", 1),
+    ]
+    assert base not in others
+    assert len(set(others)) == len(others)
+    assert all(0 <= s < 2**32 for s in [base, *others])

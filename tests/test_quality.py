@@ -1,0 +1,106 @@
+"""Tests for augshard.quality: the char_ratio, embedding and none scorers."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import pytest
+
+from augshard.errors import ConfigError
+from augshard.quality import CharRatioScorer, EmbeddingScorer, NoScorer, make_scorer
+
+PAIRS = [
+    ("The Screen is bright.", "the screen is BRIGHT."),
+    ("It boils a full litre in under three minutes.", "It boils a ful litre in undr three minutes."),
+    ("Shipping was slow.", "Completely different words here, none shared."),
+    ("abc", ""),
+    ("Café crème ✓", "cafe creme"),
+]
+
+
+def test_char_ratio_equals_difflib_on_lowercase_rounded() -> None:
+    scorer = make_scorer("char_ratio")
+    assert isinstance(scorer, CharRatioScorer)
+    assert scorer.name == "char_ratio"
+    originals, candidates = [o for o, _ in PAIRS], [c for _, c in PAIRS]
+    expected = [round(difflib.SequenceMatcher(None, o.lower(), c.lower()).ratio(), 6) for o, c in PAIRS]
+    got = scorer.score(originals, candidates)
+    assert got == expected
+    assert got[0] == 1.0  # case does not count
+    assert all(0.0 <= s <= 1.0 for s in got)
+    assert all(round(s, 6) == s for s in got)
+
+
+def test_char_ratio_mismatched_lengths() -> None:
+    with pytest.raises(ValueError):
+        CharRatioScorer().score(["a", "b"], ["a"])
+
+
+def test_none_scorer() -> None:
+    scorer = make_scorer("none")
+    assert isinstance(scorer, NoScorer)
+    scorer.prime(["x"])
+    assert scorer.score(["a", "b"], ["c", "d"]) == [None, None]
+    assert scorer.score([], []) == []
+
+
+def test_unknown_metric() -> None:
+    with pytest.raises(ConfigError, match="unknown quality metric 'bleu'"):
+        make_scorer("bleu")
+
+
+def test_embedding_model_dir_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="embedding model directory not found"):
+        make_scorer("embedding", model_path=str(tmp_path / "no-model"))
+
+
+@pytest.fixture(scope="module")
+def embedding() -> EmbeddingScorer:
+    scorer = make_scorer("embedding", batch_size=8)
+    assert isinstance(scorer, EmbeddingScorer)
+    return scorer
+
+
+def test_embedding_identical_text_is_one(embedding: EmbeddingScorer) -> None:
+    text = "The risotto was creamy and perfectly seasoned."
+    (sim,) = embedding.score([text], [text])
+    assert sim == pytest.approx(1.0, abs=1e-4)
+    assert sim <= 1.0
+
+
+def test_embedding_paraphrase_beats_unrelated(embedding: EmbeddingScorer) -> None:
+    original = "The battery lasts all day and charges quickly."
+    paraphrase = "The battery holds up all day long and recharges fast."
+    unrelated = "My grandmother planted tulips along the garden fence in spring."
+    para, other = embedding.score([original, original], [paraphrase, unrelated])
+    assert para > other + 0.3
+    assert 0.0 <= other < para < 1.0
+    assert embedding.name == "embedding"
+
+
+def test_embedding_originals_encoded_once(embedding: EmbeddingScorer) -> None:
+    originals = ["First original sentence about kettles.", "Second original sentence about hotels.",
+                 "First original sentence about kettles."]  # fmt: skip
+    before_orig, before_cand = embedding.originals_encoded, embedding.candidates_encoded
+    first = embedding.score(originals, ["a kettle", "a hotel", "a kettle"])
+    assert embedding.originals_encoded - before_orig == 2  # the repeated original is encoded once
+    assert embedding.candidates_encoded - before_cand == 2
+    second = embedding.score(originals, ["a kettle", "a hotel", "a kettle"])
+    assert embedding.originals_encoded - before_orig == 2  # nothing new the second time
+    assert second == first
+    assert first[0] == first[2]
+
+
+def test_embedding_prime_then_score(embedding: EmbeddingScorer) -> None:
+    originals = ["Primed sentence number one.", "Primed sentence number two."]
+    before = embedding.originals_encoded
+    embedding.prime(originals)
+    embedding.prime(originals)
+    assert embedding.originals_encoded - before == 2
+    embedding.score(originals, ["number one", "number two"])
+    assert embedding.originals_encoded - before == 2
+
+
+def test_embedding_empty_candidates(embedding: EmbeddingScorer) -> None:
+    assert embedding.score([], []) == []
