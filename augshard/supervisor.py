@@ -195,6 +195,7 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
         executor = make_executor(executor_kind, len(spawn))
         futures: dict[Future, ShardJob] = {executor.submit(run_shard, job): job for job in spawn}
         last = time.time()
+        spawned_total = sum(len(j.combos) for j in spawn)
         try:
             pending = set(futures)
             while pending:
@@ -211,8 +212,13 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
                     statuses = [
                         fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in spawn
                     ]
-                    parts = [_progress_part(s, len(futures_job(futures, s.shard).combos)) for s in statuses]
-                    console.print(escape(f"[{time.time() - t0:5.0f}s] " + "; ".join(parts)))
+                    done_combos = sum(st.combos_done for st in statuses)
+                    rows = sum(st.rows for st in statuses)
+                    elapsed = time.time() - t0
+                    console.print(f"[{elapsed:5.0f}s] {done_combos}/{spawned_total} combos done, {rows:,} rows")
+                    for st in statuses:
+                        if st.current:
+                            console.print(escape(_progress_part(st, len(futures_job(futures, st.shard).combos))))
         except KeyboardInterrupt:
             _kill_workers(executor)
             console.print("[red]interrupted[/red]: completed combos are kept; rerun the same command to resume")
@@ -222,10 +228,8 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
 
 
 def _progress_part(status, combos: int) -> str:  # noqa: ANN001 - ShardStatus
-    part = f"shard {status.shard}: {status.combos_done}/{combos} combos, {status.rows:,} rows"
-    if status.current:
-        part += f", now {status.current} ({status.current_done}/{status.current_total} input rows)"
-    return part
+    rows = f"{status.current_done}/{status.current_total} rows" if status.current_total else "starting"
+    return f"  shard {status.shard}: combo {status.combos_done + 1}/{combos} {status.current} ({rows})"
 
 
 def futures_job(futures: dict[Future, ShardJob], index: int) -> ShardJob:

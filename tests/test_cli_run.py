@@ -221,3 +221,37 @@ def test_methods_lists_the_catalogue() -> None:
     for method in ("nlp_keyboard", "nlp_wordnet_syn", "ta_wordswap_qwerty", "nlp_randchar_ins"):
         line = next(ln for ln in proc.stdout.splitlines() if f" {method} " in ln)
         assert " ok " in line
+
+
+SHORT_EVIDENCE_CATALOGUE = """
+methods:
+  - {id: nlp_keyboard, lib: nlpaug, kind: KeyboardAug, args: {aug_char_min: 1, aug_char_p: 0.3}}
+  # Cropping at least 3 words works on the probe sentence but raises on every 2-word evidence below.
+  - {id: nlp_crop, lib: nlpaug, kind: RandomWordAug, args: {action: crop, aug_min: 3}}
+  - {id: ta_teleport, lib: textattack, kind: WordSwapTeleport}
+"""
+
+
+def test_a_failing_combo_is_reported_and_the_others_are_written(tmp_path: Path) -> None:
+    (tmp_path / "methods.yaml").write_text(SHORT_EVIDENCE_CATALOGUE, encoding="utf-8")
+    evidences = ["Loved it", "Truly great", "Very nice", "Works well", "Fast delivery", "Good value"]
+    rows = [{"id": f"r{i}", "text": f"Delivery took a week. {e}. Would buy again.", "evidence": e}
+            for i, e in enumerate(evidences)]  # fmt: skip
+    write_csv(tmp_path / "short.csv", rows)
+    proc = run_cli("run", "--input", "short.csv", "--text-col", "text", "--evidence-col", "evidence", "--id-col",
+                   "id", "--methods-config", "methods.yaml", "--methods", "nlp_crop,nlp_keyboard,ta_teleport",
+                   "--quality-metric", "none", "--num-shards", "2", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "method ta_teleport is unavailable" in proc.stdout
+    root = tmp_path / "data/processed/augsets"
+    manifest = {m["methods"]: m for m in read_manifest(root)}
+    assert manifest["nlp_keyboard"]["status"] == "ok" and int(manifest["nlp_keyboard"]["rows"]) > 0
+    assert manifest["nlp_crop"]["status"] == "failed"
+    assert manifest["nlp_crop+nlp_keyboard"]["status"] == "failed"
+    assert "ValueError" in manifest["nlp_crop"]["error"]
+    assert {manifest[m]["status"] for m in manifest if "ta_teleport" in m} == {"unavailable"}
+    assert len(manifest) == 6
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["combo_1_nlp_keyboard"]
+    assert "failed combo_1_nlp_crop" in proc.stdout and "logs/augment/shard_" in proc.stdout
+    logs = "".join(p.read_text() for p in (tmp_path / "logs/augment").glob("*.log"))
+    assert "combo combo_1_nlp_crop FAILED" in logs and "Traceback" in logs

@@ -386,6 +386,10 @@ def apply_offline_env() -> None:
     PYTHONHASHSEED only affects processes started afterwards. If nltk is already imported, its
     search path gets the data directory prepended as well.
     """
+    import warnings
+
+    # TA_CACHE_DIR makes textattack set PYTORCH_TRANSFORMERS_CACHE, which transformers then warns about.
+    warnings.filterwarnings("ignore", message=".*PYTORCH_TRANSFORMERS_CACHE.*", category=FutureWarning)
     env = offline_env()
     for key, value in env.items():
         if key == "PYTHONHASHSEED" and os.environ.get(key):
