@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.augshard-installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint clean
 
 install: $(STAMP)
 
@@ -25,11 +25,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check augshard tests bench
-	$(BIN)/ruff format --check augshard tests bench
-
-bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/ruff check augshard tests
+	$(BIN)/ruff format --check augshard tests
 
 clean:
 	rm -rf data/processed data/cache logs

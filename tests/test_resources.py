@@ -32,6 +32,7 @@ OFFLINE_KEYS = (
     "HF_DATASETS_OFFLINE",
     "TOKENIZERS_PARALLELISM",
     "PYTHONHASHSEED",
+    "HF_HUB_CACHE",
 )
 
 
@@ -131,6 +132,8 @@ def test_offline_env_contents(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
     assert env["HF_DATASETS_OFFLINE"] == "1"
     assert env["TOKENIZERS_PARALLELISM"] == "false"
     assert env["PYTHONHASHSEED"] == "0"
+    monkeypatch.setenv("HF_HOME", str(isolated / "hf"))
+    assert offline_env()["HF_HUB_CACHE"] == str(isolated / "hf" / "hub")
     monkeypatch.setenv("PYTHONHASHSEED", "1234")
     assert offline_env()["PYTHONHASHSEED"] == "1234"
     # Pure: nothing was created and nothing set.
