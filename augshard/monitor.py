@@ -1,0 +1,251 @@
+"""Renders a list of `ShardStatus` as the Rich table (or plain lines) that `run` shows live and `monitor` shows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from augshard.events import FINISHED, EventsWatcher, ShardStatus
+
+GLYPH = {"pending": "⏳", "running": "▶", "done": "✓", "failed": "✗", "dead": "☠", "stalled": "☠"}
+STYLE = {"pending": "dim", "running": "cyan", "done": "green", "failed": "red", "dead": "bold red", "stalled": "red"}
+PLAIN_INTERVAL_S = 10.0
+LIVE_REFRESH_S = 1.0
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def state_label(st: ShardStatus) -> str:
+    return f"{GLYPH.get(st.state, '?')} {st.state}"
+
+
+def current_label(st: ShardStatus, now: float | None = None) -> str:
+    doing = ""
+    if st.current:
+        rows = f" ({st.current_done:,}/{st.current_total:,} rows)" if st.current_total else " (setting up)"
+        doing = st.current + rows
+    if st.state == "dead":
+        return f"process {st.pid} is gone" + (f" during {doing}" if doing else "")
+    if st.state == "stalled":
+        silent = f" for {fmt_duration(now - st.last_ts)}" if now is not None and st.last_ts is not None else ""
+        return f"no event{silent}" + (f" during {doing}" if doing else "")
+    if st.state == "pending":
+        return "waiting for its process"
+    return doing
+
+
+def eta_label(st: ShardStatus, now: float) -> str:
+    if st.state in ("done", "failed"):
+        return f"took {fmt_duration(st.duration)}" if st.duration is not None else "-"
+    eta = st.eta(now)
+    if st.state == "running" and eta is None:
+        return "measuring"
+    return fmt_duration(eta)
+
+
+def overall_line(statuses: Sequence[ShardStatus]) -> str:
+    n = {s: sum(1 for st in statuses if st.state == s) for s in GLYPH}
+    line = f"Overall: {n['done']} completed | {n['running']} running | {n['failed']} failed | {n['pending']} pending"
+    dead = n["dead"] + n["stalled"]
+    return line + (f" | {dead} dead" if dead else "")
+
+
+def total_line(statuses: Sequence[ShardStatus]) -> str:
+    finished = sum(st.combos_finished for st in statuses)
+    total = sum(st.combos_total for st in statuses)
+    rows = sum(st.rows for st in statuses)
+    known = all(st.state != "pending" for st in statuses)
+    of = f"/{total}" if known else ""
+    return f"Total: {finished}{of} combos processed | {rows:,} rows generated"
+
+
+def run_eta(statuses: Sequence[ShardStatus], now: float) -> float | None:
+    """The run ends with its slowest shard."""
+    etas = [st.eta(now) for st in statuses if st.state == "running"]
+    return max(etas) if etas and None not in etas else None
+
+
+def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str | None = None) -> Group:
+    """The table: one row per shard, then the overall and total lines."""
+    now = time.time() if now is None else now
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("shard", justify="right")
+    table.add_column("state", no_wrap=True)
+    table.add_column("progress", no_wrap=True)
+    table.add_column("%", justify="right")
+    table.add_column("combos", justify="right")
+    table.add_column("current combo", overflow="fold", min_width=13, max_width=60)
+    table.add_column("rows", justify="right")
+    table.add_column("ETA", justify="right", no_wrap=True)
+    for st in statuses:
+        style = STYLE.get(st.state, "")
+        pct = st.fraction * 100
+        table.add_row(
+            str(st.shard),
+            Text(state_label(st), style=style),
+            ProgressBar(total=100, completed=pct, width=16),
+            f"{pct:.0f}%",
+            f"{st.combos_finished}/{st.combos_total}" if st.state != "pending" else "-",
+            Text(current_label(st, now)),
+            f"{st.rows:,}",
+            eta_label(st, now),
+        )
+    footer = Text(f"{overall_line(statuses)}\n{total_line(statuses)}")
+    eta = run_eta(statuses, now)
+    if eta is not None:
+        footer.append(f" | ETA {fmt_duration(eta)}")
+    return Group(table, footer)
+
+
+def plain_line(st: ShardStatus, now: float) -> str:
+    """One shard as a line a log file or CI page can show (no colours, no redraws)."""
+    parts = [f"shard {st.shard} {state_label(st):<10}", f"{st.fraction * 100:3.0f}%"]
+    if st.state != "pending":
+        parts.append(f"combos {st.combos_finished}/{st.combos_total}")
+    current = current_label(st, now)
+    if current:
+        parts.append(current)
+    parts.append(f"{st.rows:,} rows")
+    eta = eta_label(st, now)
+    if eta != "-":
+        parts.append(eta if eta.startswith(("took", "measuring")) else f"ETA {eta}")
+    return "  ".join(parts)
+
+
+def all_finished(statuses: Sequence[ShardStatus]) -> bool:
+    return bool(statuses) and all(st.state in FINISHED for st in statuses)
+
+
+class ProgressView:
+    """The live table on a terminal; plain lines (each shard's changes, and every `interval` s) elsewhere.
+
+    `refresh()` is cheap (event files are read incrementally), so callers may call it every second.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        watcher: EventsWatcher,
+        live: bool = True,
+        interval: float = PLAIN_INTERVAL_S,
+        title: str | None = None,
+        override: Callable[[list[ShardStatus]], list[ShardStatus]] | None = None,
+    ) -> None:
+        self.console = console
+        self.watcher = watcher
+        self.live = live and console.is_terminal
+        self.interval = interval
+        self.title = title
+        self.override = override
+        self.started = time.time()
+        self._live: Any = None
+        self._last_plain = 0.0
+        self._seen: dict[int, tuple[str, int]] = {}
+        self._printed: dict[int, str] = {}
+        self.statuses: list[ShardStatus] = []
+
+    def __enter__(self) -> ProgressView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._last_plain = time.time()
+        if self.live:
+            from rich.live import Live
+
+            self._live = Live(
+                self._renderable(), console=self.console, refresh_per_second=2, transient=False, auto_refresh=False
+            )
+            self._live.start(refresh=True)
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.update(self._renderable(), refresh=True)
+            self._live.stop()
+            self._live = None
+
+    def _poll(self) -> list[ShardStatus]:
+        statuses = self.watcher.statuses()
+        if self.override is not None:
+            statuses = self.override(statuses)
+        self.statuses = statuses
+        return statuses
+
+    def _renderable(self) -> Group:
+        return render(self._poll(), time.time(), self.title)
+
+    def refresh(self, force: bool = False) -> None:
+        if self._live is not None:
+            self._live.update(self._renderable(), refresh=True)
+            return
+        now = time.time()
+        statuses = self._poll()
+        stamp = f"[{now - self.started:6.0f}s]"
+        changed = []
+        for st in statuses:
+            key = (st.state, st.combos_finished)
+            if self._seen.get(st.shard) != key:
+                self._seen[st.shard] = key
+                if st.state != "pending" or force:
+                    changed.append(st)
+        periodic = force or now - self._last_plain >= self.interval
+        shown = statuses if periodic else changed
+        lines = []
+        for st in shown:
+            line = plain_line(st, now)
+            # A finished shard's line never changes: once is enough.
+            if not (st.state in FINISHED and self._printed.get(st.shard) == line):
+                lines.append(line)
+            self._printed[st.shard] = line
+        if periodic:
+            self._last_plain = now
+            lines += [overall_line(statuses), total_line(statuses)]
+        for line in lines:
+            self.console.print(f"{stamp} {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def follow(console: Console, watcher: EventsWatcher, interval: float, live: bool, patience: float) -> list[ShardStatus]:
+    """Refresh until every shard is finished (done, failed, dead or stalled); returns the last statuses.
+
+    A shard still pending when every other is finished and nothing was written for `patience` s will never start
+    (its run was stopped): following ends then too.
+    """
+    view = ProgressView(console, watcher, live=live, interval=interval)
+    with view:
+        while True:
+            view.refresh()
+            statuses = view.statuses
+            if all_finished(statuses):
+                break
+            newest = watcher.newest_event()
+            if (
+                statuses
+                and not any(st.state == "running" for st in statuses)
+                and any(st.state != "pending" for st in statuses)
+                and newest is not None
+                and time.time() - newest > patience
+            ):
+                break
+            time.sleep(interval if not view.live else min(interval, LIVE_REFRESH_S))
+    if not view.live:
+        console.print(render(view.statuses))
+    return view.statuses

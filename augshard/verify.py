@@ -1,0 +1,140 @@
+"""`augshard verify`: the manifest checked against the datasets on disk, every disagreement named."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augshard.errors import OutputError
+from augshard.manifest import read_manifest
+from augshard.store import DATASET, META, TMP_DIR
+
+AUGSHARD_COLUMNS = ("row_key", "variant", "similarity", "combo_id", "methods")
+
+
+@dataclass
+class Verification:
+    manifest: Path
+    combos: int = 0
+    datasets: int = 0  # datasets that passed every check
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        head = f"{self.manifest}: {self.combos} combos listed, {self.datasets} datasets ({self.rows:,} rows) verified"
+        if not self.problems:
+            return [head, "OK: the manifest and the datasets agree"]
+        return [head, f"{len(self.problems)} problem(s)"]
+
+
+def verify(output_root: str | Path, output_name: str = "manifest_final.csv") -> Verification:
+    """Every ok combo's dataset exists, opens, has its recorded rows, and agrees with its meta.json; nothing else
+    (orphan combo folders, temporary files) lies in the output root."""
+    root = Path(output_root)
+    if not root.is_dir():
+        raise OutputError(f"output root not found: {root}")
+    result = Verification(root / output_name)
+    if not result.manifest.is_file():
+        shards = sorted(p.name for p in root.glob("manifest_shard*_of_*.csv"))
+        hint = f" (shard manifests {', '.join(shards)} are not merged: run `augshard merge`)" if shards else ""
+        result.problems.append(f"manifest missing: {result.manifest}{hint}")
+        entries: list[dict[str, str]] = []
+    else:
+        entries = read_manifest(result.manifest)
+    result.combos = len(entries)
+    seen: dict[str, int] = {}
+    for e in entries:
+        seen[e["combo_id"]] = seen.get(e["combo_id"], 0) + 1
+    for combo_id, n in sorted(seen.items()):
+        if n > 1:
+            result.problems.append(f"combo {combo_id} is listed {n} times in the manifest")
+    plans = {e["plan_fingerprint"] for e in entries}
+    if len(plans) > 1:
+        result.problems.append(f"the manifest mixes plans: {', '.join(sorted(plans))}")
+    listed = set()
+    for e in entries:
+        if e["status"] != "ok":
+            continue
+        listed.add(e.get("combo_dir") or "")
+        problems = _check_combo(root, e)
+        result.problems += problems
+        if not problems:
+            result.datasets += 1
+            result.rows += int(e["rows"])
+    result.problems += _stray(root, listed)
+    return result
+
+
+def _check_combo(root: Path, e: dict[str, str]) -> list[str]:
+    import pyarrow.parquet as pq
+
+    name = e.get("combo_dir") or e["combo_id"]
+    data = root / e["dataset_path"]
+    meta_path = data.parent / META
+    if not data.is_file():
+        return [f"{name}: dataset missing ({data})"]
+    try:
+        table = pq.read_table(data)  # reads every page, so a truncated or corrupt file shows here
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the problem being reported
+        return [f"{name}: dataset does not open ({data}): {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"]
+    problems = []
+    rows = int(e["rows"])
+    if table.num_rows != rows:
+        problems.append(f"{name}: dataset has {table.num_rows:,} rows, the manifest says {rows:,}")
+    meta = _read_meta(meta_path)
+    if isinstance(meta, str):
+        return [*problems, f"{name}: {meta}"]
+    expected = {
+        "rows": (meta.get("rows"), rows),
+        "combo_id": (meta.get("combo_id"), e["combo_id"]),
+        "methods": ("+".join(meta.get("methods") or []), e["methods"]),
+        "k": (meta.get("k"), int(e["k"])),
+        "plan_fingerprint": (meta.get("plan_fingerprint"), e["plan_fingerprint"]),
+    }
+    for key, (in_meta, in_manifest) in expected.items():
+        if in_meta != in_manifest:
+            problems.append(f"{name}: meta.json {key} is {in_meta!r}, the manifest says {in_manifest!r}")
+    source = meta.get("source") or {}
+    wanted = [*AUGSHARD_COLUMNS, source.get("text_col")]
+    if source.get("evidence_col"):
+        wanted += [source["evidence_col"], "evidence_original", "evidence_match"]
+    else:
+        wanted.append("text_original")
+    missing = [c for c in wanted if c and c not in table.column_names]
+    if missing:
+        problems.append(f"{name}: dataset lacks column(s) {', '.join(missing)} that meta.json implies")
+    if "combo_id" in table.column_names and table.num_rows:
+        ids = set(table.column("combo_id").to_pylist())
+        if ids != {e["combo_id"]}:
+            problems.append(f"{name}: dataset rows carry combo ids {sorted(map(str, ids))}, expected {e['combo_id']}")
+    return problems
+
+
+def _read_meta(path: Path) -> dict[str, Any] | str:
+    if not path.is_file():
+        return f"meta.json missing ({path})"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"meta.json unreadable ({path}): {exc}"
+    return meta if isinstance(meta, dict) else f"meta.json is not an object ({path})"
+
+
+def _stray(root: Path, listed: set[str]) -> list[str]:
+    """Combo folders the manifest does not list as ok, extra files in combo folders, and temporary leftovers."""
+    problems = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and path.name.startswith("combo_"):
+            if path.name not in listed:
+                problems.append(f"orphan combo folder (not listed as ok in the manifest): {path}")
+                continue
+            extra = sorted(p.name for p in path.iterdir() if p.name not in (DATASET, META))
+            if extra:
+                problems.append(f"{path.name}: unexpected file(s) {', '.join(extra)}")
+        elif path.name == TMP_DIR and path.is_dir():
+            problems += [f"temporary folder left behind: {p}" for p in sorted(path.iterdir())]
+        elif path.name.endswith(".tmp"):
+            problems.append(f"temporary file left behind: {path}")
+    return problems

@@ -1,0 +1,222 @@
+"""monitor.py and `augshard monitor`: one renderer for `run` and `monitor`, plain lines off a terminal, dead shards."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_cli, sample_rows, write_csv
+from rich.console import Console
+
+from augshard.events import EventsWatcher, ShardStatus, events_path
+from augshard.monitor import ProgressView, fmt_duration, overall_line, plain_line, render, total_line
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+METHODS = "nlp_keyboard,nlp_randword_delete"
+
+
+def statuses() -> list[ShardStatus]:
+    return [
+        ShardStatus(0, state="done", combos_total=2, combos_done=2, rows=80, duration=12.0),
+        ShardStatus(
+            1,
+            state="running",
+            combos_total=3,
+            combos_done=1,
+            current="nlp_keyboard+nlp_randword_delete",
+            current_id="c",
+            current_done=50,
+            current_total=100,
+            rows_per_combo=100,
+            rows=190,
+            work_rows=150,
+            work_started=1000.0,
+            work_ts=1030.0,
+            last_ts=1030.0,
+        ),
+        ShardStatus(2, state="failed", combos_total=1, combos_failed=1, duration=3.0),
+        ShardStatus(3, state="dead", combos_total=2, pid=4242, current="", rows=0),
+        ShardStatus(4),
+    ]
+
+
+def text_of(renderable, width: int = 160) -> str:
+    console = Console(record=True, width=width, force_terminal=False, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_the_table_shows_state_progress_current_combo_and_eta() -> None:
+    out = text_of(render(statuses(), now=1030.0))
+    lines = out.splitlines()
+    row = {i: next(ln for ln in lines if re.match(rf"│\s+{i} │", ln)) for i in range(5)}
+    assert "✓ done" in row[0] and "100%" in row[0] and "2/2" in row[0] and "took 12s" in row[0]
+    # 1.5 of 3 combos; 150 rows in 30 s = 5 rows/s, 150 rows left: 30 s.
+    assert "▶ running" in row[1] and " 50%" in row[1] and "1/3" in row[1] and "30s" in row[1]
+    assert "nlp_keyboard+nlp_randword_delete (50/100 rows)" in row[1] and "190" in row[1]
+    assert "✗ failed" in row[2] and "1/1" in row[2]
+    assert "☠ dead" in row[3] and "process 4242 is gone" in row[3]
+    assert "⏳ pending" in row[4] and "waiting for its process" in row[4]
+    assert "Overall: 1 completed | 1 running | 1 failed | 1 pending | 1 dead" in out
+    assert "Total: 4 combos processed | 270 rows generated | ETA 30s" in out
+
+
+def test_footer_lines_and_durations() -> None:
+    done = [ShardStatus(0, state="done", combos_total=2, combos_done=2, rows=1234)]
+    assert overall_line(done) == "Overall: 1 completed | 0 running | 0 failed | 0 pending"
+    assert total_line(done) == "Total: 2/2 combos processed | 1,234 rows generated"
+    assert [fmt_duration(s) for s in (None, 4.4, 65, 3725)] == ["-", "4s", "1m05s", "1h02m"]
+
+
+def test_plain_lines_are_one_readable_line_per_shard() -> None:
+    sts = statuses()
+    line = plain_line(sts[1], now=1030.0)
+    assert line == (
+        "shard 1 ▶ running    50%  combos 1/3  nlp_keyboard+nlp_randword_delete (50/100 rows)  190 rows  ETA 30s"
+    )
+    assert plain_line(sts[0], 1030.0) == "shard 0 ✓ done      100%  combos 2/2  80 rows  took 12s"
+    assert plain_line(sts[4], 1030.0) == "shard 4 ⏳ pending     0%  waiting for its process  0 rows"
+
+
+def test_no_live_prints_plain_lines_even_on_a_terminal(tmp_path: Path) -> None:
+    events_path(tmp_path, 0, 1).write_text(
+        json.dumps(
+            {"ts": time.time(), "event": "shard_start", "shard": 0, "pid": os.getpid(), "host": "x", "combos": 2}
+        )
+        + "\n"  # fmt: skip
+    )
+    console = Console(record=True, width=120, force_terminal=True, color_system=None)
+    view = ProgressView(console, EventsWatcher(tmp_path, 1), live=False, interval=3600)
+    with view:
+        view.refresh()
+        view.refresh()  # nothing changed: nothing printed
+        view.refresh(force=True)
+    out = console.export_text()
+    assert view._live is None
+    assert out.count("shard 0 ▶ running") == 2
+    assert "Overall: 0 completed | 1 running | 0 failed | 0 pending" in out
+
+
+def base_args(csv_path: Path, *extra: str) -> list[str]:
+    return ["run", "--input", str(csv_path), "--text-col", "text", "--evidence-col", "evidence", "--id-col", "id",
+            "--methods", METHODS, "--quality-metric", "char_ratio", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory):
+    cwd = tmp_path_factory.mktemp("mon")
+    write_csv(cwd / "in.csv", sample_rows(12))
+    proc = run_cli(*base_args(cwd / "in.csv", "--num-shards", "2"), cwd=cwd)
+    return cwd, proc
+
+
+@pytest.mark.slow
+def test_run_off_a_terminal_prints_readable_plain_lines(finished_run) -> None:
+    cwd, proc = finished_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert not ANSI.search(out) and "\r" not in out
+    for shard in (0, 1):
+        assert re.search(rf"^\[\s*\d+s\] shard {shard} ✓ done\s+100%  combos (\d)/\1  \d+ rows  took \d+s$", out, re.M)
+    assert re.search(r"^\[\s*\d+s\] Overall: 2 completed \| 0 running \| 0 failed \| 0 pending$", out, re.M)
+    assert re.search(r"^\[\s*\d+s\] Total: 3/3 combos processed \| [\d,]+ rows generated$", out, re.M)
+    # The final summary: per-shard outcome, totals, wall time, the manifest.
+    assert re.search(r"│\s+0 │ ✓ done\s+│\s+(\d) │\s+\1 │\s+0 │\s+0 │", out)
+    assert "Total rows:" in out and "wall time:" in out
+    assert "manifest: data/processed/augsets/manifest_final.csv" in out
+
+
+@pytest.mark.slow
+def test_monitor_snapshot_after_the_run_shows_the_same_truth(finished_run) -> None:
+    cwd, _ = finished_run
+    with open(cwd / "data/processed/augsets/manifest_final.csv", newline="") as fh:
+        rows = sum(int(m["rows"]) for m in csv.DictReader(fh))
+    snap = run_cli("monitor", cwd=cwd, timeout=60)
+    assert snap.returncode == 0, snap.stderr
+    assert len(re.findall(r"✓ done .* 100% .*took \d+s", snap.stdout)) == 2
+    assert "Overall: 2 completed | 0 running | 0 failed | 0 pending" in snap.stdout
+    assert f"Total: 3/3 combos processed | {rows:,} rows generated" in snap.stdout
+    nothing = run_cli("monitor", "--log-dir", "nowhere", cwd=cwd, timeout=60)
+    assert nothing.returncode == 2 and "no shard event streams" in nothing.stderr
+
+
+def run_on_a_terminal(args: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
+    """Run the CLI with its stdout on a pseudo-terminal, as a user's terminal would be."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "160", "LINES": "40", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "augshard", *args], cwd=cwd, stdin=slave, stdout=slave,
+                            stderr=slave, env=env, close_fds=True)  # fmt: skip
+    os.close(slave)
+    chunks = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_run_on_a_terminal_redraws_the_live_table(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", sample_rows(12))
+    rc, out = run_on_a_terminal(base_args(tmp_path / "in.csv", "--num-shards", "2"), tmp_path)
+    assert rc == 0, out
+    assert "\x1b[?25l" in out and "\x1b[1A" in out  # cursor hidden, lines redrawn in place
+    plain = ANSI.sub("", out)
+    assert "current combo" in plain and "ETA" in plain
+    assert plain.count("Overall:") >= 2  # more than one frame
+    start = plain.rindex("current combo")
+    final = plain[start : plain.index("Total:", start)]  # the last frame, not the summary after it
+    assert final.count("✓ done") == 2 and "Overall: 2 completed | 0 running | 0 failed | 0 pending" in final
+    assert "[    " not in plain  # no plain progress lines on a terminal
+
+
+@pytest.mark.slow
+def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", sample_rows(20))
+    env = {**os.environ, "COLUMNS": "200"}
+    args = [sys.executable, "-m", "augshard", *base_args(tmp_path / "in.csv", "--num-shards", "2")]
+    run = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    follow = subprocess.Popen([sys.executable, "-m", "augshard", "monitor", "--follow", "--interval", "0.5",
+                               "--stall-after", "20"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)  # fmt: skip
+    stream = tmp_path / "logs/augment/shard_0_of_2.events.jsonl"
+    pid = None
+    deadline = time.time() + 120
+    while pid is None and time.time() < deadline:
+        if stream.is_file():
+            evs = [json.loads(x) for x in stream.read_text().splitlines() if x.endswith("}")]
+            if any(e["event"] == "combo_start" for e in evs):
+                pid = evs[0]["pid"]
+        time.sleep(0.05)
+    assert pid is not None, "shard 0 never started a combo"
+    os.kill(pid, signal.SIGKILL)
+    f_out, f_err = follow.communicate(timeout=120)  # --follow must end by itself
+    r_out, r_err = run.communicate(timeout=300)
+    assert follow.returncode == 1, f_out + f_err
+    assert re.search(rf"shard 0 ☠ dead .*process {pid} is gone", f_out), f_out
+    assert re.search(r"│\s+0 │ ☠ dead", f_out)  # the final table
+    snap = run_cli("monitor", cwd=tmp_path, timeout=60)
+    assert snap.returncode == 0 and re.search(rf"│\s+0 │ ☠ dead .*process {pid} is gone", snap.stdout), snap.stdout
+    assert "dead" in overall_line(EventsWatcher(tmp_path / "logs/augment").statuses())
+    assert run.returncode == 1, r_out + r_err
+    assert "crashed" in r_out and "shard 0" in r_out
