@@ -64,8 +64,16 @@ def run(
     methods: str = typer.Option(None, "--methods", help="Comma-separated subset of the catalogue's method ids."),
     force: bool = typer.Option(False, "--force", help="Recompute combos that are already complete."),
     shard_index: int = typer.Option(None, "--shard-index", help="Run only shard I of N (job arrays); no merge."),
+    gpu_slots: int = typer.Option(None, "--gpu-slots", help="Shards that may hold GPU models at once [1]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print the plan; write nothing."),
+    no_live: bool = typer.Option(False, "--no-live", help="Plain progress lines instead of the live shard table."),
+    calibrate: str = typer.Option(
+        None, "--calibrate", help="Balance shards with measured costs from this `methods --bench` file."
+    ),
+    calibrated: bool = typer.Option(
+        False, "--calibrated", help="Like --calibrate with the default file data/cache/method_costs.json."
+    ),
 ) -> int:
     """Plan the combos, run them on shards, write datasets and manifests, and merge them."""
     from augshard import supervisor
@@ -91,12 +99,14 @@ def run(
         "methods": methods,
         "force": force or None,
         "shard_index": shard_index,
+        "gpu_slots": gpu_slots,
         "keep_shards": keep_shards or None,
+        "calibrate": calibrate or (True if calibrated else None),
     }
     cfg = load_config(config, overrides)
     if dry_run:
         return supervisor.dry_run(cfg, console)
-    return supervisor.run(cfg, console)
+    return supervisor.run(cfg, console, live=not no_live)
 
 
 @app.command()
@@ -121,17 +131,47 @@ def merge(
 def methods(
     methods_config: str = typer.Option(None, "--methods-config", help=f"Method catalogue [{DEFAULT_METHODS_CONFIG}]."),
     check: bool = typer.Option(True, "--check/--no-check", help="Build each method and augment a probe sentence."),
+    bench: bool = typer.Option(False, "--bench", help="Time each available method and write the costs file."),
+    input: str = typer.Option(None, "--input", help="With --bench: texts to time on [the shipped sample]."),
+    text_col: str = typer.Option(None, "--text-col", help="With --bench: column of --input [text; sample: evidence]."),
+    rows: int = typer.Option(50, "--rows", help="With --bench: how many texts each method augments."),
+    out: str = typer.Option(None, "--out", help="With --bench: the costs file [data/cache/method_costs.json]."),
 ) -> int:
-    """List the catalogue: id, library, class, and whether each method can run here (and if not, why)."""
+    """List the catalogue: id, library, class, and whether each method can run here (and if not, why).
+
+    With --bench, time every available method instead and write the relative costs that `run --calibrate` uses.
+    """
     from rich.table import Table
 
-    from augshard.config import resolve_conf_path
+    from augshard.config import DEFAULT_COSTS_PATH, resolve_conf_path
     from augshard.methods import check_method, load_catalogue
     from augshard.methods.resources import apply_offline_env
 
     path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
     specs = load_catalogue(path)
     apply_offline_env()
+    if bench:
+        from augshard.methods.bench import bench as bench_methods
+        from augshard.methods.bench import costs_document, sample_texts, write_costs
+
+        texts, source = sample_texts(input, text_col, rows)
+        console.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
+        result = bench_methods(list(specs.values()), texts, source)
+        costs = result.relative_costs()
+        table = Table(title=f"method costs ({len(texts)} rows each)")
+        for col in ("id", "rows/s", "s/row", "relative cost"):
+            table.add_column(col, justify="left" if col == "id" else "right")
+        for t in sorted(result.timings, key=lambda t: (costs[t.id], t.id)):
+            table.add_row(t.id, f"{t.rows_per_second:,.1f}", f"{t.seconds_per_row:.5f}", f"{costs[t.id]:g}")
+        console.print(table)
+        for t in result.timings:
+            if t.errors:
+                console.print(f"[yellow]note:[/yellow] {t.id} raised on {t.errors} of {t.rows} texts (timed anyway)")
+        for method_id, reason in result.skipped:
+            console.print(f"[yellow]skipped (unavailable):[/yellow] {method_id}: {escape(reason)}")
+        written = write_costs(out or DEFAULT_COSTS_PATH, costs_document(result))
+        console.print(f"{len(result.timings)} methods timed, {len(result.skipped)} skipped; costs: {written}")
+        return 0
     table = Table(title=f"method catalogue {path}")
     for col in ("id", "library", "class", "status", "reason", "fix"):
         table.add_column(col, overflow="fold")
@@ -162,13 +202,85 @@ def prepare(
     """Make the offline resources the methods need (NLTK data, TextAttack's cache marker); idempotent."""
     from pathlib import Path
 
+    from augshard.methods.models import write_homoglyph_file
     from augshard.methods.resources import prepare as prepare_resources
 
     try:
         where = prepare_resources(Path(target) if target else None, log=console.print)
-    except RuntimeError as exc:
+        write_homoglyph_file(log=console.print)
+    except (RuntimeError, OSError) as exc:
         raise AugshardError(str(exc)) from None
     console.print(f"NLTK data ready in {where}")
+    return 0
+
+
+@app.command()
+@user_errors
+def monitor(
+    log_dir: str = typer.Option("logs/augment", "--log-dir", help="Where the shards write their event streams."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep refreshing until every shard is finished."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --follow."),
+    stall_after: float = typer.Option(
+        30.0, "--stall-after", help="A running shard silent this long (no heartbeat) is shown dead."
+    ),
+    no_live: bool = typer.Option(False, "--no-live", help="Plain lines instead of the live table with --follow."),
+) -> int:
+    """Show every shard's state, progress and ETA from its event stream (from any terminal, during or after a run)."""
+    import time
+    from pathlib import Path
+
+    from augshard.events import EventsWatcher
+    from augshard.monitor import follow as follow_events
+    from augshard.monitor import render
+
+    if interval <= 0 or stall_after <= 0:
+        raise AugshardError("--interval and --stall-after must be positive")
+    watcher = EventsWatcher(log_dir, stall_after=stall_after)
+    statuses = watcher.statuses()
+    if not follow:
+        if not statuses:
+            raise AugshardError(f"no shard event streams (shard_<i>_of_<N>.events.jsonl) in {log_dir}")
+        console.print(render(statuses, title=f"augshard shards ({Path(log_dir) / '*.events.jsonl'})"))
+        return 0
+    if not statuses:
+        console.print(f"waiting for shard event streams in {log_dir} …")
+        while not watcher.statuses():
+            time.sleep(interval)
+    final = follow_events(console, watcher, interval, live=not no_live, patience=stall_after)
+    return 0 if all(st.state == "done" for st in final) else 1
+
+
+@app.command()
+@user_errors
+def verify(
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with the manifest."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+) -> int:
+    """Check the manifest against the datasets on disk; exit 1 with the list of problems."""
+    from augshard.verify import verify as verify_outputs
+
+    report = verify_outputs(output_root, output_name)
+    for problem in report.problems:
+        console.print(f"[red]✗[/red] {escape(problem)}")
+    for line in report.lines():
+        console.print(line)
+    return 1 if report.problems else 0
+
+
+@app.command()
+@user_errors
+def report(
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with the manifest."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+    log_dir: str = typer.Option("logs/augment", "--log-dir", help="Event streams, for the time per shard."),
+    out: str = typer.Option("report.html", "--out", help="Where to write the HTML page."),
+    examples: int = typer.Option(3, "--examples", help="Original vs variant examples per combo."),
+) -> int:
+    """Write a self-contained HTML page with charts: rows, acceptance, similarity, examples, time per shard."""
+    from augshard.report import write_report
+
+    path = write_report(output_root, out, output_name=output_name, log_dir=log_dir, examples=examples)
+    console.print(f"report: {path}")
     return 0
 
 

@@ -15,6 +15,8 @@ from augshard.errors import ConfigError
 PACKAGE_CONF = Path(__file__).resolve().parent / "conf"
 DEFAULT_CONFIG = "conf/augshard.yaml"
 DEFAULT_METHODS_CONFIG = "conf/augment_methods.yaml"
+# Written by `augshard methods --bench`, read by `run --calibrate`.
+DEFAULT_COSTS_PATH = "data/cache/method_costs.json"
 
 QUALITY_METRICS = ("embedding", "char_ratio", "none")
 COMBO_MODES = ("single", "bounded_k", "all")
@@ -50,10 +52,15 @@ class RunConfig:
     chunk_size: int = 256
     embedding_model: str | None = None
     embedding_batch_size: int = 64
+    # Shards that may hold GPU models at once (methods with requires_gpu, when CUDA is present).
+    gpu_slots: int = 1
     force: bool = False
     shard_index: int | None = None
     keep_shards: bool = False
     output_name: str = "manifest_final.csv"
+    # Measured method costs (a `methods --bench` file) for balancing shards; never changes outputs, so it is
+    # not in fingerprint() (the plan fingerprint records the costs it used).
+    calibrate: str | None = None
     config_path: str | None = field(default=None, compare=False)
 
     def fingerprint(self) -> str:
@@ -191,12 +198,26 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         "max_candidates_per_variant",
         "chunk_size",
         "embedding_batch_size",
+        "gpu_slots",
     ):
         if key in out:
             out[key] = _number(key, out[key], int)
     if out.get("shard_index") is not None:
         out["shard_index"] = _number("shard_index", out["shard_index"], int)
+    if "calibrate" in out:
+        out["calibrate"] = _costs_path(out["calibrate"])
     return out
+
+
+def _costs_path(value: Any) -> str | None:
+    """`calibrate: true` in a config file means the default costs file; false or empty means the catalogue's costs."""
+    if value is True:
+        return DEFAULT_COSTS_PATH
+    if value is None or value is False or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"--calibrate: expected a path to a method costs file, got {value!r}")
+    return os.fspath(value)
 
 
 def _flag(key: str) -> str:
@@ -249,6 +270,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
     if cfg.max_candidates_per_variant < 1:
         raise ConfigError("max_candidates_per_variant must be at least 1")
+    if cfg.gpu_slots < 1:
+        raise ConfigError(f"--gpu-slots must be at least 1, got {cfg.gpu_slots}")
     if cfg.chunk_size < 1 or cfg.embedding_batch_size < 1:
         raise ConfigError("chunk_size and embedding_batch_size must be at least 1")
     if not cfg.input:

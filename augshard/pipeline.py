@@ -159,26 +159,52 @@ def _apply_chain(
         prefix = combo.methods[: step + 1]
         alive = [i for i, t in enumerate(texts) if t is not None]
         seeds = {i: call_seed(cfg.seed, prefix, jobs[i][0].row.key, jobs[i][1]) for i in alive}
-        keys = {i: cache_key(method_id, method.spec.canonical(), method.version, seeds[i], texts[i]) for i in alive}
-        found = cache.get_many(list(keys.values()))
-        misses = [i for i in alive if keys[i] not in found]
-        results = method.augment([texts[i] for i in misses], [seeds[i] for i in misses]) if misses else []
-        fresh = []
-        for i, result in zip(misses, results, strict=True):
-            if isinstance(result, Exception):
-                stats.candidate_errors += 1
-                if not stats.first_error:
-                    stats.first_error = f"{method_id}: {type(result).__name__}: {result}"
-                texts[i] = None
-            else:
-                texts[i] = result
-                fresh.append((keys[i], result))
-        for i in alive:
-            if keys[i] in found:
-                texts[i] = found[keys[i]]
-        if fresh:
-            cache.put_many(fresh)
+        # A batch-dependent method (a model method drawing for a whole batch) is looked up and recomputed
+        # batch by batch, with the batch in its cache key: a hit is then always the very output a fresh call gives.
+        size = getattr(method, "batch_size", 0) if getattr(method, "batch_dependent", False) else 0
+        groups = [alive[k : k + size] for k in range(0, len(alive), size)] if size else [alive]
+        for group in groups:
+            context = ""
+            if size:
+                blob = "\x1e".join(f"{seeds[i]}\x1f{texts[i]}" for i in group)
+                context = "|batch=" + hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest()
+            _call_group(method, method_id, group, texts, seeds, cache, stats, context, whole=bool(size))
     return texts
+
+
+def _call_group(
+    method: Augmenter,
+    method_id: str,
+    group: list[int],
+    texts: list[str | None],
+    seeds: dict[int, int],
+    cache: Cache,
+    stats: ComboStats,
+    context: str,
+    whole: bool,
+) -> None:
+    canonical = method.spec.canonical() + context
+    keys = {i: cache_key(method_id, canonical, method.version, seeds[i], texts[i]) for i in group}
+    found = cache.get_many(list(keys.values()))
+    misses = [i for i in group if keys[i] not in found]
+    if whole and misses:
+        misses = group  # the batch is recomputed as a whole, so every output comes from the same call
+    results = method.augment([texts[i] for i in misses], [seeds[i] for i in misses]) if misses else []
+    fresh = []
+    for i in group:
+        if keys[i] in found and i not in misses:
+            texts[i] = found[keys[i]]
+    for i, result in zip(misses, results, strict=True):
+        if isinstance(result, Exception):
+            stats.candidate_errors += 1
+            if not stats.first_error:
+                stats.first_error = f"{method_id}: {type(result).__name__}: {result}"
+            texts[i] = None
+        else:
+            texts[i] = result
+            fresh.append((keys[i], result))
+    if fresh:
+        cache.put_many(fresh)
 
 
 def _records(combo: Combo, states: list[_RowState], input_rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict]:

@@ -59,9 +59,16 @@ def assign(costs: list[tuple[Combo, float]], num_shards: int) -> list[list[tuple
 
 
 def make_plan(
-    cfg: RunConfig, specs: list[MethodSpec], input_sha: str, unavailable: dict[str, str] | None = None
+    cfg: RunConfig,
+    specs: list[MethodSpec],
+    input_sha: str,
+    unavailable: dict[str, str] | None = None,
+    costs: dict[str, float] | None = None,
 ) -> Plan:
-    """Enumerate combos over the selected methods; those using an unavailable method are set aside."""
+    """Enumerate combos over the selected methods; those using an unavailable method are set aside.
+
+    `costs` are measured per-method costs (`run --calibrate`); a method missing from them keeps its catalogue cost.
+    """
     unavailable = unavailable or {}
     by_id = {s.id: s for s in specs}
     cfg_fp = cfg.fingerprint()
@@ -72,18 +79,22 @@ def make_plan(
             blocked.append((c, "; ".join(f"{m}: {unavailable[m]}" for m in bad)))
         else:
             combos.append(c)
-    costs = [(c, sum(by_id[m].cost for m in c.methods)) for c in combos]
+    method_cost = {m: (costs or {}).get(m, spec.cost) for m, spec in by_id.items()}
+    combo_costs = [(c, sum(method_cost[m] for m in c.methods)) for c in combos]
     shards = tuple(
         tuple(PlannedCombo(c, cost, combo_fingerprint(cfg_fp, input_sha, c, by_id)) for c, cost in shard)
-        for shard in assign(costs, cfg.num_shards)
+        for shard in assign(combo_costs, cfg.num_shards)
     )
     layout = [[pc.combo.combo_id + ":" + pc.fingerprint for pc in shard] for shard in shards]
+    identity = [cfg_fp, input_sha, cfg.num_shards, cfg.combo_mode, cfg.max_combo_size, layout, sorted(unavailable)]
+    if costs is not None:
+        # The layout already differs when measured costs move a combo; recording the costs themselves also tells
+        # apart two calibrations that happen to give the same layout (uncalibrated plans keep their fingerprint).
+        identity.append(sorted(method_cost.items()))
     return Plan(
         num_shards=cfg.num_shards,
         shards=shards,
-        fingerprint=_sha(
-            [cfg_fp, input_sha, cfg.num_shards, cfg.combo_mode, cfg.max_combo_size, layout, sorted(unavailable)]
-        ),
+        fingerprint=_sha(identity),
         config_fingerprint=cfg_fp,
         methods=tuple(sorted(m for m in by_id if m not in unavailable)),
         unavailable=tuple(blocked),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from augshard.config import RunConfig
+from augshard.gpu import GpuSlot, cuda_available
 from augshard.methods.catalogue import MethodSpec
 from augshard.plan import PlannedCombo
 
@@ -75,7 +76,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     """Run every combo of the shard; a failing combo is logged and recorded, the others go on."""
     from augshard.cache import Cache
     from augshard.data import load_dataset
-    from augshard.events import EventWriter, events_path, log_path
+    from augshard.events import EventWriter, events_path, log_path, next_log_line
     from augshard.manifest import write_shard_manifest
     from augshard.methods import build_method
     from augshard.methods.resources import apply_offline_env
@@ -89,6 +90,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     log = _setup_log(lpath, job.index)
     events = EventWriter(events_path(cfg.log_dir, job.index, job.num_shards), job.index)
     events.shard_start(combos=len(job.combos), plan_fingerprint=job.plan_fingerprint, num_shards=job.num_shards)
+    events.start_heartbeat()
     log.info(
         "shard %d of %d: %d combos, plan %s, pid %d, torch threads %d",
         job.index,
@@ -103,7 +105,10 @@ def run_shard(job: ShardJob) -> ShardResult:
     versions = library_versions()
     dataset = input_rows = schema = scorer = cache = None
     methods: dict[str, Any] = {}
-    for pc in job.combos:
+    gpu_methods = {s.id for s in job.specs if s.requires_gpu}
+    gpu_combos = [n for n, pc in enumerate(job.combos) if gpu_methods & set(pc.combo.methods)]
+    gpu = GpuSlot(cfg.cache_dir, cfg.gpu_slots)
+    for n, pc in enumerate(job.combos):
         combo = pc.combo
         entry = {
             "combo_id": combo.combo_id,
@@ -132,7 +137,17 @@ def run_shard(job: ShardJob) -> ShardResult:
                 resumed=True,
             )
             log.info("combo %s already complete (%d rows): skipped", combo.dir_name, meta["rows"])
-            events.emit("combo_done", combo_id=combo.combo_id, methods=combo.name, rows=meta["rows"], resumed=True)
+            events.emit(
+                "combo_done",
+                combo_id=combo.combo_id,
+                methods=combo.name,
+                rows=meta["rows"],
+                rejected=meta["rows_rejected"],
+                skipped=meta["rows_skipped"],
+                duration=meta["timing"]["duration_seconds"],
+                rows_input=meta.get("rows_input", 0),
+                resumed=True,
+            )
             result.entries.append(entry)
             continue
         t0 = time.time()
@@ -156,6 +171,9 @@ def run_shard(job: ShardJob) -> ShardResult:
                     dataset.rows_skipped,
                     dict(dataset.skipped),
                 )
+            if n in gpu_combos and not gpu.held and cuda_available():
+                gpu.acquire(lambda: log.info("waiting for one of %d GPU slots", gpu.slots))
+                log.info("holding GPU slot %d", gpu.index)
             for method_id in combo.methods:
                 if method_id not in methods:
                     methods[method_id] = build_method(specs[method_id])
@@ -167,6 +185,7 @@ def run_shard(job: ShardJob) -> ShardResult:
             def progress(done: int, total: int, _combo=combo) -> None:
                 events.emit("progress", combo_id=_combo.combo_id, rows_done=done, rows_total=total)
 
+            progress(0, len(dataset.rows))
             stats = run_combo(combo, dataset, input_rows, methods, scorer, cache, cfg, writer.write, progress)
             duration = time.time() - t0
             meta = {
@@ -239,15 +258,26 @@ def run_shard(job: ShardJob) -> ShardResult:
                 rejected=stats.rows_rejected,
                 skipped=dataset.rows_skipped,
                 duration=round(duration, 3),
+                rows_input=len(dataset.rows),
             )
         except Exception as exc:  # noqa: BLE001 - one combo's failure must not stop the others
             if writer is not None:
                 writer.abort()
             summary = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
+            failed_at = f"{lpath}:{next_log_line(lpath)}"
             log.error("combo %s FAILED: %s\n%s", combo.dir_name, summary, traceback.format_exc())
             entry.update(error=summary, duration_s=round(time.time() - t0, 3))
-            events.emit("combo_failed", combo_id=combo.combo_id, methods=combo.name, error=summary)
+            events.emit("combo_failed", combo_id=combo.combo_id, methods=combo.name, error=summary, log=failed_at)
         result.entries.append(entry)
+        if gpu.held and n == gpu_combos[-1]:
+            # The shard's last GPU combo is done: free the models and the slot for the other shards.
+            for method_id in gpu_methods & set(methods):
+                del methods[method_id]
+            import torch
+
+            torch.cuda.empty_cache()
+            gpu.release()
+    gpu.release()
     if cache is not None:
         cache.close()
     result.manifest_path = str(write_shard_manifest(cfg.output_root, job.index, job.num_shards, result.entries))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -15,11 +16,11 @@ from rich.table import Table
 
 from augshard.config import DEFAULT_METHODS_CONFIG, RunConfig, resolve_conf_path
 from augshard.errors import InputError, MethodError, OutputError
+from augshard.events import ShardStatus
 from augshard.methods import MethodSpec, MethodStatus, check_method, load_catalogue, select
+from augshard.monitor import ProgressView
 from augshard.plan import Plan, make_plan
 from augshard.shard import ShardJob, ShardResult
-
-PROGRESS_INTERVAL_S = 10.0
 
 
 @dataclass
@@ -62,7 +63,14 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
         raise MethodError(
             f"none of the selected methods can run here ({', '.join(sorted(unavailable))}); see `augshard methods`"
         )
-    plan = make_plan(cfg, specs, dataset.sha256, unavailable)
+    costs = None
+    if cfg.calibrate:
+        from augshard.methods.bench import load_costs
+
+        costs = load_costs(cfg.calibrate)
+        measured = sum(s.id in costs for s in specs)
+        console.print(f"costs: measured for {measured} of {len(specs)} methods ({cfg.calibrate}); others: catalogue")
+    plan = make_plan(cfg, specs, dataset.sha256, unavailable, costs)
     complete = set()
     if not cfg.force:
         complete = {
@@ -163,9 +171,12 @@ def _jobs(cfg: RunConfig, prep: Prepared) -> list[ShardJob]:
     ]
 
 
-def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
-    """Run the plan; returns the exit code (0 ok, 1 some combo failed, 130 interrupted)."""
-    from augshard.events import events_path, fold, read_events
+def run(cfg: RunConfig, console: Console, executor_kind: str = "local", live: bool = True) -> int:
+    """Run the plan; returns the exit code (0 ok, 1 some combo failed, 130 interrupted).
+
+    Progress is the live shard table on a terminal (`live`), plain lines otherwise.
+    """
+    from augshard.events import EventsWatcher, events_path
     from augshard.executors import make_executor
     from augshard.manifest import merge
     from augshard.shard import run_shard
@@ -194,31 +205,21 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
     if spawn:
         executor = make_executor(executor_kind, len(spawn))
         futures: dict[Future, ShardJob] = {executor.submit(run_shard, job): job for job in spawn}
-        last = time.time()
-        spawned_total = sum(len(j.combos) for j in spawn)
+        watcher = EventsWatcher(cfg.log_dir, prep.plan.num_shards, [j.index for j in jobs])
+        view = ProgressView(console, watcher, live=live, override=functools.partial(_mark_crashed, crashed))
         try:
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    job = futures[fut]
-                    try:
-                        results[job.index] = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a dead worker fails its shard, not the run
-                        crashed[job.index] = f"{type(exc).__name__}: {exc}"
-                        results[job.index] = _crashed_result(job, crashed[job.index])
-                if time.time() - last >= PROGRESS_INTERVAL_S and pending:
-                    last = time.time()
-                    statuses = [
-                        fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in spawn
-                    ]
-                    done_combos = sum(st.combos_done for st in statuses)
-                    rows = sum(st.rows for st in statuses)
-                    elapsed = time.time() - t0
-                    console.print(f"[{elapsed:5.0f}s] {done_combos}/{spawned_total} combos done, {rows:,} rows")
-                    for st in statuses:
-                        if st.current:
-                            console.print(escape(_progress_part(st, len(futures_job(futures, st.shard).combos))))
+            with view:
+                while pending:
+                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        job = futures[fut]
+                        try:
+                            results[job.index] = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - a dead worker fails its shard, not the run
+                            crashed[job.index] = f"{type(exc).__name__}: {exc}"
+                            results[job.index] = _crashed_result(job, crashed[job.index])
+                    view.refresh(force=not pending)
         except KeyboardInterrupt:
             _kill_workers(executor)
             console.print("[red]interrupted[/red]: completed combos are kept; rerun the same command to resume")
@@ -227,13 +228,12 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local") -> int:
     return _finish(cfg, prep, jobs, results, crashed, console, t0, merge)
 
 
-def _progress_part(status, combos: int) -> str:  # noqa: ANN001 - ShardStatus
-    rows = f"{status.current_done}/{status.current_total} rows" if status.current_total else "starting"
-    return f"  shard {status.shard}: combo {status.combos_done + 1}/{combos} {status.current} ({rows})"
-
-
-def futures_job(futures: dict[Future, ShardJob], index: int) -> ShardJob:
-    return next(j for j in futures.values() if j.index == index)
+def _mark_crashed(crashed: dict[int, str], statuses: list[ShardStatus]) -> list[ShardStatus]:
+    """A shard whose worker died, as its future told the supervisor, shows dead even before its pid is reaped."""
+    return [
+        replace(st, state="dead") if st.shard in crashed and st.state in ("running", "pending") else st
+        for st in statuses
+    ]
 
 
 def _crashed_result(job: ShardJob, error: str) -> ShardResult:
@@ -279,36 +279,64 @@ def _kill_workers(executor: object) -> None:
 
 
 def _finish(cfg, prep, jobs, results, crashed, console, t0, merge) -> int:  # noqa: ANN001
+    from augshard.events import events_path, fold, read_events
+    from augshard.monitor import GLYPH, fmt_duration
     from augshard.store import remove_empty_temp
 
     remove_empty_temp(cfg.output_root)
     failed = [(r, e) for r in results.values() for e in r.failed]
-    table = Table(title="shards")
-    for col in ("shard", "combos", "ok", "failed", "rows", "time"):
-        table.add_column(col, justify="right")
+    statuses = {j.index: fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in jobs}
+    table = Table(title="shards", title_justify="left")
+    for col in ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time"):
+        table.add_column(col, justify="left" if col == "outcome" else "right")
     table.add_column("log", overflow="fold")
     for job in jobs:
         r = results[job.index]
-        ok = sum(1 for e in r.entries if e["status"] == "ok")
-        rows = sum(int(e["rows"]) for e in r.entries if e["status"] == "ok")
-        state = "[red]crashed[/red]" if job.index in crashed else str(len(r.failed))
+        ok = [e for e in r.entries if e["status"] == "ok"]
+        if job.index in crashed:
+            outcome = f"[bold red]{GLYPH['dead']} crashed[/bold red]"
+        elif r.failed:
+            outcome = f"[red]{GLYPH['failed']} failed[/red]"
+        else:
+            outcome = f"[green]{GLYPH['done']} done[/green]"
         table.add_row(
-            str(job.index), str(len(job.combos)), str(ok), state, f"{rows:,}", f"{r.duration_s:.1f}s", r.log_path
+            str(job.index),
+            outcome,
+            str(len(job.combos)),
+            str(len(ok)),
+            str(sum(1 for e in ok if e["resumed"])),
+            str(len(r.failed)),
+            f"{sum(int(e['rows']) for e in ok):,}",
+            fmt_duration(r.duration_s),
+            r.log_path,
         )
     console.print(table)
     for r, e in failed:
-        console.print(f"[red]failed[/red] {e['combo_dir']}: {escape(e['error'])} (see {r.log_path})")
-    for combo, reason in prep.plan.unavailable:
-        console.print(f"[yellow]unavailable[/yellow] {combo.dir_name}: {escape(reason)}")
+        # The combo_failed event names the log line where its traceback starts.
+        where = next((f["log"] for f in statuses[r.index].failures if f["combo_id"] == e["combo_id"]), "")
+        console.print(f"[red]failed[/red] {e['combo_dir']}: {escape(e['error'])} (see {where or r.log_path})")
+    for index, error in sorted(crashed.items()):
+        console.print(
+            f"[red]crashed[/red] shard {index}: {escape(error)} (its worker died; see {results[index].log_path})"
+        )
+    for method, st in sorted(prep.statuses.items()):
+        if not st.ok:
+            n = sum(1 for combo, _ in prep.plan.unavailable if method in combo.methods)
+            console.print(
+                f"[yellow]unavailable[/yellow] method {method}: {escape(st.reason)} ({n} combos not run; "
+                f"fix: {escape(st.fix)})"
+            )
     if cfg.shard_index is None:
         summary = merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards)
         for line in summary.lines():
             console.print(line)
         console.print(f"manifest: {Path(cfg.output_root) / cfg.output_name}")
     else:
+        rows = sum(int(e["rows"]) for r in results.values() for e in r.entries if e["status"] == "ok")
+        console.print(f"Total rows: {rows:,}")
         console.print(
             f"shard {cfg.shard_index} of {prep.plan.num_shards} done; merge all shards with "
             f"`augshard merge --output-root {cfg.output_root}`"
         )
-    console.print(f"wall time: {time.time() - t0:.1f}s")
+    console.print(f"wall time: {fmt_duration(time.time() - t0)} ({time.time() - t0:.1f}s)")
     return 1 if failed else 0

@@ -41,12 +41,14 @@ def build_method(spec: MethodSpec) -> Augmenter:
 
     apply_offline_env()
     if spec.lib == "nlpaug":
-        from augshard.methods.nlpaug_adapter import NlpaugAugmenter
+        from augshard.methods.nlpaug_adapter import make
 
-        return NlpaugAugmenter(spec)
+        return make(spec)
     if spec.lib == "textattack":
-        from augshard.methods.textattack_adapter import TextAttackAugmenter
+        from augshard.methods.textattack_adapter import TextAttackAugmenter, TextAttackMaskedLM
 
+        if spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") == "bae":
+            return TextAttackMaskedLM(spec)
         return TextAttackAugmenter(spec)
     raise MethodError(f"method '{spec.id}': unknown library '{spec.lib}'")
 
@@ -71,12 +73,21 @@ def check_method(spec: MethodSpec, probe: bool = True) -> MethodStatus:
 def diagnose(exc: BaseException) -> tuple[str, str]:
     """Turn a build/probe failure into one line of reason and one line of fix."""
     message = " ".join(str(exc).split())
+    fix = getattr(exc, "fix", None)
+    if fix:
+        return message, fix
     if isinstance(exc, MethodError):
         return message, "fix the entry's 'kind' or 'args' in the method catalogue"
     if isinstance(exc, LookupError) and "nltk" in message.lower():
         resource = next((w.strip("'\"") for w in message.split() if "/" in w and "nltk" not in w), "")
         what = f"NLTK resource {resource} not found" if resource else "NLTK data not found"
         return what, "run `augshard prepare` (or `make install`), or set AUGSHARD_NLTK_DATA to a complete NLTK data dir"
+    if "upos-english" in message or ".flair/models" in message:
+        return (
+            "TextAttack tags parts of speech with flair's upos-english-fast model, which is not available offline",
+            'on a connected machine run python -c "from flair.models import SequenceTagger; '
+            "SequenceTagger.load('flair/upos-english-fast')\" so it lands in ~/.flair/models",
+        )
     if isinstance(exc, ModuleNotFoundError):
         return f"Python package '{exc.name}' is not installed", f"pip install {exc.name} (or `make install`)"
     if isinstance(exc, TypeError) and "argument" in message:

@@ -33,6 +33,14 @@ def seed_everything(seed: int) -> None:
         torch.manual_seed(seed)
 
 
+def batch_seed(seeds: list[int]) -> int:
+    """One seed for a batch, from the seeds of its calls (a batched library draws for the batch as a whole)."""
+    import hashlib
+
+    blob = ",".join(map(str, seeds)).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big")
+
+
 def library_version(lib: str) -> str:
     try:
         return metadata.version(lib)

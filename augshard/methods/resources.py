@@ -20,6 +20,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+# The hash seed of every worker process (workers are spawned after apply_offline_env()).
+WORKER_HASH_SEED = "0"
+
 # NLTK resource path -> what in augshard needs it.
 REQUIRED_NLTK: dict[str, str] = {
     "corpora/wordnet": "WordNet 3.0 for nlpaug SynonymAug/AntonymAug and TextAttack WordSwapWordNet",
@@ -360,7 +363,9 @@ def offline_env() -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED") or "0",
+        # Fixed, whatever the user's shell has: nlpaug's SpellingAug and TextAttack's WordNet swap iterate over
+        # sets, so the hash seed is part of what decides an output.
+        "PYTHONHASHSEED": WORKER_HASH_SEED,
         # Importing textattack points HF_HOME at TA_CACHE_DIR; pin the hub cache so models a user already
         # has in the Hugging Face cache are still found.
         "HF_HUB_CACHE": os.environ.get("HF_HUB_CACHE")
@@ -381,7 +386,7 @@ def forbid_nltk_downloads() -> None:
 
 
 def apply_offline_env() -> None:
-    """Put offline_env() into os.environ (a preset PYTHONHASHSEED is kept); creates no files.
+    """Put offline_env() into os.environ; creates no files.
 
     PYTHONHASHSEED only affects processes started afterwards. If nltk is already imported, its
     search path gets the data directory prepended as well.
@@ -391,10 +396,7 @@ def apply_offline_env() -> None:
     # TA_CACHE_DIR makes textattack set PYTORCH_TRANSFORMERS_CACHE, which transformers then warns about.
     warnings.filterwarnings("ignore", message=".*PYTORCH_TRANSFORMERS_CACHE.*", category=FutureWarning)
     env = offline_env()
-    for key, value in env.items():
-        if key == "PYTHONHASHSEED" and os.environ.get(key):
-            continue
-        os.environ[key] = value
+    os.environ.update(env)
     nltk_data = sys.modules.get("nltk.data")
     if nltk_data is not None and isinstance(getattr(nltk_data, "path", None), list):
         first = env["NLTK_DATA"].split(os.pathsep)[0]

@@ -40,7 +40,132 @@ class TextAttackAugmenter(PerTextAugmenter):
             if ccls is None:
                 raise MethodError(f"method '{spec.id}': unknown pre-transformation constraint '{name}'")
             constraints.append(ccls())
+        args = _local_resources(spec, args)
+        self.texts_per_batch = int(args.pop("texts_per_batch", 8))
+        if spec.kind == "WordSwapMaskedLM" and args.get("method", "bae") == "bae":
+            cls = _cross_text_batched(cls)
         self._aug = Augmenter(transformation=cls(**args), constraints=constraints, **aug_args)
 
     def _augment_one(self, text: str) -> str:
         return first_text(self._aug.augment(text), text)
+
+
+class TextAttackMaskedLM(TextAttackAugmenter):
+    """ta_mlm_* (BAE): one batched model pass over every masked word of a batch of texts, then TextAttack's own
+    per-text search reads its predictions from there; only later swaps of a longer text call the model again.
+
+    Predictions depend slightly on what else is padded into the batch, so outputs depend on the batch: it is
+    keyed into the cache (`batch_dependent`) and always formed the same way by the pipeline.
+    """
+
+    batch_dependent = True
+
+    @property
+    def batch_size(self) -> int:
+        return self.texts_per_batch
+
+    def augment(self, texts: list[str], seeds: list[int]) -> list[str | Exception]:
+        transformation = self._aug.transformation
+        out: list[str | Exception] = []
+        for start in range(0, len(texts), self.texts_per_batch):
+            batch = texts[start : start + self.texts_per_batch]
+            try:
+                transformation.prefetch(batch, self._aug.pre_transformation_constraints)
+            except Exception as exc:  # noqa: BLE001 - the batch's rows fail, the combo goes on
+                out += [exc] * len(batch)
+                continue
+            out += super().augment(batch, seeds[start : start + self.texts_per_batch])
+            transformation.forget()
+        return out
+
+
+def _cross_text_batched(cls: type) -> type:
+    """A WordSwapMaskedLM whose BAE predictions for many texts come from shared model batches."""
+    from types import SimpleNamespace
+
+    from textattack.shared import AttackedText
+
+    class CrossTextMaskedLM(cls):  # type: ignore[misc, valid-type]
+        _predicted: dict[str, list[str]]
+
+        def prefetch(self, texts: list[str], constraints: list) -> None:
+            masked: list[str] = []
+            mask = self._lm_tokenizer.mask_token
+            for text in texts:
+                current = AttackedText(text)
+                indices = set(range(len(current.words)))
+                for constraint in constraints:
+                    indices &= set(constraint(current, self))
+                masked += [current.replace_word_at_index(i, mask).text for i in sorted(indices)]
+            self._predicted = {}
+            self._predict(list(dict.fromkeys(masked)))
+
+        def forget(self) -> None:
+            self._predicted = {}
+
+        def _predict(self, masked: list[str]) -> None:
+            # TextAttack's own batched BAE loop, fed with masked texts of many texts at once.
+            many = SimpleNamespace(replace_word_at_index=lambda i, _token: SimpleNamespace(text=masked[i]))
+            words = super()._bae_replacement_words(many, range(len(masked)))
+            self._predicted.update(zip(masked, words, strict=True))
+
+        def _bae_replacement_words(self, current_text, indices_to_modify):  # noqa: ANN001, ANN202
+            mask = self._lm_tokenizer.mask_token
+            masked = [current_text.replace_word_at_index(i, mask).text for i in indices_to_modify]
+            predicted = getattr(self, "_predicted", {})
+            todo = [m for m in dict.fromkeys(masked) if m not in predicted]
+            if todo:
+                self._predicted = predicted
+                self._predict(todo)
+            return [self._predicted[m] for m in masked]
+
+    CrossTextMaskedLM.__name__ = cls.__name__
+    return CrossTextMaskedLM
+
+
+def _local_resources(spec: MethodSpec, args: dict) -> dict:
+    """Point TextAttack's model-backed transformations at local copies; say what is missing otherwise."""
+    from augshard.methods.models import MethodUnavailable, homoglyph_file, model_max_positions, resolve_model
+
+    if spec.kind == "WordSwapMaskedLM":
+        path = resolve_model(spec.model_path or args.get("masked_language_model", "bert-base-uncased"))
+        args["masked_language_model"] = path
+        positions = model_max_positions(path)
+        if positions:
+            args["max_length"] = min(int(args.get("max_length", 512)), positions)
+    elif spec.kind == "WordSwapHomoglyphSwap" and not homoglyph_file().is_file():
+        raise MethodUnavailable(
+            f"TextAttack's homoglyph table {homoglyph_file()} is missing (its 0.3.11 wheel does not ship it)",
+            "run `augshard prepare` (it builds the table from the confusable-homoglyphs package)",
+        )
+    elif spec.kind == "WordSwapEmbedding" and "embedding" not in args:
+        args["embedding"] = _counterfitted_embedding(spec)
+    return args
+
+
+def _counterfitted_embedding(spec: MethodSpec) -> object:
+    """TextAttack downloads its counter-fitted GloVe vectors on first use; augshard loads a local copy only."""
+    import os
+    from pathlib import Path
+
+    from augshard.methods.models import MethodUnavailable
+
+    folder = Path(spec.embedding_path).expanduser() if spec.embedding_path else None
+    if folder is None:
+        cached = Path(os.environ.get("TA_CACHE_DIR", "")) / "word_embeddings" / "paragramcf"
+        folder = cached if cached.is_dir() else None
+    if folder is None or not (folder / "paragram.npy").is_file():
+        raise MethodUnavailable(
+            "TextAttack's counter-fitted word embeddings (paragramcf) are not available locally; "
+            "TextAttack would download them",
+            "set embedding_path in the catalogue to a local paragramcf folder (paragram.npy, wordlist.pickle, "
+            "nn.npy), e.g. one copied from a connected machine's TextAttack cache",
+        )
+    import numpy as np
+    from textattack.shared import WordEmbedding
+
+    matrix = np.load(folder / "paragram.npy")
+    word2index = np.load(folder / "wordlist.pickle", allow_pickle=True)
+    index2word = {i: w for w, i in word2index.items()}
+    nn_matrix = np.load(folder / "nn.npy") if (folder / "nn.npy").is_file() else None
+    return WordEmbedding(matrix, word2index, index2word, nn_matrix)

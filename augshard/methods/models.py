@@ -1,0 +1,107 @@
+"""Local models and data files for the model-based methods: resolve them offline, or say exactly what is missing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from augshard.errors import MethodError
+
+HOMOGLYPH_FILE = "intentional_homoglyphs.txt"
+
+
+class MethodUnavailable(MethodError):
+    """A method that cannot run here, with the fix a user should apply."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.fix = fix
+
+
+def resolve_model(name_or_path: str, what: str = "model") -> str:
+    """A local directory as given, else the Hugging Face cache's copy of a hub name; never a download."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or os.sep in name_or_path and path.parent.is_dir():
+        raise MethodUnavailable(
+            f"{what} directory {path} not found",
+            "set model_path in the catalogue to a directory written by save_pretrained",
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name_or_path, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means: not available offline
+        raise MethodUnavailable(
+            f"{what} '{name_or_path}' not found locally (nothing downloads at run time)",
+            f"set model_path in the catalogue to a local copy, or populate the Hugging Face cache "
+            f"(`huggingface-cli download {name_or_path}` on a connected machine, HF_HUB_CACHE={_hub_cache()})",
+        ) from None
+
+
+def _hub_cache() -> str:
+    return os.environ.get("HF_HUB_CACHE") or str(Path("~/.cache/huggingface/hub").expanduser())
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is CUDA when torch sees a GPU, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_max_positions(path: str) -> int | None:
+    """The number of positions a local transformers model takes (TextAttack must not ask for more)."""
+    import json
+
+    config = Path(path) / "config.json"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    positions = data.get("max_position_embeddings")
+    if positions and data.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # RoBERTa reserves two positions for the padding offset
+    return positions
+
+
+def homoglyph_file() -> Path:
+    """Where TextAttack 0.3.11's WordSwapHomoglyphSwap reads its (unshipped) homoglyph table."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("textattack")
+    if spec is None or spec.origin is None:
+        raise MethodUnavailable("Python package 'textattack' is not installed", "pip install textattack==0.3.11")
+    return Path(spec.origin).parent / "shared" / HOMOGLYPH_FILE
+
+
+def write_homoglyph_file(log=print) -> Path:  # noqa: ANN001 - a print-like callable
+    """TextAttack's wheel lacks `shared/intentional_homoglyphs.txt`; build it from the Unicode confusables table
+    of the `confusable-homoglyphs` package, in the format TextAttack parses (`( X → Y )` after the '#')."""
+    import json
+    import unicodedata
+
+    import confusable_homoglyphs
+
+    target = homoglyph_file()
+    if target.is_file() and target.stat().st_size > 0:
+        log(f"TextAttack homoglyph table present: {target}")
+        return target
+    table = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
+    lines = ["# Built by `augshard prepare` from the Unicode confusables data of the confusable-homoglyphs package."]
+    for key in sorted(table):
+        if not (len(key) == 1 and key.isascii() and key.isprintable() and not key.isspace()):
+            continue
+        for entry in table[key]:
+            glyph = entry["c"]
+            if len(glyph) == 1 and glyph != key:
+                name = unicodedata.name(key, "?")
+                lines.append(f"{ord(key):04X} ;\t{ord(glyph):04X} #* ( {key} → {glyph} ) {name} → {entry['n']}")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    log(f"TextAttack homoglyph table written: {target} ({len(lines) - 1} pairs)")
+    return target
