@@ -25,8 +25,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check augshard tests
-	$(BIN)/ruff format --check augshard tests
+	$(BIN)/ruff check augshard tests scripts
+	$(BIN)/ruff format --check augshard tests scripts
 
 clean:
 	rm -rf data/processed data/cache logs

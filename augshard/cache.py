@@ -6,10 +6,19 @@ import hashlib
 import logging
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger("augshard.cache")
+
+
+# Each value carries a CRC of (key, value): a row damaged in a way SQLite does not notice is dropped, not used.
+SCHEMA = "CREATE TABLE IF NOT EXISTS calls_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER NOT NULL)"
+
+
+def _crc(key: str, value: str) -> int:
+    return zlib.crc32(f"{key}\x1f{value}".encode("utf-8", "surrogatepass"))
 
 
 def cache_key(method_id: str, canonical_args: str, version: str, seed: int, text: str) -> str:
@@ -33,7 +42,7 @@ class Cache:
             conn = sqlite3.connect(self.path, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute(SCHEMA)
             row = conn.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {row}")
@@ -47,22 +56,34 @@ class Cache:
                     src.rename(Path(str(aside) + suffix))
             conn = sqlite3.connect(self.path, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute(SCHEMA)
             return conn
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
+        damaged = 0
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
             marks = ",".join("?" * len(part))
-            found.update(self.conn.execute(f"SELECT key, value FROM calls WHERE key IN ({marks})", part))
+            for key, value, crc in self.conn.execute(
+                f"SELECT key, value, crc FROM calls_v2 WHERE key IN ({marks})", part
+            ):
+                if crc == _crc(key, value):
+                    found[key] = value
+                else:
+                    damaged += 1
+        if damaged:
+            log.warning("cache %s: %d damaged entries ignored (recomputed)", self.path, damaged)
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> None:
         with self.conn:
-            self.conn.executemany("INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)", items)
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO calls_v2 (key, value, crc) VALUES (?, ?, ?)",
+                ((k, v, _crc(k, v)) for k, v in items),
+            )
 
     def close(self) -> None:
         self.conn.close()

@@ -65,6 +65,7 @@ def run(
     force: bool = typer.Option(False, "--force", help="Recompute combos that are already complete."),
     shard_index: int = typer.Option(None, "--shard-index", help="Run only shard I of N (job arrays); no merge."),
     gpu_slots: int = typer.Option(None, "--gpu-slots", help="Shards that may hold GPU models at once [1]."),
+    max_retries: int = typer.Option(None, "--max-retries", help="Restarts of a shard whose process died [2]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print the plan; write nothing."),
     no_live: bool = typer.Option(False, "--no-live", help="Plain progress lines instead of the live shard table."),
@@ -100,6 +101,7 @@ def run(
         "force": force or None,
         "shard_index": shard_index,
         "gpu_slots": gpu_slots,
+        "max_retries": max_retries,
         "keep_shards": keep_shards or None,
         "calibrate": calibrate or (True if calibrated else None),
     }

@@ -54,6 +54,8 @@ class RunConfig:
     embedding_batch_size: int = 64
     # Shards that may hold GPU models at once (methods with requires_gpu, when CUDA is present).
     gpu_slots: int = 1
+    # Restarts of a shard whose worker process died (killed, out of memory, a crash in a native library).
+    max_retries: int = 2
     force: bool = False
     shard_index: int | None = None
     keep_shards: bool = False
@@ -199,6 +201,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         "chunk_size",
         "embedding_batch_size",
         "gpu_slots",
+        "max_retries",
     ):
         if key in out:
             out[key] = _number(key, out[key], int)
@@ -270,6 +273,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
     if cfg.max_candidates_per_variant < 1:
         raise ConfigError("max_candidates_per_variant must be at least 1")
+    if cfg.max_retries < 0:
+        raise ConfigError(f"--max-retries must be 0 or more, got {cfg.max_retries}")
     if cfg.gpu_slots < 1:
         raise ConfigError(f"--gpu-slots must be at least 1, got {cfg.gpu_slots}")
     if cfg.chunk_size < 1 or cfg.embedding_batch_size < 1:

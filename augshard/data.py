@@ -16,6 +16,7 @@ from typing import Any
 from augshard.errors import InputError
 
 FUZZY_MIN_RATIO = 0.55
+_CSV_FIELD_LIMIT = 2**31 - 1  # the C long limit on every platform csv runs on
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)")
 
 
@@ -87,6 +88,8 @@ def read_table(path: str | Path) -> Any:
 def _read_csv(path: Path) -> Any:
     import pyarrow as pa
 
+    # The csv module refuses fields over 128 KiB by default; a long document is one field, and must be read.
+    csv.field_size_limit(_CSV_FIELD_LIMIT)
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.reader(fh)

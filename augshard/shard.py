@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ class ShardResult:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e["status"] == "failed"]
+        return [e for e in self.entries if e["status"] in ("failed", "interrupted")]
 
 
 def cap_threads(n: int) -> None:
@@ -62,6 +64,49 @@ def _setup_log(path: Path, index: int) -> logging.Logger:
     logger.setLevel(logging.INFO)
     logger.propagate = False
     return logger
+
+
+def manifest_entry(
+    job: ShardJob, pc: PlannedCombo, status: str = "failed", error: str = "", meta: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One manifest row; with a complete combo's meta.json its counts come from there."""
+    combo = pc.combo
+    return {
+        "combo_id": combo.combo_id,
+        "combo_dir": combo.dir_name,
+        "methods": combo.name,
+        "k": combo.k,
+        "rows": meta["rows"] if meta else 0,
+        "rows_skipped": meta["rows_skipped"] if meta else 0,
+        "rows_rejected": meta["rows_rejected"] if meta else 0,
+        "status": status,
+        "dataset_path": f"{combo.dir_name}/dataset.parquet",
+        "duration_s": meta["timing"]["duration_seconds"] if meta else 0.0,
+        "shard": job.index,
+        "resumed": False,
+        "plan_fingerprint": job.plan_fingerprint,
+        "error": error[:300],
+    }
+
+
+class ShardInterrupted(BaseException):
+    """Raised between chunks once the shard was asked to stop (a BaseException, so no combo handler eats it)."""
+
+
+_STOP = threading.Event()
+
+
+def install_stop_handlers() -> None:
+    """SIGTERM from the supervisor, or SIGINT from the terminal, asks the shard to stop after its current chunk."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: _STOP.set())
+
+
+def check_stop() -> None:
+    if _STOP.is_set():
+        raise ShardInterrupted()
 
 
 def library_versions() -> dict[str, str]:
@@ -86,6 +131,7 @@ def run_shard(job: ShardJob) -> ShardResult:
 
     started = time.time()
     cfg = job.cfg
+    install_stop_handlers()
     lpath = log_path(cfg.log_dir, job.index, job.num_shards)
     log = _setup_log(lpath, job.index)
     events = EventWriter(events_path(cfg.log_dir, job.index, job.num_shards), job.index)
@@ -108,24 +154,14 @@ def run_shard(job: ShardJob) -> ShardResult:
     gpu_methods = {s.id for s in job.specs if s.requires_gpu}
     gpu_combos = [n for n, pc in enumerate(job.combos) if gpu_methods & set(pc.combo.methods)]
     gpu = GpuSlot(cfg.cache_dir, cfg.gpu_slots)
+    interrupted = False
     for n, pc in enumerate(job.combos):
         combo = pc.combo
-        entry = {
-            "combo_id": combo.combo_id,
-            "combo_dir": combo.dir_name,
-            "methods": combo.name,
-            "k": combo.k,
-            "rows": 0,
-            "rows_skipped": 0,
-            "rows_rejected": 0,
-            "status": "failed",
-            "dataset_path": f"{combo.dir_name}/dataset.parquet",
-            "duration_s": 0.0,
-            "shard": job.index,
-            "resumed": False,
-            "plan_fingerprint": job.plan_fingerprint,
-            "error": "",
-        }
+        if interrupted or _STOP.is_set():
+            interrupted = True
+            result.entries.append(manifest_entry(job, pc, status="interrupted", error="interrupted before it started"))
+            continue
+        entry = manifest_entry(job, pc)
         meta = None if cfg.force else read_complete(cfg.output_root, combo, pc.fingerprint)
         if meta is not None:
             entry.update(
@@ -184,6 +220,7 @@ def run_shard(job: ShardJob) -> ShardResult:
 
             def progress(done: int, total: int, _combo=combo) -> None:
                 events.emit("progress", combo_id=_combo.combo_id, rows_done=done, rows_total=total)
+                check_stop()
 
             progress(0, len(dataset.rows))
             stats = run_combo(combo, dataset, input_rows, methods, scorer, cache, cfg, writer.write, progress)
@@ -260,6 +297,13 @@ def run_shard(job: ShardJob) -> ShardResult:
                 duration=round(duration, 3),
                 rows_input=len(dataset.rows),
             )
+        except ShardInterrupted:
+            if writer is not None:
+                writer.abort()
+            interrupted = True
+            log.warning("combo %s: interrupted; its partial output was removed", combo.dir_name)
+            entry.update(status="interrupted", error="interrupted", duration_s=round(time.time() - t0, 3))
+            events.emit("combo_failed", combo_id=combo.combo_id, methods=combo.name, error="interrupted")
         except Exception as exc:  # noqa: BLE001 - one combo's failure must not stop the others
             if writer is not None:
                 writer.abort()
@@ -282,7 +326,7 @@ def run_shard(job: ShardJob) -> ShardResult:
         cache.close()
     result.manifest_path = str(write_shard_manifest(cfg.output_root, job.index, job.num_shards, result.entries))
     result.duration_s = round(time.time() - started, 3)
-    events.emit("shard_done", combos_failed=len(result.failed), duration=result.duration_s)
+    events.emit("shard_done", combos_failed=len(result.failed), duration=result.duration_s, interrupted=interrupted)
     events.close()
     log.info("shard done in %.1fs: %d combos, %d failed", result.duration_s, len(result.entries), len(result.failed))
     return result

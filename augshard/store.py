@@ -134,5 +134,7 @@ class ComboWriter:
         try:
             self._writer.close()
         except Exception:  # noqa: BLE001 - the folder is removed anyway
-            pass
+            # A close that failed (a full disk) is not retried by the writer's __del__, which would print a
+            # traceback into the shard's output long after the combo was reported failed.
+            self._writer.is_open = False
         shutil.rmtree(self.tmp, ignore_errors=True)

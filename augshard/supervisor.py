@@ -51,6 +51,8 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
         reasons = ", ".join(f"{n} {r}" for r, n in dataset.skipped.items())
         raise InputError(f"{cfg.input}: no usable rows ({reasons})")
     _check_output_root(Path(cfg.output_root))
+    _check_output_root(Path(cfg.cache_dir), "--cache-dir")
+    _check_output_root(Path(cfg.log_dir), "--log-dir")
     apply_offline_env()
     statuses = {s.id: check_method(s) for s in specs}
     unavailable = {m: st.reason for m, st in statuses.items() if not st.ok}
@@ -60,9 +62,9 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
                 f"[yellow]warning:[/yellow] method {m} is unavailable: {escape(st.reason)} (fix: {escape(st.fix)})"
             )
     if len(unavailable) == len(specs):
-        raise MethodError(
-            f"none of the selected methods can run here ({', '.join(sorted(unavailable))}); see `augshard methods`"
-        )
+        # One method: its reason is the whole story; several: the ids, with reasons in the warnings above.
+        why = f"{specs[0].id}: {unavailable[specs[0].id]}" if len(specs) == 1 else ", ".join(sorted(unavailable))
+        raise MethodError(f"none of the selected methods can run here ({why}); see `augshard methods`")
     costs = None
     if cfg.calibrate:
         from augshard.methods.bench import load_costs
@@ -83,14 +85,23 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
     )
 
 
-def _check_output_root(root: Path) -> None:
+def _check_output_root(root: Path, what: str = "output root") -> None:
+    """The folder (or its nearest existing parent) must take a new entry: tried for real, since permission bits
+    do not stop root while a read-only mount or a pseudo filesystem (/proc, /sys) does."""
+    import tempfile
+
     if root.exists() and not root.is_dir():
-        raise OutputError(f"output root is a file, not a folder: {root}")
+        raise OutputError(f"{what} is a file, not a folder: {root}")
     probe = root
-    while not probe.exists():
+    while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputError(f"output root is not writable: {root} (no write permission on {probe})")
+    if not probe.is_dir():
+        raise OutputError(f"{what} is not writable: {root} ({probe} is a file, not a folder)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".augshard-probe-", dir=probe))
+    except OSError as exc:
+        reason = f"cannot create entries in {probe}: {exc.strerror}"
+        raise OutputError(f"{what} is not writable: {root} ({reason})") from None
 
 
 def render_plan(cfg: RunConfig, prep: Prepared) -> Table:
@@ -171,19 +182,72 @@ def _jobs(cfg: RunConfig, prep: Prepared) -> list[ShardJob]:
     ]
 
 
+class _Stop:
+    """The first SIGINT/SIGTERM asks the shards to stop after their current chunk; the second kills them."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self.pids: dict[int, int] = {}  # shard -> worker pid
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> _Stop:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.count += 1
+        self.signum = self.signum or signum
+        if self.count == 1:
+            _signal_pids(self.pids.values(), signal.SIGTERM)
+        else:
+            _signal_pids(self.pids.values(), signal.SIGKILL)
+            os._exit(128 + self.signum)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+
+def _signal_pids(pids: object, signum: int) -> None:
+    for pid in list(pids):  # type: ignore[call-overload]
+        if not pid:
+            continue
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+STOP_GRACE_S = 5.0  # after the first signal, shards get this long to finish their chunk before being killed
+
+
 def run(cfg: RunConfig, console: Console, executor_kind: str = "local", live: bool = True) -> int:
-    """Run the plan; returns the exit code (0 ok, 1 some combo failed, 130 interrupted).
+    """Run the plan; returns the exit code (0 ok, 1 some combo failed, 130/143 interrupted).
 
     Progress is the live shard table on a terminal (`live`), plain lines otherwise.
     """
+    from augshard.lock import RunLock
+
+    t0 = time.time()
+    prep = prepare(cfg, console)
+    lock = RunLock(cfg.output_root, None if cfg.shard_index is None else (cfg.shard_index, prep.plan.num_shards))
+    with lock:
+        return _run_locked(cfg, prep, console, executor_kind, live, t0)
+
+
+def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind: str, live: bool, t0: float) -> int:
     from augshard.events import EventsWatcher, events_path
     from augshard.executors import make_executor
     from augshard.manifest import merge
     from augshard.shard import run_shard
     from augshard.store import clean_stale_temp
 
-    t0 = time.time()
-    prep = prepare(cfg, console)
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
     clean_stale_temp(cfg.output_root)
@@ -202,29 +266,69 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local", live: bo
         if job not in spawn:
             results[job.index] = run_shard(job)
     crashed: dict[int, str] = {}
+    stop = _Stop()
     if spawn:
-        executor = make_executor(executor_kind, len(spawn))
-        futures: dict[Future, ShardJob] = {executor.submit(run_shard, job): job for job in spawn}
+        # One single-worker pool per shard: a worker that dies breaks its own pool only, never the others'.
+        pools: dict[int, object] = {}
+        futures: dict[Future, ShardJob] = {}
+        attempts = dict.fromkeys((j.index for j in spawn), 0)
+
+        def submit(job: ShardJob) -> None:
+            pool = make_executor(executor_kind, 1)
+            pools[job.index] = pool
+            futures[pool.submit(run_shard, job)] = job
+            # The pool spawns its worker inside submit(); its pid is what the signal handler needs.
+            for proc in getattr(pool, "_processes", {}).values():
+                stop.pids[job.index] = proc.pid
+
         watcher = EventsWatcher(cfg.log_dir, prep.plan.num_shards, [j.index for j in jobs])
         view = ProgressView(console, watcher, live=live, override=functools.partial(_mark_crashed, crashed))
-        try:
-            pending = set(futures)
-            with view:
-                while pending:
-                    done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        job = futures[fut]
-                        try:
-                            results[job.index] = fut.result()
-                        except Exception as exc:  # noqa: BLE001 - a dead worker fails its shard, not the run
-                            crashed[job.index] = f"{type(exc).__name__}: {exc}"
-                            results[job.index] = _crashed_result(job, crashed[job.index])
-                    view.refresh(force=not pending)
-        except KeyboardInterrupt:
-            _kill_workers(executor)
-            console.print("[red]interrupted[/red]: completed combos are kept; rerun the same command to resume")
-            return 130
-        executor.shutdown(wait=True)
+        deadline = None
+        with stop, view:
+            for job in spawn:
+                submit(job)
+            while futures:
+                done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    job = futures.pop(fut)
+                    pools.pop(job.index).shutdown(wait=False, cancel_futures=True)
+                    # Its result is in and its files are closed: only interpreter teardown is left (torch and
+                    # friends can take seconds on a loaded machine), which neither the run nor an exit waits for.
+                    _signal_pids([stop.pids.pop(job.index, 0)], signal.SIGKILL)
+                    try:
+                        results[job.index] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a dead worker fails its shard, not the run
+                        error = f"{type(exc).__name__}: {exc}"
+                        if stop.count == 0 and attempts[job.index] < cfg.max_retries:
+                            attempts[job.index] += 1
+                            console.print(
+                                f"[yellow]shard {job.index} died ({escape(error)}); retry "
+                                f"{attempts[job.index]} of {cfg.max_retries}[/yellow]"
+                            )
+                            submit(job)
+                            continue
+                        status = "interrupted" if stop.count else "failed"
+                        if not stop.count:
+                            crashed[job.index] = error
+                        results[job.index] = _crashed_result(job, error, status)
+                if stop.count and deadline is None:
+                    deadline = time.time() + STOP_GRACE_S
+                if deadline is not None and time.time() > deadline:
+                    _signal_pids(stop.pids.values(), signal.SIGKILL)
+                view.refresh(force=not futures)
+        for pool in pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+    if stop.count:
+        from augshard.store import remove_empty_temp
+
+        clean_stale_temp(cfg.output_root)
+        remove_empty_temp(cfg.output_root)
+        done_ok = sum(1 for r in results.values() for e in r.entries if e["status"] == "ok")
+        console.print(
+            f"[red]interrupted[/red]: {done_ok} combos complete and kept, shard manifests written; "
+            "rerun the same command to resume"
+        )
+        return stop.exit_code
     return _finish(cfg, prep, jobs, results, crashed, console, t0, merge)
 
 
@@ -236,53 +340,29 @@ def _mark_crashed(crashed: dict[int, str], statuses: list[ShardStatus]) -> list[
     ]
 
 
-def _crashed_result(job: ShardJob, error: str) -> ShardResult:
-    """A shard whose process died: its unfinished combos are recorded as failed in its manifest."""
+def _crashed_result(job: ShardJob, error: str, status: str = "failed") -> ShardResult:
+    """A shard whose process died or was killed: combos it finished are ok, the others carry `status`."""
     from augshard.events import log_path
     from augshard.manifest import write_shard_manifest
+    from augshard.shard import manifest_entry
     from augshard.store import read_complete
 
     entries = list(job.unavailable)
     for pc in job.combos:
         meta = read_complete(job.cfg.output_root, pc.combo, pc.fingerprint)
-        entries.append(
-            {
-                "combo_id": pc.combo.combo_id,
-                "combo_dir": pc.combo.dir_name,
-                "methods": pc.combo.name,
-                "k": pc.combo.k,
-                "rows": meta["rows"] if meta else 0,
-                "rows_skipped": meta["rows_skipped"] if meta else 0,
-                "rows_rejected": meta["rows_rejected"] if meta else 0,
-                "status": "ok" if meta else "failed",
-                "dataset_path": f"{pc.combo.dir_name}/dataset.parquet",
-                "duration_s": meta["timing"]["duration_seconds"] if meta else 0.0,
-                "shard": job.index,
-                "resumed": False,
-                "plan_fingerprint": job.plan_fingerprint,
-                "error": "" if meta else error[:300],
-            }
-        )
+        entry = manifest_entry(job, pc, status="ok", meta=meta) if meta else manifest_entry(job, pc, status, error)
+        entries.append(entry)
     path = write_shard_manifest(job.cfg.output_root, job.index, job.num_shards, entries)
     lpath = log_path(job.cfg.log_dir, job.index, job.num_shards)
     return ShardResult(job.index, entries=entries, log_path=str(lpath), manifest_path=str(path))
 
 
-def _kill_workers(executor: object) -> None:
-    processes = getattr(executor, "_processes", None) or {}
-    for proc in list(processes.values()):
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, AttributeError):
-            pass
-    executor.shutdown(wait=False, cancel_futures=True)  # type: ignore[attr-defined]
-
-
 def _finish(cfg, prep, jobs, results, crashed, console, t0, merge) -> int:  # noqa: ANN001
     from augshard.events import events_path, fold, read_events
     from augshard.monitor import GLYPH, fmt_duration
-    from augshard.store import remove_empty_temp
+    from augshard.store import clean_stale_temp, remove_empty_temp
 
+    clean_stale_temp(cfg.output_root)  # what a worker killed mid-combo left behind
     remove_empty_temp(cfg.output_root)
     failed = [(r, e) for r in results.values() for e in r.failed]
     statuses = {j.index: fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in jobs}

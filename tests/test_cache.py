@@ -103,7 +103,7 @@ def test_corrupted_db_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
     c.close()
     # The rebuilt file is a real SQLite database that survives a reopen.
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM calls WHERE key='k'").fetchone() == ("v",)
+        assert conn.execute("SELECT value FROM calls_v2 WHERE key='k'").fetchone() == ("v",)
     again = Cache(path)
     assert again.get_many(["k"]) == {"k": "v"}
     again.close()
@@ -118,3 +118,13 @@ def test_short_garbage_file_is_moved_aside(tmp_path: Path) -> None:
     c.put_many([("x", "y")])
     assert c.get_many(["x"]) == {"x": "y"}
     c.close()
+
+
+def test_a_damaged_value_is_ignored_not_returned(tmp_path: Path) -> None:
+    """A row whose value changed behind SQLite's back (bad disk, a stray writer) fails its CRC and is recomputed."""
+    cache = Cache(tmp_path / "c.db")
+    cache.put_many([("good", "fine output"), ("bad", "original output")])
+    cache.conn.execute("UPDATE calls_v2 SET value = 'tampered output' WHERE key = 'bad'")
+    cache.conn.commit()
+    assert cache.get_many(["good", "bad"]) == {"good": "fine output"}
+    cache.close()

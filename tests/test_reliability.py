@@ -1,0 +1,179 @@
+"""Nothing lost, nothing half-written: dead shards retried, signals honoured, one run per output root, and
+outputs identical to an uninterrupted run after any number of SIGKILLs and resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_cli, sample_rows, write_csv
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "chunk_size: 3\n"  # many chunks: many moments to be killed at, many progress events
+
+
+def args(cwd: Path, *extra: str) -> list[str]:
+    methods = "nlp_keyboard,nlp_randword_delete,nlp_spelling"
+    return ["run", "--config", str(cwd / "cfg.yaml"), "--input", str(cwd / "in.csv"), "--text-col", "text",
+            "--evidence-col", "evidence", "--id-col", "id", "--methods", methods,
+            "--quality-metric", "char_ratio", "--num-shards", "2", "--no-live", *extra]  # fmt: skip
+
+
+def setup_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    write_csv(path / "in.csv", sample_rows(36))
+    (path / "cfg.yaml").write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+def start(cwd: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.Popen([sys.executable, "-m", "augshard", *args(cwd, *extra)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def events(cwd: Path, shard: int) -> list[dict]:
+    path = cwd / f"logs/augment/shard_{shard}_of_2.events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def wait_for(predicate, timeout: float = 120) -> None:  # noqa: ANN001
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def working(cwd: Path, shard: int) -> bool:
+    return any(e["event"] == "progress" and e.get("rows_done", 0) > 0 for e in events(cwd, shard))
+
+
+def worker_pid(cwd: Path, shard: int) -> int:
+    return [e for e in events(cwd, shard) if e["event"] == "shard_start"][-1]["pid"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def datasets(cwd: Path) -> dict[str, bytes]:
+    root = cwd / "data/processed/augsets"
+    return {p.parent.name: p.read_bytes() for p in sorted(root.glob("combo_*/dataset.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    cwd = setup_dir(tmp_path_factory.mktemp("baseline"))
+    proc = run_cli(*args(cwd), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = datasets(cwd)
+    assert len(out) == 6
+    return out
+
+
+def test_a_killed_shard_is_retried_and_the_run_completes(tmp_path: Path, baseline: dict[str, bytes]) -> None:
+    cwd = setup_dir(tmp_path)
+    proc = start(cwd)
+    wait_for(lambda: working(cwd, 0))
+    os.kill(worker_pid(cwd, 0), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "shard 0 died" in out and "retry 1 of 2" in out
+    assert datasets(cwd) == baseline
+    assert not list((cwd / "data/processed/augsets").glob(".augshard-tmp/*"))
+
+
+def test_a_shard_that_keeps_dying_fails_the_run_and_the_others_finish(tmp_path: Path) -> None:
+    cwd = setup_dir(tmp_path)
+    proc = start(cwd, "--max-retries", "0", "--keep-shards")
+    wait_for(lambda: working(cwd, 0))
+    os.kill(worker_pid(cwd, 0), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    assert "crashed shard 0" in out and "shard_0_of_2.log" in out
+    manifest = (cwd / "data/processed/augsets/manifest_shard1_of_2.csv").read_text()
+    assert ",failed," not in manifest and manifest.count(",ok,") >= 1
+    assert ",failed," in (cwd / "data/processed/augsets/manifest_shard0_of_2.csv").read_text()
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, baseline: dict, signum: int, code: int) -> None:
+    cwd = setup_dir(tmp_path)
+    proc = start(cwd)
+    wait_for(lambda: working(cwd, 0) and working(cwd, 1))
+    pids = [worker_pid(cwd, 0), worker_pid(cwd, 1)]
+    sent = time.time()
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == code, out
+    assert time.time() - sent < 10, "took longer than 10 s to stop"
+    assert "interrupted" in out
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=5)  # no orphan
+    root = cwd / "data/processed/augsets"
+    assert not list(root.glob(".augshard-tmp/*")) and not (root / ".augshard.lock").exists()
+    for folder in root.glob("combo_*"):
+        assert sorted(p.name for p in folder.iterdir()) == ["dataset.parquet", "meta.json"]
+    resumed = run_cli(*args(cwd), cwd=cwd)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert datasets(cwd) == baseline
+
+
+def test_a_second_run_on_the_same_output_root_is_refused(tmp_path: Path) -> None:
+    cwd = setup_dir(tmp_path)
+    root = cwd / "data/processed/augsets"
+    root.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": holder.pid, "host": os.uname().nodename, "started": time.time(), "argv": ["augshard"]}
+        (root / ".augshard.lock").write_text(json.dumps(lock))
+        proc = run_cli(*args(cwd), cwd=cwd)
+        assert proc.returncode == 2
+        assert f"in use by another augshard run (pid {holder.pid}" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert not list(root.glob("combo_*"))
+    finally:
+        holder.kill()
+        holder.wait()
+    # The same lock left by a dead process is stale: taken over, and the run goes ahead.
+    proc = run_cli(*args(cwd), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(list(root.glob("combo_*"))) == 6 and not (root / ".augshard.lock").exists()
+
+
+def test_sigkill_at_random_moments_then_resume_gives_identical_datasets(tmp_path: Path, baseline: dict) -> None:
+    """The torture test, short: `scripts/torture.py` runs the same loop as long as you like."""
+    cwd = setup_dir(tmp_path)
+    rng = random.Random(7)
+    for _ in range(3):
+        proc = start(cwd)
+        wait_for(lambda p=proc: any(working(cwd, s) for s in (0, 1)) or p.poll() is not None)
+        time.sleep(rng.uniform(0, 1.5))
+        pids = [worker_pid(cwd, s) for s in (0, 1) if events(cwd, s)]
+        proc.kill()
+        proc.wait()
+        wait_for(lambda pids=pids: not any(alive(p) for p in pids), timeout=10)  # workers die with the supervisor
+    final = run_cli(*args(cwd), cwd=cwd)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert datasets(cwd) == baseline
+    verify = run_cli("verify", cwd=cwd)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
