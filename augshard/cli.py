@@ -34,6 +34,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except AugshardError as exc:
             err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # the disk or the system said no outside a combo: one line, a run-time failure
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(f"[bold red]error:[/bold red] {escape(exc.strerror or str(exc))}{where}", soft_wrap=True)
+            raise typer.Exit(1) from None
         if code:
             raise typer.Exit(code)
         return code
@@ -54,18 +58,18 @@ def run(
     cache_dir: str = typer.Option(None, "--cache-dir", help="Per-shard SQLite caches."),
     log_dir: str = typer.Option(None, "--log-dir", help="Per-shard logs and event streams."),
     num_shards: str = typer.Option(None, "--num-shards", help="Number of shards, or 'auto' (CPU count) [7]."),
-    variants_per_sample: int = typer.Option(None, "--variants-per-sample", help="Variants per row and combo [2]."),
+    variants_per_sample: str = typer.Option(None, "--variants-per-sample", help="Variants per row and combo [2]."),
     quality_min_sim: str = typer.Option(None, "--quality-min-sim", help="Lowest accepted similarity [0.55]."),
     quality_max_sim: str = typer.Option(None, "--quality-max-sim", help="Highest accepted similarity [0.95]."),
     quality_metric: str = typer.Option(None, "--quality-metric", help="embedding | char_ratio | none [embedding]."),
-    seed: int = typer.Option(None, "--seed", help="Seed of every random call [42]."),
+    seed: str = typer.Option(None, "--seed", help="Seed of every random call [42]."),
     combo_mode: str = typer.Option(None, "--combo-mode", help="single | bounded_k | all [bounded_k]."),
-    max_combo_size: int = typer.Option(None, "--max-combo-size", help="Largest combo with bounded_k [2]."),
+    max_combo_size: str = typer.Option(None, "--max-combo-size", help="Largest combo with bounded_k [2]."),
     methods: str = typer.Option(None, "--methods", help="Comma-separated subset of the catalogue's method ids."),
     force: bool = typer.Option(False, "--force", help="Recompute combos that are already complete."),
-    shard_index: int = typer.Option(None, "--shard-index", help="Run only shard I of N (job arrays); no merge."),
-    gpu_slots: int = typer.Option(None, "--gpu-slots", help="Shards that may hold GPU models at once [1]."),
-    max_retries: int = typer.Option(None, "--max-retries", help="Restarts of a shard whose process died [2]."),
+    shard_index: str = typer.Option(None, "--shard-index", help="Run only shard I of N (job arrays); no merge."),
+    gpu_slots: str = typer.Option(None, "--gpu-slots", help="Shards that may hold GPU models at once [1]."),
+    max_retries: str = typer.Option(None, "--max-retries", help="Restarts of a shard whose process died [2]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print the plan; write nothing."),
     no_live: bool = typer.Option(False, "--no-live", help="Plain progress lines instead of the live shard table."),

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from augshard.store import pid_alive
+
 HEARTBEAT_S = 2.0
 PROGRESS_EVERY_S = 5.0
 STALL_AFTER_S = 30.0
@@ -248,16 +250,6 @@ def fold(shard: int, events: list[dict[str, Any]]) -> ShardStatus:
     for ev in events:
         status = apply(status, ev)
     return status
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def judge(status: ShardStatus, now: float, stall_after: float = STALL_AFTER_S, host: str | None = None) -> ShardStatus:

@@ -11,18 +11,9 @@ import time
 from pathlib import Path
 
 from augshard.errors import OutputError
+from augshard.store import pid_alive
 
 log = logging.getLogger("augshard.lock")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLock:
@@ -47,7 +38,7 @@ class RunLock:
             owner = self._owner(other)
             if owner is None:
                 continue
-            if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", 0))):
+            if owner.get("host") == socket.gethostname() and not pid_alive(int(owner.get("pid", 0))):
                 log.warning("taking over stale lock %s of dead pid %s", other, owner.get("pid"))
                 other.unlink(missing_ok=True)
                 continue

@@ -25,12 +25,13 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still exists (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except (PermissionError, OverflowError):
         return True
     return True
 
@@ -58,7 +59,7 @@ def clean_stale_temp(output_root: str | Path) -> list[Path]:
     host = socket.gethostname()
     for entry in sorted(tmp_root.iterdir()):
         owner = parse_temp_name(entry.name)
-        if owner is not None and (owner[0] != host or _pid_alive(owner[1])):
+        if owner is not None and (owner[0] != host or pid_alive(owner[1])):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)

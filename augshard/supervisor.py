@@ -291,10 +291,10 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
                 done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
                 for fut in done:
                     job = futures.pop(fut)
-                    pools.pop(job.index).shutdown(wait=False, cancel_futures=True)
                     # Its result is in and its files are closed: only interpreter teardown is left (torch and
                     # friends can take seconds on a loaded machine), which neither the run nor an exit waits for.
                     _signal_pids([stop.pids.pop(job.index, 0)], signal.SIGKILL)
+                    pools.pop(job.index).shutdown(wait=True, cancel_futures=True)
                     try:
                         results[job.index] = fut.result()
                     except Exception as exc:  # noqa: BLE001 - a dead worker fails its shard, not the run

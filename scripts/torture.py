@@ -49,7 +49,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=60)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--methods", default="nlp_keyboard,nlp_randword_delete,nlp_spelling,nlp_wordnet_syn")
-    parser.add_argument("--max-delay", type=float, default=20.0, help="longest wait before a kill (s)")
+    parser.add_argument("--max-delay", type=float, help="longest wait before a kill (s) [1.5 x the baseline's time]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/augshard-torture"))
     opts = parser.parse_args()
@@ -60,21 +60,28 @@ def main() -> int:
         prepare(cwd, opts.rows)
     t0 = time.time()
     subprocess.run(run_args(base, opts.methods, opts.shards), cwd=base, check=True, capture_output=True)
-    print(f"baseline: {len(datasets(base))} combos in {time.time() - t0:.0f}s")
-    kills = 0
+    baseline_s = time.time() - t0
+    print(f"baseline: {len(datasets(base))} combos in {baseline_s:.0f}s")
+    max_delay = opts.max_delay or 1.5 * baseline_s
+    kills = completions = 0
     while kills < opts.kills:
         proc = subprocess.Popen(run_args(tortured, opts.methods, opts.shards), cwd=tortured,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         try:
-            proc.wait(timeout=rng.uniform(0.5, opts.max_delay))
-            print(f"run finished before its kill (exit {proc.returncode}); {len(datasets(tortured))} combos complete")
-            if proc.returncode == 0:
-                break
+            proc.wait(timeout=rng.uniform(0.5, max_delay))
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             kills += 1
             print(f"kill {kills}: {len(datasets(tortured))} combos complete so far")
+            continue
+        # The run outlived its kill: check it, then start over from nothing to keep killing.
+        if proc.returncode != 0 or datasets(tortured) != datasets(base):
+            print(f"a completed run differs from the baseline (exit {proc.returncode})")
+            return 1
+        completions += 1
+        print(f"run completed before its kill, identical to the baseline; starting over ({completions})")
+        prepare(tortured, opts.rows)
     final = subprocess.run(run_args(tortured, opts.methods, opts.shards), cwd=tortured, capture_output=True, text=True)
     same = datasets(tortured) == datasets(base)
     verify = subprocess.run([sys.executable, "-m", "augshard", "verify"], cwd=tortured, capture_output=True, text=True)

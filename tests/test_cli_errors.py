@@ -65,6 +65,11 @@ CASES = {
         "unknown method id(s) nlp_teleport",
     ),
     "zero shards": (lambda d: ["--input", "in.csv", *with_flag("--num-shards", "0")], "--num-shards must be"),
+    "non-integer variants": (
+        lambda d: ["--input", "in.csv", *with_flag("--variants-per-sample", "two")],
+        "--variants-per-sample: expected an integer, got 'two'",
+    ),
+    "non-integer seed": (lambda d: ["--input", "in.csv", *with_flag("--seed", "x")], "--seed: expected an integer"),
     "zero variants": (
         lambda d: ["--input", "in.csv", *with_flag("--variants-per-sample", "0")],
         "--variants-per-sample must be at least 1",

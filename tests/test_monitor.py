@@ -194,7 +194,13 @@ def test_run_on_a_terminal_redraws_the_live_table(tmp_path: Path) -> None:
 def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Path) -> None:
     write_csv(tmp_path / "in.csv", sample_rows(20))
     env = {**os.environ, "COLUMNS": "200"}
-    args = [sys.executable, "-m", "augshard", *base_args(tmp_path / "in.csv", "--num-shards", "2")]
+    # No restart: the shard stays dead (with retries the supervisor would bring it back; test_reliability covers it).
+    args = [
+        sys.executable,
+        "-m",
+        "augshard",
+        *base_args(tmp_path / "in.csv", "--num-shards", "2", "--max-retries", "0"),
+    ]
     run = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     follow = subprocess.Popen([sys.executable, "-m", "augshard", "monitor", "--follow", "--interval", "0.5",
                                "--stall-after", "20"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
