@@ -70,6 +70,8 @@ def run(
     shard_index: str = typer.Option(None, "--shard-index", help="Run only shard I of N (job arrays); no merge."),
     gpu_slots: str = typer.Option(None, "--gpu-slots", help="Shards that may hold GPU models at once [1]."),
     max_retries: str = typer.Option(None, "--max-retries", help="Restarts of a shard whose process died [2]."),
+    executor: str = typer.Option(None, "--executor", help="local | dask | dask-local [local]."),
+    scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address for --executor dask."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print the plan; write nothing."),
     no_live: bool = typer.Option(False, "--no-live", help="Plain progress lines instead of the live shard table."),
@@ -106,13 +108,15 @@ def run(
         "shard_index": shard_index,
         "gpu_slots": gpu_slots,
         "max_retries": max_retries,
+        "executor": executor,
+        "scheduler": scheduler,
         "keep_shards": keep_shards or None,
         "calibrate": calibrate or (True if calibrated else None),
     }
     cfg = load_config(config, overrides)
     if dry_run:
         return supervisor.dry_run(cfg, console)
-    return supervisor.run(cfg, console, live=not no_live)
+    return supervisor.run(cfg, console, executor_kind=cfg.executor, live=not no_live)
 
 
 @app.command()

@@ -56,6 +56,9 @@ class RunConfig:
     gpu_slots: int = 1
     # Restarts of a shard whose worker process died (killed, out of memory, a crash in a native library).
     max_retries: int = 2
+    # Where shards run: local processes, a Dask cluster (`scheduler` address) or a LocalCluster (dask-local).
+    executor: str = "local"
+    scheduler: str | None = None
     force: bool = False
     shard_index: int | None = None
     keep_shards: bool = False
@@ -273,6 +276,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
     if cfg.max_candidates_per_variant < 1:
         raise ConfigError("max_candidates_per_variant must be at least 1")
+    if cfg.executor not in ("local", "dask", "dask-local"):
+        raise ConfigError(f"--executor must be one of local, dask, dask-local, got '{cfg.executor}'")
+    if cfg.executor == "dask" and not cfg.scheduler:
+        raise ConfigError("--executor dask needs --scheduler tcp://HOST:8786 (the address of the cluster's scheduler)")
     if cfg.max_retries < 0:
         raise ConfigError(f"--max-retries must be 0 or more, got {cfg.max_retries}")
     if cfg.gpu_slots < 1:

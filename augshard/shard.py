@@ -104,8 +104,17 @@ def install_stop_handlers() -> None:
         signal.signal(signum, lambda *_: _STOP.set())
 
 
+_STOP_FILE: Path | None = None
+
+
+def stop_file_path(log_dir: str | Path) -> Path:
+    """The supervisor creates this file to stop shards it cannot signal (on other machines)."""
+    return Path(log_dir) / ".augshard-stop"
+
+
 def check_stop() -> None:
-    if _STOP.is_set():
+    if _STOP.is_set() or (_STOP_FILE is not None and _STOP_FILE.exists()):
+        _STOP.set()
         raise ShardInterrupted()
 
 
@@ -132,6 +141,8 @@ def run_shard(job: ShardJob) -> ShardResult:
     started = time.time()
     cfg = job.cfg
     install_stop_handlers()
+    global _STOP_FILE
+    _STOP_FILE = stop_file_path(cfg.log_dir)
     lpath = log_path(cfg.log_dir, job.index, job.num_shards)
     log = _setup_log(lpath, job.index)
     events = EventWriter(events_path(cfg.log_dir, job.index, job.num_shards), job.index)

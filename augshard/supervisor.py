@@ -20,7 +20,7 @@ from augshard.events import ShardStatus
 from augshard.methods import MethodSpec, MethodStatus, check_method, load_catalogue, select
 from augshard.monitor import ProgressView
 from augshard.plan import Plan, make_plan
-from augshard.shard import ShardJob, ShardResult
+from augshard.shard import ShardJob, ShardResult, stop_file_path
 
 
 @dataclass
@@ -138,6 +138,9 @@ def dry_run(cfg: RunConfig, console: Console) -> int:
         f"{len(prep.plan.unavailable)} unavailable; quality filter {cfg.quality_metric} "
         f"[{cfg.quality_min_sim}, {cfg.quality_max_sim}]; output root {cfg.output_root}"
     )
+    if cfg.executor != "local":
+        roots = ", ".join(os.path.abspath(getattr(cfg, k)) for k in ("output_root", "log_dir", "cache_dir"))
+        console.print(f"executor {cfg.executor}: every worker must see the same storage at {roots}")
     console.print("dry run: nothing was written")
     return 0
 
@@ -189,6 +192,7 @@ class _Stop:
         self.signum: int | None = None
         self.count = 0
         self.pids: dict[int, int] = {}  # shard -> worker pid
+        self.stop_file: Path | None = None
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> _Stop:
@@ -205,6 +209,8 @@ class _Stop:
         self.signum = self.signum or signum
         if self.count == 1:
             _signal_pids(self.pids.values(), signal.SIGTERM)
+            if self.stop_file is not None:  # shards on other machines (Dask) read this between chunks
+                self.stop_file.touch()
         else:
             _signal_pids(self.pids.values(), signal.SIGKILL)
             os._exit(128 + self.signum)
@@ -235,6 +241,11 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local", live: bo
     from augshard.lock import RunLock
 
     t0 = time.time()
+    if executor_kind != "local":
+        # Dask workers run elsewhere, from other working directories: every path must name shared storage.
+        paths = {k: os.path.abspath(getattr(cfg, k)) for k in ("input", "output_root", "cache_dir", "log_dir")}
+        catalogue = resolve_conf_path(cfg.methods_config, DEFAULT_METHODS_CONFIG)
+        cfg = replace(cfg, methods_config=os.path.abspath(catalogue), **paths)
     prep = prepare(cfg, console)
     lock = RunLock(cfg.output_root, None if cfg.shard_index is None else (cfg.shard_index, prep.plan.num_shards))
     with lock:
@@ -267,13 +278,20 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
             results[job.index] = run_shard(job)
     crashed: dict[int, str] = {}
     stop = _Stop()
+    stop.stop_file = stop_file_path(cfg.log_dir)
+    stop.stop_file.unlink(missing_ok=True)
     if spawn:
         # One single-worker pool per shard: a worker that dies breaks its own pool only, never the others'.
         pools: dict[int, object] = {}
         futures: dict[Future, ShardJob] = {}
         attempts = dict.fromkeys((j.index for j in spawn), 0)
 
+        shared = make_executor(executor_kind, len(spawn), cfg.scheduler) if executor_kind != "local" else None
+
         def submit(job: ShardJob) -> None:
+            if shared is not None:
+                futures[shared.submit(run_shard, job)] = job
+                return
             pool = make_executor(executor_kind, 1)
             pools[job.index] = pool
             futures[pool.submit(run_shard, job)] = job
@@ -293,8 +311,9 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
                     job = futures.pop(fut)
                     # Its result is in and its files are closed: only interpreter teardown is left (torch and
                     # friends can take seconds on a loaded machine), which neither the run nor an exit waits for.
-                    _signal_pids([stop.pids.pop(job.index, 0)], signal.SIGKILL)
-                    pools.pop(job.index).shutdown(wait=True, cancel_futures=True)
+                    if job.index in pools:
+                        _signal_pids([stop.pids.pop(job.index, 0)], signal.SIGKILL)
+                        pools.pop(job.index).shutdown(wait=True, cancel_futures=True)
                     try:
                         results[job.index] = fut.result()
                     except Exception as exc:  # noqa: BLE001 - a dead worker fails its shard, not the run
@@ -318,6 +337,9 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
                 view.refresh(force=not futures)
         for pool in pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
+        if shared is not None:
+            shared.shutdown(wait=False, cancel_futures=True)
+    stop.stop_file.unlink(missing_ok=True)
     if stop.count:
         from augshard.store import remove_empty_temp
 

@@ -1,0 +1,113 @@
+"""The same shards on Dask: a LocalCluster, and a real scheduler with 2 workers on loopback, byte-identical to local."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_cli, sample_rows, write_csv
+
+pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def args(root: Path, *extra: str) -> list[str]:
+    return ["run", "--input", str(root / "in.csv"), "--text-col", "text", "--evidence-col", "evidence", "--id-col",
+            "id", "--methods", "nlp_keyboard,nlp_randword_delete,nlp_spelling", "--quality-metric", "char_ratio",
+            "--num-shards", "2", "--no-live", *extra]  # fmt: skip
+
+
+def datasets(cwd: Path) -> dict[str, bytes]:
+    root = cwd / "data/processed/augsets"
+    return {p.parent.name: p.read_bytes() for p in sorted(root.glob("combo_*/dataset.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
+    root = tmp_path_factory.mktemp("dask")
+    write_csv(root / "in.csv", sample_rows(24))
+    cwd = root / "local"
+    cwd.mkdir()
+    proc = run_cli(*args(root), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = datasets(cwd)
+    assert len(out) == 6
+    return root, out
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):  # noqa: ANN201 - yields (scheduler address, worker processes)
+    """A `dask scheduler` and two `dask worker` processes on loopback, torn down afterwards."""
+    info = tmp_path / "scheduler.json"
+    env = dict(os.environ)
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", "--scheduler-file", str(info)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]  # fmt: skip
+    deadline = time.time() + 60
+    while not info.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    address = json.loads(info.read_text())["address"]
+    workers = [subprocess.Popen([str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
+                                 "--no-nanny", "--host", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for _ in range(2)]  # fmt: skip
+    procs += workers
+    try:
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, workers
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_dask_local_gives_the_same_datasets(local: tuple[Path, dict], tmp_path: Path) -> None:
+    root, expected = local
+    proc = run_cli(*args(root, "--executor", "dask-local"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert datasets(tmp_path) == expected
+
+
+def test_a_real_cluster_gives_the_same_datasets(local: tuple[Path, dict], cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    root, expected = local
+    address, _ = cluster
+    proc = run_cli(*args(root, "--executor", "dask", "--scheduler", address), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert datasets(tmp_path) == expected
+    monitor = run_cli("monitor", cwd=tmp_path)  # the shared log dir tells the story, wherever shards ran
+    assert monitor.returncode == 0 and monitor.stdout.count("✓ done") == 2, monitor.stdout
+
+
+def test_a_lost_dask_worker_does_not_lose_the_run(local: tuple[Path, dict], cluster, tmp_path: Path) -> None:  # noqa: ANN001
+    root, expected = local
+    address, workers = cluster
+    run = subprocess.Popen([sys.executable, "-m", "augshard", *args(root, "--executor", "dask", "--scheduler",
+                            address)], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    stream = tmp_path / "logs/augment/shard_0_of_2.events.jsonl"
+    shard_pid = None
+    deadline = time.time() + 180
+    while shard_pid is None and time.time() < deadline:
+        if stream.exists():
+            evs = [json.loads(x) for x in stream.read_text().splitlines() if x.endswith("}")]
+            if any(e["event"] == "combo_done" for e in evs):  # mid-shard: one of its 3 combos is done
+                shard_pid = evs[0]["pid"]
+        time.sleep(0.05)
+    assert shard_pid is not None
+    # The shard runs in a process its Dask worker started: kill that worker, as a lost node would be.
+    worker_pid = int(Path(f"/proc/{shard_pid}/stat").read_text().split()[3])
+    assert worker_pid in [w.pid for w in workers]
+    os.kill(worker_pid, signal.SIGKILL)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    assert datasets(tmp_path) == expected
