@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.augshard-installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
@@ -24,9 +24,12 @@ run: install
 test: install
 	$(BIN)/python -m pytest -q
 
+bench: install
+	$(BIN)/python bench/run.py
+
 lint: install
-	$(BIN)/ruff check augshard tests scripts
-	$(BIN)/ruff format --check augshard tests scripts
+	$(BIN)/ruff check augshard tests scripts bench
+	$(BIN)/ruff format --check augshard tests scripts bench
 
 clean:
 	rm -rf data/processed data/cache logs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -46,12 +47,13 @@ class ShardResult:
 
 
 def cap_threads(n: int) -> None:
-    """N shards on C cores get C/N threads each, before torch or BLAS spin up their pools."""
+    """N shards on C cores get C/N threads each. torch and the BLAS libraries read these variables when they
+    start their pools, so nothing heavy is imported here; a torch that is already loaded is told directly."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ[var] = str(n)
-    import torch
-
-    torch.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
 
 
 def _setup_log(path: Path, index: int) -> logging.Logger:

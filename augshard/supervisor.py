@@ -54,7 +54,27 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
     _check_output_root(Path(cfg.cache_dir), "--cache-dir")
     _check_output_root(Path(cfg.log_dir), "--log-dir")
     apply_offline_env()
-    statuses = {s.id: check_method(s) for s in specs}
+    costs = None
+    if cfg.calibrate:
+        from augshard.methods.bench import load_costs
+
+        costs = load_costs(cfg.calibrate)
+        measured = sum(s.id in costs for s in specs)
+        console.print(f"costs: measured for {measured} of {len(specs)} methods ({cfg.calibrate}); others: catalogue")
+
+    def complete_in(plan: Plan) -> set[str]:
+        if cfg.force:
+            return set()
+        return {pc.combo.combo_id for pc in plan.combos if read_complete(cfg.output_root, pc.combo, pc.fingerprint)}
+
+    # Only methods that still have work are built and probed: a rerun of a finished job imports no library.
+    plan = make_plan(cfg, specs, dataset.sha256, {}, costs)
+    complete = complete_in(plan)
+    needed = {m for pc in plan.combos if pc.combo.combo_id not in complete for m in pc.combo.methods}
+    statuses = {
+        s.id: check_method(s) if s.id in needed else MethodStatus(s.id, s.lib, s.kind, ok=True, reason="not checked")
+        for s in specs
+    }
     unavailable = {m: st.reason for m, st in statuses.items() if not st.ok}
     for m, st in statuses.items():
         if not st.ok:
@@ -65,21 +85,9 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
         # One method: its reason is the whole story; several: the ids, with reasons in the warnings above.
         why = f"{specs[0].id}: {unavailable[specs[0].id]}" if len(specs) == 1 else ", ".join(sorted(unavailable))
         raise MethodError(f"none of the selected methods can run here ({why}); see `augshard methods`")
-    costs = None
-    if cfg.calibrate:
-        from augshard.methods.bench import load_costs
-
-        costs = load_costs(cfg.calibrate)
-        measured = sum(s.id in costs for s in specs)
-        console.print(f"costs: measured for {measured} of {len(specs)} methods ({cfg.calibrate}); others: catalogue")
-    plan = make_plan(cfg, specs, dataset.sha256, unavailable, costs)
-    complete = set()
-    if not cfg.force:
-        complete = {
-            pc.combo.combo_id
-            for pc in plan.combos
-            if read_complete(cfg.output_root, pc.combo, pc.fingerprint) is not None
-        }
+    if unavailable:
+        plan = make_plan(cfg, specs, dataset.sha256, unavailable, costs)
+        complete = complete_in(plan)
     return Prepared(
         plan, specs, statuses, dataset.sha256, len(dataset.rows), dict(dataset.skipped), catalogue_path, complete
     )
