@@ -109,9 +109,9 @@ def install_stop_handlers() -> None:
 _STOP_FILE: Path | None = None
 
 
-def stop_file_path(log_dir: str | Path) -> Path:
-    """The supervisor creates this file to stop shards it cannot signal (on other machines)."""
-    return Path(log_dir) / ".augshard-stop"
+def stop_file_path(log_dir: str | Path, plan_fingerprint: str) -> Path:
+    """A Dask run's supervisor creates this file to stop the shards of its plan, which it cannot signal."""
+    return Path(log_dir) / f".augshard-stop-{plan_fingerprint}"
 
 
 def check_stop() -> None:
@@ -144,7 +144,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     cfg = job.cfg
     install_stop_handlers()
     global _STOP_FILE
-    _STOP_FILE = stop_file_path(cfg.log_dir)
+    _STOP_FILE = stop_file_path(cfg.log_dir, job.plan_fingerprint)
     lpath = log_path(cfg.log_dir, job.index, job.num_shards)
     log = _setup_log(lpath, job.index)
     events = EventWriter(events_path(cfg.log_dir, job.index, job.num_shards), job.index)

@@ -286,8 +286,9 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
             results[job.index] = run_shard(job)
     crashed: dict[int, str] = {}
     stop = _Stop()
-    stop.stop_file = stop_file_path(cfg.log_dir)
-    stop.stop_file.unlink(missing_ok=True)
+    if executor_kind != "local":  # local shards get signals; remote ones read this file between chunks
+        stop.stop_file = stop_file_path(cfg.log_dir, prep.plan.fingerprint)
+        stop.stop_file.unlink(missing_ok=True)
     if spawn:
         # One single-worker pool per shard: a worker that dies breaks its own pool only, never the others'.
         pools: dict[int, object] = {}
@@ -347,7 +348,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
             pool.shutdown(wait=False, cancel_futures=True)
         if shared is not None:
             shared.shutdown(wait=False, cancel_futures=True)
-    stop.stop_file.unlink(missing_ok=True)
+    if stop.stop_file is not None:
+        stop.stop_file.unlink(missing_ok=True)
     if stop.count:
         from augshard.store import remove_empty_temp
 
