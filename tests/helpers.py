@@ -11,6 +11,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "augshard" / "sample" / "reviews.csv"
 
+# Flags of a quick one-method run over sample-shaped rows (id, label, text, evidence).
+CHEAP_RUN_ARGS = ("--text-col", "text", "--evidence-col", "evidence", "--id-col", "id", "--methods", "nlp_keyboard",
+                  "--quality-metric", "char_ratio", "--num-shards", "1")  # fmt: skip
+
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m augshard ARGS` in `cwd`, capturing its output."""

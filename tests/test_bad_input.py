@@ -23,24 +23,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_cli, sample_rows, tree, write_csv
+from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, tree, write_csv
 
 pytestmark = pytest.mark.slow
 
-GOOD = [
-    "--text-col",
-    "text",
-    "--evidence-col",
-    "evidence",
-    "--id-col",
-    "id",
-    "--methods",
-    "nlp_keyboard",
-    "--quality-metric",
-    "char_ratio",
-    "--num-shards",
-    "1",
-]
+GOOD = CHEAP_RUN_ARGS
 COMBO = "combo_1_nlp_keyboard"
 ROOT = Path("data/processed/augsets")
 # Files a successful one-combo run may add outside data/cache and logs/augment.

@@ -5,22 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, sample_rows, tree, write_csv
+from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, tree, write_csv
 
-GOOD = [
-    "--text-col",
-    "text",
-    "--evidence-col",
-    "evidence",
-    "--id-col",
-    "id",
-    "--methods",
-    "nlp_keyboard",
-    "--quality-metric",
-    "char_ratio",
-    "--num-shards",
-    "1",
-]
+GOOD = CHEAP_RUN_ARGS
 
 
 def with_flag(flag: str, value: str) -> list[str]:
