@@ -87,9 +87,6 @@ class RunConfig:
         payload["algorithm"] = ALGORITHM_VERSION
         return _sha(payload)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def _sha(payload: Any) -> str:
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

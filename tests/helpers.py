@@ -16,6 +16,16 @@ CHEAP_RUN_ARGS = ("--text-col", "text", "--evidence-col", "evidence", "--id-col"
                   "--quality-metric", "char_ratio", "--num-shards", "1")  # fmt: skip
 
 
+def with_flag(flag: str, value: str) -> list[str]:
+    """CHEAP_RUN_ARGS with one flag set to `value` (replaced if present, else added)."""
+    args = list(CHEAP_RUN_ARGS)
+    if flag in args:
+        args[args.index(flag) + 1] = value
+    else:
+        args += [flag, value]
+    return args
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m augshard ARGS` in `cwd`, capturing its output."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}

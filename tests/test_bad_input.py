@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, tree, write_csv
+from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, tree, with_flag, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +40,6 @@ OUTPUTS = {
     str(ROOT / COMBO / "meta.json"),
     str(ROOT / "manifest_final.csv"),
 }
-
-
-def with_flag(flag: str, value: str) -> list[str]:
-    args = list(GOOD)
-    if flag in args:
-        args[args.index(flag) + 1] = value
-    else:
-        args += [flag, value]
-    return args
 
 
 def write(d: Path, name: str, text: str | bytes) -> str:

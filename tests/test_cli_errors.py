@@ -5,18 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, tree, write_csv
+from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, tree, with_flag, write_csv
 
 GOOD = CHEAP_RUN_ARGS
-
-
-def with_flag(flag: str, value: str) -> list[str]:
-    args = list(GOOD)
-    if flag in args:
-        args[args.index(flag) + 1] = value
-    else:
-        args += [flag, value]
-    return args
 
 
 def catalogue(tmp_path: Path, text: str) -> str:
