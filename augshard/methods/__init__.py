@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
+import time
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from augshard.errors import MethodError
-from augshard.methods.base import Augmenter, seed_everything
+from augshard.methods.base import Augmenter, library_version, method_version, seed_everything
 from augshard.methods.catalogue import MethodSpec, load_catalogue, select
 
 __all__ = [
     "Augmenter",
     "MethodSpec",
     "MethodStatus",
+    "LazyMethod",
     "build_method",
     "check_method",
+    "check_methods",
+    "method_check_record",
     "load_catalogue",
     "seed_everything",
     "select",
@@ -51,6 +61,45 @@ def build_method(spec: MethodSpec) -> Augmenter:
             return TextAttackMaskedLM(spec)
         return TextAttackAugmenter(spec)
     raise MethodError(f"method '{spec.id}': unknown library '{spec.lib}'")
+
+
+# Model methods draw for a whole batch, so their batching must be known before the first call (see pipeline).
+_BATCHED = {
+    ("nlpaug", "ContextualWordEmbsAug"): ("batch_size", 32),
+    ("textattack", "WordSwapMaskedLM"): ("texts_per_batch", 8),
+}
+
+
+class LazyMethod:
+    """A method that is built on its first call: a chunk answered wholly from the cache imports no library.
+
+    It carries what the pipeline needs before any call (spec, version, batching), taken from the spec itself.
+    """
+
+    def __init__(self, spec: MethodSpec) -> None:
+        self.spec = spec
+        self.version = method_version(spec)
+        batched = _BATCHED.get((spec.lib, spec.kind))
+        if batched and spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") != "bae":
+            batched = None
+        self.batch_dependent = batched is not None
+        self.batch_size = int(spec.args.get(batched[0], batched[1])) if batched else 0
+        self._built: Augmenter | None = None
+
+    @property
+    def built(self) -> bool:
+        return self._built is not None
+
+    def build(self) -> Augmenter:
+        if self._built is None:
+            method = build_method(self.spec)
+            if self.batch_dependent and getattr(method, "batch_size", None) != self.batch_size:
+                raise MethodError(f"method '{self.spec.id}': built with another batch size than its spec gives")
+            self._built = method
+        return self._built
+
+    def augment(self, texts: list[str], seeds: list[int]) -> list[str | Exception]:
+        return self.build().augment(texts, seeds)
 
 
 def check_method(spec: MethodSpec, probe: bool = True) -> MethodStatus:
@@ -98,3 +147,61 @@ def diagnose(exc: BaseException) -> tuple[str, str]:
             "set model_path/embedding_path to a local copy, or populate the Hugging Face cache",
         )
     return f"{type(exc).__name__}: {message[:300]}", "see the shard log for the traceback; check the entry's args"
+
+
+def _check_key(spec: MethodSpec) -> str:
+    """What a successful check depends on: the entry, the libraries, the interpreter and the offline resources."""
+    from augshard.methods.resources import offline_env
+
+    env = {k: os.environ.get(k, "") for k in ("AUGSHARD_NLTK_DATA", "NLTK_DATA", "HF_HOME", "TA_CACHE_DIR")}
+    libs = {lib: library_version(lib) for lib in ("nlpaug", "textattack", "transformers", "torch", "nltk")}
+    blob = json.dumps(
+        [spec.canonical(), method_version(spec), libs, sys.executable, offline_env(), env], sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def method_check_record() -> Path:
+    """Where `run` remembers the methods that passed their check on this machine."""
+    from augshard.methods.resources import augshard_home
+
+    return augshard_home() / "method-checks.json"
+
+
+def check_methods(
+    specs: list[MethodSpec], record: Path | None = None, trust_record: bool = True
+) -> dict[str, MethodStatus]:
+    """`check_method` for each spec; with a `record` file, a method that passed before under the very same
+    libraries, interpreter and resources is not built again (building one imports torch and friends: seconds).
+
+    Only successes are remembered, so a fix is seen at once; a success that went stale (a model deleted since)
+    fails its combos in the shard with the same diagnosis, and `augshard methods` (trust_record=False) re-probes
+    every method and rewrites the record.
+    """
+    known: dict[str, dict] = {}
+    if record is not None:
+        try:
+            known = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            known = {}
+    statuses: dict[str, MethodStatus] = {}
+    updated = dict(known)
+    for spec in specs:
+        key = _check_key(spec)
+        if trust_record and isinstance(known.get(key), dict):
+            statuses[spec.id] = MethodStatus(spec.id, spec.lib, spec.kind, ok=True, reason="passed before (recorded)")
+            continue
+        statuses[spec.id] = status = check_method(spec)
+        if status.ok:
+            updated[key] = {"id": spec.id, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        else:
+            updated.pop(key, None)
+    if record is not None and updated != known:
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            tmp = record.with_name(f".{record.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
+            tmp.write_text(json.dumps(updated, indent=1, sort_keys=True), encoding="utf-8")
+            tmp.replace(record)
+        except OSError:
+            pass  # a record that cannot be written only costs the next run its checks
+    return statuses

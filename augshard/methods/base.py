@@ -48,6 +48,13 @@ def library_version(lib: str) -> str:
         return "not installed"
 
 
+def method_version(spec: MethodSpec) -> str:
+    """The library versions that decide a method's outputs (part of every cache key)."""
+    if spec.lib == "nlpaug" and spec.kind == "ContextualWordEmbsAug":
+        return library_version("nlpaug") + "+" + library_version("transformers")
+    return library_version(spec.lib)
+
+
 class PerTextAugmenter:
     """Shared bookkeeping: seed, call the library on one text, keep its first output or its error."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from augshard.errors import MethodError
-from augshard.methods.base import PerTextAugmenter, batch_seed, first_text, library_version, seed_everything
+from augshard.methods.base import PerTextAugmenter, batch_seed, first_text, method_version, seed_everything
 from augshard.methods.catalogue import MethodSpec
 
 # nlpaug keeps its augmenters in two families; the catalogue names the class only.
@@ -37,7 +37,7 @@ class NlpaugAugmenter(PerTextAugmenter):
     """One nlpaug augmenter, built once per shard and called once per (text, seed)."""
 
     def __init__(self, spec: MethodSpec) -> None:
-        super().__init__(spec, library_version("nlpaug"))
+        super().__init__(spec, method_version(spec))
         self._aug = _build(spec, spec.args)
 
     def _augment_one(self, text: str) -> str:
@@ -57,7 +57,7 @@ class BatchedNlpaugAugmenter:
         from augshard.methods.models import resolve_device, resolve_model
 
         self.spec = spec
-        self.version = library_version("nlpaug") + "+" + library_version("transformers")
+        self.version = method_version(spec)
         args = spec.args
         self.batch_size = int(args.pop("batch_size", 32))
         args["model_path"] = resolve_model(spec.model_path or args.get("model_path", "roberta-base"))

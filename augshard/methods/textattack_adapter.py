@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from augshard.errors import MethodError
-from augshard.methods.base import PerTextAugmenter, first_text, library_version
+from augshard.methods.base import PerTextAugmenter, first_text, method_version
 from augshard.methods.catalogue import MethodSpec
 
 # Arguments of TextAttack's Augmenter; every other catalogue arg goes to the transformation.
@@ -19,7 +19,7 @@ class TextAttackAugmenter(PerTextAugmenter):
     """
 
     def __init__(self, spec: MethodSpec) -> None:
-        super().__init__(spec, library_version("textattack"))
+        super().__init__(spec, method_version(spec))
         from augshard.methods.resources import forbid_nltk_downloads
 
         forbid_nltk_downloads()
@@ -45,9 +45,125 @@ class TextAttackAugmenter(PerTextAugmenter):
         if spec.kind == "WordSwapMaskedLM" and args.get("method", "bae") == "bae":
             cls = _cross_text_batched(cls)
         self._aug = Augmenter(transformation=cls(**args), constraints=constraints, **aug_args)
+        self._draw_one = _draws_one_at_a_time(self._aug)
+        _memoize_lookups(self._aug.transformation)
 
     def _augment_one(self, text: str) -> str:
+        if self._draw_one:
+            return augment_drawing_one(self._aug, text)
         return first_text(self._aug.augment(text), text)
+
+
+def _draws_one_at_a_time(aug: object) -> bool:
+    """Whether TextAttack's loop reduces to: list every one-word change of the current text, draw one, repeat.
+
+    That holds with one transformation per example, no post-transformation constraints and neither high_yield
+    nor fast_augment, which is how augshard builds its augmenters.
+    """
+    return (
+        aug.transformations_per_example == 1
+        and not aug.constraints
+        and not aug.high_yield
+        and not aug.fast_augment
+        and not getattr(aug, "advanced_metrics", False)
+    )
+
+
+def augment_drawing_one(aug: object, text: str) -> str:
+    """TextAttack's `Augmenter.augment` for that case, with the same draws from the same RNG, except that of the
+    candidate texts it lists at each step only the one drawn is built (building them all was ~70% of the time).
+    """
+    import random
+
+    from textattack.shared import AttackedText
+
+    current = AttackedText(text)
+    words_to_swap = max(int(aug.pct_words_to_swap * len(current.words)), 1)
+    swapped = len(current.attack_attrs["modified_indices"])
+    while swapped < words_to_swap:
+        candidates = _candidates(aug.transformation, current, aug.pre_transformation_constraints)
+        if not len(candidates):
+            break
+        current = random.choice(candidates)
+        swapped = max(len(current.attack_attrs["modified_indices"]), swapped + 1)
+    return current.printable_text()
+
+
+class _Candidates:
+    """The list a transformation would return, as recipes: an element is built only when it is read."""
+
+    def __init__(self, transformation: object, recipes: list, build) -> None:  # noqa: ANN001
+        self.transformation = transformation
+        self.recipes = recipes
+        self.build = build
+
+    def __len__(self) -> int:
+        return len(self.recipes)
+
+    def __getitem__(self, i: int):  # noqa: ANN204 - an AttackedText
+        text = self.build(self.recipes[i])
+        text.attack_attrs["last_transformation"] = self.transformation  # as Transformation.__call__ does
+        return text
+
+
+def _candidates(transformation, current, constraints):  # noqa: ANN001, ANN202
+    """The candidates of one step, lazily for the transformations whose listing augshard mirrors (their
+    replacement words are looked up in the very same order, so the RNG sees the same draws); any other
+    transformation lists them itself."""
+    import random
+
+    from textattack.transformations import WordDeletion, WordInsertionRandomSynonym, WordSwap
+
+    listing = type(transformation)._get_transformations
+    indices = transformation(current, constraints, return_indices=True)
+    if listing is WordSwap._get_transformations:
+        words = current.words
+        recipes = []
+        for i in indices:
+            for r in transformation._get_replacement_words(words[i]):
+                if r == words[i]:
+                    continue
+                if not isinstance(r, str):
+                    raise TypeError(f"replace_word_at_index requires ``str`` new_word, got {type(r)}")
+                recipes.append((i, r))
+        return _Candidates(transformation, recipes, lambda ir: current.replace_word_at_index(*ir))
+    if listing is WordDeletion._get_transformations:
+        recipes = list(indices) if len(current.words) > 1 else []
+        return _Candidates(transformation, recipes, current.delete_word_at_index)
+    if listing is WordInsertionRandomSynonym._get_transformations:
+        recipes = []
+        for i in indices:
+            for attempt in range(7):
+                synonyms = transformation._get_synonyms(random.choice(current.words))
+                if synonyms:
+                    break
+                if attempt == 6:
+                    return _Candidates(transformation, [None], lambda _: current)
+            recipes.append((i, random.choice(synonyms)))
+        return _Candidates(transformation, recipes, lambda iw: current.insert_text_before_word_index(*iw))
+    return transformation(current, constraints)
+
+
+def _memoize_lookups(transformation: object) -> None:
+    """WordNet lookups are pure functions of the word: remember them per augmenter (the lists keep their order)."""
+    from textattack.transformations import WordInsertionRandomSynonym, WordSwapWordNet
+
+    if isinstance(transformation, WordSwapWordNet):
+        name = "_get_replacement_words"
+    elif isinstance(transformation, WordInsertionRandomSynonym):
+        name = "_get_synonyms"
+    else:
+        return
+    lookup, memo = getattr(transformation, name), {}
+
+    def remembered(word: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if args or kwargs:
+            return lookup(word, *args, **kwargs)
+        if word not in memo:
+            memo[word] = lookup(word)
+        return list(memo[word])
+
+    setattr(transformation, name, remembered)
 
 
 class TextAttackMaskedLM(TextAttackAugmenter):
