@@ -15,9 +15,18 @@ log = logging.getLogger("augshard.cache")
 
 # Each value carries a CRC of (key, value): a row damaged in a way SQLite does not notice is dropped, not used.
 SCHEMA = "CREATE TABLE IF NOT EXISTS calls_v2 (key TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER NOT NULL)"
+# Similarity scores of (original, candidate) pairs, keyed by the scorer's identity too.
+SCORES = "CREATE TABLE IF NOT EXISTS scores_v1 (key TEXT PRIMARY KEY, value REAL NOT NULL, crc INTEGER NOT NULL)"
+# Sentence embeddings of original evidences (float32 bytes), so each is encoded once per shard, even across reruns.
+VECTORS = "CREATE TABLE IF NOT EXISTS vectors_v1 (key TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL)"
+TABLES = (SCHEMA, SCORES, VECTORS)
 
 
-def _crc(key: str, value: str) -> int:
+def _crc(key: str, value: str | float | bytes) -> int:
+    if isinstance(value, bytes):
+        return zlib.crc32(value, zlib.crc32(f"{key}\x1f".encode()))
+    if isinstance(value, float):
+        value = repr(value)
     return zlib.crc32(f"{key}\x1f{value}".encode("utf-8", "surrogatepass"))
 
 
@@ -42,7 +51,8 @@ class Cache:
             conn = sqlite3.connect(self.path, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(SCHEMA)
+            for table in TABLES:
+                conn.execute(table)
             row = conn.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {row}")
@@ -56,17 +66,18 @@ class Cache:
                     src.rename(Path(str(aside) + suffix))
             conn = sqlite3.connect(self.path, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(SCHEMA)
+            for table in TABLES:
+                conn.execute(table)
             return conn
 
-    def get_many(self, keys: list[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
+    def _get(self, table: str, keys: list[str]) -> dict:
+        found: dict = {}
         damaged = 0
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
             marks = ",".join("?" * len(part))
             for key, value, crc in self.conn.execute(
-                f"SELECT key, value, crc FROM calls_v2 WHERE key IN ({marks})", part
+                f"SELECT key, value, crc FROM {table} WHERE key IN ({marks})", part
             ):
                 if crc == _crc(key, value):
                     found[key] = value
@@ -74,16 +85,37 @@ class Cache:
                     damaged += 1
         if damaged:
             log.warning("cache %s: %d damaged entries ignored (recomputed)", self.path, damaged)
+        return found
+
+    def _put(self, table: str, items: Iterable[tuple[str, str | float | bytes]]) -> None:
+        with self.conn:
+            self.conn.executemany(
+                f"INSERT OR REPLACE INTO {table} (key, value, crc) VALUES (?, ?, ?)",
+                ((k, v, _crc(k, v)) for k, v in items),
+            )
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """Method outputs by call key."""
+        found = self._get("calls_v2", keys)
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
     def put_many(self, items: Iterable[tuple[str, str]]) -> None:
-        with self.conn:
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO calls_v2 (key, value, crc) VALUES (?, ?, ?)",
-                ((k, v, _crc(k, v)) for k, v in items),
-            )
+        self._put("calls_v2", items)
+
+    def get_scores(self, keys: list[str]) -> dict[str, float]:
+        """Similarity scores by `quality.score_key`."""
+        return self._get("scores_v1", keys)
+
+    def put_scores(self, items: Iterable[tuple[str, float]]) -> None:
+        self._put("scores_v1", items)
+
+    def get_vectors(self, keys: list[str]) -> dict[str, bytes]:
+        return self._get("vectors_v1", keys)
+
+    def put_vectors(self, items: Iterable[tuple[str, bytes]]) -> None:
+        self._put("vectors_v1", items)
 
     def close(self) -> None:
         self.conn.close()

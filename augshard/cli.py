@@ -154,7 +154,7 @@ def methods(
     from rich.table import Table
 
     from augshard.config import DEFAULT_COSTS_PATH, resolve_conf_path
-    from augshard.methods import check_method, load_catalogue
+    from augshard.methods import check_methods, load_catalogue, method_check_record
     from augshard.methods.resources import apply_offline_env
 
     path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
@@ -186,11 +186,13 @@ def methods(
     for col in ("id", "library", "class", "status", "reason", "fix"):
         table.add_column(col, overflow="fold")
     unavailable = 0
+    # Every method is probed for real, and the record `run` trusts is rewritten from what was found.
+    statuses = check_methods(list(specs.values()), method_check_record(), trust_record=False) if check else {}
     for spec in specs.values():
         if not check:
             table.add_row(spec.id, spec.lib, spec.kind, "not checked", "", "")
             continue
-        st = check_method(spec)
+        st = statuses[spec.id]
         unavailable += not st.ok
         status = "[green]ok[/green]" if st.ok else "[red]unavailable[/red]"
         table.add_row(spec.id, spec.lib, spec.kind, status, escape(st.reason), escape(st.fix))

@@ -74,7 +74,6 @@ def output_schema(input_schema: Any, has_evidence: bool) -> Any:
 def run_combo(
     combo: Combo,
     dataset: Dataset,
-    input_rows: list[dict[str, Any]],
     methods: dict[str, Augmenter],
     scorer: Scorer,
     cache: Cache,
@@ -82,12 +81,18 @@ def run_combo(
     sink: Callable[[list[dict[str, Any]]], None],
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ComboStats:
-    """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`."""
+    """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`.
+
+    Only the chunk's input rows become Python objects (and only its records exist): memory does not grow
+    with the input.
+    """
     stats = ComboStats()
     rows = dataset.rows
     for start in range(0, len(rows), cfg.chunk_size):
         chunk = rows[start : start + cfg.chunk_size]
         states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats)
+        wanted = [st.row.index for st in states if st.accepted]
+        input_rows = dict(zip(wanted, dataset.table.take(wanted).to_pylist(), strict=True)) if wanted else {}
         sink(_records(combo, states, input_rows, cfg))
         if on_progress is not None:
             on_progress(start + len(chunk), len(rows))
@@ -108,6 +113,7 @@ def _variants_for_chunk(
     wanted = cfg.variants_per_sample
     budget = wanted * cfg.max_candidates_per_variant
     states = [_RowState(row, seen={row.evidence}) for row in chunk]
+    scorer.prime([row.evidence for row in chunk])
     pending = states
     while pending:
         # Each row draws exactly the attempts it still needs; attempt numbers depend on that row alone.
@@ -207,7 +213,9 @@ def _call_group(
         cache.put_many(fresh)
 
 
-def _records(combo: Combo, states: list[_RowState], input_rows: list[dict[str, Any]], cfg: RunConfig) -> list[dict]:
+def _records(
+    combo: Combo, states: list[_RowState], input_rows: dict[int, dict[str, Any]], cfg: RunConfig
+) -> list[dict]:
     records = []
     for st in states:
         row = st.row

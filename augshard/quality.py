@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import sys
+import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from augshard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from augshard.cache import Cache
 
 DECIMALS = 6  # similarities are rounded so float noise in the last bits never flips a decision
 
 
 class Scorer(Protocol):
     name: str
+    identity: str  # everything that decides a score; keys the score cache ("" = never cached)
 
     def prime(self, originals: list[str]) -> None:
-        """Prepare the originals once (the embedding scorer encodes them in one call)."""
+        """Name the originals of the next chunk (the embedding scorer encodes them together, when first needed)."""
 
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
         """Similarity of each candidate to its original, in [0, 1], or None when not measured."""
@@ -23,6 +30,7 @@ class Scorer(Protocol):
 
 class NoScorer:
     name = "none"
+    identity = ""
 
     def prime(self, originals: list[str]) -> None:
         pass
@@ -35,6 +43,7 @@ class CharRatioScorer:
     """The original tool's metric: difflib's ratio on lowercased text."""
 
     name = "char_ratio"
+    identity = f"char_ratio|difflib|py{sys.version_info[0]}.{sys.version_info[1]}|{DECIMALS}"
 
     def prime(self, originals: list[str]) -> None:
         pass
@@ -58,43 +67,100 @@ def default_embedding_model() -> str:
 
 
 class EmbeddingScorer:
-    """Cosine similarity of sentence-transformers embeddings; originals are encoded once per shard."""
+    """Cosine similarity of sentence-transformers embeddings.
+
+    Nothing is loaded until a score is actually needed, so a shard answered from its score cache never imports
+    torch. An original is encoded once per shard: its vector goes to the shard cache (exact float32), and only
+    the current chunk's vectors stay in memory, so memory does not grow with the input. sentence-transformers
+    sorts each encode call by length, so batches are already length-sorted.
+    """
 
     name = "embedding"
+    MEMORY = 4096  # original vectors kept in memory (a few chunks' worth); the rest are read back from the cache
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 64) -> None:
+    def __init__(self, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None) -> None:
+        from augshard.methods.base import library_version
+
         path = model_path or default_embedding_model()
         if not Path(path).is_dir():
             raise ConfigError(f"embedding model directory not found: {path}")
-        from sentence_transformers import SentenceTransformer
-
-        self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        self.path = str(Path(path).resolve())
         self.batch_size = batch_size
+        self.cache = cache
+        stamp = sorted((f.name, f.stat().st_size) for f in Path(path).iterdir() if f.is_file())
+        libs = [library_version(lib) for lib in ("sentence-transformers", "transformers", "torch")]
+        self.identity = "embedding|" + hashlib.sha256(repr([self.path, stamp, libs, DECIMALS]).encode()).hexdigest()
+        self._model = None
         self._originals: dict[str, object] = {}
+        self._group: list[str] = []
         self.originals_encoded = 0
+        self.originals_from_cache = 0
         self.candidates_encoded = 0
+        self.encode_calls = 0
+        self.encode_seconds = 0.0
+
+    @property
+    def model(self):  # noqa: ANN201 - a SentenceTransformer
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
+        return self._model
 
     def _encode(self, texts: list[str]):  # noqa: ANN202 - numpy array
-        return self.model.encode(
+        model = self.model
+        t0 = time.perf_counter()
+        vectors = model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+        self.encode_seconds += time.perf_counter() - t0
+        self.encode_calls += 1
+        return vectors
 
     def prime(self, originals: list[str]) -> None:
-        todo = list(dict.fromkeys(t for t in originals if t not in self._originals))
+        """Name the next chunk's originals; they are encoded together, once, when a score first needs one of them.
+
+        The pipeline primes every chunk with all its rows, so an original's vector always comes from the same
+        encode batch, whichever combo (or shard layout) needs it first.
+        """
+        self._group = list(originals)
+
+    def _load_originals(self, originals: list[str]) -> None:
+        import numpy as np
+
+        todo = [t for t in dict.fromkeys(originals) if t not in self._originals]
         if not todo:
             return
-        for text, vec in zip(todo, self._encode(todo), strict=True):
-            self._originals[text] = vec
-        self.originals_encoded += len(todo)
+        todo = [t for t in dict.fromkeys(self._group + todo) if t not in self._originals]
+        if len(self._originals) + len(todo) > self.MEMORY:
+            self._originals.clear()
+        keys = {t: "original|" + score_key(self.identity, t, "") for t in todo}
+        stored = self.cache.get_vectors(list(keys.values())) if self.cache is not None else {}
+        missing = []
+        for t in todo:
+            blob = stored.get(keys[t])
+            if blob is None:
+                missing.append(t)
+            else:
+                self._originals[t] = np.frombuffer(blob, dtype=np.float32)
+        self.originals_from_cache += len(todo) - len(missing)
+        if not missing:
+            return
+        vectors = self._encode(missing).astype(np.float32, copy=False)
+        self.originals_encoded += len(missing)
+        for t, vec in zip(missing, vectors, strict=True):
+            self._originals[t] = vec
+        if self.cache is not None:
+            self.cache.put_vectors((keys[t], vec.tobytes()) for t, vec in zip(missing, vectors, strict=True))
 
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
         if not candidates:
             return []
-        self.prime(originals)
+        self._load_originals(originals)
         unique = list(dict.fromkeys(candidates))
         vectors = dict(zip(unique, self._encode(unique), strict=True))
         self.candidates_encoded += len(unique)
@@ -104,9 +170,62 @@ class EmbeddingScorer:
         ]
 
 
-def make_scorer(metric: str, model_path: str | None = None, batch_size: int = 64) -> Scorer:
+def score_key(identity: str, original: str, candidate: str) -> str:
+    blob = "\x1f".join((identity, original, candidate))
+    return hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class CachedScorer:
+    """A scorer behind the shard's SQLite cache: a pair (original, candidate) is scored once per shard, across
+    combos and across reruns; the stored score is the one first computed, so a rerun reproduces it exactly."""
+
+    def __init__(self, inner: Scorer, cache: Cache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.name = inner.name
+        self.identity = inner.identity
+        self.hits = 0
+        self.misses = 0
+        self.seconds = 0.0  # wall time inside score(), cache included: the filter's whole cost
+
+    def prime(self, originals: list[str]) -> None:
+        self.inner.prime(originals)
+
+    def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
+        if not self.identity or not candidates:
+            return self.inner.score(originals, candidates)
+        t0 = time.perf_counter()
+        keys = [score_key(self.identity, o, c) for o, c in zip(originals, candidates, strict=True)]
+        found = self.cache.get_scores(list(dict.fromkeys(keys)))
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        if todo:
+            fresh = self.inner.score([originals[i] for i in todo], [candidates[i] for i in todo])
+            computed = {keys[i]: s for i, s in zip(todo, fresh, strict=True) if s is not None}
+            self.cache.put_scores(computed.items())
+            found.update(computed)
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        self.seconds += time.perf_counter() - t0
+        return [found.get(k) for k in keys]
+
+    def counters(self) -> dict[str, float]:
+        """What the filter did in this shard (logged, and reported by `bench/run.py` B2)."""
+        out: dict[str, float] = {
+            "score_hits": self.hits,
+            "score_misses": self.misses,
+            "filter_s": round(self.seconds, 3),
+        }
+        for name in ("originals_encoded", "originals_from_cache", "candidates_encoded", "encode_calls"):
+            if hasattr(self.inner, name):
+                out[name] = getattr(self.inner, name)
+        if hasattr(self.inner, "encode_seconds"):
+            out["encode_s"] = round(self.inner.encode_seconds, 3)
+        return out
+
+
+def make_scorer(metric: str, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None) -> Scorer:
     if metric == "embedding":
-        return EmbeddingScorer(model_path, batch_size)
+        return EmbeddingScorer(model_path, batch_size, cache)
     if metric == "char_ratio":
         return CharRatioScorer()
     if metric == "none":

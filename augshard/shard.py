@@ -56,6 +56,14 @@ def cap_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10))
+
+
 def _setup_log(path: Path, index: int) -> logging.Logger:
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("augshard")
@@ -134,10 +142,10 @@ def run_shard(job: ShardJob) -> ShardResult:
     from augshard.data import load_dataset
     from augshard.events import EventWriter, events_path, log_path, next_log_line
     from augshard.manifest import write_shard_manifest
-    from augshard.methods import build_method
+    from augshard.methods import LazyMethod
     from augshard.methods.resources import apply_offline_env
     from augshard.pipeline import output_schema, run_combo
-    from augshard.quality import make_scorer
+    from augshard.quality import CachedScorer, make_scorer
     from augshard.store import ComboWriter, read_complete
 
     started = time.time()
@@ -162,7 +170,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     result = ShardResult(job.index, entries=list(job.unavailable), log_path=str(lpath))
     specs = {s.id: s for s in job.specs}
     versions = library_versions()
-    dataset = input_rows = schema = scorer = cache = None
+    dataset = schema = scorer = cache = None
     methods: dict[str, Any] = {}
     gpu_methods = {s.id for s in job.specs if s.requires_gpu}
     gpu_combos = [n for n, pc in enumerate(job.combos) if gpu_methods & set(pc.combo.methods)]
@@ -211,7 +219,6 @@ def run_shard(job: ShardJob) -> ShardResult:
                 dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
                 if dataset.sha256 != job.input_sha:
                     raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
-                input_rows = dataset.table.to_pylist()
                 schema = output_schema(dataset.table.schema, cfg.evidence_col is not None)
                 cache = Cache(Path(cfg.cache_dir) / f"augment_shard{job.index}.db")
                 log.info(
@@ -225,10 +232,10 @@ def run_shard(job: ShardJob) -> ShardResult:
                 log.info("holding GPU slot %d", gpu.index)
             for method_id in combo.methods:
                 if method_id not in methods:
-                    methods[method_id] = build_method(specs[method_id])
+                    methods[method_id] = LazyMethod(specs[method_id])  # built on its first cache miss
             if scorer is None:
-                scorer = make_scorer(cfg.quality_metric, cfg.embedding_model, cfg.embedding_batch_size)
-                scorer.prime([r.evidence for r in dataset.rows])
+                inner = make_scorer(cfg.quality_metric, cfg.embedding_model, cfg.embedding_batch_size, cache)
+                scorer = CachedScorer(inner, cache)
             writer = ComboWriter(cfg.output_root, combo, schema)
 
             def progress(done: int, total: int, _combo=combo) -> None:
@@ -236,7 +243,7 @@ def run_shard(job: ShardJob) -> ShardResult:
                 check_stop()
 
             progress(0, len(dataset.rows))
-            stats = run_combo(combo, dataset, input_rows, methods, scorer, cache, cfg, writer.write, progress)
+            stats = run_combo(combo, dataset, methods, scorer, cache, cfg, writer.write, progress)
             duration = time.time() - t0
             meta = {
                 "combo_id": combo.combo_id,
@@ -335,11 +342,30 @@ def run_shard(job: ShardJob) -> ShardResult:
             torch.cuda.empty_cache()
             gpu.release()
     gpu.release()
+    counters = scorer.counters() if scorer is not None else {}
+    if counters:
+        log.info("filter %s: %s", cfg.quality_metric, ", ".join(f"{k} {v}" for k, v in counters.items()))
     if cache is not None:
+        log.info("method calls: %d from the cache, %d computed", cache.hits, cache.misses)
         cache.close()
     result.manifest_path = str(write_shard_manifest(cfg.output_root, job.index, job.num_shards, result.entries))
     result.duration_s = round(time.time() - started, 3)
-    events.emit("shard_done", combos_failed=len(result.failed), duration=result.duration_s, interrupted=interrupted)
+    events.emit(
+        "shard_done",
+        combos_failed=len(result.failed),
+        duration=result.duration_s,
+        interrupted=interrupted,
+        filter=counters,
+        calls_cached=cache.hits if cache is not None else 0,
+        calls_computed=cache.misses if cache is not None else 0,
+        peak_rss_mb=peak_rss_mb(),
+    )
     events.close()
-    log.info("shard done in %.1fs: %d combos, %d failed", result.duration_s, len(result.entries), len(result.failed))
+    log.info(
+        "shard done in %.1fs: %d combos, %d failed, peak RSS %d MB",
+        result.duration_s,
+        len(result.entries),
+        len(result.failed),
+        peak_rss_mb(),
+    )
     return result

@@ -17,7 +17,7 @@ from rich.table import Table
 from augshard.config import DEFAULT_METHODS_CONFIG, RunConfig, resolve_conf_path
 from augshard.errors import InputError, MethodError, OutputError
 from augshard.events import ShardStatus
-from augshard.methods import MethodSpec, MethodStatus, check_method, load_catalogue, select
+from augshard.methods import MethodSpec, MethodStatus, check_methods, load_catalogue, method_check_record, select
 from augshard.monitor import ProgressView
 from augshard.plan import Plan, make_plan
 from augshard.shard import ShardJob, ShardResult, stop_file_path
@@ -71,9 +71,11 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
     plan = make_plan(cfg, specs, dataset.sha256, {}, costs)
     complete = complete_in(plan)
     needed = {m for pc in plan.combos if pc.combo.combo_id not in complete for m in pc.combo.methods}
+    # A method that passed under the same libraries and resources before is not rebuilt here (its shard builds
+    # it anyway): the supervisor then imports no library at all.
+    checked = check_methods([s for s in specs if s.id in needed], method_check_record())
     statuses = {
-        s.id: check_method(s) if s.id in needed else MethodStatus(s.id, s.lib, s.kind, ok=True, reason="not checked")
-        for s in specs
+        s.id: checked.get(s.id) or MethodStatus(s.id, s.lib, s.kind, ok=True, reason="not checked") for s in specs
     }
     unavailable = {m: st.reason for m, st in statuses.items() if not st.ok}
     for m, st in statuses.items():

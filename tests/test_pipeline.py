@@ -88,7 +88,6 @@ def _run(
     stats = run_combo(
         combo,
         dataset,
-        dataset.table.to_pylist(),
         methods,
         make_scorer(cfg.quality_metric),
         cache,

@@ -97,8 +97,10 @@ def test_embedding_prime_then_score(embedding: EmbeddingScorer) -> None:
     before = embedding.originals_encoded
     embedding.prime(originals)
     embedding.prime(originals)
-    assert embedding.originals_encoded - before == 2
+    assert embedding.originals_encoded - before == 0  # remembered, encoded when a score first needs them
     embedding.score(originals, ["number one", "number two"])
+    assert embedding.originals_encoded - before == 2
+    embedding.score(originals[:1], ["number three"])
     assert embedding.originals_encoded - before == 2
 
 
