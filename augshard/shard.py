@@ -234,7 +234,9 @@ def run_shard(job: ShardJob) -> ShardResult:
                 if method_id not in methods:
                     methods[method_id] = LazyMethod(specs[method_id])  # built on its first cache miss
             if scorer is None:
-                inner = make_scorer(cfg.quality_metric, cfg.embedding_model, cfg.embedding_batch_size, cache)
+                inner = make_scorer(
+                    cfg.quality_metric, cfg.embedding_model, cfg.embedding_batch_size, cache, cfg.embedding_backend
+                )
                 scorer = CachedScorer(inner, cache)
             writer = ComboWriter(cfg.output_root, combo, schema)
 
@@ -260,6 +262,7 @@ def run_shard(job: ShardJob) -> ShardResult:
                     "min_sim": cfg.quality_min_sim,
                     "max_sim": cfg.quality_max_sim,
                     "model": (cfg.embedding_model or "all-MiniLM-L6-v2") if cfg.quality_metric == "embedding" else None,
+                    "backend": cfg.embedding_backend if cfg.quality_metric == "embedding" else None,
                 },
                 "rows": writer.rows,
                 "rows_input": len(dataset.rows),

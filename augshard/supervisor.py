@@ -54,6 +54,12 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
     _check_output_root(Path(cfg.cache_dir), "--cache-dir")
     _check_output_root(Path(cfg.log_dir), "--log-dir")
     apply_offline_env()
+    if cfg.quality_metric == "embedding":
+        from augshard.quality import ensure_onnx_export, resolve_embedding_model
+
+        resolve_embedding_model(cfg.embedding_model)  # a missing model is a user error, said before any shard starts
+        if cfg.embedding_backend == "onnx":
+            ensure_onnx_export(cfg.embedding_model, lambda line: console.print(escape(line)))
     costs = None
     if cfg.calibrate:
         from augshard.methods.bench import load_costs
