@@ -65,6 +65,8 @@ class DaskExecutor(Executor):
             self.client = Client(address, timeout="20s")
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        from augshard.dask_plugin import OfflineEnvPlugin  # imports distributed: only Dask runs pay for it
+
         self.client.register_plugin(OfflineEnvPlugin(), name="augshard-offline-env")
         self._executor = self.client.get_executor(pure=False)
 
@@ -76,23 +78,6 @@ class DaskExecutor(Executor):
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
-
-
-def _plugin_base() -> type:
-    try:
-        from distributed.diagnostics.plugin import WorkerPlugin
-    except ImportError:  # only needed with Dask
-        return object
-    return WorkerPlugin
-
-
-class OfflineEnvPlugin(_plugin_base()):  # type: ignore[misc]
-    """Puts augshard's offline environment into every Dask worker (the shard processes it starts inherit it)."""
-
-    def setup(self, worker: Any) -> None:
-        from augshard.methods.resources import apply_offline_env
-
-        apply_offline_env()
 
 
 def run_shard_in_process(job: Any) -> Any:
