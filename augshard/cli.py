@@ -72,6 +72,9 @@ def run(
     max_combo_size: str = typer.Option(None, "--max-combo-size", help="Largest combo with bounded_k [2]."),
     methods: str = typer.Option(None, "--methods", help="Comma-separated subset of the catalogue's method ids."),
     force: bool = typer.Option(False, "--force", help="Recompute combos that are already complete."),
+    no_steal: bool = typer.Option(
+        False, "--no-steal", help="Keep every combo on the shard the plan gave it (no work stealing)."
+    ),
     shard_index: str = typer.Option(None, "--shard-index", help="Run only shard I of N (job arrays); no merge."),
     gpu_slots: str = typer.Option(None, "--gpu-slots", help="Shards that may hold GPU models at once [1]."),
     max_retries: str = typer.Option(None, "--max-retries", help="Restarts of a shard whose process died [2]."),
@@ -111,6 +114,7 @@ def run(
         "max_combo_size": max_combo_size,
         "methods": methods,
         "force": force or None,
+        "steal": False if no_steal else None,
         "shard_index": shard_index,
         "gpu_slots": gpu_slots,
         "max_retries": max_retries,

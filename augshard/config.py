@@ -64,6 +64,8 @@ class RunConfig:
     executor: str = "local"
     scheduler: str | None = None
     force: bool = False
+    # Work stealing: a shard that runs out of combos takes the last ones of the others (a run of every shard).
+    steal: bool = True
     shard_index: int | None = None
     keep_shards: bool = False
     output_name: str = "manifest_final.csv"

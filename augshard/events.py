@@ -221,6 +221,10 @@ def apply(status: ShardStatus, ev: dict[str, Any]) -> ShardStatus:
             )
         status.current = status.current_id = ""
         status.current_done = status.current_total = 0
+    elif kind == "combo_moved":  # another shard took it (work stealing): no longer this shard's to do
+        status.combos_total = max(status.combos_done + status.combos_failed, status.combos_total - 1)
+    elif kind == "combo_stolen":  # taken from another shard's list
+        status.combos_total += 1
     elif kind == "shard_done":
         status.state = "failed" if status.combos_failed or ev.get("combos_failed") else "done"
         status.finished, status.duration = ts, ev.get("duration")

@@ -31,6 +31,10 @@ class ShardJob:
     torch_threads: int = 1
     # Written into this shard's manifest so a merge lists them; only shard 0 carries them.
     unavailable: tuple[dict[str, Any], ...] = ()
+    # Work stealing (a run of every shard at once): the other shards' combo lists, and the folder where a shard
+    # claims a combo before starting it. A shard that runs out of work takes the tails of the others' lists.
+    others: tuple[tuple[PlannedCombo, ...], ...] = ()
+    claims_dir: str = ""
 
 
 @dataclass
@@ -128,6 +132,68 @@ def check_stop() -> None:
         raise ShardInterrupted()
 
 
+def claim(claims_dir: str, combo_id: str, index: int) -> bool:
+    """Take a combo for shard `index` (an exclusive create); a claim of this shard's earlier attempt is its own."""
+    path = Path(claims_dir) / combo_id
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        try:
+            return path.read_text(encoding="utf-8").strip() == str(index)
+        except OSError:
+            return False
+    try:
+        os.write(fd, str(index).encode())
+    finally:
+        os.close(fd)
+    return True
+
+
+def claimed_by(claims_dir: str, index: int) -> set[str]:
+    """Combo ids that shard `index` claimed in this run."""
+    out = set()
+    folder = Path(claims_dir)
+    if claims_dir and folder.is_dir():
+        for path in folder.iterdir():
+            try:
+                if path.read_text(encoding="utf-8").strip() == str(index):
+                    out.add(path.name)
+            except OSError:
+                continue
+    return out
+
+
+def _work(job: ShardJob, events: Any, log: logging.Logger, gpu_methods: set[str]):  # noqa: ANN202 - a generator
+    """(position in the shard's own list, or -1 for a taken combo, combo): the shard's own combos, minus those
+    another shard took, then - with work stealing on - combos from the tails of the other shards' lists."""
+    from augshard.store import read_complete
+
+    for n, pc in enumerate(job.combos):
+        if job.claims_dir and not _STOP.is_set() and not claim(job.claims_dir, pc.combo.combo_id, job.index):
+            log.info("combo %s: taken over by another shard", pc.combo.dir_name)
+            events.emit("combo_moved", combo_id=pc.combo.combo_id, methods=pc.combo.name)
+            continue
+        yield n, pc
+    if not job.claims_dir:
+        return
+    # Interleave the others' lists from their ends: what is left there is the smallest work of each shard.
+    tails = [list(reversed(lst)) for lst in job.others]
+    order = [t[i] for i in range(max(map(len, tails), default=0)) for t in tails if i < len(t)]
+    mine = claimed_by(job.claims_dir, job.index)  # a retried shard first finishes what it had taken
+    order.sort(key=lambda pc: pc.combo.combo_id not in mine)
+    for pc in order:
+        if _STOP.is_set():
+            return
+        if gpu_methods & set(pc.combo.methods):
+            continue  # GPU slots are planned per shard: those combos stay where the plan put them
+        if not job.cfg.force and read_complete(job.cfg.output_root, pc.combo, pc.fingerprint) is not None:
+            continue
+        if claim(job.claims_dir, pc.combo.combo_id, job.index):
+            log.info("combo %s: taken from another shard's list", pc.combo.dir_name)
+            events.emit("combo_stolen", combo_id=pc.combo.combo_id, methods=pc.combo.name)
+            yield -1, pc
+
+
 def library_versions() -> dict[str, str]:
     from augshard import __version__
     from augshard.methods.base import library_version
@@ -176,7 +242,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     gpu_combos = [n for n, pc in enumerate(job.combos) if gpu_methods & set(pc.combo.methods)]
     gpu = GpuSlot(cfg.cache_dir, cfg.gpu_slots)
     interrupted = False
-    for n, pc in enumerate(job.combos):
+    for n, pc in _work(job, events, log, gpu_methods):
         combo = pc.combo
         if interrupted or _STOP.is_set():
             interrupted = True
@@ -245,7 +311,7 @@ def run_shard(job: ShardJob) -> ShardResult:
                 check_stop()
 
             progress(0, len(dataset.rows))
-            stats = run_combo(combo, dataset, methods, scorer, cache, cfg, writer.write, progress)
+            stats = run_combo(combo, dataset, methods, scorer, cache, cfg, writer.write, progress, check_stop)
             duration = time.time() - t0
             meta = {
                 "combo_id": combo.combo_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -161,7 +162,7 @@ def dry_run(cfg: RunConfig, console: Console) -> int:
     return 0
 
 
-def _jobs(cfg: RunConfig, prep: Prepared) -> list[ShardJob]:
+def _jobs(cfg: RunConfig, prep: Prepared, claims_dir: str = "") -> list[ShardJob]:
     plan = prep.plan
     indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(plan.num_shards))
     busy = [i for i in indexes if plan.shards[i]]
@@ -196,6 +197,8 @@ def _jobs(cfg: RunConfig, prep: Prepared) -> list[ShardJob]:
             input_sha=prep.input_sha,
             torch_threads=threads,
             unavailable=unavailable if i == 0 else (),
+            others=tuple(plan.shards[j] for j in indexes if j != i) if claims_dir else (),
+            claims_dir=claims_dir,
         )
         for i in indexes
     ]
@@ -269,16 +272,32 @@ def run(cfg: RunConfig, console: Console, executor_kind: str = "local", live: bo
 
 
 def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind: str, live: bool, t0: float) -> int:
-    from augshard.events import EventsWatcher, events_path
-    from augshard.executors import make_executor
-    from augshard.manifest import merge
-    from augshard.shard import run_shard
     from augshard.store import clean_stale_temp
 
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
     clean_stale_temp(cfg.output_root)
-    jobs = _jobs(cfg, prep)
+    claims = None
+    if cfg.steal and cfg.shard_index is None and prep.plan.num_shards > 1:
+        # This run's claims (work stealing); a new run starts with none, whatever an interrupted one left.
+        claims = Path(cfg.log_dir) / f".claims-{prep.plan.fingerprint}-{os.getpid()}-{int(time.time())}"
+        claims.mkdir(parents=True)
+    try:
+        return _run_jobs(cfg, prep, console, executor_kind, live, t0, str(claims) if claims else "")
+    finally:
+        if claims is not None:
+            shutil.rmtree(claims, ignore_errors=True)
+
+
+def _run_jobs(
+    cfg: RunConfig, prep: Prepared, console: Console, executor_kind: str, live: bool, t0: float, claims_dir: str
+) -> int:
+    from augshard.events import EventsWatcher, events_path
+    from augshard.executors import make_executor
+    from augshard.manifest import merge
+    from augshard.shard import run_shard
+
+    jobs = _jobs(cfg, prep, claims_dir)
     for job in jobs:  # this run's events start fresh (other shards' jobs may be running); logs keep history
         events_path(cfg.log_dir, job.index, job.num_shards).unlink(missing_ok=True)
     todo = sum(1 for j in jobs for pc in j.combos if pc.combo.combo_id not in prep.complete)
@@ -359,7 +378,7 @@ def _run_locked(cfg: RunConfig, prep: Prepared, console: Console, executor_kind:
     if stop.stop_file is not None:
         stop.stop_file.unlink(missing_ok=True)
     if stop.count:
-        from augshard.store import remove_empty_temp
+        from augshard.store import clean_stale_temp, remove_empty_temp
 
         clean_stale_temp(cfg.output_root)
         remove_empty_temp(cfg.output_root)
@@ -384,11 +403,13 @@ def _crashed_result(job: ShardJob, error: str, status: str = "failed") -> ShardR
     """A shard whose process died or was killed: combos it finished are ok, the others carry `status`."""
     from augshard.events import log_path
     from augshard.manifest import write_shard_manifest
-    from augshard.shard import manifest_entry
+    from augshard.shard import claimed_by, manifest_entry
     from augshard.store import read_complete
 
     entries = list(job.unavailable)
-    for pc in job.combos:
+    taken = claimed_by(job.claims_dir, job.index)  # combos it took from other shards' lists are its to report
+    extra = [pc for lst in job.others for pc in lst if pc.combo.combo_id in taken]
+    for pc in [*job.combos, *extra]:
         meta = read_complete(job.cfg.output_root, pc.combo, pc.fingerprint)
         entry = manifest_entry(job, pc, status="ok", meta=meta) if meta else manifest_entry(job, pc, status, error)
         entries.append(entry)

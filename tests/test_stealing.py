@@ -1,0 +1,71 @@
+"""Work stealing: a shard that runs out of combos takes the last ones of another shard's list; the datasets stay
+byte-identical and the merged manifest lists every combo once."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+from helpers import run_cli, sample_rows, write_csv
+
+from augshard.shard import claim, claimed_by
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_claims_are_exclusive_and_a_retry_keeps_its_own(tmp_path: Path) -> None:
+    assert claim(str(tmp_path), "c1", 0)
+    assert not claim(str(tmp_path), "c1", 1)
+    assert claim(str(tmp_path), "c1", 0)  # shard 0's retry: still its own
+    assert claim(str(tmp_path), "c2", 1)
+    assert claimed_by(str(tmp_path), 0) == {"c1"} and claimed_by(str(tmp_path), 1) == {"c2"}
+    assert claimed_by("", 0) == set()
+
+
+def _manifest(root: Path) -> dict[str, dict[str, str]]:
+    with open(root / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len({r["combo_id"] for r in rows})  # every combo once
+    return {r["methods"]: r for r in rows}
+
+
+def test_an_idle_shard_takes_work_from_a_busy_one_and_outputs_do_not_change(tmp_path: Path) -> None:
+    # A catalogue whose costs mislead the plan: the fast method looks expensive, so it gets a shard to itself,
+    # while the slow ones all land on the other shard.
+    catalogue = yaml.safe_load((REPO / "conf" / "augment_methods.yaml").read_text())
+    wanted = {"nlp_keyboard": 100, "ta_wordswap_wordnet": 1, "nlp_wordnet_syn": 1, "ta_word_insert_syn": 1}
+    catalogue["methods"] = [dict(m, cost=wanted[m["id"]]) for m in catalogue["methods"] if m["id"] in wanted]
+    (tmp_path / "methods.yaml").write_text(yaml.safe_dump(catalogue))
+    write_csv(tmp_path / "in.csv", sample_rows(40))
+    runs = {}
+    for name, extra in (("steal", ()), ("nosteal", ("--no-steal",))):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        args = ["--input", str(tmp_path / "in.csv"), "--text-col", "text", "--evidence-col", "evidence",
+                "--methods-config", str(tmp_path / "methods.yaml"), "--methods", ",".join(wanted), "--combo-mode",
+                "single", "--quality-metric", "char_ratio", "--num-shards", "2"]  # fmt: skip
+        proc = run_cli("run", "--no-live", *args, *extra, cwd=cwd)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        runs[name] = cwd
+    planned, stolen = _manifest(runs["nosteal"]), _manifest(runs["steal"])
+    assert planned["nlp_keyboard"]["shard"] == "0"
+    assert {planned[m]["shard"] for m in planned if m != "nlp_keyboard"} == {"1"}
+    moved = [m for m in stolen if stolen[m]["shard"] != planned[m]["shard"]]
+    assert moved and all(stolen[m]["shard"] == "0" and stolen[m]["status"] == "ok" for m in moved)
+    for m, row in stolen.items():
+        assert row["status"] == "ok" and row["rows"] == planned[m]["rows"]
+    data = {
+        n: {p.parent.name: p.read_bytes() for p in c.glob("data/processed/augsets/combo_*/*.parquet")}
+        for n, c in runs.items()
+    }  # noqa: E501
+    assert len(data["steal"]) == 4 and data["steal"] == data["nosteal"]
+    events = [
+        json.loads(line)
+        for p in (runs["steal"] / "logs/augment").glob("*.events.jsonl")
+        for line in p.read_text().splitlines()
+    ]  # noqa: E501
+    assert sum(e["event"] == "combo_stolen" for e in events) == len(moved)
+    assert sum(e["event"] == "combo_moved" for e in events) == len(moved)
+    assert not list((runs["steal"] / "logs/augment").glob(".claims-*"))  # the run's claims are cleaned up
