@@ -80,6 +80,7 @@ def run_combo(
     cfg: RunConfig,
     sink: Callable[[list[dict[str, Any]]], None],
     on_progress: Callable[[int, int], None] | None = None,
+    check_stop: Callable[[], None] | None = None,
 ) -> ComboStats:
     """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`.
 
@@ -90,7 +91,7 @@ def run_combo(
     rows = dataset.rows
     for start in range(0, len(rows), cfg.chunk_size):
         chunk = rows[start : start + cfg.chunk_size]
-        states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats)
+        states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop)
         wanted = [st.row.index for st in states if st.accepted]
         input_rows = dict(zip(wanted, dataset.table.take(wanted).to_pylist(), strict=True)) if wanted else {}
         sink(_records(combo, states, input_rows, cfg))
@@ -109,6 +110,7 @@ def _variants_for_chunk(
     cache: Cache,
     cfg: RunConfig,
     stats: ComboStats,
+    check_stop: Callable[[], None] | None = None,
 ) -> list[_RowState]:
     wanted = cfg.variants_per_sample
     budget = wanted * cfg.max_candidates_per_variant
@@ -116,6 +118,8 @@ def _variants_for_chunk(
     scorer.prime([row.evidence for row in chunk])
     pending = states
     while pending:
+        if check_stop is not None:  # a stop is honoured between rounds, not only between chunks
+            check_stop()
         # Each row draws exactly the attempts it still needs; attempt numbers depend on that row alone.
         jobs: list[tuple[_RowState, int]] = []
         for st in pending:
