@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 from importlib import metadata
@@ -41,7 +42,9 @@ def batch_seed(seeds: list[int]) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big")
 
 
+@functools.cache
 def library_version(lib: str) -> str:
+    """The installed version of a distribution (looked up once per process: each lookup scans sys.path)."""
     try:
         return metadata.version(lib)
     except metadata.PackageNotFoundError:
