@@ -1,6 +1,6 @@
 """augshard benchmarks: each runs augshard and its baseline in the same invocation and prints the ratio.
 
-    .venv/bin/python bench/run.py [--only B1,B2,B4,B5,W,B6,B7] [--rows N]
+    .venv/bin/python bench/run.py [--only B1,B2,B4,B5,W,B3,B6,B7] [--rows N] [--b6 char_ratio,embedding,...]
 
 Data: ../shared/data/redsm5/sentences.csv when present, else the shipped sample. Results: bench/results/*.json,
 and a table of every target at the end. Not part of the tests; this host's speed drifts, so compare ratios from
@@ -299,15 +299,18 @@ def b6(work: Path, rows: int | None) -> dict:
     subprocess.run([sys.executable, "-m", "augshard", "methods", "--bench", "--rows", "30", "--out", str(costs)],
                    cwd=work, capture_output=True, check=True)  # fmt: skip
     checks = []
-    for metric, default_rows, limit_s in (("char_ratio", 200, 600), ("embedding", 40, 3600)):
+    for metric, backend, default_rows, limit_s in B6_VARIANTS:
         n = rows or default_rows
-        (work / metric).mkdir()
-        csv_path, col = data(n, work / metric)
-        cwd = work / metric / "run"
+        label = metric if backend == "torch" else f"{metric}_{backend}"
+        if B6_ONLY and label not in B6_ONLY:
+            continue
+        (work / label).mkdir()
+        csv_path, col = data(n, work / label)
+        cwd = work / label / "run"
         cwd.mkdir()
         wall = augshard(cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(methods),
-                        "--max-combo-size", "2", "--quality-metric", metric, "--num-shards", "2",
-                        "--calibrate", str(costs))  # fmt: skip
+                        "--max-combo-size", "2", "--quality-metric", metric, "--embedding-backend", backend,
+                        "--num-shards", "2", "--calibrate", str(costs))  # fmt: skip
         with open(cwd / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
             manifest = list(csv.DictReader(fh))
         busy = [sum(float(r["duration_s"]) for r in manifest if r["shard"] == str(i)) for i in range(2)]
@@ -316,18 +319,50 @@ def b6(work: Path, rows: int | None) -> dict:
         encodes = sum(e["filter"].get("originals_encoded", 0) + e["filter"].get("candidates_encoded", 0) for e in done)
         encode_s = sum(e["filter"].get("encode_s", 0.0) for e in done)
         scale = full / n
-        out[metric] = {"input_rows": n, "combos": len(manifest), "failed": sum(r["status"] != "ok" for r in manifest),
+        out[label] = {"input_rows": n, "combos": len(manifest), "failed": sum(r["status"] != "ok" for r in manifest),
                        "wall_s": wall, "rows_generated": generated, "rows_per_s": generated / wall,
                        "busy_s": busy, "busy_max_over_mean": max(busy) / (sum(busy) / 2),
                        "embeddings": encodes, "embeddings_per_s_wall": encodes / wall,
                        "embeddings_per_s_encoding": encodes / encode_s if encode_s else None,
                        "full_2058_rows_estimate_s": wall * scale}  # fmt: skip
-        checks.append(check(f"B6 {metric}: est. wall for 2,058 rows (s)", wall * scale, limit_s, False))
+        checks.append(check(f"B6 {label}: est. wall for 2,058 rows (s)", wall * scale, limit_s, False))
         if metric == "char_ratio":
             checks.append(check("B3 busy max/mean, full plan, calibrated", max(busy) / (sum(busy) / 2), 1.15, False))
     out["target"] = "2,058 sentences x every method x k <= 2 on 2 shards: char_ratio < 10 min, embedding < 60 min"
     out["checks"] = checks
     return out
+
+
+def b3(work: Path, rows: int | None) -> dict:
+    """Scaling on the full plan (every available method, k <= 2, char_ratio, calibrated costs): 1 shard vs 2
+    shards on this 2-core machine, same input. (W reports the same ratio on the original tool's 21 combos.)"""
+    methods = available_methods()
+    costs = work / "costs.json"
+    subprocess.run([sys.executable, "-m", "augshard", "methods", "--bench", "--rows", "30", "--out", str(costs)],
+                   cwd=work, capture_output=True, check=True)  # fmt: skip
+    csv_path, col = data(rows or 200, work)
+    out: dict = {"name": "B3 scaling, full plan", "methods": len(methods), "input_rows": rows or 200}
+    datasets = {}
+    for shards in (2, 1):
+        cwd = work / f"s{shards}"
+        cwd.mkdir()
+        out[f"wall_{shards}_shards_s"] = augshard(
+            cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(methods), "--max-combo-size", "2",
+            "--quality-metric", "char_ratio", "--num-shards", str(shards), "--calibrate", str(costs),
+        )  # fmt: skip
+        datasets[shards] = {p.parent.name: p.read_bytes() for p in cwd.glob("data/processed/augsets/combo_*/*.parquet")}
+    out["scaling_2_over_1_shards"] = out["wall_1_shards_s"] / out["wall_2_shards_s"]
+    out["same_output_1_vs_2_shards"] = datasets[1] == datasets[2]
+    out["target"] = ">= 1.8x with 2 shards on 2 cores"
+    out["checks"] = [
+        check("B3 scaling, 2 shards vs 1 (full plan)", out["scaling_2_over_1_shards"], 1.8),
+        check("B3 identical output, 1 vs 2 shards", float(out["same_output_1_vs_2_shards"]), 1),
+    ]
+    return out
+
+
+B6_VARIANTS = (("char_ratio", "torch", 200, 600), ("embedding", "torch", 40, 3600), ("embedding", "onnx", 40, 3600))
+B6_ONLY: set[str] = set()  # --b6: run only these variants (char_ratio, embedding, embedding_onnx)
 
 
 def b7(work: Path, rows: int | None) -> dict:
@@ -339,14 +374,16 @@ def b7(work: Path, rows: int | None) -> dict:
     return out
 
 
-BENCHES = {"B1": b1, "B2": b2, "B4": b4, "B5": b5, "W": w, "B6": b6, "B7": b7}
+BENCHES = {"B1": b1, "B2": b2, "B4": b4, "B5": b5, "W": w, "B3": b3, "B6": b6, "B7": b7}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(BENCHES))
-    parser.add_argument("--rows", type=int, default=None, help="input rows (default: all 2,058 ReDSM5 sentences)")
+    parser.add_argument("--rows", type=int, default=None, help="input rows (default: each benchmark's own)")
+    parser.add_argument("--b6", default="", help="B6 variants to run: char_ratio,embedding,embedding_onnx (all)")
     opts = parser.parse_args()
+    B6_ONLY.update(v for v in opts.b6.split(",") if v)
     RESULTS.mkdir(parents=True, exist_ok=True)
     random.seed(0)
     checks = []
@@ -355,7 +392,8 @@ def main() -> int:
             result = BENCHES[key](Path(tmp), opts.rows)
         result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        (RESULTS / f"{key}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        name = f"{key}-{'+'.join(sorted(B6_ONLY))}" if key == "B6" and B6_ONLY else key
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         print(json.dumps(result, indent=2), flush=True)
         checks += result.get("checks", [])
     print(f"\n{'benchmark':<48} {'measured':>10}  {'target':<12} met")
