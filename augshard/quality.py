@@ -219,12 +219,12 @@ class EmbeddingScorer:
     def _load_originals(self, originals: list[str]) -> None:
         import numpy as np
 
-        todo = [t for t in dict.fromkeys(originals) if t not in self._originals]
-        if not todo:
+        if all(t in self._originals for t in originals):
             return
-        todo = [t for t in dict.fromkeys(self._group + todo) if t not in self._originals]
-        if len(self._originals) + len(todo) > self.MEMORY:
-            self._originals.clear()
+        wanted = list(dict.fromkeys(self._group + list(originals)))
+        if len(self._originals) + len(wanted) > self.MEMORY:
+            self._originals.clear()  # then everything this call needs is loaded again below
+        todo = [t for t in wanted if t not in self._originals]
         keys = {t: "original|" + score_key(self.identity, t, "") for t in todo}
         stored = self.cache.get_vectors(list(keys.values())) if self.cache is not None else {}
         missing = []

@@ -31,9 +31,9 @@ class ShardJob:
     torch_threads: int = 1
     # Written into this shard's manifest so a merge lists them; only shard 0 carries them.
     unavailable: tuple[dict[str, Any], ...] = ()
-    # Work stealing (a run of every shard at once): the other shards' combo lists, and the folder where a shard
-    # claims a combo before starting it. A shard that runs out of work takes the tails of the others' lists.
-    others: tuple[tuple[PlannedCombo, ...], ...] = ()
+    # Work stealing (a run of every shard at once): the other shards' (index, combo list), and the folder where a
+    # shard claims a combo before starting it. A shard that runs out of work takes the tails of the others' lists.
+    others: tuple[tuple[int, tuple[PlannedCombo, ...]], ...] = ()
     claims_dir: str = ""
 
 
@@ -164,8 +164,8 @@ def claimed_by(claims_dir: str, index: int) -> set[str]:
 
 
 def _work(job: ShardJob, events: Any, log: logging.Logger, gpu_methods: set[str]):  # noqa: ANN202 - a generator
-    """(position in the shard's own list, or -1 for a taken combo, combo): the shard's own combos, minus those
-    another shard took, then - with work stealing on - combos from the tails of the other shards' lists."""
+    """(position in the shard's own list or -1, combo, the shard whose list it is on): the shard's own combos,
+    minus those another shard took, then - with work stealing on - combos from the tails of the others' lists."""
     from augshard.store import read_complete
 
     for n, pc in enumerate(job.combos):
@@ -173,15 +173,15 @@ def _work(job: ShardJob, events: Any, log: logging.Logger, gpu_methods: set[str]
             log.info("combo %s: taken over by another shard", pc.combo.dir_name)
             events.emit("combo_moved", combo_id=pc.combo.combo_id, methods=pc.combo.name)
             continue
-        yield n, pc
+        yield n, pc, job.index
     if not job.claims_dir:
         return
     # Interleave the others' lists from their ends: what is left there is the smallest work of each shard.
-    tails = [list(reversed(lst)) for lst in job.others]
+    tails = [[(home, pc) for pc in reversed(lst)] for home, lst in job.others]
     order = [t[i] for i in range(max(map(len, tails), default=0)) for t in tails if i < len(t)]
     mine = claimed_by(job.claims_dir, job.index)  # a retried shard first finishes what it had taken
-    order.sort(key=lambda pc: pc.combo.combo_id not in mine)
-    for pc in order:
+    order.sort(key=lambda hp: hp[1].combo.combo_id not in mine)
+    for home, pc in order:
         if _STOP.is_set():
             return
         if gpu_methods & set(pc.combo.methods):
@@ -191,7 +191,19 @@ def _work(job: ShardJob, events: Any, log: logging.Logger, gpu_methods: set[str]
         if claim(job.claims_dir, pc.combo.combo_id, job.index):
             log.info("combo %s: taken from another shard's list", pc.combo.dir_name)
             events.emit("combo_stolen", combo_id=pc.combo.combo_id, methods=pc.combo.name)
-            yield -1, pc
+            yield -1, pc, home
+
+
+def _filter_counters(scorers: list[Any]) -> dict[str, float]:
+    """The filter's counters over the shard's cached scorers (they share one model, counted once)."""
+    if not scorers:
+        return {}
+    parts = [s.counters() for s in scorers]
+    out = dict(parts[0])
+    out["score_hits"] = sum(p["score_hits"] for p in parts)
+    out["score_misses"] = sum(p["score_misses"] for p in parts)
+    out["filter_s"] = round(sum(p["filter_s"] for p in parts), 3)
+    return out
 
 
 def library_versions() -> dict[str, str]:
@@ -236,13 +248,17 @@ def run_shard(job: ShardJob) -> ShardResult:
     result = ShardResult(job.index, entries=list(job.unavailable), log_path=str(lpath))
     specs = {s.id: s for s in job.specs}
     versions = library_versions()
-    dataset = schema = scorer = cache = None
+    dataset = schema = inner = None
+    # One cache per plan shard: a combo taken from another shard's list reads and writes that shard's cache, so
+    # the next run finds its calls where the plan puts the combo, whichever shard ran it this time.
+    caches: dict[int, Any] = {}
+    scorers: dict[int, Any] = {}
     methods: dict[str, Any] = {}
     gpu_methods = {s.id for s in job.specs if s.requires_gpu}
     gpu_combos = [n for n, pc in enumerate(job.combos) if gpu_methods & set(pc.combo.methods)]
     gpu = GpuSlot(cfg.cache_dir, cfg.gpu_slots)
     interrupted = False
-    for n, pc in _work(job, events, log, gpu_methods):
+    for n, pc, home in _work(job, events, log, gpu_methods):
         combo = pc.combo
         if interrupted or _STOP.is_set():
             interrupted = True
@@ -286,7 +302,6 @@ def run_shard(job: ShardJob) -> ShardResult:
                 if dataset.sha256 != job.input_sha:
                     raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
                 schema = output_schema(dataset.table.schema, cfg.evidence_col is not None)
-                cache = Cache(Path(cfg.cache_dir) / f"augment_shard{job.index}.db")
                 log.info(
                     "input: %d rows usable, %d skipped %s",
                     len(dataset.rows),
@@ -299,11 +314,18 @@ def run_shard(job: ShardJob) -> ShardResult:
             for method_id in combo.methods:
                 if method_id not in methods:
                     methods[method_id] = LazyMethod(specs[method_id])  # built on its first cache miss
-            if scorer is None:
+            if home not in caches:
+                caches[home] = Cache(Path(cfg.cache_dir) / f"augment_shard{home}.db")
+            cache = caches[home]
+            if inner is None:
                 inner = make_scorer(
                     cfg.quality_metric, cfg.embedding_model, cfg.embedding_batch_size, cache, cfg.embedding_backend
                 )
-                scorer = CachedScorer(inner, cache)
+            if hasattr(inner, "cache"):
+                inner.cache = cache  # the originals' vectors, too, live in the combo's plan shard's cache
+            if home not in scorers:
+                scorers[home] = CachedScorer(inner, cache)
+            scorer = scorers[home]
             writer = ComboWriter(cfg.output_root, combo, schema)
 
             def progress(done: int, total: int, _combo=combo) -> None:
@@ -411,11 +433,13 @@ def run_shard(job: ShardJob) -> ShardResult:
             torch.cuda.empty_cache()
             gpu.release()
     gpu.release()
-    counters = scorer.counters() if scorer is not None else {}
+    counters = _filter_counters(list(scorers.values()))
     if counters:
         log.info("filter %s: %s", cfg.quality_metric, ", ".join(f"{k} {v}" for k, v in counters.items()))
-    if cache is not None:
-        log.info("method calls: %d from the cache, %d computed", cache.hits, cache.misses)
+    calls_cached, calls_computed = sum(c.hits for c in caches.values()), sum(c.misses for c in caches.values())
+    if caches:
+        log.info("method calls: %d from the cache, %d computed", calls_cached, calls_computed)
+    for cache in caches.values():
         cache.close()
     result.manifest_path = str(write_shard_manifest(cfg.output_root, job.index, job.num_shards, result.entries))
     result.duration_s = round(time.time() - started, 3)
@@ -425,8 +449,8 @@ def run_shard(job: ShardJob) -> ShardResult:
         duration=result.duration_s,
         interrupted=interrupted,
         filter=counters,
-        calls_cached=cache.hits if cache is not None else 0,
-        calls_computed=cache.misses if cache is not None else 0,
+        calls_cached=calls_cached,
+        calls_computed=calls_computed,
         peak_rss_mb=peak_rss_mb(),
     )
     events.close()

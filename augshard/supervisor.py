@@ -197,7 +197,7 @@ def _jobs(cfg: RunConfig, prep: Prepared, claims_dir: str = "") -> list[ShardJob
             input_sha=prep.input_sha,
             torch_threads=threads,
             unavailable=unavailable if i == 0 else (),
-            others=tuple(plan.shards[j] for j in indexes if j != i) if claims_dir else (),
+            others=tuple((j, plan.shards[j]) for j in indexes if j != i) if claims_dir else (),
             claims_dir=claims_dir,
         )
         for i in indexes
@@ -408,7 +408,7 @@ def _crashed_result(job: ShardJob, error: str, status: str = "failed") -> ShardR
 
     entries = list(job.unavailable)
     taken = claimed_by(job.claims_dir, job.index)  # combos it took from other shards' lists are its to report
-    extra = [pc for lst in job.others for pc in lst if pc.combo.combo_id in taken]
+    extra = [pc for _, lst in job.others for pc in lst if pc.combo.combo_id in taken]
     for pc in [*job.combos, *extra]:
         meta = read_complete(job.cfg.output_root, pc.combo, pc.fingerprint)
         entry = manifest_entry(job, pc, status="ok", meta=meta) if meta else manifest_entry(job, pc, status, error)

@@ -109,8 +109,8 @@ def test_calibrated_flag_reads_the_default_file_and_missing_methods_keep_catalog
     costs = _plan_costs(proc.stdout)
     assert costs["combo_1_nlp_keyboard"] == 3.5
     assert costs["combo_1_nlp_randword_delete"] == 1.0  # the catalogue's cost
-    assert costs["combo_1_nlp_spelling"] == 1.5
-    assert costs["combo_2_nlp_keyboard+nlp_spelling"] == 5.0
+    assert costs["combo_1_nlp_spelling"] == 1.2  # the catalogue's cost
+    assert costs["combo_2_nlp_keyboard+nlp_spelling"] == 4.7
 
 
 @pytest.mark.slow

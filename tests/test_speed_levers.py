@@ -93,6 +93,20 @@ def test_embedding_originals_are_encoded_once_per_shard_and_read_back(tmp_path: 
     assert (second.originals_encoded, second.originals_from_cache) == (0, 3)
 
 
+def test_embedding_memory_window_reloads_what_a_call_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MEMORY originals the in-memory vectors are dropped; a score still finds every original it needs."""
+    monkeypatch.setattr(EmbeddingScorer, "MEMORY", 4)
+    scorer = EmbeddingScorer(batch_size=8, cache=Cache(tmp_path / "v.db"))
+    chunks = [[f"Sentence number {i} about kettles." for i in range(j, j + 3)] for j in (0, 3, 6)]
+    for chunk in chunks:
+        scorer.prime(chunk)
+        assert len(scorer.score(chunk, [c.replace("kettles", "teapots") for c in chunk])) == 3
+    # An original of the first chunk again, after two windows: read back from the cache, not encoded again.
+    scorer.prime(chunks[0])
+    first = scorer.score(chunks[0][:1] + chunks[2][:1], ["Sentence number 0 about teapots.", "Another one."])
+    assert len(first) == 2 and scorer.originals_encoded == 9 and scorer.originals_from_cache >= 3
+
+
 def test_method_check_record_skips_passed_methods_and_never_remembers_failures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
