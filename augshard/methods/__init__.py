@@ -149,15 +149,17 @@ def diagnose(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__}: {message[:300]}", "see the shard log for the traceback; check the entry's args"
 
 
-def _check_key(spec: MethodSpec) -> str:
-    """What a successful check depends on: the entry, the libraries, the interpreter and the offline resources."""
+def _check_context() -> list:
+    """What every method's check depends on besides its entry: libraries, interpreter, offline resources."""
     from augshard.methods.resources import offline_env
 
     env = {k: os.environ.get(k, "") for k in ("AUGSHARD_NLTK_DATA", "NLTK_DATA", "HF_HOME", "TA_CACHE_DIR")}
     libs = {lib: library_version(lib) for lib in ("nlpaug", "textattack", "transformers", "torch", "nltk")}
-    blob = json.dumps(
-        [spec.canonical(), method_version(spec), libs, sys.executable, offline_env(), env], sort_keys=True
-    )
+    return [libs, sys.executable, offline_env(), env]
+
+
+def _check_key(spec: MethodSpec, context: list) -> str:
+    blob = json.dumps([spec.canonical(), method_version(spec), *context], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -186,8 +188,9 @@ def check_methods(
             known = {}
     statuses: dict[str, MethodStatus] = {}
     updated = dict(known)
+    context = _check_context()
     for spec in specs:
-        key = _check_key(spec)
+        key = _check_key(spec, context)
         if trust_record and isinstance(known.get(key), dict):
             statuses[spec.id] = MethodStatus(spec.id, spec.lib, spec.kind, ok=True, reason="passed before (recorded)")
             continue
