@@ -91,8 +91,10 @@ def _onnx_kwargs() -> dict:
     return {"file_name": ONNX_FILE, "provider": "CPUExecutionProvider", "session_options": options}
 
 
-def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = print) -> Path:
-    """Export the model to ONNX once (offline, from the local directory); later runs load the export."""
+def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = print, check_only: bool = False) -> Path:
+    """Export the model to ONNX once (offline, from the local directory); later runs load the export.
+
+    With `check_only`, only say whether an export exists or can be made (ConfigError if not)."""
     import os
     import shutil
     import uuid
@@ -109,6 +111,9 @@ def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = prin
             "--embedding-backend onnx needs ONNX Runtime and Optimum: pip install 'augshard[onnx]' "
             "(or use --embedding-backend torch)"
         ) from None
+    if check_only:
+        log(f"{source.name} will be exported to ONNX once, on the first run: {target}")
+        return target
     from sentence_transformers import SentenceTransformer
 
     log(f"exporting {source.name} to ONNX once (about a minute): {target}")

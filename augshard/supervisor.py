@@ -38,7 +38,7 @@ class Prepared:
     complete: set[str] = field(default_factory=set)  # combo ids already complete for this config
 
 
-def prepare(cfg: RunConfig, console: Console) -> Prepared:
+def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared:
     """Input, catalogue and methods are checked here, so user errors surface before anything is written."""
     from augshard.data import load_dataset
     from augshard.methods.resources import apply_offline_env
@@ -60,7 +60,8 @@ def prepare(cfg: RunConfig, console: Console) -> Prepared:
 
         resolve_embedding_model(cfg.embedding_model)  # a missing model is a user error, said before any shard starts
         if cfg.embedding_backend == "onnx":
-            ensure_onnx_export(cfg.embedding_model, lambda line: console.print(escape(line)))
+            # A dry run writes nothing, not even the export: it only checks that one can be made.
+            ensure_onnx_export(cfg.embedding_model, lambda line: console.print(escape(line)), check_only=dry_run)
     costs = None
     if cfg.calibrate:
         from augshard.methods.bench import load_costs
@@ -145,7 +146,7 @@ def render_plan(cfg: RunConfig, prep: Prepared) -> Table:
 
 
 def dry_run(cfg: RunConfig, console: Console) -> int:
-    prep = prepare(cfg, console)
+    prep = prepare(cfg, console, dry_run=True)
     console.print(render_plan(cfg, prep))
     todo = sum(1 for pc in prep.plan.combos if pc.combo.combo_id not in prep.complete)
     skipped = ", ".join(f"{n} {r}" for r, n in prep.rows_skipped.items()) or "none"
