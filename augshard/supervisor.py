@@ -444,7 +444,7 @@ def _finish(cfg, prep, jobs, results, crashed, console, t0, merge) -> int:  # no
         table.add_row(
             str(job.index),
             outcome,
-            str(len(job.combos)),
+            str(sum(1 for e in r.entries if e["status"] != "unavailable")),  # with stealing: what it ran, not its plan
             str(len(ok)),
             str(sum(1 for e in ok if e["resumed"])),
             str(len(r.failed)),
