@@ -59,13 +59,11 @@ def augshard(cwd: Path, *args: str) -> float:
 
 
 def shard_events(cwd: Path, event: str) -> list[dict]:
-    out = []
-    for path in sorted((cwd / "logs" / "augment").glob("*.events.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record["event"] == event:
-                out.append(record)
-    return out
+    """`event` records of the run in `cwd`, by augshard's own reader (it skips a line still being written)."""
+    from augshard.events import read_events  # installed in the venv `make bench` runs in
+
+    paths = sorted((cwd / "logs" / "augment").glob("*.events.jsonl"))
+    return [e for path in paths for e in read_events(path) if e.get("event") == event]
 
 
 def check(label: str, value: float, target: float, higher_is_better: bool = True, unit: str = "") -> dict:

@@ -51,3 +51,11 @@ def write_csv(path: Path, rows: list[dict[str, str]], fieldnames: list[str] | No
 
 def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def run_events(cwd: Path, event: str) -> list[dict]:
+    """The `event` records of every shard's stream in cwd's default log dir, read by augshard's own reader."""
+    from augshard.events import read_events
+
+    paths = sorted((cwd / "logs/augment").glob("*.events.jsonl"))
+    return [e for path in paths for e in read_events(path) if e.get("event") == event]

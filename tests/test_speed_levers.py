@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, sample_rows, write_csv
+from helpers import run_cli, run_events, sample_rows, write_csv
 
 from augshard import methods as methods_pkg
 from augshard.cache import Cache
@@ -148,12 +148,7 @@ def test_rerun_from_caches_computes_nothing_and_gives_the_same_bytes(tmp_path: P
     proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert {p.relative_to(out): p.read_bytes() for p in out.glob("combo_*/dataset.parquet")} == before
-    done = [
-        json.loads(line)
-        for p in (tmp_path / "logs/augment").glob("*.events.jsonl")
-        for line in p.read_text().splitlines()
-    ]
-    done = [e for e in done if e["event"] == "shard_done"]
+    done = run_events(tmp_path, "shard_done")
     assert len(done) == 2
     assert sum(e["calls_computed"] for e in done) == 0 and sum(e["calls_cached"] for e in done) > 0
     assert sum(e["filter"]["score_misses"] for e in done) == 0

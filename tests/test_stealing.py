@@ -4,12 +4,11 @@ byte-identical and the merged manifest lists every combo once."""
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
 import yaml
-from helpers import run_cli, sample_rows, write_csv
+from helpers import run_cli, run_events, sample_rows, write_csv
 
 from augshard.shard import claim, claimed_by
 
@@ -60,25 +59,15 @@ def test_an_idle_shard_takes_work_from_a_busy_one_and_outputs_do_not_change(tmp_
     data = {
         n: {p.parent.name: p.read_bytes() for p in c.glob("data/processed/augsets/combo_*/*.parquet")}
         for n, c in runs.items()
-    }  # noqa: E501
+    }
     assert len(data["steal"]) == 4 and data["steal"] == data["nosteal"]
-    events = [
-        json.loads(line)
-        for p in (runs["steal"] / "logs/augment").glob("*.events.jsonl")
-        for line in p.read_text().splitlines()
-    ]  # noqa: E501
-    assert sum(e["event"] == "combo_stolen" for e in events) == len(moved)
-    assert sum(e["event"] == "combo_moved" for e in events) == len(moved)
+    assert len(run_events(runs["steal"], "combo_stolen")) == len(moved)
+    assert len(run_events(runs["steal"], "combo_moved")) == len(moved)
     assert not list((runs["steal"] / "logs/augment").glob(".claims-*"))  # the run's claims are cleaned up
     # A taken combo used its plan shard's cache: rerun with the plan's layout, every call is found there.
     for folder in (runs["steal"] / "data/processed/augsets").glob("combo_*"):
         shutil.rmtree(folder)
     proc = run_cli("run", "--no-live", *args, "--no-steal", cwd=runs["steal"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    done = [
-        json.loads(line)
-        for p in (runs["steal"] / "logs/augment").glob("*.events.jsonl")
-        for line in p.read_text().splitlines()
-    ]  # noqa: E501
-    done = [e for e in done if e["event"] == "shard_done"]
+    done = run_events(runs["steal"], "shard_done")
     assert len(done) == 2 and sum(e["calls_computed"] for e in done) == 0 and sum(e["calls_cached"] for e in done) > 0
