@@ -165,7 +165,7 @@ def methods(
 
     from augshard.config import DEFAULT_COSTS_PATH, resolve_conf_path
     from augshard.methods import check_methods, load_catalogue, method_check_record
-    from augshard.methods.resources import apply_offline_env
+    from augshard.methods.offline import apply_offline_env
 
     path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
     specs = load_catalogue(path)
@@ -224,8 +224,8 @@ def prepare(
     """Make the offline resources the methods need (NLTK data, TextAttack's cache marker); idempotent."""
     from pathlib import Path
 
-    from augshard.methods.models import write_homoglyph_file
-    from augshard.methods.resources import prepare as prepare_resources
+    from augshard.methods.provision import prepare as prepare_resources
+    from augshard.methods.provision import write_homoglyph_file
 
     try:
         where = prepare_resources(Path(target) if target else None, log=console.print)

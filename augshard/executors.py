@@ -84,7 +84,7 @@ def run_shard_in_process(job: Any) -> Any:
     """Run one shard in a fresh Python process with augshard's environment (a fixed PYTHONHASHSEED must be set
     before an interpreter starts, and a Dask worker's own process cannot be given one). The job and its result
     travel as pickle files beside the shard's log, on the storage every worker shares."""
-    from augshard.methods.resources import offline_env
+    from augshard.methods.offline import offline_env
 
     log_dir = Path(job.cfg.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

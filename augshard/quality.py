@@ -71,7 +71,7 @@ def _model_stamp(path: Path) -> str:
 
 def onnx_export_dir(model_path: Path) -> Path:
     """Where the ONNX export of a model directory lives: one per machine, beside augshard's other resources."""
-    from augshard.methods.resources import augshard_home
+    from augshard.methods.offline import augshard_home
 
     return augshard_home() / "encoders" / f"{model_path.name}-{_model_stamp(model_path)}-onnx"
 

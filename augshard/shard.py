@@ -221,7 +221,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     from augshard.events import EventWriter, events_path, log_path, next_log_line
     from augshard.manifest import write_shard_manifest
     from augshard.methods import LazyMethod
-    from augshard.methods.resources import apply_offline_env
+    from augshard.methods.offline import apply_offline_env
     from augshard.pipeline import output_schema, run_combo
     from augshard.quality import CachedScorer, make_scorer
     from augshard.store import ComboWriter, read_complete

@@ -41,7 +41,7 @@ class Prepared:
 def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared:
     """Input, catalogue and methods are checked here, so user errors surface before anything is written."""
     from augshard.data import load_dataset
-    from augshard.methods.resources import apply_offline_env
+    from augshard.methods.offline import apply_offline_env
     from augshard.store import read_complete
 
     catalogue_path = resolve_conf_path(cfg.methods_config, DEFAULT_METHODS_CONFIG)

@@ -28,7 +28,7 @@ RECIPE = "wordnet (WordNetAugmenter: WordSwapWordNet + RepeatModification + Stop
 # What augshard's workers do before importing TextAttack, then TextAttack's own CLI entry point (`textattack ...`).
 TA_MAIN = (
     "import sys\n"
-    "from augshard.methods.resources import apply_offline_env, forbid_nltk_downloads\n"
+    "from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads\n"
     "apply_offline_env()\n"
     "forbid_nltk_downloads()\n"
     "from textattack.commands.textattack_cli import main\n"
@@ -93,14 +93,14 @@ def _augshard_rows(cwd: Path) -> int:
 
 def run(work: Path, csv_path: Path, col: str) -> dict:
     """Run both on `csv_path` (text column `col`) in `work`; returns wall times, rows and the rows/s ratio."""
-    from augshard.methods.resources import offline_env
+    from augshard.methods.offline import offline_env
 
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **offline_env(), "PYTHONUTF8": "1"}  # the CLI opens its CSVs in the locale's encoding
     ta_in, ta_out, as_cwd = work / "ta_input.csv", work / "ta_output.csv", work / "augshard_run"
     originals = _textattack_input(csv_path, col, ta_in)
     # Untimed: load torch/transformers/textattack into the page cache so neither side pays the cold start alone.
-    _timed([sys.executable, "-c", "import augshard.methods.resources, textattack"], work, env)
+    _timed([sys.executable, "-c", "import augshard.methods.offline, textattack"], work, env)
     ta_cmd = [sys.executable, "-c", TA_MAIN, "augment", "--input-csv", str(ta_in), "--output-csv", str(ta_out),
               "--input-column", col, "--recipe", "wordnet", "--pct-words-to-swap", "0.1",
               "--transformations-per-example", "2", "--overwrite"]  # fmt: skip

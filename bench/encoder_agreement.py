@@ -37,7 +37,7 @@ def read_texts(path: Path, rows: int, seed: int) -> list[str]:
 
 
 def build_candidates(texts: list[str], seeds: list[int]) -> tuple[list[tuple[str, str, str]], dict]:
-    from augshard.methods.resources import apply_offline_env
+    from augshard.methods.offline import apply_offline_env
 
     apply_offline_env()
     from augshard.methods import build_method, load_catalogue

@@ -78,7 +78,7 @@ def bare_loop(csv_path: Path, methods: list[str], variants: int, attempts: int) 
     code = f"""
 import csv, time, sys
 sys.path.insert(0, {str(REPO)!r})
-from augshard.methods.resources import apply_offline_env
+from augshard.methods.offline import apply_offline_env
 apply_offline_env()
 from augshard.methods import build_method, load_catalogue
 from augshard.pipeline import call_seed
@@ -172,7 +172,7 @@ def b2(work: Path, rows: int | None) -> dict:
     code = f"""
 import json, sys, time
 sys.path.insert(0, {str(REPO)!r})
-from augshard.methods.resources import apply_offline_env
+from augshard.methods.offline import apply_offline_env
 apply_offline_env()
 from augshard.shard import cap_threads
 cap_threads(1)
@@ -278,7 +278,7 @@ def b5(work: Path, rows: int | None) -> dict:
 def available_methods() -> list[str]:
     code = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
             "from augshard.methods import check_methods, load_catalogue, method_check_record\n"
-            "from augshard.methods.resources import apply_offline_env\n"
+            "from augshard.methods.offline import apply_offline_env\n"
             f"apply_offline_env(); specs = load_catalogue({str(REPO / 'conf' / 'augment_methods.yaml')!r})\n"
             "st = check_methods(list(specs.values()), method_check_record())\n"
             "print(','.join(m for m in specs if st[m].ok))")  # fmt: skip

@@ -5,10 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import sample_rows, write_csv
+from helpers import OFFLINE_KEYS, sample_rows, write_csv
 
 
 @pytest.fixture
 def small_csv(tmp_path: Path) -> Path:
     """20 real rows of the shipped sample (id, label, text, evidence)."""
     return write_csv(tmp_path / "in.csv", sample_rows(20))
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """AUGSHARD_HOME in tmp, no NLTK overrides, offline keys restored after the test."""
+    monkeypatch.setenv("AUGSHARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("AUGSHARD_NLTK_DATA", raising=False)
+    for key in OFFLINE_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    return tmp_path

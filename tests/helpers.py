@@ -16,6 +16,19 @@ CHEAP_RUN_ARGS = ("--text-col", "text", "--evidence-col", "evidence", "--id-col"
                   "--quality-metric", "char_ratio", "--num-shards", "1")  # fmt: skip
 
 
+# Every variable offline_env() sets.
+OFFLINE_KEYS = (
+    "NLTK_DATA",
+    "TA_CACHE_DIR",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "TOKENIZERS_PARALLELISM",
+    "PYTHONHASHSEED",
+    "HF_HUB_CACHE",
+)
+
+
 def with_flag(flag: str, value: str) -> list[str]:
     """CHEAP_RUN_ARGS with one flag set to `value` (replaced if present, else added)."""
     args = list(CHEAP_RUN_ARGS)
@@ -59,3 +72,15 @@ def run_events(cwd: Path, event: str) -> list[dict]:
 
     paths = sorted((cwd / "logs/augment").glob("*.events.jsonl"))
     return [e for path in paths for e in read_events(path) if e.get("event") == event]
+
+
+def fake_complete_nltk(root: Path) -> Path:
+    """Every file missing_nltk() looks for, with placeholder content (not loadable by nltk)."""
+    from augshard.methods.offline import REQUIRED_FILES
+
+    for name, files in REQUIRED_FILES.items():
+        for f in files:
+            path = root / name / f
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x\n")
+    return root

@@ -47,7 +47,7 @@ class MethodStatus:
 
 def build_method(spec: MethodSpec) -> Augmenter:
     """Build the library object for one catalogue entry (heavy imports happen here, inside the worker)."""
-    from augshard.methods.resources import apply_offline_env
+    from augshard.methods.offline import apply_offline_env
 
     apply_offline_env()
     if spec.lib == "nlpaug":
@@ -151,7 +151,7 @@ def diagnose(exc: BaseException) -> tuple[str, str]:
 
 def _check_context() -> list:
     """What every method's check depends on besides its entry: libraries, interpreter, offline resources."""
-    from augshard.methods.resources import offline_env
+    from augshard.methods.offline import offline_env
 
     env = {k: os.environ.get(k, "") for k in ("AUGSHARD_NLTK_DATA", "NLTK_DATA", "HF_HOME", "TA_CACHE_DIR")}
     libs = {lib: library_version(lib) for lib in ("nlpaug", "textattack", "transformers", "torch", "nltk")}
@@ -165,7 +165,7 @@ def _check_key(spec: MethodSpec, context: list) -> str:
 
 def method_check_record() -> Path:
     """Where `run` remembers the methods that passed their check on this machine."""
-    from augshard.methods.resources import augshard_home
+    from augshard.methods.offline import augshard_home
 
     return augshard_home() / "method-checks.json"
 

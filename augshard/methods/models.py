@@ -76,32 +76,3 @@ def homoglyph_file() -> Path:
     if spec is None or spec.origin is None:
         raise MethodUnavailable("Python package 'textattack' is not installed", "pip install textattack==0.3.11")
     return Path(spec.origin).parent / "shared" / HOMOGLYPH_FILE
-
-
-def write_homoglyph_file(log=print) -> Path:  # noqa: ANN001 - a print-like callable
-    """TextAttack's wheel lacks `shared/intentional_homoglyphs.txt`; build it from the Unicode confusables table
-    of the `confusable-homoglyphs` package, in the format TextAttack parses (`( X → Y )` after the '#')."""
-    import json
-    import unicodedata
-
-    import confusable_homoglyphs
-
-    target = homoglyph_file()
-    if target.is_file() and target.stat().st_size > 0:
-        log(f"TextAttack homoglyph table present: {target}")
-        return target
-    table = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
-    lines = ["# Built by `augshard prepare` from the Unicode confusables data of the confusable-homoglyphs package."]
-    for key in sorted(table):
-        if not (len(key) == 1 and key.isascii() and key.isprintable() and not key.isspace()):
-            continue
-        for entry in table[key]:
-            glyph = entry["c"]
-            if len(glyph) == 1 and glyph != key:
-                name = unicodedata.name(key, "?")
-                lines.append(f"{ord(key):04X} ;\t{ord(glyph):04X} #* ( {key} → {glyph} ) {name} → {entry['n']}")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(target)
-    log(f"TextAttack homoglyph table written: {target} ({len(lines) - 1} pairs)")
-    return target

