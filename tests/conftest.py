@@ -6,12 +6,19 @@ from pathlib import Path
 
 import pytest
 from helpers import OFFLINE_KEYS, sample_rows, write_csv
+from tiny_mlm import write_tiny_catalogue
 
 
 @pytest.fixture
 def small_csv(tmp_path: Path) -> Path:
     """20 real rows of the shipped sample (id, label, text, evidence)."""
     return write_csv(tmp_path / "in.csv", sample_rows(20))
+
+
+@pytest.fixture(scope="session")
+def tiny_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A catalogue of the model methods on a tiny local BERT (see tests/tiny_mlm.py), built once per session."""
+    return write_tiny_catalogue(tmp_path_factory.mktemp("mlm"))
 
 
 @pytest.fixture

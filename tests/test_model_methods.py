@@ -7,40 +7,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, write_csv
-from tiny_mlm import build_tiny_bert
 
 from augshard.methods import check_method, load_catalogue
 from augshard.methods.catalogue import MethodSpec
 
 pytestmark = pytest.mark.slow
 
-CATALOGUE = """
-methods:
-  - id: nlp_cwe_sub_tiny
-    lib: nlpaug
-    kind: ContextualWordEmbsAug
-    model_path: {model}
-    args: {{model_type: bert, action: substitute, top_k: 30, device: auto, batch_size: 4}}
-    requires_gpu: true
-  - id: ta_mlm_sub_tiny
-    lib: textattack
-    kind: WordSwapMaskedLM
-    model_path: {model}
-    # random weights give every token ~1/30k probability: accept them all, the test checks mechanics
-    args: {{method: bae, max_candidates: 20, min_confidence: 0.0, batch_size: 8, pct_words_to_swap: 0.1}}
-    requires_gpu: true
-"""
 
-
-@pytest.fixture(scope="module")
-def tiny_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("mlm")
-    model = build_tiny_bert(root / "tiny-bert")
-    path = root / "methods.yaml"
-    path.write_text(CATALOGUE.format(model=model), encoding="utf-8")
-    return path
-
-
+# tiny_catalogue (tests/conftest.py): nlp_cwe_sub_tiny and ta_mlm_sub_tiny on a tiny local BERT.
 def test_model_methods_run_in_a_real_run_identically_on_1_and_2_shards(tiny_catalogue: Path, tmp_path: Path) -> None:
     write_csv(tmp_path / "in.csv", sample_rows(8))
     outputs = {}
