@@ -1,4 +1,4 @@
-"""The `augshard` command line (Typer): parses flags into a RunConfig and calls the supervisor."""
+"""The `augshard` command line (Typer): parses flags into a RunConfig and calls the room that does the work."""
 
 from __future__ import annotations
 
@@ -91,7 +91,6 @@ def run(
     ),
 ) -> int:
     """Plan the combos, run them on shards, write datasets and manifests, and merge them."""
-    from augshard import supervisor
     from augshard.config import load_config
 
     overrides = {
@@ -125,8 +124,12 @@ def run(
     }
     cfg = load_config(config, overrides)
     if dry_run:
-        return supervisor.dry_run(cfg, console)
-    return supervisor.run(cfg, console, executor_kind=cfg.executor, live=not no_live)
+        from augshard.prepare import dry_run as preview
+
+        return preview(cfg, console)
+    from augshard.supervisor import run as run_plan
+
+    return run_plan(cfg, console, live=not no_live)
 
 
 @app.command()
@@ -163,7 +166,7 @@ def methods(
     """
     from rich.table import Table
 
-    from augshard.config import DEFAULT_COSTS_PATH, resolve_conf_path
+    from augshard.config import resolve_conf_path
     from augshard.methods import check_methods, load_catalogue, method_check_record
     from augshard.methods.offline import apply_offline_env
 
@@ -171,27 +174,7 @@ def methods(
     specs = load_catalogue(path)
     apply_offline_env()
     if bench:
-        from augshard.methods.bench import bench as bench_methods
-        from augshard.methods.bench import costs_document, sample_texts, write_costs
-
-        texts, source = sample_texts(input, text_col, rows)
-        console.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
-        result = bench_methods(list(specs.values()), texts, source)
-        costs = result.relative_costs()
-        table = Table(title=f"method costs ({len(texts)} rows each)")
-        for col in ("id", "rows/s", "s/row", "relative cost"):
-            table.add_column(col, justify="left" if col == "id" else "right")
-        for t in sorted(result.timings, key=lambda t: (costs[t.id], t.id)):
-            table.add_row(t.id, f"{t.rows_per_second:,.1f}", f"{t.seconds_per_row:.5f}", f"{costs[t.id]:g}")
-        console.print(table)
-        for t in result.timings:
-            if t.errors:
-                console.print(f"[yellow]note:[/yellow] {t.id} raised on {t.errors} of {t.rows} texts (timed anyway)")
-        for method_id, reason in result.skipped:
-            console.print(f"[yellow]skipped (unavailable):[/yellow] {method_id}: {escape(reason)}")
-        written = write_costs(out or DEFAULT_COSTS_PATH, costs_document(result))
-        console.print(f"{len(result.timings)} methods timed, {len(result.skipped)} skipped; costs: {written}")
-        return 0
+        return _bench_methods(specs, input, text_col, rows, out)
     table = Table(title=f"method catalogue {path}")
     for col in ("id", "library", "class", "status", "reason", "fix"):
         table.add_column(col, overflow="fold")
@@ -209,6 +192,34 @@ def methods(
     console.print(table)
     if check:
         console.print(f"{len(specs) - unavailable} of {len(specs)} methods can run here")
+    return 0
+
+
+def _bench_methods(specs: dict, input: str | None, text_col: str | None, rows: int, out: str | None) -> int:
+    """`methods --bench`: time every available method on the same texts and write the costs file."""
+    from rich.table import Table
+
+    from augshard.config import DEFAULT_COSTS_PATH
+    from augshard.methods.bench import bench as bench_methods
+    from augshard.methods.bench import costs_document, sample_texts, write_costs
+
+    texts, source = sample_texts(input, text_col, rows)
+    console.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
+    result = bench_methods(list(specs.values()), texts, source)
+    costs = result.relative_costs()
+    table = Table(title=f"method costs ({len(texts)} rows each)")
+    for col in ("id", "rows/s", "s/row", "relative cost"):
+        table.add_column(col, justify="left" if col == "id" else "right")
+    for t in sorted(result.timings, key=lambda t: (costs[t.id], t.id)):
+        table.add_row(t.id, f"{t.rows_per_second:,.1f}", f"{t.seconds_per_row:.5f}", f"{costs[t.id]:g}")
+    console.print(table)
+    for t in result.timings:
+        if t.errors:
+            console.print(f"[yellow]note:[/yellow] {t.id} raised on {t.errors} of {t.rows} texts (timed anyway)")
+    for method_id, reason in result.skipped:
+        console.print(f"[yellow]skipped (unavailable):[/yellow] {method_id}: {escape(reason)}")
+    written = write_costs(out or DEFAULT_COSTS_PATH, costs_document(result))
+    console.print(f"{len(result.timings)} methods timed, {len(result.skipped)} skipped; costs: {written}")
     return 0
 
 
@@ -251,9 +262,9 @@ def monitor(
     import time
     from pathlib import Path
 
-    from augshard.events import EventsWatcher
     from augshard.monitor import follow as follow_events
     from augshard.monitor import render
+    from augshard.status import EventsWatcher
 
     if interval <= 0 or stall_after <= 0:
         raise AugshardError("--interval and --stall-after must be positive")

@@ -1,56 +1,144 @@
-"""Executors behind the one `concurrent.futures.Executor` interface: local spawned processes, or a Dask cluster."""
+"""Executors behind the one `concurrent.futures.Executor` interface: local spawned processes, or a Dask cluster.
+
+Both also take `stop()` (shards finish their chunk and return) and `kill()` (local workers die at once).
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 import uuid
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
 from augshard.errors import ConfigError
+from augshard.procs import die_with_parent
 
 EXECUTORS = ("local", "dask", "dask-local")
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel sends SIGKILL to this process when its parent dies, so no shard is ever orphaned."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+class ShardProcessDied(RuntimeError):
+    """A shard's process ended without a result: killed, out of memory, or a crash in a native library."""
 
 
-def make_executor(kind: str, max_workers: int, scheduler: str | None = None) -> Executor:
-    """`local`: spawned processes (spawn, not fork: torch and tokenizers dislike forked state), tied to the
-    supervisor's life. `dask`: the cluster at `scheduler`; `dask-local`: a LocalCluster of `max_workers` workers.
-    Dask tasks run each shard in a fresh Python process of their worker (see `run_shard_in_process`)."""
+def make_executor(kind: str, max_workers: int, scheduler: str | None = None, stop_file: Path | None = None) -> Any:
+    """`local`: one spawned process per shard (spawn, not fork: torch and tokenizers dislike forked state), tied to
+    the supervisor's life. `dask`: the cluster at `scheduler`; `dask-local`: a LocalCluster of `max_workers`
+    workers. Dask tasks run each shard in a fresh Python process of their worker (see `run_in_fresh_process`)."""
     if kind == "local":
-        return ProcessPoolExecutor(
-            max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
-        )
+        return LocalExecutor()
     if kind in ("dask", "dask-local"):
-        return DaskExecutor(kind, max_workers, scheduler)
+        return DaskExecutor(kind, max_workers, scheduler, stop_file)
     raise ConfigError(f"unknown executor '{kind}' (available: {', '.join(EXECUTORS)})")
+
+
+class LocalExecutor(Executor):
+    """Each submitted call runs in its own spawned process: a worker that dies fails its own future only.
+
+    The result comes back through a pipe; the worker then exits at once (interpreter teardown with torch loaded
+    takes seconds that nobody waits for), having created no process-shared lock that could leak.
+    """
+
+    def __init__(self) -> None:
+        self._mp = multiprocessing.get_context("spawn")
+        self._procs: dict[Future, Any] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        receiver, sender = self._mp.Pipe(duplex=False)
+        proc = self._mp.Process(target=_worker_main, args=(sender, fn, args, kwargs), name="augshard-shard")
+        proc.start()
+        sender.close()
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            self._procs[future] = proc
+        threading.Thread(target=self._collect, args=(future, proc, receiver), daemon=True).start()
+        return future
+
+    def _collect(self, future: Future, proc: Any, receiver: Any) -> None:
+        try:
+            ok, value = receiver.recv()
+        except (EOFError, OSError):
+            proc.join()
+            ok, value = False, ShardProcessDied(f"its process {proc.pid} exited with code {proc.exitcode}")
+        finally:
+            receiver.close()
+        proc.join()
+        with self._lock:
+            self._procs.pop(future, None)
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def _signal(self, signum: int) -> None:
+        with self._lock:
+            pids = [p.pid for p in self._procs.values() if p.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        """Every worker finishes its current chunk and returns what it has."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            self.kill()
+        if wait:
+            with self._lock:
+                procs = list(self._procs.values())
+            for proc in procs:
+                proc.join()
+
+
+def _worker_main(sender: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    die_with_parent()
+    _thread_locks_for_tqdm()
+    try:
+        outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - the supervisor decides; the exception may not pickle
+        outcome = (False, RuntimeError(f"{type(exc).__name__}: {exc}"))
+    sender.send(outcome)
+    sender.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _thread_locks_for_tqdm() -> None:
+    """sentence-transformers draws a (disabled) tqdm bar per encode call, and tqdm makes a process-shared lock
+    for it; a worker that exits without interpreter teardown (or is killed) would leave it to the resource
+    tracker, which then warns about leaked semaphores. Shards need no cross-process lock for bars they never show."""
+    try:
+        import tqdm
+    except ImportError:
+        return
+    tqdm.tqdm.set_lock(threading.RLock())
 
 
 class DaskExecutor(Executor):
     """A `distributed.Client` executor (impure tasks: every shard runs, none is deduplicated as cached)."""
 
-    def __init__(self, kind: str, n_workers: int, scheduler: str | None) -> None:
+    def __init__(self, kind: str, n_workers: int, scheduler: str | None, stop_file: Path | None = None) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
             raise ConfigError("--executor dask needs Dask distributed: pip install 'augshard[dask]'") from None
+        self.stop_file = stop_file
         self.cluster = None
         if kind == "dask-local":
             self.cluster = LocalCluster(
@@ -70,8 +158,16 @@ class DaskExecutor(Executor):
         self.client.register_plugin(OfflineEnvPlugin(), name="augshard-offline-env")
         self._executor = self.client.get_executor(pure=False)
 
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return self._executor.submit(run_shard_in_process, *args, **kwargs)
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self._executor.submit(run_in_fresh_process, fn, *args, **kwargs)
+
+    def stop(self) -> None:
+        """Remote shards cannot be signalled: they read the stop file between chunks."""
+        if self.stop_file is not None:
+            self.stop_file.touch()
+
+    def kill(self) -> None:
+        self.stop()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._executor.shutdown(wait=wait)
@@ -80,10 +176,10 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
-def run_shard_in_process(job: Any) -> Any:
-    """Run one shard in a fresh Python process with augshard's environment (a fixed PYTHONHASHSEED must be set
-    before an interpreter starts, and a Dask worker's own process cannot be given one). The job and its result
-    travel as pickle files beside the shard's log, on the storage every worker shares."""
+def run_in_fresh_process(fn: Callable[..., Any], job: Any) -> Any:
+    """`fn(job)` in a fresh Python process with augshard's environment (a fixed PYTHONHASHSEED must be set before
+    an interpreter starts, and a Dask worker's own process cannot be given one). The call and its result travel
+    as pickle files beside the shard's log, on the storage every worker shares."""
     from augshard.methods.offline import offline_env
 
     log_dir = Path(job.cfg.log_dir)
@@ -91,12 +187,12 @@ def run_shard_in_process(job: Any) -> Any:
     token = uuid.uuid4().hex[:8]
     job_path = log_dir / f".shard_{job.index}_of_{job.num_shards}.{token}.job"
     result_path = job_path.with_suffix(".result")
-    job_path.write_bytes(pickle.dumps(job))
+    job_path.write_bytes(pickle.dumps((fn, job)))
     env = {**os.environ, **offline_env()}
     try:
         proc = subprocess.run([sys.executable, "-m", "augshard.executors", str(job_path), str(result_path)], env=env)
         if proc.returncode != 0 or not result_path.is_file():
-            raise RuntimeError(f"shard {job.index} process exited with code {proc.returncode}")
+            raise ShardProcessDied(f"shard {job.index} process exited with code {proc.returncode}")
         return pickle.loads(result_path.read_bytes())
     finally:
         job_path.unlink(missing_ok=True)
@@ -104,11 +200,10 @@ def run_shard_in_process(job: Any) -> Any:
 
 
 def _main(job_path: str, result_path: str) -> int:
-    from augshard.shard import run_shard
-
-    _die_with_parent()
-    job = pickle.loads(Path(job_path).read_bytes())
-    result = run_shard(job)
+    die_with_parent()
+    _thread_locks_for_tqdm()
+    fn, job = pickle.loads(Path(job_path).read_bytes())
+    result = fn(job)
     tmp = Path(result_path + ".tmp")
     tmp.write_bytes(pickle.dumps(result))
     tmp.replace(result_path)

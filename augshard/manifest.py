@@ -11,23 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from augshard.errors import OutputError
+from augshard.outcome import COLUMNS, ComboOutcome, Status
 
-COLUMNS = [
-    "combo_id",
-    "combo_dir",
-    "methods",
-    "k",
-    "rows",
-    "rows_skipped",
-    "rows_rejected",
-    "status",
-    "dataset_path",
-    "duration_s",
-    "shard",
-    "resumed",
-    "plan_fingerprint",
-    "error",
-]
 SHARD_MANIFEST = re.compile(r"^manifest_shard(\d+)_of_(\d+)\.csv$")
 
 
@@ -46,13 +31,16 @@ def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] 
     tmp.replace(path)
 
 
-def write_shard_manifest(output_root: str | Path, index: int, num_shards: int, entries: list[dict[str, Any]]) -> Path:
-    path = Path(output_root) / shard_manifest_name(index, num_shards)
-    write_csv_atomic(path, entries)
+def write_manifest(path: Path, outcomes: list[ComboOutcome]) -> Path:
+    write_csv_atomic(path, [o.as_row() for o in outcomes])
     return path
 
 
-def read_manifest(path: Path) -> list[dict[str, str]]:
+def write_shard_manifest(output_root: str | Path, index: int, num_shards: int, outcomes: list[ComboOutcome]) -> Path:
+    return write_manifest(Path(output_root) / shard_manifest_name(index, num_shards), outcomes)
+
+
+def read_manifest(path: Path) -> list[ComboOutcome]:
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [
@@ -60,7 +48,10 @@ def read_manifest(path: Path) -> list[dict[str, str]]:
         ]
         if missing:
             raise OutputError(f"{path}: not an augshard manifest (missing column(s) {', '.join(missing)})")
-        return list(reader)
+        try:
+            return [ComboOutcome.from_row(row) for row in reader]
+        except ValueError as exc:
+            raise OutputError(f"{path}: line {reader.line_num}: not an augshard manifest row ({exc})") from None
 
 
 @dataclass
@@ -87,20 +78,19 @@ class Summary:
         return out
 
 
-def summarize(rows: list[dict[str, Any]]) -> Summary:
-    s = Summary(combos=len(rows))
+def summarize(outcomes: list[ComboOutcome]) -> Summary:
+    s = Summary(combos=len(outcomes))
     counts = []
-    for r in rows:
-        status = r["status"]
-        s.per_k[int(r["k"])] += 1
-        if status == "ok":
+    for o in outcomes:
+        s.per_k[o.k] += 1
+        if o.ok:
             s.ok += 1
-            counts.append(int(r["rows"]))
-        elif status == "unavailable":
+            counts.append(o.rows)
+        elif o.status is Status.UNAVAILABLE:
             s.unavailable += 1
         else:
             s.failed += 1
-            s.failed_combos.append(r.get("combo_dir") or r["combo_id"])
+            s.failed_combos.append(o.combo_dir or o.combo_id)
     if counts:
         s.rows = sum(counts)
         s.min_rows, s.max_rows, s.avg_rows = min(counts), max(counts), sum(counts) / len(counts)
@@ -140,11 +130,11 @@ def merge(output_root: str | Path, output_name: str = "manifest_final.csv", keep
             f"{num_shards}; run them with --shard-index and merge again"
         )
     fingerprints: dict[str, list[int]] = {}
-    shard_rows: dict[int, list[dict[str, str]]] = {}
+    shard_rows: dict[int, list[ComboOutcome]] = {}
     for index, path in sorted(by_index.items()):
         rows = read_manifest(path)
         shard_rows[index] = rows
-        fps = {r["plan_fingerprint"] for r in rows} or {"(empty)"}
+        fps = {r.plan_fingerprint for r in rows} or {"(empty)"}
         for fp in fps:
             fingerprints.setdefault(fp, []).append(index)
     real = {fp: idx for fp, idx in fingerprints.items() if fp != "(empty)"}
@@ -156,14 +146,14 @@ def merge(output_root: str | Path, output_name: str = "manifest_final.csv", keep
             f"{root}: {names} come(s) from a different plan (fingerprint differs from "
             f"{majority}); rerun those shards with the same catalogue, config and shard count"
         )
-    merged: dict[str, dict[str, str]] = {}
+    merged: dict[str, ComboOutcome] = {}
     for index in sorted(shard_rows):
         for r in shard_rows[index]:
-            prev = merged.get(r["combo_id"])
-            if prev is None or (prev["status"] != "ok" and r["status"] == "ok"):
-                merged[r["combo_id"]] = r
-    final_rows = sorted(merged.values(), key=lambda r: (int(r["k"]), r["methods"]))
-    write_csv_atomic(root / output_name, final_rows)
+            prev = merged.get(r.combo_id)
+            if prev is None or (not prev.ok and r.ok):
+                merged[r.combo_id] = r
+    final_rows = sorted(merged.values(), key=lambda r: (r.k, r.methods))
+    write_manifest(root / output_name, final_rows)
     if not keep_shards:
         for path in by_index.values():
             path.unlink()

@@ -1,10 +1,11 @@
-"""Renders a list of `ShardStatus` as the Rich table (or plain lines) that `run` shows live and `monitor` shows."""
+"""Renderers: shard statuses as the table (or plain lines) `run` shows live and `monitor` shows, the plan of a dry
+run, and the summary of a run. Each is a plain function of the state it is given."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -12,7 +13,12 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from augshard.events import FINISHED, EventsWatcher, ShardStatus
+from augshard.outcome import Status
+from augshard.status import FINISHED, EventsWatcher, ShardStatus
+
+if TYPE_CHECKING:
+    from augshard.plan import Plan
+    from augshard.shard import ShardResult
 
 GLYPH = {"pending": "⏳", "running": "▶", "done": "✓", "failed": "✗", "dead": "☠", "stalled": "☠"}
 STYLE = {"pending": "dim", "running": "cyan", "done": "green", "failed": "red", "dead": "bold red", "stalled": "red"}
@@ -249,3 +255,51 @@ def follow(console: Console, watcher: EventsWatcher, interval: float, live: bool
     if not view.live:
         console.print(render(view.statuses))
     return view.statuses
+
+
+def render_plan(plan: Plan, complete: set[str], shard_index: int | None = None) -> Table:
+    """The plan of a dry run: each shard's combos with their estimated cost and what a run would do with them."""
+    table = Table(title=f"augshard plan {plan.fingerprint} ({plan.num_shards} shards)")
+    for col in ("shard", "combo", "k", "est. cost", "action"):
+        table.add_column(col, justify="right" if col in ("shard", "k", "est. cost") else "left")
+    for i, shard in enumerate(plan.shards):
+        if shard_index is not None and i != shard_index:
+            continue
+        for pc in shard:
+            action = "skip (complete)" if pc.combo.combo_id in complete else "run"
+            table.add_row(str(i), pc.combo.dir_name, str(pc.combo.k), f"{pc.cost:g}", action)
+        total = f"[bold]shard total: {len(shard)} combos[/bold]"
+        table.add_row(str(i), total, "", f"{plan.shard_cost(i):g}", "", end_section=True)
+    for combo, reason in plan.unavailable:
+        table.add_row("-", combo.dir_name, str(combo.k), "-", f"unavailable ({escape(reason[:60])})")
+    return table
+
+
+def render_summary(results: Sequence[ShardResult], crashed: dict[int, str]) -> Table:
+    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log."""
+    table = Table(title="shards", title_justify="left")
+    for col in ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time"):
+        table.add_column(col, justify="left" if col == "outcome" else "right")
+    table.add_column("log", overflow="fold")
+    for r in results:
+        ok = [o for o in r.outcomes if o.ok]
+        if r.index in crashed:
+            outcome = f"[bold red]{GLYPH['dead']} crashed[/bold red]"
+        elif r.failed:
+            outcome = f"[red]{GLYPH['failed']} failed[/red]"
+        else:
+            outcome = f"[green]{GLYPH['done']} done[/green]"
+        # With stealing: what it ran, not its plan.
+        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)
+        table.add_row(
+            str(r.index),
+            outcome,
+            str(ran),
+            str(len(ok)),
+            str(sum(1 for o in ok if o.resumed)),
+            str(len(r.failed)),
+            f"{sum(o.rows for o in ok):,}",
+            fmt_duration(r.duration_s),
+            r.log_path,
+        )
+    return table

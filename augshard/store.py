@@ -1,16 +1,20 @@
-"""Atomic combo outputs: rows streamed into a temporary Parquet, fsynced, then the folder renamed into place."""
+"""Atomic combo outputs (rows streamed into a temporary Parquet, fsynced, the folder renamed into place) and
+`meta.json`: one typed record, written by `ComboWriter.commit` and read back by `read_meta`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import socket
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from augshard.combos import Combo
+from augshard.procs import pid_alive
 
 TMP_DIR = ".augshard-tmp"
 DATASET = "dataset.parquet"
@@ -23,17 +27,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host still exists (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
@@ -74,17 +67,118 @@ def remove_empty_temp(output_root: str | Path) -> None:
         pass
 
 
-def read_complete(output_root: str | Path, combo: Combo, fingerprint: str) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class QualityMeta:
+    metric: str
+    min_sim: float
+    max_sim: float
+    model: str | None = None  # the sentence model, with the embedding metric
+    backend: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceMeta:
+    path: str
+    sha256: str
+    text_col: str
+    evidence_col: str | None = None
+    id_col: str | None = None
+
+
+@dataclass(frozen=True)
+class TimingMeta:
+    duration_seconds: float
+    rows_per_second: float | None = None
+    input_rows_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class ComboMeta:
+    """What `meta.json` says of a complete combo: what made it (methods, settings, input, libraries) and what it
+    holds (rows, rejections, timing), with the fingerprints that decide whether it is still complete."""
+
+    combo_id: str
+    combo_dir: str
+    methods: list[str]
+    k: int
+    method_args: dict[str, Any]
+    method_specs: dict[str, str]
+    seed: int
+    variants_per_sample: int
+    max_candidates_per_variant: int
+    quality: QualityMeta
+    rows: int
+    rows_input: int
+    rows_skipped: int
+    rows_skipped_by_reason: dict[str, int]
+    rows_rejected: int
+    rejected_similarity: int
+    rejected_unchanged: int
+    rows_short: int
+    candidates: int
+    candidate_errors: int
+    first_candidate_error: str
+    source: SourceMeta
+    library_versions: dict[str, str]
+    timing: TimingMeta
+    plan_fingerprint: str
+    config_fingerprint: str
+    combo_fingerprint: str
+    shard: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.update(out.pop("extra"))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ComboMeta:
+        """The record of a parsed `meta.json`; ValueError naming what is missing or of the wrong kind."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        nested = {"quality": QualityMeta, "source": SourceMeta, "timing": TimingMeta}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
+        try:
+            for key, kind in nested.items():
+                if not isinstance(values.get(key), dict):
+                    raise ValueError(f"'{key}' is missing or not an object")
+                values[key] = _known(kind, values[key])
+            return cls(**values, extra={k: v for k, v in data.items() if k not in names})
+        except TypeError as exc:  # a required key absent
+            raise ValueError(" ".join(str(exc).split()[1:]) or str(exc)) from None
+
+
+def _known(kind: type, data: dict[str, Any]) -> Any:
+    names = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in data.items() if k in names})
+
+
+def write_meta(path: Path, meta: ComboMeta) -> None:
+    path.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_meta(path: str | Path) -> ComboMeta:
+    """A combo's `meta.json`; OSError when it cannot be read, ValueError when it is not a meta.json."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    return ComboMeta.from_dict(data)
+
+
+def read_complete(output_root: str | Path, combo: Combo, fingerprint: str) -> ComboMeta | None:
     """The combo's meta.json if the combo is complete for this fingerprint, else None (recompute it)."""
     final = Path(output_root) / combo.dir_name
     meta_path, data_path = final / META, final / DATASET
     if not (meta_path.is_file() and data_path.is_file()):
         return None
     try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        meta = read_meta(meta_path)
     except (OSError, ValueError):
         return None
-    if meta.get("combo_fingerprint") != fingerprint or meta.get("combo_id") != combo.combo_id:
+    if meta.combo_fingerprint != fingerprint or meta.combo_id != combo.combo_id:
         return None
     return meta
 
@@ -113,10 +207,10 @@ class ComboWriter:
             self._writer.write_table(pa.Table.from_pylist(records, schema=self.schema))
             self.rows += len(records)
 
-    def commit(self, meta: dict[str, Any]) -> Path:
+    def commit(self, meta: ComboMeta) -> Path:
         self._writer.close()
         meta_path = self.tmp / META
-        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_meta(meta_path, meta)
         for path in (self.tmp / DATASET, meta_path, self.tmp):
             _fsync(path)
         final = self.root / self.combo.dir_name

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from augshard.errors import OutputError
 from augshard.manifest import read_manifest
-from augshard.store import DATASET, META, TMP_DIR
+from augshard.outcome import ComboOutcome
+from augshard.store import DATASET, META, TMP_DIR, ComboMeta, read_meta
 
 AUGSHARD_COLUMNS = ("row_key", "variant", "similarity", "combo_id", "methods")
 
@@ -40,38 +39,38 @@ def verify(output_root: str | Path, output_name: str = "manifest_final.csv") -> 
         shards = sorted(p.name for p in root.glob("manifest_shard*_of_*.csv"))
         hint = f" (shard manifests {', '.join(shards)} are not merged: run `augshard merge`)" if shards else ""
         result.problems.append(f"manifest missing: {result.manifest}{hint}")
-        entries: list[dict[str, str]] = []
+        entries: list[ComboOutcome] = []
     else:
         entries = read_manifest(result.manifest)
     result.combos = len(entries)
     seen: dict[str, int] = {}
     for e in entries:
-        seen[e["combo_id"]] = seen.get(e["combo_id"], 0) + 1
+        seen[e.combo_id] = seen.get(e.combo_id, 0) + 1
     for combo_id, n in sorted(seen.items()):
         if n > 1:
             result.problems.append(f"combo {combo_id} is listed {n} times in the manifest")
-    plans = {e["plan_fingerprint"] for e in entries}
+    plans = {e.plan_fingerprint for e in entries}
     if len(plans) > 1:
         result.problems.append(f"the manifest mixes plans: {', '.join(sorted(plans))}")
     listed = set()
     for e in entries:
-        if e["status"] != "ok":
+        if not e.ok:
             continue
-        listed.add(e.get("combo_dir") or "")
+        listed.add(e.combo_dir)
         problems = _check_combo(root, e)
         result.problems += problems
         if not problems:
             result.datasets += 1
-            result.rows += int(e["rows"])
+            result.rows += e.rows
     result.problems += _stray(root, listed)
     return result
 
 
-def _check_combo(root: Path, e: dict[str, str]) -> list[str]:
+def _check_combo(root: Path, e: ComboOutcome) -> list[str]:
     import pyarrow.parquet as pq
 
-    name = e.get("combo_dir") or e["combo_id"]
-    data = root / e["dataset_path"]
+    name = e.combo_dir or e.combo_id
+    data = root / e.dataset_path
     meta_path = data.parent / META
     if not data.is_file():
         return [f"{name}: dataset missing ({data})"]
@@ -80,26 +79,24 @@ def _check_combo(root: Path, e: dict[str, str]) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - any failure to read is the problem being reported
         return [f"{name}: dataset does not open ({data}): {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"]
     problems = []
-    rows = int(e["rows"])
-    if table.num_rows != rows:
-        problems.append(f"{name}: dataset has {table.num_rows:,} rows, the manifest says {rows:,}")
+    if table.num_rows != e.rows:
+        problems.append(f"{name}: dataset has {table.num_rows:,} rows, the manifest says {e.rows:,}")
     meta = _read_meta(meta_path)
     if isinstance(meta, str):
         return [*problems, f"{name}: {meta}"]
     expected = {
-        "rows": (meta.get("rows"), rows),
-        "combo_id": (meta.get("combo_id"), e["combo_id"]),
-        "methods": ("+".join(meta.get("methods") or []), e["methods"]),
-        "k": (meta.get("k"), int(e["k"])),
-        "plan_fingerprint": (meta.get("plan_fingerprint"), e["plan_fingerprint"]),
+        "rows": (meta.rows, e.rows),
+        "combo_id": (meta.combo_id, e.combo_id),
+        "methods": ("+".join(meta.methods), e.methods),
+        "k": (meta.k, e.k),
+        "plan_fingerprint": (meta.plan_fingerprint, e.plan_fingerprint),
     }
     for key, (in_meta, in_manifest) in expected.items():
         if in_meta != in_manifest:
             problems.append(f"{name}: meta.json {key} is {in_meta!r}, the manifest says {in_manifest!r}")
-    source = meta.get("source") or {}
-    wanted = [*AUGSHARD_COLUMNS, source.get("text_col")]
-    if source.get("evidence_col"):
-        wanted += [source["evidence_col"], "evidence_original", "evidence_match"]
+    wanted = [*AUGSHARD_COLUMNS, meta.source.text_col]
+    if meta.source.evidence_col:
+        wanted += [meta.source.evidence_col, "evidence_original", "evidence_match"]
     else:
         wanted.append("text_original")
     missing = [c for c in wanted if c and c not in table.column_names]
@@ -107,19 +104,18 @@ def _check_combo(root: Path, e: dict[str, str]) -> list[str]:
         problems.append(f"{name}: dataset lacks column(s) {', '.join(missing)} that meta.json implies")
     if "combo_id" in table.column_names and table.num_rows:
         ids = set(table.column("combo_id").to_pylist())
-        if ids != {e["combo_id"]}:
-            problems.append(f"{name}: dataset rows carry combo ids {sorted(map(str, ids))}, expected {e['combo_id']}")
+        if ids != {e.combo_id}:
+            problems.append(f"{name}: dataset rows carry combo ids {sorted(map(str, ids))}, expected {e.combo_id}")
     return problems
 
 
-def _read_meta(path: Path) -> dict[str, Any] | str:
+def _read_meta(path: Path) -> ComboMeta | str:
     if not path.is_file():
         return f"meta.json missing ({path})"
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        return read_meta(path)
     except (OSError, ValueError) as exc:
         return f"meta.json unreadable ({path}): {exc}"
-    return meta if isinstance(meta, dict) else f"meta.json is not an object ({path})"
 
 
 def _stray(root: Path, listed: set[str]) -> list[str]:

@@ -15,12 +15,15 @@ import time
 from functools import partial
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
     os.environ[_var] = "1"  # one core per encoder, set before numpy/torch/tokenizers start their pools
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 
 import numpy as np  # noqa: E402
+
+Encode = Any  # a callable: texts -> normalised vectors
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("AUGSHARD_ENCODER_CACHE", "~/.cache/augshard/encoders")).expanduser()
@@ -63,7 +66,7 @@ def build_candidates(texts: list[str], seeds: list[int]) -> tuple[list[tuple[str
     return pairs, stats
 
 
-def st_encoder(path: Path | str, **kw):  # noqa: ANN201 - returns texts -> normalized vectors
+def st_encoder(path: Path | str, **kw: Any) -> Encode:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True, **kw)
@@ -71,7 +74,7 @@ def st_encoder(path: Path | str, **kw):  # noqa: ANN201 - returns texts -> norma
     return lambda t: model.encode(t, **enc)
 
 
-def model2vec_encoder(src: Path):  # noqa: ANN201
+def model2vec_encoder(src: Path) -> Encode:
     from model2vec import StaticModel
 
     out = CACHE / "m2v-minilm-256"
@@ -83,7 +86,7 @@ def model2vec_encoder(src: Path):  # noqa: ANN201
     return lambda t: (v := model.encode(t, use_multiprocessing=False)) / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def onnx_encoder(src: Path, quantized: bool = False):  # noqa: ANN201
+def onnx_encoder(src: Path, quantized: bool = False) -> Encode:
     import onnxruntime as ort
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.backend import export_dynamic_quantized_onnx_model
@@ -104,7 +107,7 @@ def onnx_encoder(src: Path, quantized: bool = False):  # noqa: ANN201
     return st_encoder(out, backend="onnx", model_kwargs=kw)
 
 
-def similarities(encode, pairs: list, min_seconds: float) -> tuple[np.ndarray, float]:  # noqa: ANN001
+def similarities(encode: Encode, pairs: list, min_seconds: float) -> tuple[np.ndarray, float]:
     """Score every pair; the candidate encode is timed (warmed up, repeated until min_seconds have passed)."""
     originals, cands = list(dict.fromkeys(p[1] for p in pairs)), list(dict.fromkeys(p[2] for p in pairs))
     o_vec = dict(zip(originals, encode(originals), strict=True))
@@ -124,7 +127,9 @@ def refit_window(ref_acc: np.ndarray, sims: np.ndarray, fit: np.ndarray) -> dict
     return {"lo": float(lo), "hi": float(hi), "heldout_agreement": round(float(held), 4)}
 
 
-def compare(names: np.ndarray, fit: np.ndarray, ref: np.ndarray, sims: np.ndarray, rate: float, ref_rate: float):  # noqa: ANN201
+def compare(
+    names: np.ndarray, fit: np.ndarray, ref: np.ndarray, sims: np.ndarray, rate: float, ref_rate: float
+) -> dict:
     ref_acc, acc = (ref >= LO) & (ref <= HI), (sims >= LO) & (sims <= HI)
     same, delta = ref_acc == acc, np.abs(sims - ref)
     return {

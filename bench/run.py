@@ -58,12 +58,12 @@ def augshard(cwd: Path, *args: str) -> float:
     return time.perf_counter() - t0
 
 
-def shard_events(cwd: Path, event: str) -> list[dict]:
+def shard_events(cwd: Path, event: str) -> list:
     """`event` records of the run in `cwd`, by augshard's own reader (it skips a line still being written)."""
     from augshard.events import read_events  # installed in the venv `make bench` runs in
 
     paths = sorted((cwd / "logs" / "augment").glob("*.events.jsonl"))
-    return [e for path in paths for e in read_events(path) if e.get("event") == event]
+    return [e for path in paths for e in read_events(path) if e.kind == event]
 
 
 def check(label: str, value: float, target: float, higher_is_better: bool = True, unit: str = "") -> dict:
@@ -174,7 +174,7 @@ import json, sys, time
 sys.path.insert(0, {str(REPO)!r})
 from augshard.methods.offline import apply_offline_env
 apply_offline_env()
-from augshard.shard import cap_threads
+from augshard.procs import cap_threads
 cap_threads(1)
 from augshard.cache import Cache
 from augshard.combos import Combo
@@ -258,7 +258,7 @@ def b5(work: Path, rows: int | None) -> dict:
                 # VmHWM: the shard process's peak resident memory so far, read by the kernel's own accounting.
                 with open(f"/proc/{started[-1]['pid']}/status", encoding="ascii") as fh:
                     peak = next(int(line.split()[1]) // 1024 for line in fh if line.startswith("VmHWM"))
-            done = [e["rows_done"] for e in shard_events(cwd, "progress")] if started else []
+            done = [e.rows_done for e in shard_events(cwd, "progress")] if started else []
             if done and max(done) >= stop_after:
                 proc.send_signal(signal.SIGTERM)
                 break
@@ -314,8 +314,8 @@ def b6(work: Path, rows: int | None) -> dict:
         busy = [sum(float(r["duration_s"]) for r in manifest if r["shard"] == str(i)) for i in range(2)]
         generated = sum(int(r["rows"]) for r in manifest)
         done = shard_events(cwd, "shard_done")
-        encodes = sum(e["filter"].get("originals_encoded", 0) + e["filter"].get("candidates_encoded", 0) for e in done)
-        encode_s = sum(e["filter"].get("encode_s", 0.0) for e in done)
+        encodes = sum(e.filter.get("originals_encoded", 0) + e.filter.get("candidates_encoded", 0) for e in done)
+        encode_s = sum(e.filter.get("encode_s", 0.0) for e in done)
         scale = full / n
         out[label] = {"input_rows": n, "combos": len(manifest), "failed": sum(r["status"] != "ok" for r in manifest),
                        "wall_s": wall, "rows_generated": generated, "rows_per_s": generated / wall,

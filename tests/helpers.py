@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "augshard" / "sample" / "reviews.csv"
@@ -66,12 +67,12 @@ def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
-def run_events(cwd: Path, event: str) -> list[dict]:
+def run_events(cwd: Path, event: str) -> list:
     """The `event` records of every shard's stream in cwd's default log dir, read by augshard's own reader."""
     from augshard.events import read_events
 
     paths = sorted((cwd / "logs/augment").glob("*.events.jsonl"))
-    return [e for path in paths for e in read_events(path) if e.get("event") == event]
+    return [e for path in paths for e in read_events(path) if e.kind == event]
 
 
 def fake_complete_nltk(root: Path) -> Path:
@@ -84,3 +85,40 @@ def fake_complete_nltk(root: Path) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("x\n")
     return root
+
+
+def make_meta(combo: Any, fingerprint: str, rows: int = 3, **fields: Any) -> Any:
+    """A complete `meta.json` record for `combo` (a `Combo`), as a shard writes one, with made-up counts."""
+    from augshard.store import ComboMeta, QualityMeta, SourceMeta, TimingMeta
+
+    values: dict[str, Any] = {
+        "combo_id": combo.combo_id,
+        "combo_dir": combo.dir_name,
+        "methods": list(combo.methods),
+        "k": combo.k,
+        "method_args": {m: {} for m in combo.methods},
+        "method_specs": {m: "{}" for m in combo.methods},
+        "seed": 42,
+        "variants_per_sample": 2,
+        "max_candidates_per_variant": 3,
+        "quality": QualityMeta("char_ratio", 0.55, 0.95),
+        "rows": rows,
+        "rows_input": rows,
+        "rows_skipped": 0,
+        "rows_skipped_by_reason": {},
+        "rows_rejected": 0,
+        "rejected_similarity": 0,
+        "rejected_unchanged": 0,
+        "rows_short": 0,
+        "candidates": rows,
+        "candidate_errors": 0,
+        "first_candidate_error": "",
+        "source": SourceMeta("in.csv", "0" * 64, "text"),
+        "library_versions": {},
+        "timing": TimingMeta(1.0),
+        "plan_fingerprint": "0123456789abcdef",
+        "config_fingerprint": "fedcba9876543210",
+        "combo_fingerprint": fingerprint,
+        **fields,
+    }
+    return ComboMeta(**values)

@@ -64,6 +64,7 @@ def two_shard_run(tmp_path_factory: pytest.TempPathFactory):
     rows[3]["evidence"] = "A sentence that is nowhere in the text of this row at all, really."
     write_csv(cwd / "in.csv", rows)
     proc = run_cli(*base_args(cwd / "in.csv", "--num-shards", "2", "--keep-shards"), cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     return cwd, rows, proc
 
 

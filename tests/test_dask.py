@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import run_cli, sample_rows, write_csv
+
+from augshard.events import read_events
 
 pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -44,7 +47,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, byt
 
 
 @pytest.fixture
-def cluster(tmp_path: Path):  # noqa: ANN201 - yields (scheduler address, worker processes)
+def cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """A `dask scheduler` and two `dask worker` processes on loopback, torn down afterwards."""
     info = tmp_path / "scheduler.json"
     env = dict(os.environ)
@@ -78,7 +81,7 @@ def test_dask_local_gives_the_same_datasets(local: tuple[Path, dict], tmp_path: 
     assert datasets(tmp_path) == expected
 
 
-def test_a_real_cluster_gives_the_same_datasets(local: tuple[Path, dict], cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_real_cluster_gives_the_same_datasets(local: tuple[Path, dict], cluster: tuple, tmp_path: Path) -> None:
     root, expected = local
     address, _ = cluster
     proc = run_cli(*args(root, "--executor", "dask", "--scheduler", address), cwd=tmp_path)
@@ -88,7 +91,7 @@ def test_a_real_cluster_gives_the_same_datasets(local: tuple[Path, dict], cluste
     assert monitor.returncode == 0 and monitor.stdout.count("✓ done") == 2, monitor.stdout
 
 
-def test_a_lost_dask_worker_does_not_lose_the_run(local: tuple[Path, dict], cluster, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_lost_dask_worker_does_not_lose_the_run(local: tuple[Path, dict], cluster: tuple, tmp_path: Path) -> None:
     root, expected = local
     address, workers = cluster
     run = subprocess.Popen([sys.executable, "-m", "augshard", *args(root, "--executor", "dask", "--scheduler",
@@ -99,9 +102,9 @@ def test_a_lost_dask_worker_does_not_lose_the_run(local: tuple[Path, dict], clus
     deadline = time.time() + 180
     while shard_pid is None and time.time() < deadline:
         if stream.exists():
-            evs = [json.loads(x) for x in stream.read_text().splitlines() if x.endswith("}")]
-            if any(e["event"] == "combo_done" for e in evs):  # mid-shard: one of its 3 combos is done
-                shard_pid = evs[0]["pid"]
+            evs = read_events(stream)
+            if any(e.kind == "combo_done" for e in evs):  # mid-shard: one of its 3 combos is done
+                shard_pid = evs[0].pid
         time.sleep(0.05)
     assert shard_pid is not None
     # The shard runs in a process its Dask worker started: kill that worker, as a lost node would be.

@@ -16,25 +16,33 @@ from helpers import run_cli, write_csv
 
 from augshard import events
 from augshard.events import (
-    EventsWatcher,
+    ComboDone,
+    ComboStart,
+    Event,
     EventWriter,
-    ShardStatus,
-    ShardTracker,
-    discover,
+    Progress,
+    ShardDone,
     events_path,
-    fold,
-    judge,
+    parse_event,
     read_events,
 )
+from augshard.status import EventsWatcher, ShardStatus, ShardTracker, discover, fold, judge
 
 HOST = socket.gethostname()
 
 
-def ev(ts: float, event: str, **fields) -> dict:
-    return {"ts": ts, "event": event, "shard": 0, **fields}
+def ev(ts: float, event: str, **fields) -> Event:
+    """The typed event of one line of a stream, as the reader parses it."""
+    parsed = parse_event({"ts": ts, "event": event, "shard": 0, **fields})
+    assert parsed is not None
+    return parsed
 
 
-def attempt(t0: float = 1000.0) -> list[dict]:
+def line(event: Event) -> str:
+    return json.dumps(event.record()) + "\n"
+
+
+def attempt(t0: float = 1000.0) -> list[Event]:
     """A shard of 3 combos over 100 input rows: one done, one failed, the third half-way."""
     return [
         ev(t0, "shard_start", pid=123, host="elsewhere", combos=3, plan_fingerprint="p1", num_shards=2),
@@ -124,11 +132,11 @@ def test_writer_heartbeat_repeats_progress_and_stops_at_shard_done(tmp_path: Pat
     w = EventWriter(path, 0)
     w.shard_start(combos=1, plan_fingerprint="p", num_shards=1)
     w.start_heartbeat(interval=0.05)
-    w.emit("combo_start", combo_id="c", methods="m", k=1)
-    w.emit("progress", combo_id="c", rows_done=10, rows_total=40)
+    w.emit(ComboStart(combo_id="c", methods="m", k=1))
+    w.emit(Progress(combo_id="c", rows_done=10, rows_total=40))
     time.sleep(0.4)
-    w.emit("combo_done", combo_id="c", methods="m", rows=5, rows_input=40)
-    w.emit("shard_done", combos_failed=0, duration=0.5)
+    w.emit(ComboDone(combo_id="c", methods="m", rows=5, rows_input=40))
+    w.emit(ShardDone(combos_failed=0, duration=0.5))
     time.sleep(0.2)
     w.close()
     lines = path.read_text().splitlines()
@@ -149,26 +157,26 @@ def test_tracker_reads_incrementally_ignores_torn_lines_and_restarts_on_a_new_fi
     assert tracker.poll().state == "pending"
     evs = attempt()
     with open(path, "w") as fh:
-        fh.write("".join(json.dumps(e) + "\n" for e in evs[:5]))
-        fh.write(json.dumps(evs[5])[:20])  # a writer mid-line
+        fh.write("".join(line(e) for e in evs[:5]))
+        fh.write(line(evs[5])[:20])  # a writer mid-line
     st = tracker.poll()
     assert st.state == "running" and st.combos_done == 0 and st.current_done == 100
     with open(path, "a") as fh:
-        fh.write(json.dumps(evs[5])[20:] + "\n")
+        fh.write(line(evs[5])[20:])
     assert tracker.poll().combos_done == 1
     path.unlink()
     assert tracker.poll().state == "pending"
-    path.write_text(json.dumps(evs[0]) + "\n")
+    path.write_text(line(evs[0]))
     st = tracker.poll()
     assert st.state == "running" and st.combos_done == 0
 
 
 def test_watcher_follows_the_newest_group_of_streams(tmp_path: Path) -> None:
     old = events_path(tmp_path, 0, 3)
-    old.write_text(json.dumps(attempt()[0]) + "\n")
+    old.write_text(line(attempt()[0]))
     os.utime(old, (1000, 1000))
     new = events_path(tmp_path, 1, 2)
-    new.write_text(json.dumps({**attempt()[0], "shard": 1}) + "\n")
+    new.write_text(json.dumps({**attempt()[0].record(), "shard": 1}) + "\n")
     assert discover(tmp_path) == 2
     statuses = EventsWatcher(tmp_path).statuses(now=1001.0)
     assert [(s.shard, s.state) for s in statuses] == [(0, "pending"), (1, "running")]
@@ -220,13 +228,13 @@ def test_events_of_a_real_run_fold_into_the_right_statuses(tmp_path: Path) -> No
             path, line = f["log"].rsplit(":", 1)
             logged = Path(tmp_path / path).read_text().splitlines()[int(line) - 1]
             assert "combo combo_1_nlp_crop FAILED" in logged
-        kinds = [e["event"] for e in evs]
+        kinds = [e.kind for e in evs]
         assert kinds[0] == "shard_start" and kinds[-1] == "shard_done"
         for combo in ok:
-            progress = [e["rows_done"] for e in evs if e["event"] == "progress" and e["combo_id"] == combo["combo_id"]]
+            progress = [e.rows_done for e in evs if isinstance(e, Progress) and e.combo_id == combo["combo_id"]]
             assert progress[0] == 0 and progress[-1] == 14 and progress == sorted(progress)
             assert {0, 4, 8, 12, 14} <= set(progress)  # one per chunk of 4 rows
-            done = next(e for e in evs if e["event"] == "combo_done" and e["combo_id"] == combo["combo_id"])
-            assert done["rows"] == int(combo["rows"]) and done["rows_input"] == 14
-            assert {"rejected", "skipped", "duration"} <= set(done)
+            done = next(e for e in evs if isinstance(e, ComboDone) and e.combo_id == combo["combo_id"])
+            assert done.rows == int(combo["rows"]) and done.rows_input == 14
+            assert {"rejected", "skipped", "duration"} <= set(done.record())
     assert "failed combo_1_nlp_crop" in proc.stdout and "shard_" in proc.stdout

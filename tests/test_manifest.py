@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,28 +18,29 @@ from augshard.manifest import (
     summarize,
     write_shard_manifest,
 )
+from augshard.outcome import ComboOutcome, Status
 
 PLAN_FP = "0123456789abcdef"
 
 
-def entry(methods: tuple[str, ...], rows: int, status: str = "ok", shard: int = 0, fp: str = PLAN_FP) -> dict:
+def entry(methods: tuple[str, ...], rows: int, status: str = "ok", shard: int = 0, fp: str = PLAN_FP) -> ComboOutcome:
     combo = Combo(methods)
-    return {
-        "combo_id": combo.combo_id,
-        "combo_dir": combo.dir_name,
-        "methods": combo.name,
-        "k": combo.k,
-        "rows": rows if status == "ok" else 0,
-        "rows_skipped": 1,
-        "rows_rejected": 3,
-        "status": status,
-        "dataset_path": f"out/{combo.dir_name}/dataset.parquet" if status == "ok" else "",
-        "duration_s": 1.25,
-        "shard": shard,
-        "resumed": False,
-        "plan_fingerprint": fp,
-        "error": "" if status == "ok" else "RuntimeError: boom",
-    }
+    return ComboOutcome(
+        combo_id=combo.combo_id,
+        combo_dir=combo.dir_name,
+        methods=combo.name,
+        k=combo.k,
+        rows=rows if status == "ok" else 0,
+        rows_skipped=1,
+        rows_rejected=3,
+        status=Status(status),
+        dataset_path=f"out/{combo.dir_name}/dataset.parquet" if status == "ok" else "",
+        duration_s=1.25,
+        shard=shard,
+        resumed=False,
+        plan_fingerprint=fp,
+        error="" if status == "ok" else "RuntimeError: boom",
+    )
 
 
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -55,13 +57,13 @@ def two_shards(tmp_path: Path) -> Path:
 
 
 def test_shard_manifest_name_and_columns(tmp_path: Path) -> None:
-    path = write_shard_manifest(tmp_path, 3, 7, [{**entry(("a",), 5), "not_a_column": "ignored"}])
+    path = write_shard_manifest(tmp_path, 3, 7, [entry(("a",), 5)])
     assert path == tmp_path / "manifest_shard3_of_7.csv"
     assert shard_manifest_name(3, 7) == "manifest_shard3_of_7.csv"
     columns, rows = read_rows(path)
     assert columns == COLUMNS
     assert rows[0]["combo_id"] == Combo(("a",)).combo_id
-    assert "not_a_column" not in rows[0]
+    assert read_manifest(path) == [entry(("a",), 5)]  # a row reads back as the outcome it was written from
     assert not list(tmp_path.glob(".*tmp"))  # the atomic write left no temp file behind
 
 
@@ -107,8 +109,8 @@ def test_merge_keep_shards_and_output_name(two_shards: Path) -> None:
 def test_merge_dedupes_combo_id_ok_wins(tmp_path: Path, ok_first: bool) -> None:
     ok, failed = entry(("a",), 12, "ok", shard=0), entry(("a",), 0, "failed", shard=1)
     first, second = (ok, failed) if ok_first else (failed, ok)
-    first = {**first, "shard": 0}
-    second = {**second, "shard": 1}
+    first = replace(first, shard=0)
+    second = replace(second, shard=1)
     write_shard_manifest(tmp_path, 0, 2, [first, entry(("b",), 4)])
     write_shard_manifest(tmp_path, 1, 2, [second])
     summary = merge(tmp_path)
@@ -214,6 +216,6 @@ def test_summary_numbers(tmp_path: Path) -> None:
 
 
 def test_summary_with_no_ok_combo() -> None:
-    s = summarize([{"status": "failed", "k": "1", "rows": "0", "combo_id": "abc", "combo_dir": ""}])
+    s = summarize([replace(entry(("x",), 0, "failed"), combo_id="abc", combo_dir="")])
     assert (s.combos, s.ok, s.failed, s.rows, s.min_rows, s.max_rows, s.avg_rows) == (1, 0, 1, 0, 0, 0, 0.0)
     assert s.failed_combos == ["abc"]

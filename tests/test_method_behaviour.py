@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from augshard.methods import MethodSpec, build_method, check_method, load_catalogue
+from augshard.methods import Augmenter, MethodSpec, build_method, check_method, load_catalogue
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +59,7 @@ CONTRACTION_SENTS = sorted((t for t in ALL if _pairs(t) and len(t.split()) <= 40
 _built: dict[str, object] = {}
 
 
-def method_for(method_id: str):  # noqa: ANN201 - an Augmenter
+def method_for(method_id: str) -> Augmenter:
     """Build each method once per module; an unavailable one skips with its reason."""
     if method_id not in _built:
         spec = CATALOGUE[method_id]
@@ -70,7 +71,7 @@ def method_for(method_id: str):  # noqa: ANN201 - an Augmenter
     return built
 
 
-def augment(method, texts: list[str], seeds: list[int]) -> list[str]:  # noqa: ANN001
+def augment(method: Augmenter, texts: list[str], seeds: list[int]) -> list[str]:
     out = method.augment(texts, seeds)
     errors = [(t, o) for t, o in zip(texts, out, strict=True) if isinstance(o, Exception)]
     assert not errors, f"{method.spec.id} raised on real sentences: {errors[:2]}"
@@ -93,7 +94,7 @@ def changed_words(a: str, b: str) -> int:
     return sum(x != y for x, y in zip(a.split(), b.split(), strict=True))
 
 
-def _share(pairs: list[tuple[str, str]], ok) -> float:  # noqa: ANN001
+def _share(pairs: list[tuple[str, str]], ok: Callable[[str, str], bool]) -> float:
     return sum(bool(ok(s, o)) for s, o in pairs) / len(pairs)
 
 

@@ -18,8 +18,9 @@ import pytest
 from helpers import run_cli, sample_rows, write_csv
 from rich.console import Console
 
-from augshard.events import EventsWatcher, ShardStatus, events_path
+from augshard.events import events_path, read_events
 from augshard.monitor import ProgressView, fmt_duration, overall_line, plain_line, render, total_line
+from augshard.status import EventsWatcher, ShardStatus
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 METHODS = "nlp_keyboard,nlp_randword_delete"
@@ -210,9 +211,9 @@ def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Pat
     deadline = time.time() + 120
     while pid is None and time.time() < deadline:
         if stream.is_file():
-            evs = [json.loads(x) for x in stream.read_text().splitlines() if x.endswith("}")]
-            if any(e["event"] == "combo_start" for e in evs):
-                pid = evs[0]["pid"]
+            evs = read_events(stream)
+            if any(e.kind == "combo_start" for e in evs):
+                pid = evs[0].pid
         time.sleep(0.05)
     assert pid is not None, "shard 0 never started a combo"
     os.kill(pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ import pytest
 from augshard.combos import Combo
 from augshard.config import RunConfig
 from augshard.methods.catalogue import MethodSpec
-from augshard.plan import assign, combo_fingerprint, make_plan
+from augshard.plan import Plan, assign, combo_fingerprint, make_plan
 
 INPUT_SHA = "ab" * 32
 
@@ -27,7 +27,7 @@ def _cfg(**changes: object) -> RunConfig:
     return dataclasses.replace(base, **changes)
 
 
-def _loads(plan) -> list[float]:  # noqa: ANN001
+def _loads(plan: Plan) -> list[float]:
     return [plan.shard_cost(i) for i in range(plan.num_shards)]
 
 

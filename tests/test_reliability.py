@@ -10,10 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers import run_cli, sample_rows, write_csv
+
+from augshard.events import read_events
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +43,11 @@ def start(cwd: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
 
 
-def events(cwd: Path, shard: int) -> list[dict]:
-    path = cwd / f"logs/augment/shard_{shard}_of_2.events.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+def events(cwd: Path, shard: int) -> list:
+    return read_events(cwd / f"logs/augment/shard_{shard}_of_2.events.jsonl")
 
 
-def wait_for(predicate, timeout: float = 120) -> None:  # noqa: ANN001
+def wait_for(predicate: Callable[[], bool], timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
@@ -57,11 +57,11 @@ def wait_for(predicate, timeout: float = 120) -> None:  # noqa: ANN001
 
 
 def working(cwd: Path, shard: int) -> bool:
-    return any(e["event"] == "progress" and e.get("rows_done", 0) > 0 for e in events(cwd, shard))
+    return any(e.kind == "progress" and e.rows_done > 0 for e in events(cwd, shard))
 
 
 def worker_pid(cwd: Path, shard: int) -> int:
-    return [e for e in events(cwd, shard) if e["event"] == "shard_start"][-1]["pid"]
+    return [e for e in events(cwd, shard) if e.kind == "shard_start"][-1].pid
 
 
 def alive(pid: int) -> bool:
@@ -136,6 +136,34 @@ def test_a_signal_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, baseline: di
     resumed = run_cli(*args(cwd), cwd=cwd)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert datasets(cwd) == baseline
+
+
+def test_a_second_signal_kills_every_worker_at_once(tmp_path: Path) -> None:
+    """The first Ctrl-C lets the shards finish their chunk; a second one does not wait: every worker dies at once
+    (well before the supervisor's own grace period), nothing half-written stays visible, and a rerun completes."""
+    cwd = setup_dir(tmp_path)
+    # With the embedding filter a shard's first chunk imports sentence-transformers (seconds) before its next stop
+    # check, so the first signal cannot be honoured at once: only the second one can end the run this fast.
+    embedding = ("--quality-metric", "embedding")
+    proc = start(cwd, *embedding)
+    wait_for(lambda: all(any(e.kind == "progress" for e in events(cwd, s)) for s in (0, 1)))
+    pids = [worker_pid(cwd, 0), worker_pid(cwd, 1)]
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    sent = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=2)
+    assert time.time() - sent < 2, "the second signal did not kill the workers at once"
+    assert not any(e.kind == "shard_done" for s in (0, 1) for e in events(cwd, s)), "a shard ended by itself"
+    root = cwd / "data/processed/augsets"
+    for folder in root.glob("combo_*"):
+        assert sorted(p.name for p in folder.iterdir()) == ["dataset.parquet", "meta.json"]
+    resumed = run_cli(*args(cwd, *embedding), cwd=cwd)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert len(list(root.glob("combo_*/dataset.parquet"))) == 6
+    assert run_cli("verify", cwd=cwd).returncode == 0
 
 
 def test_a_second_run_on_the_same_output_root_is_refused(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from helpers import run_cli, run_events, sample_rows, write_csv
 from augshard import methods as methods_pkg
 from augshard.cache import Cache
 from augshard.methods import LazyMethod, MethodStatus, build_method, check_methods, load_catalogue
+from augshard.methods.catalogue import MethodSpec
 from augshard.quality import CachedScorer, CharRatioScorer, EmbeddingScorer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +84,7 @@ def test_embedding_originals_are_encoded_once_per_shard_and_read_back(tmp_path: 
     candidates = ["The kettle boils a litre quickly.", "Shipping took 2 weeks.", "Good value."]
     first = EmbeddingScorer(batch_size=8, cache=Cache(tmp_path / "v.db"))
     first.prime(originals)
-    assert first._model is None  # nothing loaded until a score is needed
+    assert not first.encoder.loaded  # nothing loaded until a score is needed
     sims = first.score(originals, candidates)
     first.score(originals[:1], ["Another kettle sentence."])
     assert (first.originals_encoded, first.encode_calls) == (3, 3)
@@ -114,7 +115,7 @@ def test_method_check_record_skips_passed_methods_and_never_remembers_failures(
     good, bad = CATALOGUE["nlp_keyboard"], CATALOGUE["ta_mlm_sub_bert"]
     calls: list[str] = []
 
-    def fake_check(spec, probe=True):  # noqa: ANN001, ANN202
+    def fake_check(spec: MethodSpec, probe: bool = True) -> MethodStatus:
         calls.append(spec.id)
         return MethodStatus(spec.id, spec.lib, spec.kind, ok=spec is good, reason="" if spec is good else "no model")
 
@@ -150,8 +151,8 @@ def test_rerun_from_caches_computes_nothing_and_gives_the_same_bytes(tmp_path: P
     assert {p.relative_to(out): p.read_bytes() for p in out.glob("combo_*/dataset.parquet")} == before
     done = run_events(tmp_path, "shard_done")
     assert len(done) == 2
-    assert sum(e["calls_computed"] for e in done) == 0 and sum(e["calls_cached"] for e in done) > 0
-    assert sum(e["filter"]["score_misses"] for e in done) == 0
-    assert all(e["peak_rss_mb"] > 0 for e in done)
+    assert sum(e.calls_computed for e in done) == 0 and sum(e.calls_cached for e in done) > 0
+    assert sum(e.filter["score_misses"] for e in done) == 0
+    assert all(e.peak_rss_mb > 0 for e in done)
     logs = "".join(p.read_text() for p in (tmp_path / "logs/augment").glob("*.log"))
     assert "0 computed" in logs

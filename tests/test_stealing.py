@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from helpers import run_cli, run_events, sample_rows, write_csv
 
-from augshard.shard import claim, claimed_by
+from augshard.claims import claim, claimed_by
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,4 +70,4 @@ def test_an_idle_shard_takes_work_from_a_busy_one_and_outputs_do_not_change(tmp_
     proc = run_cli("run", "--no-live", *args, "--no-steal", cwd=runs["steal"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     done = run_events(runs["steal"], "shard_done")
-    assert len(done) == 2 and sum(e["calls_computed"] for e in done) == 0 and sum(e["calls_cached"] for e in done) > 0
+    assert len(done) == 2 and sum(e.calls_computed for e in done) == 0 and sum(e.calls_cached for e in done) > 0

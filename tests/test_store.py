@@ -12,16 +12,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import make_meta
 
 from augshard.combos import Combo
 from augshard.store import (
     DATASET,
     META,
     TMP_DIR,
+    ComboMeta,
     ComboWriter,
     clean_stale_temp,
     parse_temp_name,
     read_complete,
+    read_meta,
     temp_name,
 )
 
@@ -30,8 +33,8 @@ SCHEMA = pa.schema([pa.field("text", pa.string()), pa.field("variant", pa.int32(
 FP = "feedfacecafebeef"
 
 
-def _meta(fingerprint: str = FP, combo: Combo = COMBO) -> dict:
-    return {"combo_id": combo.combo_id, "combo_fingerprint": fingerprint, "rows": 3}
+def _meta(fingerprint: str = FP, combo: Combo = COMBO) -> ComboMeta:
+    return make_meta(combo, fingerprint, rows=3)
 
 
 def _records(n: int, tag: str = "v") -> list[dict]:
@@ -65,7 +68,7 @@ def test_writer_streams_into_hidden_temp_until_commit(tmp_path: Path) -> None:
     assert table.schema.equals(SCHEMA)
     assert table.to_pylist() == _records(2) + _records(1, "w")
     assert pq.ParquetFile(final / DATASET).num_row_groups == 2  # one row group per non-empty chunk
-    assert json.loads((final / META).read_text(encoding="utf-8")) == _meta()
+    assert json.loads((final / META).read_text(encoding="utf-8")) == _meta().to_dict()
     assert list((tmp_path / TMP_DIR).iterdir()) == []
 
 
@@ -89,7 +92,7 @@ def test_commit_replaces_existing_final_folder(tmp_path: Path) -> None:
     final = tmp_path / COMBO.dir_name
     final.mkdir()
     (final / "stale.txt").write_text("old run", encoding="utf-8")
-    (final / META).write_text(json.dumps(_meta("old")), encoding="utf-8")
+    (final / META).write_text(json.dumps(_meta("old").to_dict()), encoding="utf-8")
     writer = ComboWriter(tmp_path, COMBO, SCHEMA)
     writer.write(_records(2, "new"))
     writer.commit(_meta())
@@ -143,7 +146,7 @@ def test_read_complete_unreadable_meta(tmp_path: Path) -> None:
 
 def test_read_complete_wrong_combo_id(tmp_path: Path) -> None:
     final = _commit(tmp_path)
-    (final / META).write_text(json.dumps({**_meta(), "combo_id": "aaaaaaaaaa"}), encoding="utf-8")
+    (final / META).write_text(json.dumps({**_meta().to_dict(), "combo_id": "aaaaaaaaaa"}), encoding="utf-8")
     assert read_complete(tmp_path, COMBO, FP) is None
 
 
@@ -196,3 +199,19 @@ def test_clean_stale_temp_removes_old_folder_of_dead_process(tmp_path: Path) -> 
     old = left.rename(left.with_name(left.name + ".old"))  # as commit() names a replaced folder
     assert clean_stale_temp(tmp_path) == [old]
     assert not old.exists()
+
+
+def test_meta_json_reads_back_as_the_record_it_was_written_from(tmp_path: Path) -> None:
+    final = _commit(tmp_path)
+    assert read_meta(final / META) == _meta()
+    # Keys a newer augshard wrote are kept through a read and a write; a missing key is named.
+    data = {**_meta().to_dict(), "written_by_a_newer_version": {"x": 1}}
+    (final / META).write_text(json.dumps(data), encoding="utf-8")
+    assert read_meta(final / META).to_dict() == data
+    del data["rows"]
+    (final / META).write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="rows"):
+        read_meta(final / META)
+    (final / META).write_text("[1, 2]", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a JSON object"):
+        read_meta(final / META)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from augshard.errors import MethodError
 from augshard.methods.base import PerTextAugmenter, first_text, method_version
 from augshard.methods.catalogue import MethodSpec
@@ -92,7 +95,7 @@ def augment_drawing_one(aug: object, text: str) -> str:
 class _Candidates:
     """The list a transformation would return, as recipes: an element is built only when it is read."""
 
-    def __init__(self, transformation: object, recipes: list, build) -> None:  # noqa: ANN001
+    def __init__(self, transformation: object, recipes: list, build: Callable[[Any], Any]) -> None:
         self.transformation = transformation
         self.recipes = recipes
         self.build = build
@@ -100,13 +103,13 @@ class _Candidates:
     def __len__(self) -> int:
         return len(self.recipes)
 
-    def __getitem__(self, i: int):  # noqa: ANN204 - an AttackedText
+    def __getitem__(self, i: int) -> Any:  # an AttackedText
         text = self.build(self.recipes[i])
         text.attack_attrs["last_transformation"] = self.transformation  # as Transformation.__call__ does
         return text
 
 
-def _candidates(transformation, current, constraints):  # noqa: ANN001, ANN202
+def _candidates(transformation: Any, current: Any, constraints: Any) -> Any:
     """The candidates of one step, lazily for the transformations whose listing augshard mirrors (their
     replacement words are looked up in the very same order, so the RNG sees the same draws); any other
     transformation lists them itself."""
@@ -156,7 +159,7 @@ def _memoize_lookups(transformation: object) -> None:
         return
     lookup, memo = getattr(transformation, name), {}
 
-    def remembered(word: str, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def remembered(word: str, *args: Any, **kwargs: Any) -> list:
         if args or kwargs:
             return lookup(word, *args, **kwargs)
         if word not in memo:
@@ -225,7 +228,7 @@ def _cross_text_batched(cls: type) -> type:
             words = super()._bae_replacement_words(many, range(len(masked)))
             self._predicted.update(zip(masked, words, strict=True))
 
-        def _bae_replacement_words(self, current_text, indices_to_modify):  # noqa: ANN001, ANN202
+        def _bae_replacement_words(self, current_text: Any, indices_to_modify: Any) -> list:
             mask = self._lm_tokenizer.mask_token
             masked = [current_text.replace_word_at_index(i, mask).text for i in indices_to_modify]
             predicted = getattr(self, "_predicted", {})

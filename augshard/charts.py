@@ -1,0 +1,112 @@
+"""The charts of `augshard report`: matplotlib figures of a run's combos, as inline base64 PNGs."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from augshard.report import ComboReport
+
+K_COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def chart_rows(combos: list[ComboReport]) -> str:
+    import matplotlib.pyplot as plt
+
+    ok = [c for c in combos if c.status == "ok"]
+    ok.sort(key=lambda c: (c.k, c.name), reverse=True)
+    height = max(2.5, 0.32 * len(ok) + 1.2)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, height), sharey=True, gridspec_kw={"width_ratios": [3, 2]})
+    names = [c.name for c in ok]
+    colours = [K_COLOURS[(c.k - 1) % len(K_COLOURS)] for c in ok]
+    ax1.barh(names, [c.rows for c in ok], color=colours)
+    for i, c in enumerate(ok):
+        ax1.text(c.rows, i, f" {c.rows:,}", va="center", fontsize=8)
+    ax1.set_xlabel("rows (accepted variants)")
+    ax1.set_title("Rows per combo")
+    acc = [(c.acceptance or 0) * 100 for c in ok]
+    ax2.barh(names, acc, color=colours, alpha=0.8)
+    for i, a in enumerate(acc):
+        ax2.text(a, i, f" {a:.0f}%", va="center", fontsize=8)
+    ax2.set_xlim(0, 110)
+    ax2.set_xlabel("accepted / candidates (%)")
+    ax2.set_title("Acceptance rate")
+    for ax in (ax1, ax2):
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(axis="y", labelsize=8)
+    ks = sorted({c.k for c in ok})
+    handles = [plt.Rectangle((0, 0), 1, 1, color=K_COLOURS[(k - 1) % len(K_COLOURS)]) for k in ks]
+    fig.legend(handles, [f"k={k}" for k in ks], loc="lower center", bbox_to_anchor=(0.5, -0.04), ncol=len(ks),
+               fontsize=8, frameon=False)  # fmt: skip
+    return _png(fig)
+
+
+def chart_similarity(combos: list[ComboReport], lo: float | None, hi: float | None) -> str | None:
+    """Similarity of accepted variants per method: the single-method combos (all combos when there are none)."""
+    import matplotlib.pyplot as plt
+
+    ok = [c for c in combos if c.status == "ok" and c.similarities]
+    chosen = [c for c in ok if c.k == 1] or ok
+    if not chosen:
+        return None
+    chosen.sort(key=lambda c: c.name)
+    fig, ax = plt.subplots(figsize=(11, max(2.5, 0.45 * len(chosen) + 1.2)))
+    parts = ax.violinplot([c.similarities for c in chosen], orientation="horizontal", showmedians=True, widths=0.8)
+    for body in parts["bodies"]:
+        body.set_facecolor(K_COLOURS[0])
+        body.set_alpha(0.45)
+    ax.set_yticks(range(1, len(chosen) + 1), [f"{c.name} (n={len(c.similarities)})" for c in chosen], fontsize=8)
+    for bound in (lo, hi):
+        if bound is not None:
+            ax.axvline(bound, color="#C44E52", linestyle="--", linewidth=1)
+    ax.set_xlabel("similarity to the original evidence (accepted variants; dashed: the accepted range)")
+    ax.set_title("Similarity distribution per method" + (" (single-method combos)" if chosen[0].k == 1 else ""))
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def chart_shards(combos: list[ComboReport], shard_times: dict[int, float], order: dict[str, float]) -> str | None:
+    """Each shard's combos as stacked segments of their duration, and the shard's wall time from its events."""
+    import matplotlib.pyplot as plt
+
+    per_shard: dict[int, list[ComboReport]] = {}
+    for c in combos:
+        if c.status in ("ok", "failed"):
+            per_shard.setdefault(c.outcome.shard, []).append(c)
+    if not per_shard:
+        return None
+    shards = sorted(per_shard)
+    fig, ax = plt.subplots(figsize=(11, max(2.2, 0.5 * len(shards) + 1.2)))
+    for row, shard in enumerate(shards):
+        left = 0.0
+        total = sum(c.outcome.duration_s for c in per_shard[shard]) or 1.0
+        # In the order the shard ran them (from its events), else by name.
+        ran = sorted(per_shard[shard], key=lambda c: (order.get(c.outcome.combo_id, float("inf")), c.name))
+        for i, c in enumerate(ran):
+            d = c.outcome.duration_s
+            colour = "#C44E52" if c.status == "failed" else K_COLOURS[(c.k - 1) % len(K_COLOURS)]
+            ax.barh(row, d, left=left, color=colour, edgecolor="white", alpha=0.9 if i % 2 else 0.7)
+            if d / total > 0.12:
+                ax.text(left + d / 2, row, c.name, ha="center", va="center", fontsize=7, color="white", clip_on=True)
+            left += d
+        wall = shard_times.get(shard)
+        if wall:
+            ax.plot([wall], [row], marker="|", markersize=18, color="black")
+        ax.text(max(left, wall or 0), row, f"  {len(per_shard[shard])} combos, {left:.1f}s", va="center", fontsize=8)
+    ax.set_yticks(range(len(shards)), [f"shard {s}" for s in shards])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds (segments: combos; black tick: the shard's wall time from its events)")
+    ax.set_title("Time per shard")
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)

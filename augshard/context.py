@@ -1,0 +1,162 @@
+"""A shard's context: what it builds once, lazily, for its combos (input, output schema, methods, one cache and
+scorer per plan shard, a GPU slot), its counters, and closing it all."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from augshard.claims import WorkItem
+from augshard.gpu import GpuSlot, cuda_available
+from augshard.plan import PlannedCombo
+
+if TYPE_CHECKING:
+    from augshard.cache import Cache
+    from augshard.combos import Combo
+    from augshard.data import Dataset
+    from augshard.methods import LazyMethod
+    from augshard.quality import CachedScorer, Encoder
+    from augshard.shard import ShardJob
+
+LIBRARIES = ("nlpaug", "textattack", "sentence-transformers", "transformers", "torch", "pyarrow", "nltk")
+
+
+class ShardContext:
+    """Nothing heavy is built until a combo needs it: a shard whose combos are all complete stays light.
+
+    One cache per plan shard: a combo taken from another shard's list reads and writes that shard's cache, so the
+    next run finds its calls where the plan puts the combo, whichever shard ran it this time. The scorers of those
+    caches share one encoder (one model in memory).
+    """
+
+    def __init__(self, job: ShardJob, log: logging.Logger) -> None:
+        self.job = job
+        self.log = log
+        self.specs = {s.id: s for s in job.specs}
+        self._dataset: Dataset | None = None
+        self._schema: Any = None
+        self._methods: dict[str, LazyMethod] = {}
+        self._caches: dict[int, Cache] = {}
+        self._scorers: dict[int, CachedScorer] = {}
+        self._encoder: Encoder | None = None
+        self._versions: dict[str, str] | None = None
+        self.gpu_methods = {s.id for s in job.specs if s.requires_gpu}
+        self._gpu_positions = [n for n, pc in enumerate(job.combos) if self.gpu_methods & set(pc.combo.methods)]
+        self.gpu = GpuSlot(job.cfg.cache_dir, job.cfg.gpu_slots)
+
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            from augshard.data import load_dataset
+            from augshard.methods.offline import apply_offline_env
+            from augshard.pipeline import output_schema
+            from augshard.procs import cap_threads
+
+            cfg = self.job.cfg
+            apply_offline_env()
+            cap_threads(self.job.torch_threads)
+            dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+            if dataset.sha256 != self.job.input_sha:
+                raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
+            self._schema = output_schema(dataset.table.schema, cfg.evidence_col is not None)
+            self.log.info(
+                "input: %d rows usable, %d skipped %s", len(dataset.rows), dataset.rows_skipped, dict(dataset.skipped)
+            )
+            self._dataset = dataset
+        return self._dataset
+
+    @property
+    def schema(self) -> Any:
+        _ = self.dataset
+        return self._schema
+
+    @property
+    def library_versions(self) -> dict[str, str]:
+        if self._versions is None:
+            from augshard import __version__
+            from augshard.methods.base import library_version
+
+            self._versions = {"augshard": __version__, **{lib: library_version(lib) for lib in LIBRARIES}}
+        return self._versions
+
+    def may_steal(self, pc: PlannedCombo) -> bool:
+        """GPU slots are planned per shard: those combos stay where the plan put them; complete ones need no one."""
+        from augshard.store import read_complete
+
+        if self.gpu_methods & set(pc.combo.methods):
+            return False
+        cfg = self.job.cfg
+        return cfg.force or read_complete(cfg.output_root, pc.combo, pc.fingerprint) is None
+
+    def before_combo(self, item: WorkItem) -> None:
+        """The input is loaded, and the shard's first GPU combo takes a GPU slot (waiting for one if need be)."""
+        _ = self.dataset
+        if item.position in self._gpu_positions and not self.gpu.held and cuda_available():
+            self.gpu.acquire(lambda: self.log.info("waiting for one of %d GPU slots", self.gpu.slots))
+            self.log.info("holding GPU slot %d", self.gpu.index)
+
+    def after_combo(self, item: WorkItem) -> None:
+        """After the shard's last GPU combo: free the models and the slot for the other shards."""
+        if self.gpu.held and item.position == self._gpu_positions[-1]:
+            for method_id in self.gpu_methods & set(self._methods):
+                del self._methods[method_id]
+            import torch
+
+            torch.cuda.empty_cache()
+            self.gpu.release()
+
+    def methods_for(self, combo: Combo) -> dict[str, LazyMethod]:
+        """The combo's methods, each built on its first cache miss and kept for the shard's later combos."""
+        from augshard.methods import LazyMethod
+
+        for method_id in combo.methods:
+            if method_id not in self._methods:
+                self._methods[method_id] = LazyMethod(self.specs[method_id])
+        return self._methods
+
+    def cache_for(self, home: int) -> Cache:
+        from pathlib import Path
+
+        from augshard.cache import Cache
+
+        if home not in self._caches:
+            self._caches[home] = Cache(Path(self.job.cfg.cache_dir) / f"augment_shard{home}.db")
+        return self._caches[home]
+
+    def scorer_for(self, home: int) -> CachedScorer:
+        """The quality filter behind plan shard `home`'s cache (the originals' vectors live there too)."""
+        from augshard.quality import CachedScorer, Encoder, make_scorer
+
+        if home not in self._scorers:
+            cfg, cache = self.job.cfg, self.cache_for(home)
+            if cfg.quality_metric == "embedding" and self._encoder is None:
+                self._encoder = Encoder(cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_backend)
+            inner = make_scorer(cfg.quality_metric, cache=cache, encoder=self._encoder)
+            self._scorers[home] = CachedScorer(inner, cache)
+        return self._scorers[home]
+
+    def filter_counters(self) -> dict[str, float]:
+        """The filter's counters over the shard's scorers (they share one encoder, counted once)."""
+        parts = [s.counters() for s in self._scorers.values()]
+        if not parts:
+            return {}
+        out = dict(parts[0])
+        for key in ("score_hits", "score_misses", "originals_encoded", "originals_from_cache", "candidates_encoded"):
+            if key in out:
+                out[key] = sum(p[key] for p in parts)
+        out["filter_s"] = round(sum(p["filter_s"] for p in parts), 3)
+        return out
+
+    @property
+    def has_caches(self) -> bool:
+        return bool(self._caches)
+
+    @property
+    def calls(self) -> tuple[int, int]:
+        """Method calls answered from the caches, and computed."""
+        return sum(c.hits for c in self._caches.values()), sum(c.misses for c in self._caches.values())
+
+    def close(self) -> None:
+        self.gpu.release()
+        for cache in self._caches.values():
+            cache.close()

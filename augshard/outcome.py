@@ -1,0 +1,134 @@
+"""The typed result of one combo (a manifest row): one constructor per case, and the manifest's columns."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from augshard.combos import Combo
+from augshard.store import DATASET, ComboMeta
+
+ERROR_CHARS = 300  # a manifest cell holds the one-line summary; the shard log holds the traceback
+
+
+class Status(str, Enum):
+    """A combo's outcome in the manifest."""
+
+    OK = "ok"  # complete: dataset.parquet and meta.json under their final names
+    FAILED = "failed"  # an error (its summary in `error`, the traceback in the shard log)
+    INTERRUPTED = "interrupted"  # stopped by a signal before it finished; a rerun computes it
+    UNAVAILABLE = "unavailable"  # uses a method that cannot be built here; never started
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ComboOutcome:
+    """One row of a manifest; field order is the manifest's column order."""
+
+    combo_id: str
+    combo_dir: str
+    methods: str
+    k: int
+    rows: int
+    rows_skipped: int
+    rows_rejected: int
+    status: Status
+    dataset_path: str
+    duration_s: float
+    shard: int
+    resumed: bool
+    plan_fingerprint: str
+    error: str
+
+    @classmethod
+    def complete(cls, combo: Combo, meta: ComboMeta, shard: int, plan_fp: str, resumed: bool = False) -> ComboOutcome:
+        """A combo whose dataset and meta.json are in place: its counts come from its meta.json."""
+        return cls._of(
+            combo,
+            Status.OK,
+            shard,
+            plan_fp,
+            rows=meta.rows,
+            rows_skipped=meta.rows_skipped,
+            rows_rejected=meta.rows_rejected,
+            duration_s=meta.timing.duration_seconds,
+            resumed=resumed,
+        )
+
+    @classmethod
+    def failed(cls, combo: Combo, shard: int, plan_fp: str, error: str, duration_s: float = 0.0) -> ComboOutcome:
+        return cls._of(combo, Status.FAILED, shard, plan_fp, error=error, duration_s=duration_s)
+
+    @classmethod
+    def interrupted(
+        cls, combo: Combo, shard: int, plan_fp: str, error: str = "interrupted", duration_s: float = 0.0
+    ) -> ComboOutcome:
+        return cls._of(combo, Status.INTERRUPTED, shard, plan_fp, error=error, duration_s=duration_s)
+
+    @classmethod
+    def unavailable(cls, combo: Combo, plan_fp: str, reason: str) -> ComboOutcome:
+        """Listed by shard 0 of a run: never started, so it has no dataset and no shard."""
+        return cls._of(combo, Status.UNAVAILABLE, 0, plan_fp, error=reason, dataset_path="")
+
+    @classmethod
+    def _of(cls, combo: Combo, status: Status, shard: int, plan_fp: str, **values: Any) -> ComboOutcome:
+        fields: dict[str, Any] = {
+            "rows": 0,
+            "rows_skipped": 0,
+            "rows_rejected": 0,
+            "dataset_path": f"{combo.dir_name}/{DATASET}",
+            "duration_s": 0.0,
+            "resumed": False,
+            "error": "",
+            **values,
+        }
+        fields["error"] = fields["error"][:ERROR_CHARS]
+        return cls(
+            combo_id=combo.combo_id,
+            combo_dir=combo.dir_name,
+            methods=combo.name,
+            k=combo.k,
+            status=status,
+            shard=shard,
+            plan_fingerprint=plan_fp,
+            **fields,
+        )
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> ComboOutcome:
+        """A row read back from a manifest CSV (every value a string; columns an older manifest lacks default)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = row.get(f.name) or ""
+            if f.name in ("k", "rows", "rows_skipped", "rows_rejected", "shard"):
+                values[f.name] = int(raw or 0)
+            elif f.name == "duration_s":
+                values[f.name] = float(raw or 0.0)
+            elif f.name == "resumed":
+                values[f.name] = raw == "True"
+            elif f.name == "status":
+                values[f.name] = Status(raw)
+            else:
+                values[f.name] = raw
+        return cls(**values)
+
+    def as_row(self) -> dict[str, Any]:
+        row = dataclasses.asdict(self)
+        row["status"] = self.status.value
+        return row
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK
+
+    @property
+    def unfinished(self) -> bool:
+        """Failed or interrupted: what a rerun has left to do."""
+        return self.status in (Status.FAILED, Status.INTERRUPTED)
+
+
+COLUMNS = [f.name for f in dataclasses.fields(ComboOutcome)]

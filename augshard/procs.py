@@ -1,0 +1,48 @@
+"""Facts and limits of processes: is a pid alive, this process's peak memory, thread caps, dying with the parent."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still exists (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak / (1 << 20 if sys.platform == "darwin" else 1 << 10))
+
+
+def cap_threads(n: int) -> None:
+    """N shards on C cores get C/N threads each. torch and the BLAS libraries read these variables when they
+    start their pools, so nothing heavy is imported here; a torch that is already loaded is told directly."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+        os.environ[var] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def die_with_parent() -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent dies, so no shard is ever orphaned."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass

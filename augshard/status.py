@@ -1,0 +1,277 @@
+"""What a shard is doing, as told by its events alone: `ShardStatus`, the fold of a stream into it, liveness, and
+the incremental watchers `run` and `monitor` poll. Nothing here reads the human logs."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from augshard.events import (
+    ComboDone,
+    ComboFailed,
+    ComboMoved,
+    ComboStart,
+    ComboStolen,
+    Event,
+    Progress,
+    ShardDone,
+    ShardStart,
+    events_path,
+    parse_line,
+)
+from augshard.procs import pid_alive
+
+STALL_AFTER_S = 30.0
+FINISHED = ("done", "failed", "dead", "stalled")
+
+
+@dataclass
+class ShardStatus:
+    """What one shard is doing, as told by its events alone."""
+
+    shard: int
+    state: str = "pending"  # pending, running, done, failed; and, judged by `judge`, dead or stalled
+    combos_total: int = 0
+    combos_done: int = 0  # complete, including the ones resumed from an earlier run
+    combos_failed: int = 0
+    combos_resumed: int = 0
+    current: str = ""  # methods of the running combo, e.g. "nlp_keyboard+nlp_randword_delete"
+    current_id: str = ""
+    rows: int = 0  # rows generated (written) by the complete combos
+    rejected: int = 0
+    current_done: int = 0  # input rows of the current combo processed so far
+    current_total: int = 0
+    rows_per_combo: int = 0  # input rows each combo goes through (the same input for every combo of a run)
+    work_rows: int = 0  # input rows processed by this attempt (resumed combos excluded): the throughput's numerator
+    work_started: float | None = None  # first progress of this attempt: set-up (imports, models) is not throughput
+    work_ts: float | None = None  # when work_rows last grew
+    pid: int | None = None
+    host: str = ""
+    plan_fingerprint: str = ""
+    num_shards: int = 0
+    started: float | None = None
+    finished: float | None = None
+    duration: float | None = None
+    last_ts: float | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)  # combo_failed events
+
+    @property
+    def combos_finished(self) -> int:
+        return self.combos_done + self.combos_failed
+
+    @property
+    def fraction(self) -> float:
+        """Share of the shard's input rows (over all its combos) processed; whole combos before any row count."""
+        if self.state in ("done", "failed") or self.combos_total == 0:
+            return 1.0 if self.state in ("done", "failed") else 0.0
+        per = self.rows_per_combo or self.current_total
+        current = self.current_done / per if per and self.current else 0.0
+        return min(1.0, (self.combos_finished + current) / self.combos_total)
+
+    @property
+    def rate(self) -> float | None:
+        """Input rows per second since this attempt's first combo was set up and began its rows."""
+        if not self.work_rows or self.work_started is None or self.work_ts is None:
+            return None
+        elapsed = self.work_ts - self.work_started
+        return self.work_rows / elapsed if elapsed > 0 else None
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left: remaining input rows at the measured throughput, less the time since it was measured."""
+        if self.state != "running":
+            return None
+        rate = self.rate
+        per = self.rows_per_combo or self.current_total
+        if rate is None or not per:
+            return None
+        remaining = (self.combos_total - self.combos_finished) * per - (self.current_done if self.current else 0)
+        return max(0.0, remaining / rate - max(0.0, now - (self.work_ts or now)))
+
+
+def apply(status: ShardStatus, ev: Event) -> ShardStatus:
+    """One event onto a status; `ShardStart` begins a new attempt, so the latest attempt decides."""
+    ts = ev.ts
+    if isinstance(ev, ShardStart):
+        return ShardStatus(
+            status.shard,
+            state="running",
+            combos_total=ev.combos,
+            pid=ev.pid,
+            host=ev.host,
+            plan_fingerprint=ev.plan_fingerprint,
+            num_shards=ev.num_shards,
+            started=ts,
+            last_ts=ts,
+        )
+    status.last_ts = ts
+    if isinstance(ev, ComboStart):
+        status.current, status.current_id = ev.methods, ev.combo_id
+        status.current_done = status.current_total = 0
+    elif isinstance(ev, Progress):
+        _apply_progress(status, ev)
+    elif isinstance(ev, ComboDone):
+        _apply_done(status, ev)
+    elif isinstance(ev, ComboFailed):
+        status.combos_failed += 1
+        status.failures.append({"combo_id": ev.combo_id, "methods": ev.methods, "error": ev.error, "log": ev.log})
+        _combo_ended(status)
+    elif isinstance(ev, ComboMoved):  # another shard took it (work stealing): no longer this shard's to do
+        status.combos_total = max(status.combos_finished, status.combos_total - 1)
+    elif isinstance(ev, ComboStolen):  # taken from another shard's list
+        status.combos_total += 1
+    elif isinstance(ev, ShardDone):
+        status.state = "failed" if status.combos_failed or ev.combos_failed else "done"
+        status.finished, status.duration = ts, ev.duration
+        status.current = status.current_id = ""
+    return status
+
+
+def _apply_progress(status: ShardStatus, ev: Progress) -> None:
+    if status.work_started is None:
+        status.work_started = ev.ts
+    if status.current and ev.rows_done > status.current_done:
+        status.work_rows += ev.rows_done - status.current_done
+        status.work_ts = ev.ts
+    status.current_done, status.current_total = ev.rows_done, ev.rows_total
+    status.rows_per_combo = ev.rows_total or status.rows_per_combo
+
+
+def _apply_done(status: ShardStatus, ev: ComboDone) -> None:
+    status.combos_done += 1
+    status.rows += ev.rows
+    status.rejected += ev.rejected
+    if ev.resumed:
+        status.combos_resumed += 1
+    elif ev.rows_input:
+        # The last chunk's progress may not have been read yet: the combo went through all its rows.
+        status.rows_per_combo = status.rows_per_combo or ev.rows_input
+        if status.current_id == ev.combo_id and ev.rows_input > status.current_done:
+            status.work_rows += ev.rows_input - status.current_done
+            status.work_ts = ev.ts
+    _combo_ended(status)
+
+
+def _combo_ended(status: ShardStatus) -> None:
+    status.current = status.current_id = ""
+    status.current_done = status.current_total = 0
+
+
+def fold(shard: int, events: list[Event]) -> ShardStatus:
+    """The status the events of one shard describe (the latest attempt, from its last ShardStart)."""
+    status = ShardStatus(shard)
+    for ev in events:
+        status = apply(status, ev)
+    return status
+
+
+def judge(status: ShardStatus, now: float, stall_after: float = STALL_AFTER_S, host: str | None = None) -> ShardStatus:
+    """A running shard whose process is gone (on this host) is dead; one silent for `stall_after` s is stalled."""
+    if status.state != "running":
+        return status
+    host = socket.gethostname() if host is None else host
+    if status.pid and status.host == host and not pid_alive(int(status.pid)):
+        return replace(status, state="dead")
+    if status.last_ts is not None and now - status.last_ts > stall_after:
+        return replace(status, state="stalled")
+    return status
+
+
+class ShardTracker:
+    """Follows one shard's events file incrementally (only new complete lines are read each poll)."""
+
+    def __init__(self, path: str | Path, shard: int) -> None:
+        self.path = Path(path)
+        self.shard = shard
+        self._reset(None)
+
+    def _reset(self, inode: int | None) -> None:
+        self.status = ShardStatus(self.shard)
+        self._offset = 0
+        self._inode = inode
+        self._partial = b""
+
+    def poll(self) -> ShardStatus:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            if self._inode is not None:  # removed: a new run starts afresh
+                self._reset(None)
+            return self.status
+        if st.st_ino != self._inode or st.st_size < self._offset:  # replaced or truncated
+            self._reset(st.st_ino)
+        if st.st_size > self._offset:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                data = self._partial + fh.read()
+                self._offset = fh.tell()
+            *lines, self._partial = data.split(b"\n")
+            for line in lines:
+                ev = parse_line(line)
+                if ev is not None:
+                    self.status = apply(self.status, ev)
+        return self.status
+
+
+def discover(log_dir: str | Path) -> int | None:
+    """The shard count of the newest event streams in `log_dir` (several runs may have left theirs)."""
+    newest: dict[int, float] = {}
+    root = Path(log_dir)
+    if not root.is_dir():
+        return None
+    for path in root.glob("shard_*_of_*.events.jsonl"):
+        stem = path.name[: -len(".events.jsonl")]
+        parts = stem.split("_")  # shard, i, of, N
+        if len(parts) != 4 or not (parts[1].isdigit() and parts[3].isdigit()):
+            continue
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        n = int(parts[3])
+        newest[n] = max(newest.get(n, 0.0), mtime)
+    return max(newest, key=lambda n: newest[n]) if newest else None
+
+
+class EventsWatcher:
+    """The judged statuses of a run's shards, from their event streams alone (used by `run` and `monitor`).
+
+    With `num_shards` unknown, the newest group of streams in `log_dir` is followed, looked for again each time.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | Path,
+        num_shards: int | None = None,
+        shards: list[int] | None = None,
+        stall_after: float = STALL_AFTER_S,
+    ) -> None:
+        self.log_dir = Path(log_dir)
+        self.num_shards = num_shards
+        self.shards = shards
+        self.stall_after = stall_after
+        self._fixed = num_shards is not None
+        self._trackers: dict[tuple[int, int], ShardTracker] = {}
+        self._host = socket.gethostname()
+
+    def statuses(self, now: float | None = None) -> list[ShardStatus]:
+        now = time.time() if now is None else now
+        if not self._fixed:
+            self.num_shards = discover(self.log_dir)
+        if self.num_shards is None:
+            return []
+        indexes = self.shards if self.shards is not None else range(self.num_shards)
+        out = []
+        for i in indexes:
+            key = (i, self.num_shards)
+            tracker = self._trackers.get(key)
+            if tracker is None:
+                tracker = self._trackers[key] = ShardTracker(events_path(self.log_dir, i, self.num_shards), i)
+            out.append(judge(tracker.poll(), now, self.stall_after, self._host))
+        return out
+
+    def newest_event(self) -> float | None:
+        stamps = [t.status.last_ts for t in self._trackers.values() if t.status.last_ts is not None]
+        return max(stamps) if stamps else None
