@@ -20,6 +20,12 @@ SCORES = "CREATE TABLE IF NOT EXISTS scores_v1 (key TEXT PRIMARY KEY, value REAL
 # Sentence embeddings of original evidences (float32 bytes), so each is encoded once per shard, even across reruns.
 VECTORS = "CREATE TABLE IF NOT EXISTS vectors_v1 (key TEXT PRIMARY KEY, value BLOB NOT NULL, crc INTEGER NOT NULL)"
 TABLES = (SCHEMA, SCORES, VECTORS)
+OPEN_ATTEMPTS = 20
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Locked by another connection: not damage, a moment to wait."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _crc(key: str, value: str | float | bytes) -> int:
@@ -47,28 +53,43 @@ class Cache:
         self.conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        """Connect, creating the tables; a file SQLite cannot read is moved aside and rebuilt. Another process
+        opening the same file at the same moment (shards sharing a cache) is waited for, never taken for damage."""
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                return self._connect(check=True)
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    break  # not a lock: the file is damaged
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+            except sqlite3.DatabaseError:
+                break
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        log.warning("cache %s is unreadable; moved aside to %s and rebuilt", self.path, aside)
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                src.rename(Path(str(aside) + suffix))
+        return self._connect(check=False)
+
+    def _connect(self, check: bool) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30)
         try:
-            conn = sqlite3.connect(self.path, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            for table in TABLES:
-                conn.execute(table)
-            row = conn.execute("PRAGMA quick_check").fetchone()
-            if row is None or row[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check failed: {row}")
-            return conn
-        except sqlite3.DatabaseError as exc:
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-            log.warning("cache %s is unreadable (%s); moved aside to %s and rebuilt", self.path, exc, aside)
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(str(self.path) + suffix)
-                if src.exists():
-                    src.rename(Path(str(aside) + suffix))
-            conn = sqlite3.connect(self.path, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            for table in TABLES:
-                conn.execute(table)
-            return conn
+            with conn:
+                for table in TABLES:
+                    conn.execute(table)
+            if check:
+                row = conn.execute("PRAGMA quick_check").fetchone()
+                if row is None or row[0] != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {row}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _get(self, table: str, keys: list[str]) -> dict:
         found: dict = {}

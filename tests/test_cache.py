@@ -128,3 +128,26 @@ def test_a_damaged_value_is_ignored_not_returned(tmp_path: Path) -> None:
     cache.conn.commit()
     assert cache.get_many(["good", "bad"]) == {"good": "fine output"}
     cache.close()
+
+
+def test_shards_opening_one_cache_file_at_once_wait_for_each_other(tmp_path: Path) -> None:
+    """`--disk-cache FILE` (and a combo taken from another shard's list) has processes open one file together:
+    a lock held while another creates the tables is waited for, never taken for damage and moved aside."""
+    import subprocess
+    import sys
+    import time
+
+    # Every process opens the new file at the same moment (their start-ups vary by more than the open takes).
+    code = (
+        "import sys, time; from augshard.cache import Cache; time.sleep(max(0, float(sys.argv[3]) - time.time())); "
+        "c = Cache(sys.argv[1]); n = sys.argv[2]; c.put_many((f'{n}-{i}', str(i)) for i in range(200)); "
+        "assert len(c.get_many([f'{n}-{i}' for i in range(200)])) == 200; c.close()"
+    )
+    for round_ in range(3):
+        path, at = tmp_path / f"shared{round_}.db", str(time.time() + 2.0)
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(n), at]) for n in range(6)]
+        assert [p.wait(timeout=120) for p in procs] == [0] * 6
+        cache = Cache(path)
+        assert len(cache.get_many([f"{n}-{i}" for n in range(6) for i in range(200)])) == 1200
+        cache.close()
+    assert not list(tmp_path.glob("*.corrupt-*"))
