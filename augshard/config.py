@@ -21,9 +21,16 @@ DEFAULT_COSTS_PATH = "data/cache/method_costs.json"
 QUALITY_METRICS = ("embedding", "char_ratio", "none")
 EMBEDDING_BACKENDS = ("torch", "onnx")
 COMBO_MODES = ("single", "bounded_k", "all")
+# The original tool's names for combo modes, accepted as they are.
+COMBO_MODE_ALIASES = {"singletons": "single"}
+SAVE_FORMATS = ("parquet", "csv")
+# A plan of more combos than this (and any `--combo-mode all`) needs --confirm-powerset, as in the original tool.
+POWERSET_CONFIRM_ABOVE = 10_000
 
 # Bumped whenever the way a variant is produced changes, so old outputs are recomputed, never reused.
-ALGORITHM_VERSION = 1
+# 2: a variant equal to the original or to another variant of its row, ignoring case and surrounding space, is a
+#    duplicate (the original tool's casefold().strip() rule).
+ALGORITHM_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,8 @@ class RunConfig:
     output_root: str = "data/processed/augsets"
     cache_dir: str = "data/cache"
     log_dir: str = "logs/augment"
-    num_shards: int = 7
+    # None is `auto`: min(CPU cores, combos to run), decided when the run is prepared.
+    num_shards: int | None = None
     variants_per_sample: int = 2
     quality_min_sim: float = 0.55
     quality_max_sim: float = 0.95
@@ -46,7 +54,10 @@ class RunConfig:
     seed: int = 42
     combo_mode: str = "bounded_k"
     max_combo_size: int = 2
+    # Method ids, shell-style patterns or `all`; None = the whole catalogue. exclude_methods: ids or patterns.
     methods: tuple[str, ...] | None = None
+    exclude_methods: tuple[str, ...] = ()
+    confirm_powerset: bool = False
     # Candidates tried per wanted variant before a row settles for fewer variants.
     max_candidates_per_variant: int = 3
     # Rows per chunk: candidates of one chunk are generated, scored and written together.
@@ -69,6 +80,14 @@ class RunConfig:
     shard_index: int | None = None
     keep_shards: bool = False
     output_name: str = "manifest_final.csv"
+    # `csv` also writes dataset.csv beside each dataset.parquet (the original tool's --save-format csv).
+    save_format: str = "parquet"
+    # One SQLite cache file for every shard instead of data/cache/augment_shard{i}.db (the original's --disk-cache).
+    disk_cache: str | None = None
+    # Columns the original tool passed through by name; augshard keeps every input column anyway. label_col also
+    # names the labels of the label-preservation check.
+    label_col: str | None = None
+    criterion_col: str | None = None
     # Measured method costs (a `methods --bench` file) for balancing shards; never changes outputs, so it is
     # not in fingerprint() (the plan fingerprint records the costs it used).
     calibrate: str | None = None
@@ -92,6 +111,8 @@ class RunConfig:
         payload = {k: getattr(self, k) for k in keys}
         if self.embedding_backend != "torch":  # so torch runs keep the fingerprints they always had
             payload["embedding_backend"] = self.embedding_backend
+        if self.save_format != "parquet":  # a combo folder then holds dataset.csv too
+            payload["save_format"] = self.save_format
         payload["algorithm"] = ALGORITHM_VERSION
         return _sha(payload)
 
@@ -167,7 +188,7 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
     return cfg
 
 
-INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col")
+INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col", "label_col")
 
 
 def _flatten_input(file_values: dict[str, Any], path: Path, cli_input: bool) -> dict[str, Any]:
@@ -194,10 +215,13 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
     if "num_shards" in out:
         out["num_shards"] = parse_num_shards(out["num_shards"])
-    if isinstance(out.get("methods"), str):
-        out["methods"] = tuple(m.strip() for m in out["methods"].split(",") if m.strip())
-    elif isinstance(out.get("methods"), list):
-        out["methods"] = tuple(str(m).strip() for m in out["methods"])
+    for key in ("methods", "exclude_methods"):
+        if isinstance(out.get(key), str):
+            out[key] = tuple(m.strip() for m in out[key].split(",") if m.strip())
+        elif isinstance(out.get(key), (list, tuple)):
+            out[key] = tuple(str(m).strip() for m in out[key])
+    if isinstance(out.get("combo_mode"), str):
+        out["combo_mode"] = COMBO_MODE_ALIASES.get(out["combo_mode"], out["combo_mode"])
     for key in ("quality_min_sim", "quality_max_sim"):
         if key in out:
             out[key] = _number(key, out[key], float)
@@ -249,17 +273,31 @@ def _number(key: str, value: Any, kind: type) -> Any:
     return number
 
 
-def parse_num_shards(value: Any) -> int:
-    """`auto` means one shard per CPU core."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return os.cpu_count() or 1
+def parse_num_shards(value: Any) -> int | None:
+    """`auto` (None) is decided when the run is prepared: min(CPU cores, combos to run)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
     return _number("num_shards", value, int)
 
 
+def auto_shards(todo: int) -> tuple[int, str]:
+    """The shard count of `--num-shards auto`, and why: one per CPU core, no more than there are combos to run."""
+    cores = os.cpu_count() or 1
+    n = max(1, min(cores, todo))
+    why = f"auto: {cores} CPU core{'s' if cores != 1 else ''}"
+    if n < cores:
+        why += f", {todo} combo{'s' if todo != 1 else ''} to run"
+    return n, why
+
+
 def validate(cfg: RunConfig) -> None:
-    if cfg.num_shards < 1:
+    if cfg.num_shards is not None and cfg.num_shards < 1:
         raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {cfg.num_shards}")
-    if cfg.shard_index is not None and not 0 <= cfg.shard_index < cfg.num_shards:
+    if cfg.shard_index is not None and cfg.num_shards is None:
+        raise ConfigError(
+            "--shard-index needs an explicit --num-shards (every job of the array must plan the same shards)"
+        )
+    if cfg.shard_index is not None and cfg.num_shards is not None and not 0 <= cfg.shard_index < cfg.num_shards:
         raise ConfigError(
             f"--shard-index must be in 0..{cfg.num_shards - 1} for --num-shards {cfg.num_shards}, got {cfg.shard_index}"
         )
@@ -280,7 +318,11 @@ def validate(cfg: RunConfig) -> None:
             f"--embedding-backend must be one of {', '.join(EMBEDDING_BACKENDS)}, got '{cfg.embedding_backend}'"
         )
     if cfg.combo_mode not in COMBO_MODES:
-        raise ConfigError(f"--combo-mode must be one of {', '.join(COMBO_MODES)}, got '{cfg.combo_mode}'")
+        raise ConfigError(
+            f"--combo-mode must be one of {', '.join(COMBO_MODES)} (or singletons), got '{cfg.combo_mode}'"
+        )
+    if cfg.save_format not in SAVE_FORMATS:
+        raise ConfigError(f"--save-format must be one of {', '.join(SAVE_FORMATS)}, got '{cfg.save_format}'")
     if cfg.max_combo_size < 1:
         raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
     if cfg.max_candidates_per_variant < 1:

@@ -119,14 +119,20 @@ class ShardContext:
 
         from augshard.cache import Cache
 
+        cfg = self.job.cfg
+        if cfg.disk_cache:  # one file for every shard (the original tool's --disk-cache)
+            home = -1
         if home not in self._caches:
-            self._caches[home] = Cache(Path(self.job.cfg.cache_dir) / f"augment_shard{home}.db")
+            path = Path(cfg.disk_cache) if cfg.disk_cache else Path(cfg.cache_dir) / f"augment_shard{home}.db"
+            self._caches[home] = Cache(path)
         return self._caches[home]
 
     def scorer_for(self, home: int) -> CachedScorer:
         """The quality filter behind plan shard `home`'s cache (the originals' vectors live there too)."""
         from augshard.quality import CachedScorer, Encoder, make_scorer
 
+        if self.job.cfg.disk_cache:
+            home = -1
         if home not in self._scorers:
             cfg, cache = self.job.cfg, self.cache_for(home)
             if cfg.quality_metric == "embedding" and self._encoder is None:

@@ -118,7 +118,7 @@ def _read_csv(path: Path) -> Any:
     return pa.table({h: pa.array(v, type=pa.string()) for h, v in columns.items()})
 
 
-def _require_column(table: Any, name: str | None, flag: str, path: str) -> None:
+def require_column(table: Any, name: str | None, flag: str, path: str) -> None:
     if name is not None and name not in table.column_names:
         raise InputError(f"{path}: column '{name}' ({flag}) not found; columns are: {', '.join(table.column_names)}")
 
@@ -133,7 +133,7 @@ def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str
 
     table = read_table(path)
     for name, flag in ((text_col, "--text-col"), (evidence_col, "--evidence-col"), (id_col, "--id-col")):
-        _require_column(table, name, flag, path)
+        require_column(table, name, flag, path)
     for name, flag in ((text_col, "--text-col"), (evidence_col, "--evidence-col")):
         if name is not None and not (
             pa.types.is_string(table.schema.field(name).type) or pa.types.is_large_string(table.schema.field(name).type)

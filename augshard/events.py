@@ -90,6 +90,15 @@ class ComboFailed(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ComboStopped(Event):
+    """The shard was asked to stop (a signal, or the stop file) while this combo ran; its partial output is gone."""
+
+    kind: ClassVar[str] = "combo_stopped"
+    combo_id: str = ""
+    methods: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ComboMoved(Event):
     """Another shard took this combo from this shard's list (work stealing)."""
 
@@ -116,10 +125,12 @@ class Heartbeat(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ShardDone(Event):
+    """The shard's last event: written by the shard, or by the supervisor for a shard it had to kill."""
+
     kind: ClassVar[str] = "shard_done"
     combos_failed: int = 0
     duration: float = 0.0
-    interrupted: bool = False
+    interrupted: bool = False  # stopped by a signal or the stop file before its work was done
     filter: dict[str, float] = field(default_factory=dict)  # the quality filter's counters
     calls_cached: int = 0
     calls_computed: int = 0
@@ -128,7 +139,18 @@ class ShardDone(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (ShardStart, ComboStart, Progress, ComboDone, ComboFailed, ComboMoved, ComboStolen, Heartbeat, ShardDone)
+    for cls in (
+        ShardStart,
+        ComboStart,
+        Progress,
+        ComboDone,
+        ComboFailed,
+        ComboStopped,
+        ComboMoved,
+        ComboStolen,
+        Heartbeat,
+        ShardDone,
+    )
 }
 
 
@@ -191,7 +213,7 @@ class EventWriter:
             self._fh.flush()
             if isinstance(event, Progress):
                 self._progress, self._progress_ts = event, now
-            elif isinstance(event, (ComboDone, ComboFailed, ShardDone)):
+            elif isinstance(event, (ComboDone, ComboFailed, ComboStopped, ShardDone)):
                 self._progress = None
         if isinstance(event, ShardDone):
             self._stop.set()

@@ -67,8 +67,23 @@ class Summary:
     avg_rows: float = 0.0
     failed_combos: list[str] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, Any]:
+        """The summary as a JSON object (`merge --format json`, and a run's); Summary(**doc) reads it back."""
+        return {
+            "combos": self.combos,
+            "ok": self.ok,
+            "failed": self.failed,
+            "unavailable": self.unavailable,
+            "rows": self.rows,
+            "per_k": {str(k): n for k, n in sorted(self.per_k.items())},
+            "min_rows": self.min_rows,
+            "max_rows": self.max_rows,
+            "avg_rows": round(self.avg_rows, 3),
+            "failed_combos": list(self.failed_combos),
+        }
+
     def lines(self) -> list[str]:
-        per_k = ", ".join(f"k={k}: {n}" for k, n in sorted(self.per_k.items()))
+        per_k = ", ".join(f"k={k}: {n}" for k, n in sorted(self.per_k.items(), key=lambda kn: int(kn[0])))
         out = [
             f"Total combos: {self.combos} ({self.ok} ok, {self.failed} failed, {self.unavailable} unavailable)",
             f"Total rows: {self.rows:,}",

@@ -14,14 +14,23 @@ from rich.table import Table
 from rich.text import Text
 
 from augshard.outcome import Status
+from augshard.output import interactive, plural
 from augshard.status import FINISHED, EventsWatcher, ShardStatus
 
 if TYPE_CHECKING:
     from augshard.plan import Plan
     from augshard.shard import ShardResult
 
-GLYPH = {"pending": "⏳", "running": "▶", "done": "✓", "failed": "✗", "dead": "☠", "stalled": "☠"}
-STYLE = {"pending": "dim", "running": "cyan", "done": "green", "failed": "red", "dead": "bold red", "stalled": "red"}
+GLYPH = {"pending": "⏳", "running": "▶", "done": "✓", "failed": "✗", "stopped": "⏹", "dead": "☠", "stalled": "☠"}
+STYLE = {
+    "pending": "dim",
+    "running": "cyan",
+    "done": "green",
+    "failed": "red",
+    "stopped": "yellow",
+    "dead": "bold red",
+    "stalled": "red",
+}
 PLAIN_INTERVAL_S = 10.0
 LIVE_REFRESH_S = 1.0
 
@@ -57,7 +66,7 @@ def current_label(st: ShardStatus, now: float | None = None) -> str:
 
 
 def eta_label(st: ShardStatus, now: float) -> str:
-    if st.state in ("done", "failed"):
+    if st.state in ("done", "failed", "stopped"):
         return f"took {fmt_duration(st.duration)}" if st.duration is not None else "-"
     eta = st.eta(now)
     if st.state == "running" and eta is None:
@@ -69,7 +78,7 @@ def overall_line(statuses: Sequence[ShardStatus]) -> str:
     n = {s: sum(1 for st in statuses if st.state == s) for s in GLYPH}
     line = f"Overall: {n['done']} completed | {n['running']} running | {n['failed']} failed | {n['pending']} pending"
     dead = n["dead"] + n["stalled"]
-    return line + (f" | {dead} dead" if dead else "")
+    return line + (f" | {n['stopped']} stopped" if n["stopped"] else "") + (f" | {dead} dead" if dead else "")
 
 
 def total_line(statuses: Sequence[ShardStatus]) -> str:
@@ -78,7 +87,7 @@ def total_line(statuses: Sequence[ShardStatus]) -> str:
     rows = sum(st.rows for st in statuses)
     known = all(st.state != "pending" for st in statuses)
     of = f"/{total}" if known else ""
-    return f"Total: {finished}{of} combos processed | {rows:,} rows generated"
+    return f"Total: {finished}{of} {plural(total if known else finished, 'combo')} processed | {rows:,} rows generated"
 
 
 def run_eta(statuses: Sequence[ShardStatus], now: float) -> float | None:
@@ -119,6 +128,71 @@ def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str
     return Group(table, footer)
 
 
+STATUS_COLUMNS = ("shard", "state", "%", "combos", "current combo", "rows", "ETA")
+
+
+def status_rows(statuses: Sequence[ShardStatus], now: float) -> list[list[str]]:
+    """The table's rows without the progress bar (for plain lines and TSV)."""
+    return [
+        [
+            str(st.shard),
+            f"[{STYLE.get(st.state, '')}]{state_label(st)}[/]",
+            f"{st.fraction * 100:.0f}%",
+            f"{st.combos_finished}/{st.combos_total}" if st.state != "pending" else "-",
+            escape(current_label(st, now)),
+            f"{st.rows:,}",
+            eta_label(st, now),
+        ]
+        for st in statuses
+    ]
+
+
+def status_document(statuses: Sequence[ShardStatus], now: float) -> dict[str, Any]:
+    """`monitor --format json`: every shard's state as told by its events (schema in docs/cli.md)."""
+    shards = [
+        {
+            "shard": st.shard,
+            "state": st.state,
+            "fraction": round(st.fraction, 4),
+            "combos_total": st.combos_total,
+            "combos_done": st.combos_done,
+            "combos_failed": st.combos_failed,
+            "combos_resumed": st.combos_resumed,
+            "combos_stopped": st.combos_stopped,
+            "current": st.current,
+            "current_rows_done": st.current_done,
+            "current_rows_total": st.current_total,
+            "rows": st.rows,
+            "rejected": st.rejected,
+            "eta_s": None if st.eta(now) is None else round(st.eta(now) or 0.0, 1),
+            "duration_s": st.duration,
+            "pid": st.pid,
+            "host": st.host,
+            "plan_fingerprint": st.plan_fingerprint,
+            "failures": st.failures,
+        }
+        for st in statuses
+    ]
+    counts = {state: sum(1 for st in statuses if st.state == state) for state in GLYPH}
+    return {"shards": shards, "states": counts, "rows": sum(st.rows for st in statuses)}
+
+
+def print_statuses(console: Console, statuses: Sequence[ShardStatus], fmt: str, title: str | None = None) -> None:
+    """A snapshot of the shards: the Rich table on a terminal, aligned lines elsewhere, or TSV / JSON."""
+    from augshard.output import print_rows, write_json
+
+    now = time.time()
+    if fmt == "json":
+        write_json(status_document(statuses, now))
+    elif fmt == "table" and interactive(console):
+        console.print(render(statuses, now, title))
+    else:
+        print_rows(console, STATUS_COLUMNS, status_rows(statuses, now), fmt, title, right=("shard", "%", "rows"))
+        if fmt == "table":
+            console.print(overall_line(statuses), markup=False)
+            console.print(total_line(statuses), markup=False)
+
+
 def plain_line(st: ShardStatus, now: float) -> str:
     """One shard as a line a log file or CI page can show (no colours, no redraws)."""
     parts = [f"shard {st.shard} {state_label(st):<10}", f"{st.fraction * 100:3.0f}%"]
@@ -155,7 +229,7 @@ class ProgressView:
     ) -> None:
         self.console = console
         self.watcher = watcher
-        self.live = live and console.is_terminal
+        self.live = live and interactive(console)
         self.interval = interval
         self.title = title
         self.override = override
@@ -229,7 +303,9 @@ class ProgressView:
             self.console.print(f"{stamp} {escape(line)}", highlight=False, soft_wrap=True)
 
 
-def follow(console: Console, watcher: EventsWatcher, interval: float, live: bool, patience: float) -> list[ShardStatus]:
+def follow(
+    console: Console, watcher: EventsWatcher, interval: float, live: bool, patience: float, final_table: bool = True
+) -> list[ShardStatus]:
     """Refresh until every shard is finished (done, failed, dead or stalled); returns the last statuses.
 
     A shard still pending when every other is finished and nothing was written for `patience` s will never start
@@ -252,54 +328,55 @@ def follow(console: Console, watcher: EventsWatcher, interval: float, live: bool
             ):
                 break
             time.sleep(interval if not view.live else min(interval, LIVE_REFRESH_S))
-    if not view.live:
-        console.print(render(view.statuses))
+    if not view.live and final_table:
+        print_statuses(console, view.statuses, "table")
     return view.statuses
 
 
-def render_plan(plan: Plan, complete: set[str], shard_index: int | None = None) -> Table:
-    """The plan of a dry run: each shard's combos with their estimated cost and what a run would do with them."""
-    table = Table(title=f"augshard plan {plan.fingerprint} ({plan.num_shards} shards)")
-    for col in ("shard", "combo", "k", "est. cost", "action"):
-        table.add_column(col, justify="right" if col in ("shard", "k", "est. cost") else "left")
+PLAN_COLUMNS = ("shard", "combo", "k", "est. cost", "action")
+
+
+def plan_rows(plan: Plan, complete: set[str], shard_index: int | None = None) -> tuple[list[list[str]], list[int]]:
+    """The plan of a dry run, a row per combo (markup cells), each shard closed by its total; and the row indexes
+    after which a table draws a rule."""
+    rows: list[list[str]] = []
+    sections = []
     for i, shard in enumerate(plan.shards):
         if shard_index is not None and i != shard_index:
             continue
         for pc in shard:
             action = "skip (complete)" if pc.combo.combo_id in complete else "run"
-            table.add_row(str(i), pc.combo.dir_name, str(pc.combo.k), f"{pc.cost:g}", action)
-        total = f"[bold]shard total: {len(shard)} combos[/bold]"
-        table.add_row(str(i), total, "", f"{plan.shard_cost(i):g}", "", end_section=True)
+            rows.append([str(i), pc.combo.dir_name, str(pc.combo.k), f"{pc.cost:g}", action])
+        total = f"[bold]shard total: {len(shard)} {plural(len(shard), 'combo')}[/bold]"
+        rows.append([str(i), total, "", f"{plan.shard_cost(i):g}", ""])
+        sections.append(len(rows) - 1)
     for combo, reason in plan.unavailable:
-        table.add_row("-", combo.dir_name, str(combo.k), "-", f"unavailable ({escape(reason[:60])})")
-    return table
+        rows.append(["-", combo.dir_name, str(combo.k), "-", f"unavailable ({escape(reason[:60])})"])
+    return rows, sections
 
 
-def render_summary(results: Sequence[ShardResult], crashed: dict[int, str]) -> Table:
-    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log."""
-    table = Table(title="shards", title_justify="left")
-    for col in ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time"):
-        table.add_column(col, justify="left" if col == "outcome" else "right")
-    table.add_column("log", overflow="fold")
+SUMMARY_COLUMNS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time", "log")
+
+
+def summary_rows(results: Sequence[ShardResult], crashed: dict[int, str], plain: bool = False) -> list[list[Any]]:
+    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log; as
+    markup cells, or (`plain`) as values for a JSON document."""
+    rows: list[list[Any]] = []
     for r in results:
         ok = [o for o in r.outcomes if o.ok]
         if r.index in crashed:
-            outcome = f"[bold red]{GLYPH['dead']} crashed[/bold red]"
+            state, style, glyph = "crashed", "bold red", GLYPH["dead"]
         elif r.failed:
-            outcome = f"[red]{GLYPH['failed']} failed[/red]"
+            state, style, glyph = "failed", "red", GLYPH["failed"]
         else:
-            outcome = f"[green]{GLYPH['done']} done[/green]"
-        # With stealing: what it ran, not its plan.
-        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)
-        table.add_row(
-            str(r.index),
-            outcome,
-            str(ran),
-            str(len(ok)),
-            str(sum(1 for o in ok if o.resumed)),
-            str(len(r.failed)),
-            f"{sum(o.rows for o in ok):,}",
-            fmt_duration(r.duration_s),
-            r.log_path,
-        )
-    return table
+            state, style, glyph = "done", "green", GLYPH["done"]
+        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
+        counts = [ran, len(ok), sum(1 for o in ok if o.resumed), len(r.failed), sum(o.rows for o in ok)]
+        if plain:
+            rows.append([r.index, state, *counts, r.duration_s, r.log_path])
+        else:
+            cells = [str(n) for n in counts[:4]] + [f"{counts[4]:,}"]
+            rows.append(
+                [str(r.index), f"[{style}]{glyph} {state}[/{style}]", *cells, fmt_duration(r.duration_s), r.log_path]
+            )
+    return rows

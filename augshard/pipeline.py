@@ -25,22 +25,68 @@ def call_seed(seed: int, prefix: tuple[str, ...], row_key: str, attempt: int) ->
     return int.from_bytes(hashlib.sha256(blob.encode()).digest()[:4], "big")
 
 
+def dedupe_key(text: str) -> str:
+    """Two texts are the same variant when they differ only in letter case or surrounding space (the original
+    tool's rule): a variant must differ from its original, and from the row's other variants, beyond that."""
+    return text.casefold().strip()
+
+
 @dataclass
 class ComboStats:
-    rows_rejected: int = 0  # candidates rejected: unchanged, duplicate, empty or out of the similarity range
-    rejected_similarity: int = 0
-    rejected_unchanged: int = 0
+    """What happened to a combo's candidates: each drawn candidate is accepted, or rejected for one reason."""
+
     candidates: int = 0
-    candidate_errors: int = 0
+    unchanged: int = 0  # empty, or the original itself (ignoring case and surrounding space)
+    duplicates: int = 0  # another variant of the same row (ignoring case and surrounding space)
+    below_min_sim: int = 0
+    above_max_sim: int = 0
+    candidate_errors: int = 0  # a method raised on the candidate's text
     rows_short: int = 0  # input rows that got fewer variants than asked for
     first_error: str = ""
+
+    @property
+    def rejected_unchanged(self) -> int:
+        return self.unchanged + self.duplicates
+
+    @property
+    def rejected_similarity(self) -> int:
+        return self.below_min_sim + self.above_max_sim
+
+    @property
+    def rows_rejected(self) -> int:
+        """Candidates rejected: unchanged, duplicate, empty or out of the similarity range."""
+        return self.rejected_unchanged + self.rejected_similarity
+
+    def explain(self, asked: int, kept: int, min_sim: float, max_sim: float) -> str:
+        """Why a combo kept fewer than half the variants it asked for, in numbers, with the bound to move; "" when
+        it kept at least half."""
+        if asked <= 0 or kept * 2 >= asked:
+            return ""
+        reasons = {
+            "above": (self.above_max_sim, f"{self.above_max_sim:,} above max_sim {max_sim:g}"),
+            "below": (self.below_min_sim, f"{self.below_min_sim:,} below min_sim {min_sim:g}"),
+            "same": (self.rejected_unchanged, f"{self.unchanged:,} unchanged, {self.duplicates:,} duplicates"),
+            "errors": (self.candidate_errors, f"{self.candidate_errors:,} call errors"),
+        }
+        counts = "; ".join(text for n, text in reasons.values() if n)
+        main = max(reasons, key=lambda r: reasons[r][0])
+        advice = {
+            "above": f"Most changes are too small for the range: raise --quality-max-sim (now {max_sim:g})",
+            "below": f"Most changes are too large for the range: lower --quality-min-sim (now {min_sim:g})",
+            "same": "The method rarely changes these texts: check its args (aug_p, pct_words_to_swap)",
+            "errors": f"The method fails on these texts: {self.first_error}",
+        }[main]
+        rows = f"; {self.rows_short:,} rows ran out of attempts" if self.rows_short else ""
+        head = f"kept {kept:,} of {asked:,} variants ({kept / asked * 100:.0f}%) from {self.candidates:,} candidates"
+        return f"{head}: {counts}{rows}. {advice}"
 
 
 @dataclass
 class _RowState:
     row: Row
+    original_key: str
     accepted: list[tuple[str, float | None]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)  # dedupe keys of the accepted variants
     next_attempt: int = 0
 
 
@@ -102,7 +148,7 @@ def _variants_for_chunk(
 ) -> list[_RowState]:
     wanted = cfg.variants_per_sample
     budget = wanted * cfg.max_candidates_per_variant
-    states = [_RowState(row, seen={row.evidence}) for row in chunk]
+    states = [_RowState(row, dedupe_key(row.evidence)) for row in chunk]
     scorer.prime([row.evidence for row in chunk])
     pending = states
     while pending:
@@ -117,28 +163,36 @@ def _variants_for_chunk(
         if not jobs:
             break
         outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats)
-        to_score = []
-        for (st, _), text in zip(jobs, outputs, strict=True):
-            if text is None:
-                continue
-            if not text.strip() or text in st.seen:
-                stats.rejected_unchanged += 1
-            else:
-                to_score.append((st, text))
-        sims = scorer.score([st.row.evidence for st, _ in to_score], [text for _, text in to_score])
-        for (st, text), sim in zip(to_score, sims, strict=True):
-            if text in st.seen:  # the same candidate twice in one round
-                stats.rejected_unchanged += 1
-                continue
-            if sim is not None and not cfg.quality_min_sim <= sim <= cfg.quality_max_sim:
-                stats.rejected_similarity += 1
-                continue
-            st.seen.add(text)
-            st.accepted.append((text, sim))
+        _judge([(st, text) for (st, _), text in zip(jobs, outputs, strict=True)], scorer, cfg, stats)
         pending = [st for st in pending if len(st.accepted) < wanted and st.next_attempt < budget]
     stats.rows_short += sum(1 for st in states if len(st.accepted) < wanted)
-    stats.rows_rejected = stats.rejected_similarity + stats.rejected_unchanged
     return states
+
+
+def _judge(candidates: list[tuple[_RowState, str | None]], scorer: Scorer, cfg: RunConfig, stats: ComboStats) -> None:
+    """Accept each candidate of a round that is new for its row and within the similarity range, in order."""
+    to_score = []
+    for st, text in candidates:
+        if text is None:  # the call failed (counted where it failed)
+            continue
+        key = dedupe_key(text)
+        if not key or key == st.original_key:
+            stats.unchanged += 1
+        elif key in st.seen:
+            stats.duplicates += 1
+        else:
+            to_score.append((st, text, key))
+    sims = scorer.score([st.row.evidence for st, _, _ in to_score], [text for _, text, _ in to_score])
+    for (st, text, key), sim in zip(to_score, sims, strict=True):
+        if key in st.seen:  # the same candidate twice in one round
+            stats.duplicates += 1
+        elif sim is not None and sim < cfg.quality_min_sim:
+            stats.below_min_sim += 1
+        elif sim is not None and sim > cfg.quality_max_sim:
+            stats.above_max_sim += 1
+        else:
+            st.seen.add(key)
+            st.accepted.append((text, sim))
 
 
 def _apply_chain(

@@ -58,44 +58,59 @@ def assign(costs: list[tuple[Combo, float]], num_shards: int) -> list[list[tuple
     return shards
 
 
+def plan_combos(
+    cfg: RunConfig, specs: list[MethodSpec], input_sha: str, costs: dict[str, float] | None = None
+) -> list[PlannedCombo]:
+    """Every combo of the selected methods with its cost and fingerprint (neither depends on the shard count).
+
+    `costs` are measured per-method costs (`run --calibrate`); a method missing from them keeps its catalogue cost.
+    """
+    by_id = {s.id: s for s in specs}
+    cfg_fp = cfg.fingerprint()
+    method_cost = {m: (costs or {}).get(m, spec.cost) for m, spec in by_id.items()}
+    return [
+        PlannedCombo(c, sum(method_cost[m] for m in c.methods), combo_fingerprint(cfg_fp, input_sha, c, by_id))
+        for c in enumerate_combos(by_id, cfg.combo_mode, cfg.max_combo_size)
+    ]
+
+
 def make_plan(
     cfg: RunConfig,
     specs: list[MethodSpec],
     input_sha: str,
     unavailable: dict[str, str] | None = None,
     costs: dict[str, float] | None = None,
+    combos: list[PlannedCombo] | None = None,
 ) -> Plan:
-    """Enumerate combos over the selected methods; those using an unavailable method are set aside.
-
-    `costs` are measured per-method costs (`run --calibrate`); a method missing from them keeps its catalogue cost.
-    """
+    """Assign the combos (`plan_combos`, made here unless given) to `cfg.num_shards` shards; those using an
+    unavailable method are set aside with the reason."""
     unavailable = unavailable or {}
-    by_id = {s.id: s for s in specs}
-    cfg_fp = cfg.fingerprint()
-    combos, blocked = [], []
-    for c in enumerate_combos(by_id, cfg.combo_mode, cfg.max_combo_size):
-        bad = [m for m in c.methods if m in unavailable]
+    if combos is None:
+        combos = plan_combos(cfg, specs, input_sha, costs)
+    runnable, blocked = [], []
+    for pc in combos:
+        bad = [m for m in pc.combo.methods if m in unavailable]
         if bad:
-            blocked.append((c, "; ".join(f"{m}: {unavailable[m]}" for m in bad)))
+            blocked.append((pc.combo, "; ".join(f"{m}: {unavailable[m]}" for m in bad)))
         else:
-            combos.append(c)
-    method_cost = {m: (costs or {}).get(m, spec.cost) for m, spec in by_id.items()}
-    combo_costs = [(c, sum(method_cost[m] for m in c.methods)) for c in combos]
+            runnable.append(pc)
+    by_combo = {pc.combo: pc for pc in runnable}
     shards = tuple(
-        tuple(PlannedCombo(c, cost, combo_fingerprint(cfg_fp, input_sha, c, by_id)) for c, cost in shard)
-        for shard in assign(combo_costs, cfg.num_shards)
+        tuple(by_combo[c] for c, _ in shard)
+        for shard in assign([(pc.combo, pc.cost) for pc in runnable], cfg.num_shards)
     )
     layout = [[pc.combo.combo_id + ":" + pc.fingerprint for pc in shard] for shard in shards]
+    cfg_fp = cfg.fingerprint()
     identity = [cfg_fp, input_sha, cfg.num_shards, cfg.combo_mode, cfg.max_combo_size, layout, sorted(unavailable)]
     if costs is not None:
         # The layout already differs when measured costs move a combo; recording the costs themselves also tells
         # apart two calibrations that happen to give the same layout (uncalibrated plans keep their fingerprint).
-        identity.append(sorted(method_cost.items()))
+        identity.append(sorted((s.id, costs.get(s.id, s.cost)) for s in specs))
     return Plan(
         num_shards=cfg.num_shards,
         shards=shards,
         fingerprint=_sha(identity),
         config_fingerprint=cfg_fp,
-        methods=tuple(sorted(m for m in by_id if m not in unavailable)),
+        methods=tuple(sorted(s.id for s in specs if s.id not in unavailable)),
         unavailable=tuple(blocked),
     )

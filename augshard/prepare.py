@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
-from augshard.config import DEFAULT_METHODS_CONFIG, RunConfig, resolve_conf_path
-from augshard.errors import InputError, MethodError, OutputError
-from augshard.methods import MethodSpec, MethodStatus, check_methods, load_catalogue, method_check_record, select
-from augshard.plan import Plan, make_plan
+from augshard.config import DEFAULT_METHODS_CONFIG, POWERSET_CONFIRM_ABOVE, RunConfig, auto_shards, resolve_conf_path
+from augshard.errors import ConfigError, InputError, MethodError, OutputError
+from augshard.methods import MethodSpec, MethodStatus, check_methods, method_check_record
+from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
+from augshard.output import plural
+from augshard.plan import Plan, PlannedCombo, make_plan, plan_combos
+
+if TYPE_CHECKING:
+    from augshard.data import Dataset
 
 
 @dataclass
@@ -29,6 +36,7 @@ class Prepared:
     rows_skipped: dict[str, int]
     catalogue_path: Path
     complete: set[str] = field(default_factory=set)  # combo ids already complete for this config
+    shards_reason: str = "--num-shards"  # why the run has as many shards as it has
 
     @property
     def todo(self) -> int:
@@ -48,35 +56,69 @@ def shared_paths(cfg: RunConfig) -> RunConfig:
 
 def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared:
     """Input, catalogue and methods are checked here, so user errors surface before anything is written."""
-    from augshard.data import load_dataset
     from augshard.methods.offline import apply_offline_env
 
     if cfg.executor != "local":
         cfg = shared_paths(cfg)
     catalogue_path = resolve_conf_path(cfg.methods_config, DEFAULT_METHODS_CONFIG)
-    specs = select(load_catalogue(catalogue_path), cfg.methods, str(catalogue_path))
-    dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
-    if not dataset.rows:
-        reasons = ", ".join(f"{n} {r}" for r, n in dataset.skipped.items())
-        raise InputError(f"{cfg.input}: no usable rows ({reasons})")
-    check_output_root(Path(cfg.output_root))
-    check_output_root(Path(cfg.cache_dir), "--cache-dir")
-    check_output_root(Path(cfg.log_dir), "--log-dir")
+    selection = select_methods(cfg, catalogue_path, console)
+    specs = list(selection.specs)
+    check_combo_count(cfg, len(specs))
+    dataset = _load_input(cfg)
+    for root, what in ((cfg.output_root, "output root"), (cfg.cache_dir, "--cache-dir"), (cfg.log_dir, "--log-dir")):
+        check_output_root(Path(root), what)
     apply_offline_env()
     _check_embedding_model(cfg, console, dry_run)
     costs = _costs(cfg, specs, console)
+    combos = plan_combos(cfg, specs, dataset.sha256, costs)  # fingerprints: independent of the shard count
+    complete = _complete_in(cfg, combos)
     # Only methods that still have work are built and probed: a rerun of a finished job imports no library.
-    plan = make_plan(cfg, specs, dataset.sha256, {}, costs)
-    complete = _complete_in(cfg, plan)
-    needed = {m for pc in plan.combos if pc.combo.combo_id not in complete for m in pc.combo.methods}
-    statuses = _method_statuses(specs, needed, console)
+    needed = {m for pc in combos if pc.combo.combo_id not in complete for m in pc.combo.methods}
+    statuses = _method_statuses(specs, needed, console, selection.named)
     unavailable = {m: st.reason for m, st in statuses.items() if not st.ok}
-    if unavailable:
-        # The plan is made once more, without the combos that cannot run (listed as unavailable in it).
-        plan = make_plan(cfg, specs, dataset.sha256, unavailable, costs)
-        complete = _complete_in(cfg, plan)
+    reason = "--num-shards"
+    if cfg.num_shards is None:
+        todo = sum(
+            1 for pc in combos if pc.combo.combo_id not in complete and not set(pc.combo.methods) & set(unavailable)
+        )
+        num_shards, reason = auto_shards(todo)
+        cfg = replace(cfg, num_shards=num_shards)
+    plan = make_plan(cfg, specs, dataset.sha256, unavailable, costs, combos=combos)
     return Prepared(
-        cfg, plan, specs, statuses, dataset.sha256, len(dataset.rows), dict(dataset.skipped), catalogue_path, complete
+        cfg,
+        plan,
+        specs,
+        statuses,
+        dataset.sha256,
+        len(dataset.rows),
+        dict(dataset.skipped),
+        catalogue_path,
+        {c for c in complete if c in {pc.combo.combo_id for pc in plan.combos}},
+        reason,
+    )
+
+
+def _load_input(cfg: RunConfig) -> Dataset:
+    from augshard.data import load_dataset, require_column
+
+    dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+    for name, flag in ((cfg.label_col, "--label-col"), (cfg.criterion_col, "--criterion-col")):
+        require_column(dataset.table, name, flag, str(cfg.input))
+    if not dataset.rows:
+        reasons = ", ".join(f"{n} {r}" for r, n in dataset.skipped.items())
+        raise InputError(f"{cfg.input}: no usable rows ({reasons})")
+    return dataset
+
+
+def check_combo_count(cfg: RunConfig, methods: int) -> None:
+    """`--combo-mode all`, or any plan over POWERSET_CONFIRM_ABOVE combos, runs only with --confirm-powerset."""
+    top = {"single": 1, "bounded_k": min(cfg.max_combo_size, methods), "all": methods}[cfg.combo_mode]
+    count = sum(math.comb(methods, k) for k in range(1, top + 1))
+    if cfg.confirm_powerset or (cfg.combo_mode != "all" and count <= POWERSET_CONFIRM_ABOVE):
+        return
+    raise ConfigError(
+        f"--combo-mode {cfg.combo_mode} makes {count:,} combos of {methods} methods; pass --confirm-powerset to run "
+        "them all, or select fewer methods or a smaller --max-combo-size"
     )
 
 
@@ -102,17 +144,30 @@ def _costs(cfg: RunConfig, specs: list[MethodSpec], console: Console) -> dict[st
     return costs
 
 
-def _complete_in(cfg: RunConfig, plan: Plan) -> set[str]:
+def _complete_in(cfg: RunConfig, combos: list[PlannedCombo]) -> set[str]:
     from augshard.store import read_complete
 
     if cfg.force:
         return set()
-    return {pc.combo.combo_id for pc in plan.combos if read_complete(cfg.output_root, pc.combo, pc.fingerprint)}
+    return {pc.combo.combo_id for pc in combos if read_complete(cfg.output_root, pc.combo, pc.fingerprint)}
 
 
-def _method_statuses(specs: list[MethodSpec], needed: set[str], console: Console) -> dict[str, MethodStatus]:
+def select_methods(cfg: RunConfig, catalogue_path: Path, console: Console) -> Selection:
+    """The catalogue read (its notes said: what a file in the original tool's format was read as) and the
+    methods `--methods` / `--exclude-methods` select from it."""
+    catalogue = read_catalogue(catalogue_path)
+    for note in catalogue.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    return resolve_selection(catalogue.specs, cfg.methods, cfg.exclude_methods, catalogue_path=str(catalogue_path))
+
+
+def _method_statuses(
+    specs: list[MethodSpec], needed: set[str], console: Console, named: frozenset[str] = frozenset()
+) -> dict[str, MethodStatus]:
     """Every selected method's status; one that passed under the same libraries and resources before is not
-    rebuilt here (its shard builds it anyway): the supervisor then imports no library at all."""
+    rebuilt here (its shard builds it anyway): the supervisor then imports no library at all.
+
+    A method named by its id that cannot run is an error; one reached through a pattern is reported and skipped."""
     checked = check_methods([s for s in specs if s.id in needed], method_check_record())
     statuses = {
         s.id: checked.get(s.id) or MethodStatus(s.id, s.lib, s.kind, ok=True, reason="not checked") for s in specs
@@ -126,6 +181,11 @@ def _method_statuses(specs: list[MethodSpec], needed: set[str], console: Console
         # One method: its reason is the whole story; several: the ids, with reasons in the warnings above.
         why = f"{specs[0].id}: {bad[specs[0].id].reason}" if len(specs) == 1 else ", ".join(sorted(bad))
         raise MethodError(f"none of the selected methods can run here ({why}); see `augshard methods`")
+    named_bad = sorted(m for m in bad if m in named)
+    if named_bad:
+        m = named_bad[0]
+        more = f" (and {', '.join(named_bad[1:])})" if len(named_bad) > 1 else ""
+        raise MethodError(f"method {m}{more} cannot run here: {bad[m].reason} (fix: {bad[m].fix})")
     return statuses
 
 
@@ -146,22 +206,78 @@ def check_output_root(root: Path, what: str = "output root") -> None:
         raise OutputError(f"{what} is not writable: {root} ({reason})") from None
 
 
-def dry_run(cfg: RunConfig, console: Console) -> int:
+def dry_run(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
     """Validate everything and print the plan; write nothing."""
-    from augshard.monitor import render_plan
+    from augshard.monitor import PLAN_COLUMNS, plan_rows
+    from augshard.output import print_rows, write_json
 
     prep = prepare(cfg, console, dry_run=True)
-    cfg = prep.cfg
-    console.print(render_plan(prep.plan, prep.complete, cfg.shard_index))
+    if fmt == "json":
+        write_json(dry_run_document(prep))
+        return 0
+    cfg, plan = prep.cfg, prep.plan
+    rows, sections = plan_rows(plan, prep.complete, cfg.shard_index)
+    title = f"augshard plan {plan.fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
+    print_rows(console, PLAN_COLUMNS, rows, fmt, title, right=("shard", "k", "est. cost"), sections=sections)
+    if fmt == "tsv":
+        return 0
+    for line in _dry_run_lines(prep):
+        console.print(line)
+    return 0
+
+
+def _dry_run_lines(prep: Prepared) -> list[str]:
+    cfg, plan = prep.cfg, prep.plan
     skipped = ", ".join(f"{n} {r}" for r, n in prep.rows_skipped.items()) or "none"
-    console.print(f"input {cfg.input}: {prep.rows_usable:,} usable rows; skipped: {skipped}")
-    console.print(
-        f"{len(prep.plan.combos)} combos planned: {prep.todo} to run, {len(prep.complete)} already complete, "
-        f"{len(prep.plan.unavailable)} unavailable; quality filter {cfg.quality_metric} "
-        f"[{cfg.quality_min_sim}, {cfg.quality_max_sim}]; output root {cfg.output_root}"
-    )
+    lines = [
+        f"methods ({len(plan.methods)}): {', '.join(plan.methods)}",
+        f"input {cfg.input}: {prep.rows_usable:,} usable rows; skipped: {skipped}",
+        f"{len(plan.combos)} {plural(len(plan.combos), 'combo')} planned on {plan.num_shards} "
+        f"{plural(plan.num_shards, 'shard')} ({prep.shards_reason}): {prep.todo} to run, {len(prep.complete)} already "
+        f"complete, {len(plan.unavailable)} unavailable; quality filter {cfg.quality_metric} "
+        f"[{cfg.quality_min_sim}, {cfg.quality_max_sim}]; output root {cfg.output_root}",
+    ]
+    if prep.unavailable_methods:
+        lines.insert(1, f"unavailable methods: {', '.join(prep.unavailable_methods)}")
     if cfg.executor != "local":
         roots = ", ".join(getattr(cfg, k) for k in ("output_root", "log_dir", "cache_dir"))
-        console.print(f"executor {cfg.executor}: every worker must see the same storage at {roots}")
-    console.print("dry run: nothing was written")
-    return 0
+        lines.append(f"executor {cfg.executor}: every worker must see the same storage at {roots}")
+    return [*lines, "dry run: nothing was written"]
+
+
+def dry_run_document(prep: Prepared) -> dict:
+    """`run --dry-run --format json`: the plan and what a run would do (schema in docs/cli.md)."""
+    cfg, plan = prep.cfg, prep.plan
+    shard_of = {pc.combo.combo_id: i for i, shard in enumerate(plan.shards) for pc in shard}
+    combos = [
+        {
+            "shard": shard_of[pc.combo.combo_id],
+            "combo_dir": pc.combo.dir_name,
+            "combo_id": pc.combo.combo_id,
+            "methods": pc.combo.name,
+            "k": pc.combo.k,
+            "cost": pc.cost,
+            "action": "skip" if pc.combo.combo_id in prep.complete else "run",
+        }
+        for pc in plan.combos
+        if cfg.shard_index is None or shard_of[pc.combo.combo_id] == cfg.shard_index
+    ]
+    combos += [
+        {"shard": None, "combo_dir": c.dir_name, "combo_id": c.combo_id, "methods": c.name, "k": c.k, "cost": None,
+         "action": "unavailable", "reason": reason}
+        for c, reason in plan.unavailable
+    ]  # fmt: skip
+    return {
+        "plan": plan.fingerprint,
+        "num_shards": plan.num_shards,
+        "shards_reason": prep.shards_reason,
+        "shard_index": cfg.shard_index,
+        "methods": list(plan.methods),
+        "unavailable_methods": {m: st.reason for m, st in prep.unavailable_methods.items()},
+        "input": {"path": str(cfg.input), "rows_usable": prep.rows_usable, "rows_skipped": prep.rows_skipped},
+        "quality": {"metric": cfg.quality_metric, "min_sim": cfg.quality_min_sim, "max_sim": cfg.quality_max_sim},
+        "output_root": cfg.output_root,
+        "to_run": prep.todo,
+        "complete": len(prep.complete),
+        "combos": combos,
+    }

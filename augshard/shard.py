@@ -19,6 +19,7 @@ from augshard.events import (
     ComboMoved,
     ComboStart,
     ComboStolen,
+    ComboStopped,
     EventWriter,
     Progress,
     ShardDone,
@@ -30,7 +31,7 @@ from augshard.methods.catalogue import MethodSpec
 from augshard.outcome import ComboOutcome, Status
 from augshard.plan import PlannedCombo
 from augshard.procs import peak_rss_mb
-from augshard.store import ComboMeta, ComboWriter, QualityMeta, SourceMeta, TimingMeta, read_complete
+from augshard.store import ComboMeta, ComboWriter, QualityMeta, SourceMeta, TimingMeta, YieldMeta, read_complete
 
 if TYPE_CHECKING:
     from augshard.pipeline import ComboStats
@@ -131,7 +132,7 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
     writer = None
     try:
         ctx.before_combo(item)
-        writer = ComboWriter(job.cfg.output_root, combo, ctx.schema)
+        writer = ComboWriter(job.cfg.output_root, combo, ctx.schema, csv=job.cfg.save_format == "csv")
 
         def progress(done: int, total: int) -> None:
             events.emit(Progress(combo_id=combo.combo_id, rows_done=done, rows_total=total))
@@ -156,7 +157,7 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         return ComboOutcome.complete(combo, meta, job.index, job.plan_fingerprint)
     except ShardInterrupted:
         log.warning("combo %s: interrupted; its partial output was removed", combo.dir_name)
-        events.emit(ComboFailed(combo_id=combo.combo_id, methods=combo.name, error="interrupted"))
+        events.emit(ComboStopped(combo_id=combo.combo_id, methods=combo.name))
         return ComboOutcome.interrupted(combo, job.index, job.plan_fingerprint, duration_s=round(time.time() - t0, 3))
     except Exception as exc:  # noqa: BLE001 - one combo's failure must not stop the others
         summary = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
@@ -234,6 +235,22 @@ def _combo_meta(
         config_fingerprint=cfg.fingerprint(),
         combo_fingerprint=pc.fingerprint,
         shard=job.index,
+        variants=_yield(stats, len(dataset.rows) * cfg.variants_per_sample, rows, cfg),
+    )
+
+
+def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMeta:
+    return YieldMeta(
+        asked=asked,
+        kept=kept,
+        candidates=stats.candidates,
+        unchanged=stats.unchanged,
+        duplicates=stats.duplicates,
+        below_min_sim=stats.below_min_sim,
+        above_max_sim=stats.above_max_sim,
+        call_errors=stats.candidate_errors,
+        rows_short=stats.rows_short,
+        explanation=stats.explain(asked, kept, cfg.quality_min_sim, cfg.quality_max_sim),
     )
 
 
@@ -255,7 +272,7 @@ def _finish(
     result = ShardResult(job.index, outcomes, str(lpath), str(manifest), round(duration, 3))
     events.emit(
         ShardDone(
-            combos_failed=len(result.failed),
+            combos_failed=sum(1 for o in outcomes if o.status is Status.FAILED),
             duration=result.duration_s,
             interrupted=any(o.status is Status.INTERRUPTED for o in outcomes),
             filter=counters,

@@ -15,6 +15,7 @@ from augshard.events import (
     ComboMoved,
     ComboStart,
     ComboStolen,
+    ComboStopped,
     Event,
     Progress,
     ShardDone,
@@ -25,7 +26,7 @@ from augshard.events import (
 from augshard.procs import pid_alive
 
 STALL_AFTER_S = 30.0
-FINISHED = ("done", "failed", "dead", "stalled")
+FINISHED = ("done", "failed", "stopped", "dead", "stalled")
 
 
 @dataclass
@@ -33,11 +34,12 @@ class ShardStatus:
     """What one shard is doing, as told by its events alone."""
 
     shard: int
-    state: str = "pending"  # pending, running, done, failed; and, judged by `judge`, dead or stalled
+    state: str = "pending"  # pending, running, done, failed, stopped; and, judged by `judge`, dead or stalled
     combos_total: int = 0
     combos_done: int = 0  # complete, including the ones resumed from an earlier run
     combos_failed: int = 0
     combos_resumed: int = 0
+    combos_stopped: int = 0  # interrupted by a stop; a rerun computes them
     current: str = ""  # methods of the running combo, e.g. "nlp_keyboard+nlp_randword_delete"
     current_id: str = ""
     rows: int = 0  # rows generated (written) by the complete combos
@@ -118,12 +120,18 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
         status.combos_failed += 1
         status.failures.append({"combo_id": ev.combo_id, "methods": ev.methods, "error": ev.error, "log": ev.log})
         _combo_ended(status)
+    elif isinstance(ev, ComboStopped):
+        status.combos_stopped += 1
+        _combo_ended(status)
     elif isinstance(ev, ComboMoved):  # another shard took it (work stealing): no longer this shard's to do
         status.combos_total = max(status.combos_finished, status.combos_total - 1)
     elif isinstance(ev, ComboStolen):  # taken from another shard's list
         status.combos_total += 1
     elif isinstance(ev, ShardDone):
-        status.state = "failed" if status.combos_failed or ev.combos_failed else "done"
+        if ev.interrupted:
+            status.state = "stopped"
+        else:
+            status.state = "failed" if status.combos_failed or ev.combos_failed else "done"
         status.finished, status.duration = ts, ev.duration
         status.current = status.current_id = ""
     return status

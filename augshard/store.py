@@ -18,6 +18,7 @@ from augshard.procs import pid_alive
 
 TMP_DIR = ".augshard-tmp"
 DATASET = "dataset.parquet"
+DATASET_CSV = "dataset.csv"  # beside the Parquet with --save-format csv
 META = "meta.json"
 
 
@@ -93,6 +94,22 @@ class TimingMeta:
 
 
 @dataclass(frozen=True)
+class YieldMeta:
+    """The variants a combo asked for (rows x variants per sample) and kept, and where its other candidates went."""
+
+    asked: int
+    kept: int
+    candidates: int = 0
+    unchanged: int = 0  # empty, or the original ignoring case and surrounding space
+    duplicates: int = 0  # another variant of the row, ignoring case and surrounding space
+    below_min_sim: int = 0
+    above_max_sim: int = 0
+    call_errors: int = 0
+    rows_short: int = 0  # rows that ran out of attempts before getting every variant
+    explanation: str = ""  # set when fewer than half were kept: the numbers above and the bound to move
+
+
+@dataclass(frozen=True)
 class ComboMeta:
     """What `meta.json` says of a complete combo: what made it (methods, settings, input, libraries) and what it
     holds (rows, rejections, timing), with the fingerprints that decide whether it is still complete."""
@@ -125,6 +142,7 @@ class ComboMeta:
     config_fingerprint: str
     combo_fingerprint: str
     shard: int = 0
+    variants: YieldMeta | None = None  # None in a meta.json written before it existed
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,11 +155,13 @@ class ComboMeta:
         """The record of a parsed `meta.json`; ValueError naming what is missing or of the wrong kind."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        nested = {"quality": QualityMeta, "source": SourceMeta, "timing": TimingMeta}
+        nested = {"quality": QualityMeta, "source": SourceMeta, "timing": TimingMeta, "variants": YieldMeta}
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
         try:
             for key, kind in nested.items():
+                if key == "variants" and values.get(key) is None:
+                    continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
                 values[key] = _known(kind, values[key])
@@ -186,7 +206,7 @@ def read_complete(output_root: str | Path, combo: Combo, fingerprint: str) -> Co
 class ComboWriter:
     """Stream one combo's records into a hidden temporary folder; `commit` makes it appear whole or not at all."""
 
-    def __init__(self, output_root: str | Path, combo: Combo, schema: Any) -> None:
+    def __init__(self, output_root: str | Path, combo: Combo, schema: Any, csv: bool = False) -> None:
         import pyarrow.parquet as pq
 
         self.root = Path(output_root)
@@ -197,6 +217,7 @@ class ComboWriter:
         self.tmp = tmp_root / temp_name(combo.dir_name, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
         self.tmp.mkdir()
         self._writer = pq.ParquetWriter(self.tmp / DATASET, schema, compression="zstd")
+        self.csv = csv
         self.rows = 0
 
     def write(self, records: list[dict[str, Any]]) -> None:
@@ -209,9 +230,12 @@ class ComboWriter:
 
     def commit(self, meta: ComboMeta) -> Path:
         self._writer.close()
+        files = [self.tmp / DATASET]
+        if self.csv:
+            files.append(self._write_csv())
         meta_path = self.tmp / META
         write_meta(meta_path, meta)
-        for path in (self.tmp / DATASET, meta_path, self.tmp):
+        for path in (*files, meta_path, self.tmp):
             _fsync(path)
         final = self.root / self.combo.dir_name
         if final.exists():
@@ -224,6 +248,18 @@ class ComboWriter:
             self.tmp.rename(final)
         _fsync(self.root)
         return final
+
+    def _write_csv(self) -> Path:
+        """The same rows as CSV, read back from the Parquet one row group at a time."""
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        path = self.tmp / DATASET_CSV
+        source = pq.ParquetFile(self.tmp / DATASET)
+        with pacsv.CSVWriter(path, source.schema_arrow) as out:
+            for i in range(source.num_row_groups):
+                out.write_table(source.read_row_group(i))
+        return path
 
     def abort(self) -> None:
         try:

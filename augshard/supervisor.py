@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.claims import claimed_by, stop_file_path
+from augshard.manifest import Summary
 from augshard.outcome import ComboOutcome
+from augshard.output import plural
 from augshard.prepare import Prepared, prepare
 from augshard.shard import ShardJob, ShardResult, run_shard
 from augshard.status import ShardStatus
@@ -24,7 +26,7 @@ from augshard.status import ShardStatus
 STOP_GRACE_S = 5.0  # after the first signal, shards get this long to finish their chunk before being killed
 
 
-def run(cfg: Any, console: Console, live: bool = True) -> int:
+def run(cfg: Any, console: Console, live: bool = True, fmt: str = "table") -> int:
     """Run the plan; returns the exit code (0 ok, 1 some combo failed, 130/143 interrupted).
 
     Progress is the live shard table on a terminal (`live`), plain lines otherwise.
@@ -36,16 +38,24 @@ def run(cfg: Any, console: Console, live: bool = True) -> int:
     cfg = prep.cfg
     lock = RunLock(cfg.output_root, None if cfg.shard_index is None else (cfg.shard_index, prep.plan.num_shards))
     with lock:
-        return _run_locked(prep, console, live, t0)
+        return _run_locked(prep, console, live, t0, fmt)
 
 
-def _run_locked(prep: Prepared, console: Console, live: bool, t0: float) -> int:
+def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: str) -> int:
     from augshard.store import clean_stale_temp
 
     cfg = prep.cfg
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
     clean_stale_temp(cfg.output_root)
+    if cfg.shard_index is None:
+        # A whole run writes every shard's manifest anew (resumed combos included): manifests an earlier, stopped
+        # run left, with another shard count (`auto` follows the work left), would only make the merge refuse.
+        from augshard.manifest import find_shard_manifests
+
+        for paths in find_shard_manifests(Path(cfg.output_root)).values():
+            for path in paths.values():
+                path.unlink(missing_ok=True)
     claims = None
     if cfg.steal and cfg.shard_index is None and prep.plan.num_shards > 1:
         # This run's claims (work stealing); a new run starts with none, whatever an interrupted one left.
@@ -59,7 +69,7 @@ def _run_locked(prep: Prepared, console: Console, live: bool, t0: float) -> int:
             shutil.rmtree(claims, ignore_errors=True)
     if outcome.interrupted:
         return _interrupted(prep, outcome, console)
-    return _summary(prep, jobs, outcome, console, t0)
+    return _summary(prep, jobs, outcome, console, t0, fmt)
 
 
 def make_jobs(prep: Prepared, claims_dir: str = "") -> list[ShardJob]:
@@ -141,8 +151,9 @@ class ShardRunner:
             events_path(cfg.log_dir, job.index, job.num_shards).unlink(missing_ok=True)
         todo = sum(1 for j in self.jobs for pc in j.combos if pc.combo.combo_id not in prep.complete)
         self.console.print(
-            f"augshard: {len(prep.plan.combos)} combos on {prep.plan.num_shards} shards "
-            f"({todo} to run, {len(prep.complete)} complete), plan {prep.plan.fingerprint}"
+            f"augshard: {len(prep.plan.combos)} {plural(len(prep.plan.combos), 'combo')} on {prep.plan.num_shards} "
+            f"{plural(prep.plan.num_shards, 'shard')} ({prep.shards_reason}): {todo} to run, {len(prep.complete)} "
+            f"complete; plan {prep.plan.fingerprint}"
         )
         # A shard with nothing left to compute is settled here, without paying a worker's start-up.
         spawn = [j for j in self.jobs if any(pc.combo.combo_id not in prep.complete for pc in j.combos)]
@@ -172,6 +183,9 @@ class ShardRunner:
         try:
             with _Signals(executor) as signals, view:
                 self._wait(executor, futures, signals, view)
+                if signals.signum is not None:
+                    close_killed_streams(self.jobs, cfg.log_dir)
+                    view.refresh(force=True)
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
             if stop_file is not None:
@@ -209,6 +223,22 @@ class ShardRunner:
             self.outcome.crashed[job.index] = error
         self.outcome.results[job.index] = crashed_result(job, error, interrupted=signum is not None)
         return False
+
+
+def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
+    """After a stop, a shard killed before it could say so gets its last event from the supervisor, so `run`,
+    `monitor` and the report show it stopped rather than dead."""
+    from augshard.events import EventWriter, ShardDone, ShardStart, events_path, read_events
+
+    for job in jobs:
+        path = events_path(log_dir, job.index, job.num_shards)
+        events = read_events(path)
+        starts = [i for i, e in enumerate(events) if isinstance(e, ShardStart)]
+        if not starts or any(isinstance(e, ShardDone) for e in events[starts[-1] :]):
+            continue
+        writer = EventWriter(path, job.index)
+        writer.emit(ShardDone(interrupted=True, duration=round(time.time() - events[starts[-1]].ts, 3)))
+        writer.close()
 
 
 def _mark_crashed(crashed: dict[int, str], statuses: list[ShardStatus]) -> list[ShardStatus]:
@@ -252,49 +282,129 @@ def _interrupted(prep: Prepared, outcome: RunOutcome, console: Console) -> int:
     _clean_temp(prep.cfg.output_root)
     done_ok = sum(1 for r in outcome.results.values() for o in r.outcomes if o.ok)
     console.print(
-        f"[red]interrupted[/red]: {done_ok} combos complete and kept, shard manifests written; "
+        f"[red]interrupted[/red]: {done_ok} {plural(done_ok, 'combo')} complete and kept, shard manifests written; "
         "rerun the same command to resume"
     )
     return 128 + (outcome.signum or signal.SIGINT)
 
 
-def _summary(prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome, console: Console, t0: float) -> int:
-    """The end of a run: each shard's outcome, every failure with where to look, the merge, the wall time."""
+LOW_YIELD_SHOWN = 20
+
+
+def _low_yield(prep: Prepared, results: dict[int, ShardResult]) -> list[dict[str, Any]]:
+    """Combos of this run that kept fewer than half the variants they asked for, each with why in numbers."""
+    from augshard.store import META, read_meta
+
+    asked = prep.rows_usable * prep.cfg.variants_per_sample
+    low = sorted((o for r in results.values() for o in r.outcomes if o.ok and o.rows * 2 < asked), key=lambda o: o.rows)
+    out = []
+    for o in low:
+        try:
+            meta = read_meta(Path(prep.cfg.output_root) / o.combo_dir / META)
+        except (OSError, ValueError):
+            continue
+        if meta.variants is not None and meta.variants.explanation:
+            out.append({"combo_dir": o.combo_dir, "rows": o.rows, "asked": asked, "why": meta.variants.explanation})
+    return out
+
+
+def run_document(prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome) -> dict[str, Any]:
+    """What a finished run says: its shards, failures with where to look, low yields, unavailable methods, and
+    the merged manifest's summary (the run's `--format json` document; schema in docs/cli.md)."""
     from augshard.events import events_path, read_events
     from augshard.manifest import merge
-    from augshard.monitor import fmt_duration, render_summary
+    from augshard.monitor import summary_rows
     from augshard.status import fold
 
-    cfg = prep.cfg
-    _clean_temp(cfg.output_root)
-    results = outcome.results
-    console.print(render_summary([results[j.index] for j in jobs], outcome.crashed))
+    cfg, results = prep.cfg, outcome.results
     statuses = {j.index: fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in jobs}
-    failed = [(r, o) for r in results.values() for o in r.failed]
-    for r, o in failed:
-        # The combo_failed event names the log line where its traceback starts.
-        where = next((f["log"] for f in statuses[r.index].failures if f["combo_id"] == o.combo_id), "")
-        console.print(f"[red]failed[/red] {o.combo_dir}: {escape(o.error)} (see {where or r.log_path})")
-    for index, error in sorted(outcome.crashed.items()):
-        console.print(
-            f"[red]crashed[/red] shard {index}: {escape(error)} (its worker died; see {results[index].log_path})"
-        )
-    for method, st in prep.unavailable_methods.items():
-        n = sum(1 for combo, _ in prep.plan.unavailable if method in combo.methods)
-        console.print(
-            f"[yellow]unavailable[/yellow] method {method}: {escape(st.reason)} ({n} combos not run; "
-            f"fix: {escape(st.fix)})"
-        )
+    failed = []
+    for r in results.values():
+        for o in r.failed:
+            # The combo_failed event names the log line where its traceback starts.
+            where = next((f["log"] for f in statuses[r.index].failures if f["combo_id"] == o.combo_id), "")
+            failed.append(
+                {"combo_dir": o.combo_dir, "combo_id": o.combo_id, "error": o.error, "log": where or r.log_path}
+            )
+    doc: dict[str, Any] = {
+        "plan": prep.plan.fingerprint,
+        "num_shards": prep.plan.num_shards,
+        "shards_reason": prep.shards_reason,
+        "shards": [
+            dict(zip(SUMMARY_KEYS, row, strict=True))
+            for row in summary_rows([results[j.index] for j in jobs], outcome.crashed, plain=True)
+        ],
+        "failed": failed,
+        "crashed": [{"shard": i, "error": e, "log": results[i].log_path} for i, e in sorted(outcome.crashed.items())],
+        "low_yield": _low_yield(prep, results),
+        "unavailable_methods": [
+            {
+                "method": m,
+                "reason": st.reason,
+                "fix": st.fix,
+                "combos": sum(m in c.methods for c, _ in prep.plan.unavailable),
+            }
+            for m, st in prep.unavailable_methods.items()
+        ],
+        "exit_code": 1 if failed else 0,
+    }
     if cfg.shard_index is None:
-        for line in merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards).lines():
-            console.print(line)
-        console.print(f"manifest: {Path(cfg.output_root) / cfg.output_name}")
+        doc["summary"] = merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards).as_json()
+        doc["manifest"] = str(Path(cfg.output_root) / cfg.output_name)
     else:
-        rows = sum(o.rows for r in results.values() for o in r.outcomes if o.ok)
-        console.print(f"Total rows: {rows:,}")
+        doc["rows"] = sum(o.rows for r in results.values() for o in r.outcomes if o.ok)
+    return doc
+
+
+SUMMARY_KEYS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "duration_s", "log")
+
+
+def _summary(prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome, console: Console, t0: float, fmt: str) -> int:
+    """The end of a run: each shard's outcome, every failure with where to look, the merge, the wall time."""
+    from augshard.output import write_json
+
+    _clean_temp(prep.cfg.output_root)
+    doc = run_document(prep, jobs, outcome)
+    doc["wall_s"] = round(time.time() - t0, 1)
+    if fmt == "json":
+        write_json(doc)
+    else:
+        _print_summary(prep, jobs, outcome, doc, console, fmt)
+    return doc["exit_code"]
+
+
+def _print_summary(
+    prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome, doc: dict[str, Any], console: Console, fmt: str
+) -> None:
+    from augshard.monitor import SUMMARY_COLUMNS, fmt_duration, summary_rows
+    from augshard.output import print_rows
+
+    rows = summary_rows([outcome.results[j.index] for j in jobs], outcome.crashed)
+    print_rows(console, SUMMARY_COLUMNS, rows, fmt, "shards", right=SUMMARY_COLUMNS[2:8])
+    if fmt == "tsv":
+        return
+    for f in doc["failed"]:
+        console.print(f"[red]failed[/red] {f['combo_dir']}: {escape(f['error'])} (see {f['log']})")
+    for c in doc["crashed"]:
+        console.print(f"[red]crashed[/red] shard {c['shard']}: {escape(c['error'])} (its worker died; see {c['log']})")
+    for low in doc["low_yield"][:LOW_YIELD_SHOWN]:
+        console.print(f"[yellow]low yield[/yellow] {low['combo_dir']}: {escape(low['why'])}")
+    if len(doc["low_yield"]) > LOW_YIELD_SHOWN:
+        more = len(doc["low_yield"]) - LOW_YIELD_SHOWN
+        console.print(f"[yellow]low yield[/yellow] {more} more {plural(more, 'combo')}; see `augshard report`")
+    for u in doc["unavailable_methods"]:
         console.print(
-            f"shard {cfg.shard_index} of {prep.plan.num_shards} done; merge all shards with "
-            f"`augshard merge --output-root {cfg.output_root}`"
+            f"[yellow]unavailable[/yellow] method {u['method']}: {escape(u['reason'])} ({u['combos']} "
+            f"{plural(u['combos'], 'combo')} not run; fix: {escape(u['fix'])})"
         )
-    console.print(f"wall time: {fmt_duration(time.time() - t0)} ({time.time() - t0:.1f}s)")
-    return 1 if failed else 0
+    if "summary" in doc:
+        for line in Summary(**doc["summary"]).lines():
+            console.print(line)
+        console.print(f"manifest: {doc['manifest']}")
+    else:
+        console.print(f"Total rows: {doc['rows']:,}")
+        console.print(
+            f"shard {prep.cfg.shard_index} of {prep.plan.num_shards} done; merge all shards with "
+            f"`augshard merge --output-root {prep.cfg.output_root}`"
+        )
+    console.print(f"wall time: {fmt_duration(doc['wall_s'])} ({doc['wall_s']:.1f}s)")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from augshard.errors import OutputError
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome
-from augshard.store import DATASET, META, TMP_DIR, ComboMeta, read_meta
+from augshard.store import DATASET, DATASET_CSV, META, TMP_DIR, ComboMeta, read_meta
 
 AUGSHARD_COLUMNS = ("row_key", "variant", "similarity", "combo_id", "methods")
 
@@ -20,6 +21,17 @@ class Verification:
     datasets: int = 0  # datasets that passed every check
     rows: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """`verify --format json` (schema in docs/cli.md)."""
+        return {
+            "manifest": str(self.manifest),
+            "combos": self.combos,
+            "datasets": self.datasets,
+            "rows": self.rows,
+            "ok": not self.problems,
+            "problems": list(self.problems),
+        }
 
     def lines(self) -> list[str]:
         head = f"{self.manifest}: {self.combos} combos listed, {self.datasets} datasets ({self.rows:,} rows) verified"
@@ -126,7 +138,7 @@ def _stray(root: Path, listed: set[str]) -> list[str]:
             if path.name not in listed:
                 problems.append(f"orphan combo folder (not listed as ok in the manifest): {path}")
                 continue
-            extra = sorted(p.name for p in path.iterdir() if p.name not in (DATASET, META))
+            extra = sorted(p.name for p in path.iterdir() if p.name not in (DATASET, DATASET_CSV, META))
             if extra:
                 problems.append(f"{path.name}: unexpected file(s) {', '.join(extra)}")
         elif path.name == TMP_DIR and path.is_dir():

@@ -144,10 +144,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
             "--input",
             in_csv(d),
             "--config",
-            write(d, "run.yaml", "input: {path: in.csv, label_col: label}\n"),
+            write(d, "run.yaml", "input: {path: in.csv, criterion_col: label}\n"),
             *GOOD,
         ],
-        "unknown key(s) under 'input': label_col",
+        "unknown key(s) under 'input': criterion_col",
     ),
     "config is a list": (
         lambda d: ["--input", in_csv(d), "--config", write(d, "run.yaml", "- seed: 1\n"), *GOOD],
@@ -186,6 +186,16 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
             *GOOD,
         ],
         "methods.yaml: not UTF-8 text",
+    ),
+    "method id that would leave combo_*": (
+        lambda d: [
+            "--input",
+            in_csv(d),
+            "--methods-config",
+            write(d, "methods.yaml", "methods:\n" + KEYBOARD + "  - {id: ../evil, lib: nlpaug, kind: KeyboardAug}\n"),
+            *GOOD,
+        ],
+        "methods.yaml: method '../evil': id may hold only letters, digits, '_', '-' and '.', and may not start with",
     ),
     "only method's class does not exist": (
         lambda d: [
@@ -403,11 +413,22 @@ def test_quotes_commas_and_newlines_round_trip_exactly(tmp_path: Path) -> None:
 def test_a_method_class_that_does_not_exist_is_unavailable_and_the_rest_run(tmp_path: Path) -> None:
     write(tmp_path, "methods.yaml", "methods:\n" + KEYBOARD + GHOST)
     args = ["--input", in_csv(tmp_path), "--methods-config", "methods.yaml", "--combo-mode", "single"]
-    proc, meta = run_ok(tmp_path, *args, *with_flag("--methods", "nlp_keyboard,nlp_ghost"))
+    # Reached through a pattern: reported and skipped, the others run.
+    proc, meta = run_ok(tmp_path, *args, *with_flag("--methods", "nlp_*"))
     assert "method nlp_ghost is unavailable" in proc.stdout and "GhostAug" in proc.stdout
     assert meta["rows"] > 0
     status = {m["methods"]: m["status"] for m in manifest(tmp_path)}
     assert status == {"nlp_keyboard": "ok", "nlp_ghost": "unavailable"}
+
+
+def test_a_method_named_by_its_id_that_cannot_run_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "methods.yaml", "methods:\n" + KEYBOARD + GHOST)
+    args = ["--input", in_csv(tmp_path), "--methods-config", "methods.yaml", "--combo-mode", "single"]
+    proc = run_cli("run", *args, *with_flag("--methods", "nlp_keyboard,nlp_ghost"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "method nlp_ghost cannot run here" in proc.stderr and "GhostAug" in proc.stderr
+    assert not (tmp_path / "data").exists()
 
 
 # --- a disk that fills up while a combo is written -------------------------------------------------------------

@@ -56,12 +56,12 @@ def test_bench_writes_positive_costs_for_available_methods_only(benched) -> None
 
 
 def _plan_costs(stdout: str) -> dict[str, float]:
-    """combo folder -> est. cost, from the dry-run plan table."""
+    """combo folder -> est. cost, from the dry-run plan (aligned columns off a terminal: shard, combo, k, cost)."""
     out = {}
     for line in stdout.splitlines():
-        cells = [c.strip() for c in line.split("│")]
-        if len(cells) > 4 and cells[2].startswith("combo_"):
-            out[cells[2]] = float(cells[4])
+        cells = line.split()
+        if len(cells) > 4 and cells[1].startswith("combo_"):
+            out[cells[1]] = float(cells[3])
     return out
 
 

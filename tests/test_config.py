@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from augshard.config import RunConfig, load_config
+from augshard.config import RunConfig, auto_shards, load_config
 from augshard.errors import ConfigError
 
 
@@ -36,7 +36,7 @@ def test_builtin_defaults(empty_conf: Path) -> None:
     assert cfg.text_col == "text"
     assert cfg.evidence_col is None
     assert cfg.id_col is None
-    assert cfg.num_shards == 7
+    assert cfg.num_shards is None  # auto: decided when the run is prepared
     assert cfg.variants_per_sample == 2
     assert cfg.quality_min_sim == 0.55
     assert cfg.quality_max_sim == 0.95
@@ -199,13 +199,36 @@ def test_num_shards_below_one(empty_conf: Path, value: object) -> None:
 
 
 @pytest.mark.parametrize("value", ["auto", "AUTO", " Auto "])
-def test_num_shards_auto_is_cpu_count(empty_conf: Path, value: str) -> None:
-    assert _load(empty_conf, num_shards=value).num_shards == (os.cpu_count() or 1)
+def test_num_shards_auto_is_decided_by_the_run(empty_conf: Path, value: str) -> None:
+    assert _load(empty_conf, num_shards=value).num_shards is None
 
 
 def test_num_shards_auto_in_config_file(tmp_path: Path) -> None:
     conf = _write(tmp_path / "run.yaml", "num_shards: auto\n")
-    assert _load(conf).num_shards == (os.cpu_count() or 1)
+    assert _load(conf).num_shards is None
+
+
+def test_auto_shards_is_one_per_core_but_no_more_than_the_combos_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert auto_shards(10) == (2, "auto: 2 CPU cores")
+    assert auto_shards(1) == (1, "auto: 2 CPU cores, 1 combo to run")
+    assert auto_shards(0)[0] == 1  # a rerun with nothing left still has a shard to settle the manifest
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert auto_shards(253) == (16, "auto: 16 CPU cores")
+
+
+def test_shard_index_needs_an_explicit_shard_count(empty_conf: Path) -> None:
+    with pytest.raises(ConfigError, match="--shard-index needs an explicit --num-shards"):
+        _load(empty_conf, shard_index=0)
+
+
+def test_original_tool_names_are_accepted(empty_conf: Path) -> None:
+    cfg = _load(empty_conf, combo_mode="singletons", save_format="csv", exclude_methods="ta_*, nlp_ocr")
+    assert cfg.combo_mode == "single" and cfg.save_format == "csv"
+    assert cfg.exclude_methods == ("ta_*", "nlp_ocr")
+    assert cfg.fingerprint() != _load(empty_conf, combo_mode="single").fingerprint()  # dataset.csv is an output
+    with pytest.raises(ConfigError, match="--save-format must be one of parquet, csv"):
+        _load(empty_conf, save_format="xlsx")
 
 
 @pytest.mark.parametrize("value", ["many", 2.5, True])

@@ -216,3 +216,47 @@ def test_call_seed_differs_by_prefix_row_and_attempt() -> None:
     assert base not in others
     assert len(set(others)) == len(others)
     assert all(0 <= s < 2**32 for s in [base, *others])
+
+
+class ScriptedCase:
+    """A method whose candidates differ from the original, or from each other, only in case or surrounding space,
+    except for the third attempt of each row: what the original tool's casefold().strip() rule must reject."""
+
+    version = "scripted-1"
+
+    def __init__(self, dataset: Dataset, cfg: RunConfig) -> None:
+        from augshard.methods.catalogue import MethodSpec
+
+        self.spec = MethodSpec(id="case_games", lib="nlpaug", kind="Scripted")
+        self.attempt = {call_seed(cfg.seed, ("case_games",), row.key, a): a for row in dataset.rows for a in range(6)}
+
+    def augment(self, texts: list[str], seeds: list[int]) -> list[str | Exception]:
+        out: list[str | Exception] = []
+        for text, seed in zip(texts, seeds, strict=True):
+            a = self.attempt[seed]
+            changed = "Truly, " + text
+            out.append([text.upper(), f"  {text.lower()} ", changed, changed.upper() + " ", changed, text][a])
+        return out
+
+
+def test_case_and_space_only_changes_are_not_variants(tmp_path: Path, dataset: Dataset, cfg: RunConfig) -> None:
+    from dataclasses import replace
+
+    run_cfg = replace(cfg, quality_metric="none", variants_per_sample=2, max_candidates_per_variant=3)
+    combo = Combo(("case_games",))
+    chunks: list[list[dict]] = []
+    stats = run_combo(
+        combo, dataset, {"case_games": ScriptedCase(dataset, run_cfg)}, make_scorer("none"), Cache(tmp_path / "c.db"),
+        run_cfg, chunks.append,
+    )  # fmt: skip
+    records = [r for chunk in chunks for r in chunk]
+    # Per row: attempts 0 and 1 are the original in other case/space, 3 and 4 repeat attempt 2, 5 is the original.
+    assert [r["evidence"] for r in records] == ["Truly, " + row.evidence for row in dataset.rows]
+    n = len(dataset.rows)
+    assert (stats.candidates, stats.unchanged, stats.duplicates) == (6 * n, 3 * n, 2 * n)
+    assert stats.rows_short == n and stats.rows_rejected == 5 * n
+    why = stats.explain(asked=2 * n, kept=n, min_sim=0.55, max_sim=0.95)
+    assert why == ""  # half of what was asked: not a low yield
+    why = stats.explain(asked=4 * n, kept=n, min_sim=0.55, max_sim=0.95)
+    assert why.startswith(f"kept {n} of {4 * n} variants (25%) from {6 * n} candidates: 30 unchanged, 20 duplicates")
+    assert "The method rarely changes these texts" in why

@@ -13,10 +13,20 @@ from pathlib import Path
 
 from augshard.errors import MethodError
 from augshard.methods.base import Augmenter, library_version, method_version, seed_everything
-from augshard.methods.catalogue import MethodSpec, load_catalogue, select
+from augshard.methods.catalogue import (
+    Catalogue,
+    MethodSpec,
+    Selection,
+    load_catalogue,
+    read_catalogue,
+    resolve_selection,
+    select,
+)
+from augshard.methods.compat import unsupported
 
 __all__ = [
     "Augmenter",
+    "Catalogue",
     "MethodSpec",
     "MethodStatus",
     "LazyMethod",
@@ -25,8 +35,11 @@ __all__ = [
     "check_methods",
     "method_check_record",
     "load_catalogue",
+    "read_catalogue",
+    "resolve_selection",
     "seed_everything",
     "select",
+    "Selection",
 ]
 
 PROBE = "The quick brown fox jumps over the lazy dog while the children watch happily from the porch."
@@ -47,9 +60,17 @@ class MethodStatus:
 
 def build_method(spec: MethodSpec) -> Augmenter:
     """Build the library object for one catalogue entry (heavy imports happen here, inside the worker)."""
-    from augshard.methods.offline import apply_offline_env
+    from augshard.methods.models import MethodUnavailable
+    from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
+
+    problem = unsupported(spec.lib, spec.kind, spec.args)
+    if problem:
+        raise MethodUnavailable(*problem)
 
     apply_offline_env()
+    # nlpaug's WordNet methods (and TextAttack's) call nltk.download when data is missing: offline that prints
+    # errors or hangs; refused at once here, the missing resource is then reported with its fix.
+    forbid_nltk_downloads()
     if spec.lib == "nlpaug":
         from augshard.methods.nlpaug_adapter import make
 

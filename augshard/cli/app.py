@@ -1,0 +1,81 @@
+"""The Typer app of the `augshard` command line, its consoles, and what every command shares: one-line user errors,
+the --format option, completion of method ids."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from augshard.config import DEFAULT_METHODS_CONFIG
+from augshard.errors import AugshardError
+from augshard.output import FORMATS
+
+# The order `augshard --help` lists the commands in: the way a user meets them.
+COMMANDS = ("run", "monitor", "merge", "verify", "report", "export", "methods", "prepare")
+
+
+class _InOrder(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        known = super().list_commands(ctx)
+        return [c for c in COMMANDS if c in known] + [c for c in known if c not in COMMANDS]
+
+
+app = typer.Typer(
+    cls=_InOrder,
+    add_completion=True,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Many augmented variants of a labelled text dataset: sharded, resumable, deterministic.",
+)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def method_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of method ids (the catalogue of --methods-config, else the shipped one), after the last
+    comma of a list."""
+    from augshard.config import resolve_conf_path
+    from augshard.methods.catalogue import load_catalogue
+
+    try:
+        path = resolve_conf_path(ctx.params.get("methods_config"), DEFAULT_METHODS_CONFIG)
+        ids = sorted(load_catalogue(path))
+    except AugshardError:
+        return []
+    done, _, last = incomplete.rpartition(",")
+    prefix = done + "," if done else ""
+    return [prefix + i for i in [*ids, "all"] if i.startswith(last)]
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An AugshardError is the user's to fix: one red line, exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            code = fn(*args, **kwargs)
+        except AugshardError as exc:
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # the disk or the system said no outside a combo: one line, a run-time failure
+            where = f" ({exc.filename})" if exc.filename else ""
+            err_console.print(f"[bold red]error:[/bold red] {escape(exc.strerror or str(exc))}{where}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        if code:
+            raise typer.Exit(code)
+        return code
+
+    return wrapper
+
+
+FORMAT_HELP = "table (a table on a terminal, whole values on aligned lines off one) | tsv | json."
+
+
+def format_option(help: str = FORMAT_HELP) -> Any:
+    return typer.Option("table", "--format", help=help, autocompletion=lambda: list(FORMATS))

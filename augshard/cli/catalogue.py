@@ -1,0 +1,147 @@
+"""`augshard methods` and `augshard prepare`: the catalogue, what can run here, and the offline resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from augshard.cli.app import (
+    app,
+    console,
+    err_console,
+    format_option,
+    method_ids,
+    user_errors,
+)
+from augshard.config import DEFAULT_METHODS_CONFIG
+from augshard.errors import AugshardError
+from augshard.output import check_format
+
+
+@app.command()
+@user_errors
+def methods(
+    methods_config: str = typer.Option(
+        None, "--methods-config", "--methods-yaml", help=f"Method catalogue [{DEFAULT_METHODS_CONFIG}]."
+    ),
+    methods: str = typer.Option(
+        None, "--methods", help="Ids, shell patterns or 'all', comma-separated [all].", autocompletion=method_ids
+    ),
+    exclude_methods: str = typer.Option(
+        None, "--exclude-methods", help="Ids or patterns to leave out, comma-separated.", autocompletion=method_ids
+    ),
+    check: bool = typer.Option(True, "--check/--no-check", help="Build each method and augment a probe sentence."),
+    bench: bool = typer.Option(False, "--bench", help="Time each available method and write the costs file."),
+    input: str = typer.Option(None, "--input", help="With --bench: texts to time on [the shipped sample]."),
+    text_col: str = typer.Option(None, "--text-col", help="With --bench: column of --input [text; sample: evidence]."),
+    rows: int = typer.Option(50, "--rows", help="With --bench: how many texts each method augments."),
+    out: str = typer.Option(None, "--out", help="With --bench: the costs file [data/cache/method_costs.json]."),
+    fmt: str = format_option(),
+) -> int:
+    """List the catalogue: id, library, class, and whether each method can run here (and if not, why).
+
+    With --bench, time every available method instead and write the relative costs that `run --calibrate` uses.
+    """
+    from augshard.config import resolve_conf_path
+    from augshard.methods import check_methods, method_check_record
+    from augshard.methods.catalogue import read_catalogue, resolve_selection
+    from augshard.methods.offline import apply_offline_env
+
+    check_format(fmt)
+    path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
+    catalogue = read_catalogue(path)
+    notes = console if fmt == "table" else err_console
+    for note in catalogue.notes:
+        notes.print(f"[yellow]note:[/yellow] {escape(note)}")
+    split = [tuple(m.strip() for m in v.split(",") if m.strip()) if v else None for v in (methods, exclude_methods)]
+    selection = resolve_selection(catalogue.specs, split[0], split[1] or (), catalogue_path=str(path))
+    specs = {s.id: s for s in selection.specs}
+    apply_offline_env()
+    if bench:
+        return _bench_methods(specs, input, text_col, rows, out)
+    # Every method is probed for real, and the record `run` trusts is rewritten from what was found.
+    statuses = check_methods(list(specs.values()), method_check_record(), trust_record=False) if check else {}
+    _print_methods(path, specs, statuses, fmt)
+    return 0
+
+
+METHOD_COLUMNS = ("id", "library", "class", "status", "reason", "fix")
+
+
+def _print_methods(path: Any, specs: dict, statuses: dict, fmt: str) -> None:
+    from augshard.output import print_rows, write_json
+
+    records = []
+    for spec in specs.values():
+        st = statuses.get(spec.id)
+        state = "not checked" if st is None else "ok" if st.ok else "unavailable"
+        reason, fix = (st.reason, st.fix) if st is not None and not st.ok else ("", "")
+        records.append(
+            {"id": spec.id, "lib": spec.lib, "kind": spec.kind, "status": state, "reason": reason, "fix": fix}
+        )
+    available = sum(1 for r in records if r["status"] == "ok")
+    if fmt == "json":
+        write_json({"catalogue": str(path), "methods": records, "available": available, "total": len(records)})
+        return
+    style = {"ok": "green", "unavailable": "red", "not checked": "dim"}
+    rows = [
+        [r["id"], r["lib"], r["kind"], f"[{style[r['status']]}]{r['status']}[/]", escape(r["reason"]), escape(r["fix"])]
+        for r in records
+    ]
+    print_rows(console, METHOD_COLUMNS, rows, fmt, f"method catalogue {path}")
+    if fmt == "table" and statuses:
+        console.print(f"{available} of {len(records)} methods can run here")
+
+
+def _bench_methods(specs: dict, input: str | None, text_col: str | None, rows: int, out: str | None) -> int:
+    """`methods --bench`: time every available method on the same texts and write the costs file."""
+    from rich.table import Table
+
+    from augshard.config import DEFAULT_COSTS_PATH
+    from augshard.methods.bench import bench as bench_methods
+    from augshard.methods.bench import costs_document, sample_texts, write_costs
+
+    texts, source = sample_texts(input, text_col, rows)
+    console.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
+    result = bench_methods(list(specs.values()), texts, source)
+    costs = result.relative_costs()
+    table = Table(title=f"method costs ({len(texts)} rows each)")
+    for col in ("id", "rows/s", "s/row", "relative cost"):
+        table.add_column(col, justify="left" if col == "id" else "right")
+    for t in sorted(result.timings, key=lambda t: (costs[t.id], t.id)):
+        table.add_row(t.id, f"{t.rows_per_second:,.1f}", f"{t.seconds_per_row:.5f}", f"{costs[t.id]:g}")
+    console.print(table)
+    for t in result.timings:
+        if t.errors:
+            console.print(f"[yellow]note:[/yellow] {t.id} raised on {t.errors} of {t.rows} texts (timed anyway)")
+    for method_id, reason in result.skipped:
+        console.print(f"[yellow]skipped (unavailable):[/yellow] {method_id}: {escape(reason)}")
+    written = write_costs(out or DEFAULT_COSTS_PATH, costs_document(result))
+    console.print(f"{len(result.timings)} methods timed, {len(result.skipped)} skipped; costs: {written}")
+    return 0
+
+
+@app.command()
+@user_errors
+def prepare(
+    target: str = typer.Option(
+        None,
+        "--target",
+        help="Where to build the NLTK data (default: AUGSHARD_NLTK_DATA or ~/.cache/augshard/nltk_data).",
+    ),
+) -> int:
+    """Make the offline resources the methods need (NLTK data, TextAttack's cache marker); idempotent."""
+    from pathlib import Path
+
+    from augshard.methods.provision import prepare as prepare_resources
+    from augshard.methods.provision import write_homoglyph_file
+
+    try:
+        where = prepare_resources(Path(target) if target else None, log=console.print)
+        write_homoglyph_file(log=console.print)
+    except (RuntimeError, OSError) as exc:
+        raise AugshardError(str(exc)) from None
+    console.print(f"NLTK data ready in {where}")
+    return 0

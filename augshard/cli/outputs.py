@@ -1,0 +1,140 @@
+"""The commands that read a run: `merge`, `monitor`, `verify`, `report`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.markup import escape
+
+from augshard.cli.app import (
+    FORMAT_HELP,
+    app,
+    console,
+    err_console,
+    format_option,
+    user_errors,
+)
+from augshard.errors import AugshardError
+from augshard.output import check_format
+
+
+@app.command()
+@user_errors
+def merge(
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with shard manifests."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+    keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
+    fmt: str = format_option(),
+) -> int:
+    """Merge the shard manifests of one plan into one manifest and print a summary."""
+    from pathlib import Path
+
+    from augshard.manifest import merge as merge_manifests
+    from augshard.output import print_rows, write_json
+
+    check_format(fmt)
+    summary = merge_manifests(output_root, output_name, keep_shards)
+    manifest = str(Path(output_root) / output_name)
+    if fmt == "json":
+        write_json({**summary.as_json(), "manifest": manifest})
+    elif fmt == "tsv":
+        doc = {**summary.as_json(), "manifest": manifest}
+        print_rows(console, ("field", "value"), [[k, _tsv_value(v)] for k, v in doc.items()], "tsv")
+    else:
+        for line in summary.lines():
+            console.print(line)
+        console.print(f"manifest: {manifest}", markup=False)
+    return 1 if summary.failed else 0
+
+
+def _tsv_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+@app.command()
+@user_errors
+def monitor(
+    log_dir: str = typer.Option("logs/augment", "--log-dir", help="Where the shards write their event streams."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep refreshing until every shard is finished."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --follow."),
+    stall_after: float = typer.Option(
+        30.0, "--stall-after", help="A running shard silent this long (no heartbeat) is shown dead."
+    ),
+    no_live: bool = typer.Option(False, "--no-live", help="Plain lines instead of the live table with --follow."),
+    fmt: str = format_option(FORMAT_HELP + " With --follow, the final state; progress on stderr."),
+) -> int:
+    """Show every shard's state, progress and ETA from its event stream (from any terminal, during or after a run)."""
+    import time
+    from pathlib import Path
+
+    from augshard.monitor import follow as follow_events
+    from augshard.monitor import print_statuses
+    from augshard.status import EventsWatcher
+
+    check_format(fmt)
+    if interval <= 0 or stall_after <= 0:
+        raise AugshardError("--interval and --stall-after must be positive")
+    watcher = EventsWatcher(log_dir, stall_after=stall_after)
+    statuses = watcher.statuses()
+    title = f"augshard shards ({Path(log_dir) / '*.events.jsonl'})"
+    if not follow:
+        if not statuses:
+            raise AugshardError(f"no shard event streams (shard_<i>_of_<N>.events.jsonl) in {log_dir}")
+        print_statuses(console, statuses, fmt, title)
+        return 0
+    out = console if fmt == "table" else err_console
+    if not statuses:
+        out.print(f"waiting for shard event streams in {log_dir} …")
+        while not watcher.statuses():
+            time.sleep(interval)
+    final = follow_events(out, watcher, interval, live=not no_live, patience=stall_after, final_table=fmt == "table")
+    if fmt != "table":
+        print_statuses(console, final, fmt, title)
+    return 0 if all(st.state == "done" for st in final) else 1
+
+
+@app.command()
+@user_errors
+def verify(
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with the manifest."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+    fmt: str = format_option(),
+) -> int:
+    """Check the manifest against the datasets on disk; exit 1 with the list of problems."""
+    from augshard.output import print_rows, write_json
+    from augshard.verify import verify as verify_outputs
+
+    check_format(fmt)
+    report = verify_outputs(output_root, output_name)
+    if fmt == "json":
+        write_json(report.as_json())
+    elif fmt == "tsv":
+        print_rows(console, ("problem",), [[p] for p in report.problems], "tsv")
+    else:
+        for problem in report.problems:
+            console.print(f"[red]✗[/red] {escape(problem)}")
+        for line in report.lines():
+            console.print(line, markup=False)
+    return 1 if report.problems else 0
+
+
+@app.command()
+@user_errors
+def report(
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with the manifest."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+    log_dir: str = typer.Option("logs/augment", "--log-dir", help="Event streams, for the time per shard."),
+    out: str = typer.Option("report.html", "--out", help="Where to write the HTML page."),
+    examples: int = typer.Option(3, "--examples", help="Original vs variant examples per combo."),
+) -> int:
+    """Write a self-contained HTML page with charts: rows, acceptance, similarity, examples, time per shard."""
+    from augshard.report import write_report
+
+    path = write_report(output_root, out, output_name=output_name, log_dir=log_dir, examples=examples)
+    console.print(f"report: {path}")
+    return 0
