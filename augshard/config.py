@@ -19,7 +19,7 @@ DEFAULT_METHODS_CONFIG = "conf/augment_methods.yaml"
 DEFAULT_COSTS_PATH = "data/cache/method_costs.json"
 
 QUALITY_METRICS = ("embedding", "char_ratio", "none")
-EMBEDDING_BACKENDS = ("torch", "onnx")
+EMBEDDING_BACKENDS = ("auto", "torch", "onnx")
 COMBO_MODES = ("single", "bounded_k", "all")
 # The original tool's names for combo modes, accepted as they are.
 COMBO_MODE_ALIASES = {"singletons": "single"}
@@ -64,9 +64,11 @@ class RunConfig:
     chunk_size: int = 256
     embedding_model: str | None = None
     embedding_batch_size: int = 64
-    # How the embedding model runs: torch, or ONNX Runtime (an export of the same model, made once; ~2x faster on
-    # CPU, with MiniLM's accept/reject decisions kept on every one of 6,829 ReDSM5 candidates measured).
-    embedding_backend: str = "torch"
+    # How the embedding model runs: auto = ONNX Runtime on the CPU when augshard[onnx] is installed, torch on a
+    # GPU; torch; or onnx (an export of the same model, made once; same decisions, several times torch's speed).
+    embedding_backend: str = "auto"
+    # Where the similarity model and the model methods run: auto (CUDA when torch sees a GPU), cpu, cuda, cuda:N.
+    device: str = "auto"
     # Shards that may hold GPU models at once (methods with requires_gpu, when CUDA is present).
     gpu_slots: int = 1
     # Restarts of a shard whose worker process died (killed, out of memory, a crash in a native library).
@@ -109,8 +111,13 @@ class RunConfig:
             "embedding_model",
         )
         payload = {k: getattr(self, k) for k in keys}
-        if self.embedding_backend != "torch":  # so torch runs keep the fingerprints they always had
-            payload["embedding_backend"] = self.embedding_backend
+        if self.quality_metric == "embedding":
+            # The backend as resolved (`auto` is decided when a run is prepared); torch runs keep the fingerprints
+            # they always had. A GPU's scores differ from the CPU's in the last digits: its data is its own.
+            if self.embedding_backend != "torch":
+                payload["embedding_backend"] = self.embedding_backend
+            if self.device.startswith("cuda"):
+                payload["device"] = "cuda"
         if self.save_format != "parquet":  # a combo folder then holds dataset.csv too
             payload["save_format"] = self.save_format
         payload["algorithm"] = ALGORITHM_VERSION

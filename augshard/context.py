@@ -55,6 +55,10 @@ class ShardContext:
             cfg = self.job.cfg
             apply_offline_env()
             cap_threads(self.job.torch_threads)
+            if cfg.device.startswith("cuda"):
+                from augshard.encoders import resolve_device
+
+                resolve_device(cfg.device)  # a worker without the GPU the plan was made for says so, per combo
             dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
             if dataset.sha256 != self.job.input_sha:
                 raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
@@ -111,7 +115,7 @@ class ShardContext:
 
         for method_id in combo.methods:
             if method_id not in self._methods:
-                self._methods[method_id] = LazyMethod(self.specs[method_id])
+                self._methods[method_id] = LazyMethod(self.specs[method_id], self.job.cfg.device)
         return self._methods
 
     def cache_for(self, home: int) -> Cache:
@@ -136,7 +140,9 @@ class ShardContext:
         if home not in self._scorers:
             cfg, cache = self.job.cfg, self.cache_for(home)
             if cfg.quality_metric == "embedding" and self._encoder is None:
-                self._encoder = Encoder(cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_backend)
+                self._encoder = Encoder(
+                    cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_backend, cfg.device
+                )
             inner = make_scorer(cfg.quality_metric, cache=cache, encoder=self._encoder)
             self._scorers[home] = CachedScorer(inner, cache)
         return self._scorers[home]

@@ -22,6 +22,7 @@ from augshard.errors import ConfigError
 from augshard.procs import die_with_parent
 
 EXECUTORS = ("local", "dask", "dask-local")
+PARENT_ENV = "AUGSHARD_PARENT_PID"  # the process a Dask shard's own process must die with
 
 
 class ShardProcessDied(RuntimeError):
@@ -53,7 +54,9 @@ class LocalExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         receiver, sender = self._mp.Pipe(duplex=False)
-        proc = self._mp.Process(target=_worker_main, args=(sender, fn, args, kwargs), name="augshard-shard")
+        proc = self._mp.Process(
+            target=_worker_main, args=(sender, os.getpid(), fn, args, kwargs), name="augshard-shard"
+        )
         proc.start()
         sender.close()
         future: Future = Future()
@@ -105,8 +108,8 @@ class LocalExecutor(Executor):
                 proc.join()
 
 
-def _worker_main(sender: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    die_with_parent()
+def _worker_main(sender: Any, parent: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    die_with_parent(parent)
     _thread_locks_for_tqdm()
     try:
         outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
@@ -188,7 +191,7 @@ def run_in_fresh_process(fn: Callable[..., Any], job: Any) -> Any:
     job_path = log_dir / f".shard_{job.index}_of_{job.num_shards}.{token}.job"
     result_path = job_path.with_suffix(".result")
     job_path.write_bytes(pickle.dumps((fn, job)))
-    env = {**os.environ, **offline_env()}
+    env = {**os.environ, **offline_env(), PARENT_ENV: str(os.getpid())}
     try:
         proc = subprocess.run([sys.executable, "-m", "augshard.executors", str(job_path), str(result_path)], env=env)
         if proc.returncode != 0 or not result_path.is_file():
@@ -200,7 +203,7 @@ def run_in_fresh_process(fn: Callable[..., Any], job: Any) -> Any:
 
 
 def _main(job_path: str, result_path: str) -> int:
-    die_with_parent()
+    die_with_parent(int(os.environ.get(PARENT_ENV, "0")) or None)
     _thread_locks_for_tqdm()
     fn, job = pickle.loads(Path(job_path).read_bytes())
     result = fn(job)

@@ -42,8 +42,14 @@ def _sha(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def combo_fingerprint(cfg_fp: str, input_sha: str, combo: Combo, specs: dict[str, MethodSpec]) -> str:
+def combo_fingerprint(
+    cfg_fp: str, input_sha: str, combo: Combo, specs: dict[str, MethodSpec], gpu: bool = False
+) -> str:
+    """What decides the combo's dataset; a model method run on a GPU (`gpu`) makes other data than on the CPU."""
     methods = [[m, specs[m].canonical(), library_version(specs[m].lib)] for m in combo.methods]
+    for entry, m in zip(methods, combo.methods, strict=True):
+        if gpu and specs[m].requires_gpu:
+            entry.append("cuda")
     return _sha([cfg_fp, input_sha, methods])
 
 
@@ -68,8 +74,9 @@ def plan_combos(
     by_id = {s.id: s for s in specs}
     cfg_fp = cfg.fingerprint()
     method_cost = {m: (costs or {}).get(m, spec.cost) for m, spec in by_id.items()}
+    gpu = cfg.device.startswith("cuda")
     return [
-        PlannedCombo(c, sum(method_cost[m] for m in c.methods), combo_fingerprint(cfg_fp, input_sha, c, by_id))
+        PlannedCombo(c, sum(method_cost[m] for m in c.methods), combo_fingerprint(cfg_fp, input_sha, c, by_id, gpu))
         for c in enumerate_combos(by_id, cfg.combo_mode, cfg.max_combo_size)
     ]
 

@@ -68,6 +68,7 @@ def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared
     for root, what in ((cfg.output_root, "output root"), (cfg.cache_dir, "--cache-dir"), (cfg.log_dir, "--log-dir")):
         check_output_root(Path(root), what)
     apply_offline_env()
+    cfg = resolve_devices(cfg)
     _check_embedding_model(cfg, console, dry_run)
     costs = _costs(cfg, specs, console)
     combos = plan_combos(cfg, specs, dataset.sha256, costs)  # fingerprints: independent of the shard count
@@ -120,6 +121,30 @@ def check_combo_count(cfg: RunConfig, methods: int) -> None:
         f"--combo-mode {cfg.combo_mode} makes {count:,} combos of {methods} methods; pass --confirm-powerset to run "
         "them all, or select fewer methods or a smaller --max-combo-size"
     )
+
+
+def resolve_devices(cfg: RunConfig) -> RunConfig:
+    """`--device auto` and `--embedding-backend auto` decided once, here: every shard then runs the same way (and
+    the decision is part of the fingerprints where it can change an output)."""
+    from augshard.encoders import resolve_backend, resolve_device
+
+    device = resolve_device(cfg.device)
+    backend = cfg.embedding_backend
+    if cfg.quality_metric == "embedding":
+        backend = resolve_backend(backend, device)
+    return replace(cfg, device=device, embedding_backend=backend)
+
+
+def devices_line(cfg: RunConfig, specs: list[MethodSpec]) -> str:
+    """Where the similarity model and the model methods run, for the run header and the dry run."""
+    if cfg.quality_metric == "embedding":
+        model = Path(cfg.embedding_model).name if cfg.embedding_model else "all-MiniLM-L6-v2"
+        parts = [f"similarity: {model} on {cfg.device} ({cfg.embedding_backend})"]
+    else:
+        parts = [f"similarity: {cfg.quality_metric}"]
+    if any(s.requires_gpu for s in specs):
+        parts.append(f"model methods on {cfg.device}")
+    return "; ".join(parts)
 
 
 def _check_embedding_model(cfg: RunConfig, console: Console, dry_run: bool) -> None:
@@ -239,6 +264,7 @@ def _dry_run_lines(prep: Prepared) -> list[str]:
     ]
     if prep.unavailable_methods:
         lines.insert(1, f"unavailable methods: {', '.join(prep.unavailable_methods)}")
+    lines.insert(1, devices_line(cfg, prep.specs))
     if cfg.executor != "local":
         roots = ", ".join(getattr(cfg, k) for k in ("output_root", "log_dir", "cache_dir"))
         lines.append(f"executor {cfg.executor}: every worker must see the same storage at {roots}")
@@ -276,6 +302,8 @@ def dry_run_document(prep: Prepared) -> dict:
         "unavailable_methods": {m: st.reason for m, st in prep.unavailable_methods.items()},
         "input": {"path": str(cfg.input), "rows_usable": prep.rows_usable, "rows_skipped": prep.rows_skipped},
         "quality": {"metric": cfg.quality_metric, "min_sim": cfg.quality_min_sim, "max_sim": cfg.quality_max_sim},
+        "device": cfg.device,
+        "embedding_backend": cfg.embedding_backend if cfg.quality_metric == "embedding" else None,
         "output_root": cfg.output_root,
         "to_run": prep.todo,
         "complete": len(prep.complete),

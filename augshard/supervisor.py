@@ -19,7 +19,7 @@ from augshard.claims import claimed_by, stop_file_path
 from augshard.manifest import Summary
 from augshard.outcome import ComboOutcome
 from augshard.output import plural
-from augshard.prepare import Prepared, prepare
+from augshard.prepare import Prepared, devices_line, prepare
 from augshard.shard import ShardJob, ShardResult, run_shard
 from augshard.status import ShardStatus
 
@@ -155,6 +155,7 @@ class ShardRunner:
             f"{plural(prep.plan.num_shards, 'shard')} ({prep.shards_reason}): {todo} to run, {len(prep.complete)} "
             f"complete; plan {prep.plan.fingerprint}"
         )
+        self.console.print(devices_line(cfg, prep.specs), markup=False)
         # A shard with nothing left to compute is settled here, without paying a worker's start-up.
         spawn = [j for j in self.jobs if any(pc.combo.combo_id not in prep.complete for pc in j.combos)]
         for job in self.jobs:

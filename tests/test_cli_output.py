@@ -150,8 +150,8 @@ def test_patterns_that_match_nothing_and_powersets_are_refused(tmp_path: Path) -
 
 
 def test_a_stopped_run_is_stopped_not_failed_and_prints_no_warning(tmp_path: Path) -> None:
-    write_csv(tmp_path / "in.csv", sample_rows(36))
-    (tmp_path / "cfg.yaml").write_text("chunk_size: 3\n", encoding="utf-8")
+    write_csv(tmp_path / "in.csv", sample_rows(200))
+    (tmp_path / "cfg.yaml").write_text("chunk_size: 2\n", encoding="utf-8")  # many chunks: a run of some seconds
     cmd = [sys.executable, "-m", "augshard", "run", "--config", "cfg.yaml", "--input", "in.csv", *BASE, "--methods",
            "nlp_keyboard,nlp_randword_delete,nlp_spelling", "--num-shards", "2", "--no-live"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, **NARROW}, stdout=subprocess.PIPE,
@@ -165,14 +165,19 @@ def test_a_stopped_run_is_stopped_not_failed_and_prints_no_warning(tmp_path: Pat
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert err == ""
+    stopped = 0
     for i, path in enumerate(streams):
         events = read_events(path)
-        assert isinstance(events[-1], ShardDone) and events[-1].interrupted, events[-1]
-        assert fold(i, events).state == "stopped" and not any(e.kind == "combo_failed" for e in events)
-    assert "2 stopped" in out and "| 0 failed" in out.splitlines()[-2] + out.splitlines()[-3]
+        last = events[-1]
+        assert isinstance(last, ShardDone) and not any(e.kind == "combo_failed" for e in events)
+        # A shard that had finished its combos before the signal is done; every other one is stopped.
+        assert fold(i, events).state == ("stopped" if last.interrupted else "done")
+        stopped += last.interrupted
+    assert stopped >= 1
+    assert f"| {stopped} stopped" in out and "| 0 failed" in out
     assert "interrupted: " in out and ("1 combo complete" in out or "combos complete" in out)
     snap = cli("monitor", cwd=tmp_path)
-    assert snap.stdout.count("⏹ stopped") == 2, snap.stdout
+    assert snap.stdout.count("⏹ stopped") == stopped, snap.stdout
 
 
 def test_a_low_yield_is_explained_in_the_summary_and_meta(tmp_path: Path) -> None:

@@ -223,7 +223,8 @@ def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Pat
     assert re.search(rf"shard 0 ☠ dead .*process {pid} is gone", f_out), f_out
     assert re.search(r"^\s*0\s+☠ dead", f_out, re.M)  # the final table, as aligned lines off a terminal
     snap = run_cli("monitor", cwd=tmp_path, timeout=60)
-    assert snap.returncode == 0 and re.search(rf"^\s*0\s+☠ dead .*process {pid} is gone", snap.stdout, re.M), snap.stdout
+    dead = re.search(rf"^\s*0\s+☠ dead .*process {pid} is gone", snap.stdout, re.M)
+    assert snap.returncode == 0 and dead, snap.stdout
     assert "dead" in overall_line(EventsWatcher(tmp_path / "logs/augment").statuses())
     assert run.returncode == 1, r_out + r_err
     assert "crashed" in r_out and "shard 0" in r_out

@@ -55,7 +55,7 @@ def test_unknown_backend_is_a_one_line_error(tmp_path: Path) -> None:
     write_csv(tmp_path / "in.csv", ROWS[:3])
     proc = run_cli("run", "--input", "in.csv", "--embedding-backend", "tensorflow", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "--embedding-backend must be one of torch, onnx, got 'tensorflow'" in proc.stdout + proc.stderr
+    assert "--embedding-backend must be one of auto, torch, onnx, got 'tensorflow'" in proc.stdout + proc.stderr
     assert not (tmp_path / "data").exists()
 
 

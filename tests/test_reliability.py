@@ -20,7 +20,7 @@ from augshard.events import read_events
 
 pytestmark = pytest.mark.slow
 
-CONFIG = "chunk_size: 3\n"  # many chunks: many moments to be killed at, many progress events
+CONFIG = "chunk_size: 2\n"  # many chunks: many moments to be killed at, many progress events
 
 
 def args(cwd: Path, *extra: str) -> list[str]:
@@ -32,7 +32,7 @@ def args(cwd: Path, *extra: str) -> list[str]:
 
 def setup_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    write_csv(path / "in.csv", sample_rows(36))
+    write_csv(path / "in.csv", sample_rows(120))
     (path / "cfg.yaml").write_text(CONFIG, encoding="utf-8")
     return path
 

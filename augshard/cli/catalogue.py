@@ -143,5 +143,19 @@ def prepare(
         write_homoglyph_file(log=console.print)
     except (RuntimeError, OSError) as exc:
         raise AugshardError(str(exc)) from None
+    _export_default_encoder()
     console.print(f"NLTK data ready in {where}")
     return 0
+
+
+def _export_default_encoder() -> None:
+    """The similarity model's ONNX export, made here (about a minute, once per machine) so that the first run
+    does not pay for it; skipped, with a line, where `augshard[onnx]` is not installed."""
+    from augshard.encoders import ensure_onnx_export, onnx_available
+
+    if not onnx_available():
+        console.print(
+            "ONNX Runtime not installed: the embedding filter will run on torch (pip install 'augshard[onnx]')"
+        )
+        return
+    console.print(f"similarity model (ONNX): {ensure_onnx_export(None, log=console.print)}")

@@ -44,7 +44,10 @@ def run(
     embedding_backend: str = typer.Option(
         None,
         "--embedding-backend",
-        help="torch | onnx: how the embedding model runs (onnx: pip install 'augshard[onnx]') [torch].",
+        help="auto | torch | onnx: how the embedding model runs; auto = onnx on the CPU, torch on a GPU [auto].",
+    ),
+    device: str = typer.Option(
+        None, "--device", help="auto | cpu | cuda | cuda:N, for the similarity model and model methods [auto]."
     ),
     seed: str = typer.Option(None, "--seed", help="Seed of every random call [42]."),
     combo_mode: str = typer.Option(None, "--combo-mode", help="single | bounded_k | all [bounded_k]."),

@@ -58,8 +58,10 @@ class MethodStatus:
     probe_output: str = ""
 
 
-def build_method(spec: MethodSpec) -> Augmenter:
-    """Build the library object for one catalogue entry (heavy imports happen here, inside the worker)."""
+def build_method(spec: MethodSpec, device: str = "auto") -> Augmenter:
+    """Build the library object for one catalogue entry (heavy imports happen here, inside the worker).
+
+    `device` is the run's (`--device`); a model method whose entry says `device: auto` runs there."""
     from augshard.methods.models import MethodUnavailable
     from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 
@@ -74,13 +76,13 @@ def build_method(spec: MethodSpec) -> Augmenter:
     if spec.lib == "nlpaug":
         from augshard.methods.nlpaug_adapter import make
 
-        return make(spec)
+        return make(spec, device)
     if spec.lib == "textattack":
         from augshard.methods.textattack_adapter import TextAttackAugmenter, TextAttackMaskedLM
 
         if spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") == "bae":
-            return TextAttackMaskedLM(spec)
-        return TextAttackAugmenter(spec)
+            return TextAttackMaskedLM(spec, device)
+        return TextAttackAugmenter(spec, device)
     raise MethodError(f"method '{spec.id}': unknown library '{spec.lib}'")
 
 
@@ -97,9 +99,11 @@ class LazyMethod:
     It carries what the pipeline needs before any call (spec, version, batching), taken from the spec itself.
     """
 
-    def __init__(self, spec: MethodSpec) -> None:
+    def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
         self.spec = spec
-        self.version = method_version(spec)
+        self.device = device
+        # A model method on a GPU makes other outputs than on the CPU: its cache entries are its own.
+        self.version = method_version(spec) + ("+cuda" if spec.requires_gpu and device.startswith("cuda") else "")
         batched = _BATCHED.get((spec.lib, spec.kind))
         if batched and spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") != "bae":
             batched = None
@@ -113,7 +117,7 @@ class LazyMethod:
 
     def build(self) -> Augmenter:
         if self._built is None:
-            method = build_method(self.spec)
+            method = build_method(self.spec, self.device)
             if self.batch_dependent and getattr(method, "batch_size", None) != self.batch_size:
                 raise MethodError(f"method '{self.spec.id}': built with another batch size than its spec gives")
             self._built = method

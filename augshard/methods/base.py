@@ -23,15 +23,22 @@ class Augmenter(Protocol):
     def augment(self, texts: list[str], seeds: list[int]) -> list[str | Exception]: ...
 
 
-def seed_everything(seed: int) -> None:
-    """nlpaug and TextAttack draw from the global RNGs: seed them right before each call."""
+def seed_everything(seed: int, torch_too: bool = True) -> None:
+    """nlpaug and TextAttack draw from the global RNGs: seed them right before each call.
+
+    torch is seeded only for the methods that draw from it (`torch_too`: the model methods); while CUDA is not
+    initialised its CPU generator alone is seeded, which is what `torch.manual_seed` does there, without queueing
+    a CUDA seeding call (with a stack trace: ~0.5 ms each) that nothing would use."""
     random.seed(seed)
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed(seed % (2**32))
     torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(seed)
+    if torch is not None and torch_too:
+        if torch.cuda.is_initialized():
+            torch.manual_seed(seed)
+        else:
+            torch.random.default_generator.manual_seed(seed)
 
 
 def batch_seed(seeds: list[int]) -> int:
@@ -71,7 +78,7 @@ class PerTextAugmenter:
     def augment(self, texts: list[str], seeds: list[int]) -> list[str | Exception]:
         out: list[str | Exception] = []
         for text, seed in zip(texts, seeds, strict=True):
-            seed_everything(seed)
+            seed_everything(seed, torch_too=self.spec.requires_gpu)
             try:
                 out.append(self._augment_one(text))
             except Exception as exc:  # noqa: BLE001 - a library failure on one text is data, not a crash

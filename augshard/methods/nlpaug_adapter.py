@@ -53,7 +53,7 @@ class BatchedNlpaugAugmenter:
 
     batch_dependent = True
 
-    def __init__(self, spec: MethodSpec) -> None:
+    def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
         from augshard.methods.models import resolve_device, resolve_model
 
         self.spec = spec
@@ -61,7 +61,8 @@ class BatchedNlpaugAugmenter:
         args = spec.args
         self.batch_size = int(args.pop("batch_size", 32))
         args["model_path"] = resolve_model(spec.model_path or args.get("model_path", "roberta-base"))
-        args["device"] = resolve_device(args.get("device", "auto"))
+        wanted = args.get("device", "auto")
+        args["device"] = resolve_device(device if wanted == "auto" else wanted)
         self.device = args["device"]
         self._aug = _build(spec, {**args, "batch_size": self.batch_size})
 
@@ -80,5 +81,5 @@ class BatchedNlpaugAugmenter:
         return out
 
 
-def make(spec: MethodSpec) -> object:
-    return BatchedNlpaugAugmenter(spec) if spec.kind in BATCHED else NlpaugAugmenter(spec)
+def make(spec: MethodSpec, device: str = "auto") -> object:
+    return BatchedNlpaugAugmenter(spec, device) if spec.kind in BATCHED else NlpaugAugmenter(spec)

@@ -21,11 +21,13 @@ class TextAttackAugmenter(PerTextAugmenter):
     variant has its own seed and can be cached and reproduced on its own.
     """
 
-    def __init__(self, spec: MethodSpec) -> None:
+    def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
         super().__init__(spec, method_version(spec))
         from augshard.methods.offline import forbid_nltk_downloads
 
         forbid_nltk_downloads()
+        if device != "auto" and spec.requires_gpu:
+            _use_device(device)
         import textattack.constraints.pre_transformation as pre
         import textattack.transformations as transformations
         from textattack.augmentation import Augmenter
@@ -240,6 +242,16 @@ def _cross_text_batched(cls: type) -> type:
 
     CrossTextMaskedLM.__name__ = cls.__name__
     return CrossTextMaskedLM
+
+
+def _use_device(device: str) -> None:
+    """TextAttack puts its models on `textattack.shared.utils.device` (CUDA when it sees one): the run's device."""
+    import torch
+    from textattack.shared import utils
+
+    from augshard.methods.models import resolve_device
+
+    utils.device = torch.device(resolve_device(device))
 
 
 def _local_resources(spec: MethodSpec, args: dict) -> dict:

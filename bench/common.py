@@ -1,0 +1,57 @@
+"""Helpers every benchmark shares: the data, running augshard as a user would, its events, a target check."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+REDSM5 = REPO.parent / "shared" / "data" / "redsm5" / "sentences.csv"
+RESULTS = REPO / "bench" / "results"
+CHEAP = ["nlp_keyboard", "nlp_randchar_swap", "nlp_randword_delete"]
+# The original tool's workload W (shared/ANCHORS.md): 6 methods, k <= 2 -> 21 combos, 2 variants, difflib filter.
+W_METHODS = ["nlp_keyboard", "nlp_ocr", "nlp_randchar_del", "nlp_randword_delete", "nlp_spelling", "ta_wordswap_qwerty"]
+
+
+def data(rows: int | None, work: Path) -> tuple[Path, str]:
+    """(csv path, text column): ReDSM5 sentences (text column = evidence column, as the original ran), else the
+    shipped sample's evidence sentences."""
+    if REDSM5.is_file():
+        src, col = REDSM5, "sentence_text"
+    else:
+        src, col = REPO / "augshard" / "sample" / "reviews.csv", "evidence"
+    with open(src, encoding="utf-8", newline="") as fh:
+        records = [r for r in csv.DictReader(fh)]
+    records = records[:rows] if rows else records
+    out = work / "input.csv"
+    with open(out, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text"])
+        writer.writeheader()
+        writer.writerows({"text": r[col]} for r in records)
+    return out, "text"
+
+
+def augshard(cwd: Path, *args: str) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "augshard", "run", "--no-live", *args], cwd=cwd, capture_output=True,
+                          text=True)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"augshard run failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def shard_events(cwd: Path, event: str) -> list:
+    """`event` records of the run in `cwd`, by augshard's own reader (it skips a line still being written)."""
+    from augshard.events import read_events  # installed in the venv `make bench` runs in
+
+    paths = sorted((cwd / "logs" / "augment").glob("*.events.jsonl"))
+    return [e for path in paths for e in read_events(path) if e.kind == event]
+
+
+def check(label: str, value: float, target: float, higher_is_better: bool = True, unit: str = "") -> dict:
+    met = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return {"check": label, "value": round(value, 3), "target": f"{sign} {target:g}{unit}", "met": met}
