@@ -110,3 +110,20 @@ def chart_shards(combos: list[ComboReport], shard_times: dict[int, float], order
     ax.set_title("Time per shard")
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
+
+
+def chart_label_flips(combos: list[ComboReport]) -> str:
+    """The share of each combo's variants whose predicted label differs from their original's."""
+    import matplotlib.pyplot as plt
+
+    ranked = sorted(combos, key=lambda c: (c.outcome.label_flip_share or 0.0, c.name))
+    fig, ax = plt.subplots(figsize=(11, max(2.5, 0.3 * len(ranked) + 1.2)))
+    shares = [(c.outcome.label_flip_share or 0.0) * 100 for c in ranked]
+    ax.barh([c.name for c in ranked], shares, color=[K_COLOURS[(c.k - 1) % len(K_COLOURS)] for c in ranked])
+    for i, share in enumerate(shares):
+        ax.text(share, i, f" {share:.1f}%", va="center", fontsize=8)
+    ax.set_xlabel("variants predicted another label than their original (%)")
+    ax.set_title("Label flips per combo")
+    ax.tick_params(axis="y", labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)

@@ -19,6 +19,9 @@ DEFAULT_METHODS_CONFIG = "conf/augment_methods.yaml"
 DEFAULT_COSTS_PATH = "data/cache/method_costs.json"
 
 QUALITY_METRICS = ("embedding", "char_ratio", "none")
+# final: the combo's result against the original; each-step (the original tool's filter): also every step's output
+# against that step's input, so every method of a combo must itself make an in-range change.
+QUALITY_SCOPES = ("final", "each-step")
 EMBEDDING_BACKENDS = ("auto", "torch", "onnx")
 COMBO_MODES = ("single", "bounded_k", "all")
 # The original tool's names for combo modes, accepted as they are.
@@ -51,6 +54,7 @@ class RunConfig:
     quality_min_sim: float = 0.55
     quality_max_sim: float = 0.95
     quality_metric: str = "embedding"
+    quality_scope: str = "final"
     seed: int = 42
     combo_mode: str = "bounded_k"
     max_combo_size: int = 2
@@ -111,7 +115,11 @@ class RunConfig:
             "embedding_model",
         )
         payload = {k: getattr(self, k) for k in keys}
-        if self.quality_metric == "embedding":
+        if self.quality_scope != "final":  # final runs keep the fingerprints they always had
+            payload["quality_scope"] = self.quality_scope
+        if self.label_col:  # the label check adds label_pred and label_agrees to every dataset
+            payload["label_col"] = self.label_col
+        if self.quality_metric == "embedding" or self.label_col:
             # The backend as resolved (`auto` is decided when a run is prepared); torch runs keep the fingerprints
             # they always had. A GPU's scores differ from the CPU's in the last digits: its data is its own.
             if self.embedding_backend != "torch":
@@ -318,6 +326,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"--quality-min-sim ({cfg.quality_min_sim}) is greater than --quality-max-sim ({cfg.quality_max_sim})"
         )
+    if cfg.quality_scope not in QUALITY_SCOPES:
+        raise ConfigError(f"--quality-scope must be one of {', '.join(QUALITY_SCOPES)}, got '{cfg.quality_scope}'")
     if cfg.quality_metric not in QUALITY_METRICS:
         raise ConfigError(f"--quality-metric must be one of {', '.join(QUALITY_METRICS)}, got '{cfg.quality_metric}'")
     if cfg.embedding_backend not in EMBEDDING_BACKENDS:

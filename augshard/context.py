@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from augshard.cache import Cache
     from augshard.combos import Combo
     from augshard.data import Dataset
+    from augshard.labels import Labeler
     from augshard.methods import LazyMethod
     from augshard.quality import CachedScorer, Encoder
     from augshard.shard import ShardJob
@@ -39,6 +40,7 @@ class ShardContext:
         self._caches: dict[int, Cache] = {}
         self._scorers: dict[int, CachedScorer] = {}
         self._encoder: Encoder | None = None
+        self._labeler: Labeler | None = None
         self._versions: dict[str, str] | None = None
         self.gpu_methods = {s.id for s in job.specs if s.requires_gpu}
         self._gpu_positions = [n for n, pc in enumerate(job.combos) if self.gpu_methods & set(pc.combo.methods)]
@@ -62,7 +64,7 @@ class ShardContext:
             dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
             if dataset.sha256 != self.job.input_sha:
                 raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
-            self._schema = output_schema(dataset.table.schema, cfg.evidence_col is not None)
+            self._schema = output_schema(dataset.table.schema, cfg.evidence_col is not None, bool(cfg.label_col))
             self.log.info(
                 "input: %d rows usable, %d skipped %s", len(dataset.rows), dataset.rows_skipped, dict(dataset.skipped)
             )
@@ -133,19 +135,53 @@ class ShardContext:
 
     def scorer_for(self, home: int) -> CachedScorer:
         """The quality filter behind plan shard `home`'s cache (the originals' vectors live there too)."""
-        from augshard.quality import CachedScorer, Encoder, make_scorer
+        from augshard.quality import CachedScorer, make_scorer
 
         if self.job.cfg.disk_cache:
             home = -1
         if home not in self._scorers:
             cfg, cache = self.job.cfg, self.cache_for(home)
-            if cfg.quality_metric == "embedding" and self._encoder is None:
-                self._encoder = Encoder(
-                    cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_backend, cfg.device
-                )
-            inner = make_scorer(cfg.quality_metric, cache=cache, encoder=self._encoder)
+            encoder = self.encoder if cfg.quality_metric == "embedding" else None
+            inner = make_scorer(cfg.quality_metric, cache=cache, encoder=encoder)
             self._scorers[home] = CachedScorer(inner, cache)
         return self._scorers[home]
+
+    @property
+    def encoder(self) -> Encoder:
+        """The shard's one sentence model (the filter's, and the label check's)."""
+        from augshard.encoders import Encoder
+
+        if self._encoder is None:
+            cfg = self.job.cfg
+            self._encoder = Encoder(cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_backend, cfg.device)
+        return self._encoder
+
+    @property
+    def labeler(self) -> Labeler | None:
+        """With --label-col: the classifier fitted on every original's vector and label (the same in every shard,
+        which sees every original), built when the first combo needs it."""
+        cfg = self.job.cfg
+        if not cfg.label_col:
+            return None
+        if self._labeler is None:
+            from augshard.labels import Labeler, LabelModel
+
+            rows = self.dataset.rows
+            texts = [row.evidence for row in rows]
+            column = self.dataset.table.column(cfg.label_col).to_pylist()
+            if cfg.quality_metric == "embedding":  # the filter's own vectors of the originals, cached
+                vectors = self.scorer_for(self.job.index).inner.original_vectors(texts)
+            else:
+                vectors = self.encoder.encode(texts)
+            model = LabelModel(vectors, [column[row.index] for row in rows], cfg.label_col, seed=cfg.seed)
+            self._labeler = Labeler(model, texts, vectors, self.encoder.encode)
+            check = model.check
+            self.log.info(
+                "label check on %s: %d originals, %d classes, cross-validated accuracy %s (majority %.3f)%s",
+                cfg.label_col, check.originals, len(check.classes), check.cv_accuracy, check.majority_rate,
+                " - weak" if check.weak else "",
+            )  # fmt: skip
+        return self._labeler
 
     def filter_counters(self) -> dict[str, float]:
         """The filter's counters over the shard's scorers (they share one encoder, counted once)."""

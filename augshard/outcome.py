@@ -43,6 +43,7 @@ class ComboOutcome:
     resumed: bool
     plan_fingerprint: str
     error: str
+    label_flip_share: float | None = None  # with --label-col: the share of variants whose predicted label flips
 
     @classmethod
     def complete(cls, combo: Combo, meta: ComboMeta, shard: int, plan_fp: str, resumed: bool = False) -> ComboOutcome:
@@ -57,6 +58,7 @@ class ComboOutcome:
             rows_rejected=meta.rows_rejected,
             duration_s=meta.timing.duration_seconds,
             resumed=resumed,
+            label_flip_share=meta.label_check.flip_share if meta.label_check else None,
         )
 
     @classmethod
@@ -108,6 +110,8 @@ class ComboOutcome:
                 values[f.name] = int(raw or 0)
             elif f.name == "duration_s":
                 values[f.name] = float(raw or 0.0)
+            elif f.name == "label_flip_share":
+                values[f.name] = float(raw) if raw else None
             elif f.name == "resumed":
                 values[f.name] = raw == "True"
             elif f.name == "status":
@@ -119,6 +123,8 @@ class ComboOutcome:
     def as_row(self) -> dict[str, Any]:
         row = dataclasses.asdict(self)
         row["status"] = self.status.value
+        if self.label_flip_share is None:
+            row["label_flip_share"] = ""
         return row
 
     @property

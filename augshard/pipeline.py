@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from augshard.cache import Cache, cache_key
 from augshard.combos import Combo
@@ -13,6 +13,9 @@ from augshard.config import RunConfig
 from augshard.data import Dataset, Row, splice
 from augshard.methods import Augmenter
 from augshard.quality import Scorer
+
+if TYPE_CHECKING:
+    from augshard.labels import Labeler
 
 
 def call_seed(seed: int, prefix: tuple[str, ...], row_key: str, attempt: int) -> int:
@@ -41,8 +44,11 @@ class ComboStats:
     below_min_sim: int = 0
     above_max_sim: int = 0
     candidate_errors: int = 0  # a method raised on the candidate's text
+    step_rejected: int = 0  # `--quality-scope each-step`: a step that made no change, or one out of the range
     rows_short: int = 0  # input rows that got fewer variants than asked for
     first_error: str = ""
+    labelled: int = 0  # variants given a label prediction (--label-col)
+    label_flips: int = 0  # ... whose prediction differs from their original's
 
     @property
     def rejected_unchanged(self) -> int:
@@ -54,8 +60,8 @@ class ComboStats:
 
     @property
     def rows_rejected(self) -> int:
-        """Candidates rejected: unchanged, duplicate, empty or out of the similarity range."""
-        return self.rejected_unchanged + self.rejected_similarity
+        """Candidates rejected: unchanged, duplicate, empty, out of the similarity range, or at a step."""
+        return self.rejected_unchanged + self.rejected_similarity + self.step_rejected
 
     def explain(self, asked: int, kept: int, min_sim: float, max_sim: float) -> str:
         """Why a combo kept fewer than half the variants it asked for, in numbers, with the bound to move; "" when
@@ -67,6 +73,7 @@ class ComboStats:
             "below": (self.below_min_sim, f"{self.below_min_sim:,} below min_sim {min_sim:g}"),
             "same": (self.rejected_unchanged, f"{self.unchanged:,} unchanged, {self.duplicates:,} duplicates"),
             "errors": (self.candidate_errors, f"{self.candidate_errors:,} call errors"),
+            "step": (self.step_rejected, f"{self.step_rejected:,} stopped at an intermediate step"),
         }
         counts = "; ".join(text for n, text in reasons.values() if n)
         main = max(reasons, key=lambda r: reasons[r][0])
@@ -75,6 +82,8 @@ class ComboStats:
             "below": f"Most changes are too large for the range: lower --quality-min-sim (now {min_sim:g})",
             "same": "The method rarely changes these texts: check its args (aug_p, pct_words_to_swap)",
             "errors": f"The method fails on these texts: {self.first_error}",
+            "step": "With --quality-scope each-step every method of the combo must itself make an in-range change; "
+            "--quality-scope final judges only the result",
         }[main]
         rows = f"; {self.rows_short:,} rows ran out of attempts" if self.rows_short else ""
         head = f"kept {kept:,} of {asked:,} variants ({kept / asked * 100:.0f}%) from {self.candidates:,} candidates"
@@ -86,11 +95,13 @@ class _RowState:
     row: Row
     original_key: str
     accepted: list[tuple[str, float | None]] = field(default_factory=list)
+    vectors: list[Any] = field(default_factory=list)  # the filter's vector of each accepted variant, if it made one
     seen: set[str] = field(default_factory=set)  # dedupe keys of the accepted variants
     next_attempt: int = 0
+    labels: list[tuple[str, bool]] = field(default_factory=list)  # (prediction, agrees with the original's)
 
 
-def output_schema(input_schema: Any, has_evidence: bool) -> Any:
+def output_schema(input_schema: Any, has_evidence: bool, labels: bool = False) -> Any:
     """Input columns (text and evidence columns hold the augmented values) plus augshard's columns."""
     import pyarrow as pa
 
@@ -102,6 +113,8 @@ def output_schema(input_schema: Any, has_evidence: bool) -> Any:
     if has_evidence:
         extra.append(pa.field("evidence_match", pa.string()))
     extra += [pa.field("similarity", pa.float64()), pa.field("combo_id", pa.string()), pa.field("methods", pa.string())]
+    if labels:
+        extra += [pa.field("label_pred", pa.string()), pa.field("label_agrees", pa.bool_())]
     return pa.schema(list(input_schema) + extra)
 
 
@@ -115,17 +128,20 @@ def run_combo(
     sink: Callable[[list[dict[str, Any]]], None],
     on_progress: Callable[[int, int], None] | None = None,
     check_stop: Callable[[], None] | None = None,
+    labeler: Labeler | None = None,
 ) -> ComboStats:
     """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`.
 
     Only the chunk's input rows become Python objects (and only its records exist): memory does not grow
-    with the input.
+    with the input. With a `labeler` every variant gets the label check's prediction.
     """
     stats = ComboStats()
     rows = dataset.rows
     for start in range(0, len(rows), cfg.chunk_size):
         chunk = rows[start : start + cfg.chunk_size]
         states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop)
+        if labeler is not None:
+            _label(states, labeler, stats)
         wanted = [st.row.index for st in states if st.accepted]
         input_rows = dict(zip(wanted, dataset.table.take(wanted).to_pylist(), strict=True)) if wanted else {}
         sink(_records(combo, states, input_rows, cfg))
@@ -162,7 +178,7 @@ def _variants_for_chunk(
             st.next_attempt += n
         if not jobs:
             break
-        outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats)
+        outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats, scorer)
         _judge([(st, text) for (st, _), text in zip(jobs, outputs, strict=True)], scorer, cfg, stats)
         pending = [st for st in pending if len(st.accepted) < wanted and st.next_attempt < budget]
     stats.rows_short += sum(1 for st in states if len(st.accepted) < wanted)
@@ -193,6 +209,7 @@ def _judge(candidates: list[tuple[_RowState, str | None]], scorer: Scorer, cfg: 
         else:
             st.seen.add(key)
             st.accepted.append((text, sim))
+            st.vectors.append(getattr(scorer, "last", {}).get(text))
 
 
 def _apply_chain(
@@ -202,11 +219,14 @@ def _apply_chain(
     cache: Cache,
     cfg: RunConfig,
     stats: ComboStats,
+    scorer: Scorer | None = None,
 ) -> list[str | None]:
-    """Run every job's evidence through the combo's methods in order; None marks a call that failed."""
+    """Run every job's evidence through the combo's methods in order; None marks a call that failed (or, with
+    `--quality-scope each-step`, a step that made no change or one out of the similarity range)."""
     texts: list[str | None] = [st.row.evidence for st, _ in jobs]
     stats.candidates += len(jobs)
     for step, method_id in enumerate(combo.methods):
+        inputs = list(texts)
         method = methods[method_id]
         prefix = combo.methods[: step + 1]
         alive = [i for i, t in enumerate(texts) if t is not None]
@@ -221,7 +241,42 @@ def _apply_chain(
                 blob = "\x1e".join(f"{seeds[i]}\x1f{texts[i]}" for i in group)
                 context = "|batch=" + hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest()
             _call_group(method, method_id, group, texts, seeds, cache, stats, context, whole=bool(size))
+        if cfg.quality_scope == "each-step" and combo.k > 1 and scorer is not None:
+            _judge_step(inputs, texts, scorer, cfg, stats)
     return texts
+
+
+def _judge_step(
+    inputs: list[str | None], outputs: list[str | None], scorer: Scorer, cfg: RunConfig, stats: ComboStats
+) -> None:
+    """The original tool's per-step filter: a step's output must differ from its input (ignoring case and
+    surrounding space) and be within the similarity range of it; otherwise the candidate stops here."""
+    judged = []
+    for i, (before, after) in enumerate(zip(inputs, outputs, strict=True)):
+        if before is None or after is None:
+            continue
+        if dedupe_key(after) == dedupe_key(before):
+            outputs[i] = None
+            stats.step_rejected += 1
+        else:
+            judged.append(i)
+    sims = scorer.score_pairs([inputs[i] for i in judged], [outputs[i] for i in judged])  # type: ignore[misc]
+    for i, sim in zip(judged, sims, strict=True):
+        if sim is not None and not cfg.quality_min_sim <= sim <= cfg.quality_max_sim:
+            outputs[i] = None
+            stats.step_rejected += 1
+
+
+def _label(states: list[_RowState], labeler: Labeler, stats: ComboStats) -> None:
+    """Each accepted variant's predicted label, and whether it is its original's: in one call for the chunk."""
+    texts = [text for st in states for text, _ in st.accepted]
+    vectors = [vec for st in states for vec in st.vectors]
+    predictions = iter(labeler.predict(texts, vectors))
+    for st in states:
+        expected = labeler.original(st.row.evidence)
+        st.labels = [(p, p == expected) for p in (next(predictions) for _ in st.accepted)]
+        stats.labelled += len(st.labels)
+        stats.label_flips += sum(1 for _, agrees in st.labels if not agrees)
 
 
 def _call_group(
@@ -275,5 +330,7 @@ def _records(
             else:
                 record["text_original"] = row.text
             record.update(row_key=row.key, variant=variant, similarity=sim, combo_id=combo.combo_id, methods=combo.name)
+            if st.labels:
+                record["label_pred"], record["label_agrees"] = st.labels[variant]
             records.append(record)
     return records

@@ -94,7 +94,7 @@ def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared
         len(dataset.rows),
         dict(dataset.skipped),
         catalogue_path,
-        {c for c in complete if c in {pc.combo.combo_id for pc in plan.combos}},
+        complete & {pc.combo.combo_id for pc in plan.combos},
         reason,
     )
 
@@ -130,7 +130,7 @@ def resolve_devices(cfg: RunConfig) -> RunConfig:
 
     device = resolve_device(cfg.device)
     backend = cfg.embedding_backend
-    if cfg.quality_metric == "embedding":
+    if cfg.quality_metric == "embedding" or cfg.label_col:  # the label check uses the sentence model too
         backend = resolve_backend(backend, device)
     return replace(cfg, device=device, embedding_backend=backend)
 

@@ -27,6 +27,9 @@ class Scorer(Protocol):
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
         """Similarity of each candidate to its original, in [0, 1], or None when not measured."""
 
+    def score_pairs(self, sources: list[str], outputs: list[str]) -> list[float | None]:
+        """The same similarity between any two texts (a step's input and output, `--quality-scope each-step`)."""
+
 
 class NoScorer:
     name = "none"
@@ -37,6 +40,8 @@ class NoScorer:
 
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
         return [None] * len(candidates)
+
+    score_pairs = score
 
 
 class CharRatioScorer:
@@ -53,6 +58,8 @@ class CharRatioScorer:
             round(difflib.SequenceMatcher(None, o.lower(), c.lower()).ratio(), DECIMALS)
             for o, c in zip(originals, candidates, strict=True)
         ]
+
+    score_pairs = score
 
 
 class EmbeddingScorer:
@@ -84,6 +91,7 @@ class EmbeddingScorer:
         self.originals_encoded = 0
         self.originals_from_cache = 0
         self.candidates_encoded = 0
+        self.last: dict[str, Any] = {}  # the vectors of the last call's candidates (the label check reuses them)
 
     @property
     def encode_calls(self) -> int:
@@ -139,10 +147,34 @@ class EmbeddingScorer:
         unique = list(dict.fromkeys(candidates))
         vectors = dict(zip(unique, self._encode(unique), strict=True))
         self.candidates_encoded += len(unique)
-        return [
-            round(min(1.0, max(0.0, float(self._originals[o] @ vectors[c]))), DECIMALS)
-            for o, c in zip(originals, candidates, strict=True)
-        ]
+        self.last = vectors
+        return [_cosine(self._originals[o], vectors[c]) for o, c in zip(originals, candidates, strict=True)]
+
+    def score_pairs(self, sources: list[str], outputs: list[str]) -> list[float | None]:
+        """Any two texts, both encoded as candidates are (neither is kept as an original)."""
+        if not outputs:
+            return []
+        unique = list(dict.fromkeys(sources + outputs))
+        vectors = dict(zip(unique, self._encode(unique), strict=True))
+        self.candidates_encoded += len(unique)
+        return [_cosine(vectors[a], vectors[b]) for a, b in zip(sources, outputs, strict=True)]
+
+    def original_vectors(self, originals: list[str]) -> Any:
+        """The originals' vectors (from the cache, or encoded and cached), a window at a time."""
+        import numpy as np
+
+        out = []
+        for start in range(0, len(originals), self.MEMORY // 2):
+            part = originals[start : start + self.MEMORY // 2]
+            self._group = []
+            self._load_originals(part)
+            out += [self._originals[t] for t in part]
+        return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def _cosine(a: Any, b: Any) -> float:
+    """Of two normalised vectors, clipped to [0, 1] and rounded: float noise in the last bits flips no decision."""
+    return round(min(1.0, max(0.0, float(a @ b))), DECIMALS)
 
 
 def score_key(identity: str, original: str, candidate: str) -> str:
@@ -167,14 +199,27 @@ class CachedScorer:
         self.inner.prime(originals)
 
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
+        return self._cached(originals, candidates, self.inner.score)
+
+    def score_pairs(self, sources: list[str], outputs: list[str]) -> list[float | None]:
+        return self._cached(sources, outputs, self.inner.score_pairs)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        """Vectors of the candidates the last call had to score (an embedding scorer's; empty otherwise)."""
+        return getattr(self.inner, "last", {})
+
+    def _cached(self, originals: list[str], candidates: list[str], compute: Any) -> list[float | None]:
+        if hasattr(self.inner, "last"):
+            self.inner.last = {}
         if not self.identity or not candidates:
-            return self.inner.score(originals, candidates)
+            return compute(originals, candidates)
         t0 = time.perf_counter()
         keys = [score_key(self.identity, o, c) for o, c in zip(originals, candidates, strict=True)]
         found = self.cache.get_scores(list(dict.fromkeys(keys)))
         todo = [i for i, k in enumerate(keys) if k not in found]
         if todo:
-            fresh = self.inner.score([originals[i] for i in todo], [candidates[i] for i in todo])
+            fresh = compute([originals[i] for i in todo], [candidates[i] for i in todo])
             computed = {keys[i]: s for i, s in zip(todo, fresh, strict=True) if s is not None}
             self.cache.put_scores(computed.items())
             found.update(computed)

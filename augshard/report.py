@@ -154,6 +154,8 @@ def render_html(combos: list[ComboReport], output_root: Path, log_dir: Path) -> 
         *_charts(combos, log_dir),
         "<h2 id='combos'>Combos</h2>",
         _combo_table(combos),
+        *_low_yields(combos),
+        *_label_section(combos),
         *_problems(combos),
         *_examples(combos),
         "</main></body></html>",
@@ -190,6 +192,7 @@ def _header(combos: list[ComboReport], output_root: Path, log_dir: Path) -> list
     return [
         f"<p class='sub'>{esc(str(output_root))} · input <code>{esc(first.source.path if first else '?')}</code>"
         f" · seed {first.seed if first else '?'} · quality {esc(first.quality.metric if first else '?')}"
+        f" ({esc(first.quality.scope if first else '?')} scope)"
         f" [{esc(str(lo))}, {esc(str(hi))}] · {first.variants_per_sample if first else '?'} variants per row"
         f" · plan {esc(first.plan_fingerprint if first else '?')}"
         f" · generated {time.strftime('%Y-%m-%d %H:%M')}</p>",
@@ -262,26 +265,70 @@ def _num_shards(log_dir: Path, combos: list[ComboReport]) -> int:
     return n if n is not None and (not seen or max(seen) < n) else (max(seen) + 1 if seen else 0)
 
 
+YIELD_COLUMNS = ("unchanged", "duplicates", "below_min_sim", "above_max_sim", "step_rejected", "call_errors")
+
+
 def _combo_table(combos: list[ComboReport]) -> str:
+    """Every combo: its counts, where its rejected candidates went, and its label flips (--label-col)."""
     esc = html.escape
-    rows = [
-        "<table><tr><th>combo</th><th>k</th><th>status</th><th>rows</th><th>rejected</th><th>accepted</th>"
-        "<th>mean sim.</th><th>time</th><th>shard</th></tr>"
-    ]
+    heads = ["combo", "k", "status", "rows", "asked", *(c.replace("_", " ") for c in YIELD_COLUMNS)]
+    heads += ["accepted", "mean sim.", "label flips", "time", "shard"]
+    rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>"]
     for c in sorted(combos, key=lambda c: (c.k, c.name)):
         status = c.status
-        acc = f"{c.acceptance * 100:.0f}%" if c.acceptance is not None else "-"
-        mean = f"{sum(c.similarities) / len(c.similarities):.3f}" if c.similarities else "-"
-        secs = f"{c.outcome.duration_s:.1f}s" if status in ("ok", "failed") else "-"
-        rejected = str(c.outcome.rows_rejected)
+        y = c.meta.variants if c.meta else None
+        counts = [str(getattr(y, col)) if y else "-" for col in YIELD_COLUMNS]
+        flips = c.outcome.label_flip_share
+        cells = [
+            f"{c.rows:,}",
+            f"{y.asked:,}" if y else "-",
+            *counts,
+            f"{c.acceptance * 100:.0f}%" if c.acceptance is not None else "-",
+            f"{sum(c.similarities) / len(c.similarities):.3f}" if c.similarities else "-",
+            f"{flips:.1%}" if flips is not None else "-",
+            f"{c.outcome.duration_s:.1f}s" if status in ("ok", "failed") else "-",
+            str(c.outcome.shard),
+        ]
         rows.append(
             f"<tr><td>{esc(c.name)}</td><td class='n'>{c.k}</td><td class='{esc(status)}'>{esc(status)}</td>"
-            f"<td class='n'>{c.rows:,}</td><td class='n'>{rejected}</td>"
-            f"<td class='n'>{acc}</td><td class='n'>{mean}</td><td class='n'>{secs}</td>"
-            f"<td class='n'>{c.outcome.shard}</td></tr>"
+            + "".join(f"<td class='n'>{cell}</td>" for cell in cells)
+            + "</tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _low_yields(combos: list[ComboReport]) -> list[str]:
+    """Combos that kept fewer than half the variants they asked for, each with why in numbers."""
+    low = [c for c in _ok(combos) if c.meta and c.meta.variants and c.meta.variants.explanation]
+    if not low:
+        return []
+    items = "".join(f"<li><b>{html.escape(c.name)}</b>: {html.escape(c.meta.variants.explanation)}</li>" for c in low)
+    return ["<h2 id='yield'>Low yields</h2><ul>" + items + "</ul>"]
+
+
+def _label_section(combos: list[ComboReport]) -> list[str]:
+    """The label check (--label-col): how far its classifier can be trusted, and each combo's label-flip share."""
+    from augshard.charts import chart_label_flips
+    from augshard.labels import LabelCheck
+
+    checked = [c for c in _ok(combos) if c.meta and c.meta.label_check]
+    if not checked:
+        return []
+    lc = checked[0].meta.label_check
+    check = LabelCheck(lc.label_col, lc.classes, lc.originals, lc.cv_accuracy, lc.majority_rate, lc.weak)
+    parts = [
+        "<h2 id='labels'>Label check</h2>",
+        f"<p>A logistic regression on the originals' sentence embeddings predicts <code>{html.escape(lc.label_col)}"
+        f"</code> ({len(lc.classes)} classes, {lc.originals:,} originals) with a cross-validated accuracy of "
+        f"{lc.cv_accuracy} (always guessing the most frequent label: {lc.majority_rate}). A flip is a variant "
+        "predicted another class than its original: a hint that the augmentation changed what the text says, "
+        "not proof; the check annotates, and <code>augshard export --drop-label-flips</code> decides.</p>",
+    ]
+    if check.warning:
+        parts.append(f"<p class='failed'>{html.escape(check.warning)}</p>")
+    parts.append(f"<img alt='label flips per combo' src='data:image/png;base64,{chart_label_flips(checked)}'>")
+    return parts
 
 
 def write_report(

@@ -31,7 +31,16 @@ from augshard.methods.catalogue import MethodSpec
 from augshard.outcome import ComboOutcome, Status
 from augshard.plan import PlannedCombo
 from augshard.procs import peak_rss_mb
-from augshard.store import ComboMeta, ComboWriter, QualityMeta, SourceMeta, TimingMeta, YieldMeta, read_complete
+from augshard.store import (
+    ComboMeta,
+    ComboWriter,
+    LabelMeta,
+    QualityMeta,
+    SourceMeta,
+    TimingMeta,
+    YieldMeta,
+    read_complete,
+)
 
 if TYPE_CHECKING:
     from augshard.pipeline import ComboStats
@@ -141,7 +150,9 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         progress(0, len(ctx.dataset.rows))
         scorer, cache = ctx.scorer_for(item.home), ctx.cache_for(item.home)
         methods = ctx.methods_for(combo)
-        stats = run_combo(combo, ctx.dataset, methods, scorer, cache, job.cfg, writer.write, progress, stop.check)
+        stats = run_combo(
+            combo, ctx.dataset, methods, scorer, cache, job.cfg, writer.write, progress, stop.check, ctx.labeler
+        )
         meta = _combo_meta(job, ctx, item.combo, stats, writer.rows, time.time() - t0)
         writer.commit(meta)
         writer = None
@@ -206,6 +217,8 @@ def _combo_meta(
             max_sim=cfg.quality_max_sim,
             model=(cfg.embedding_model or "all-MiniLM-L6-v2") if embedding else None,
             backend=cfg.embedding_backend if embedding else None,
+            scope=cfg.quality_scope,
+            device=cfg.device if embedding else None,
         ),
         rows=rows,
         rows_input=len(dataset.rows),
@@ -236,7 +249,16 @@ def _combo_meta(
         combo_fingerprint=pc.fingerprint,
         shard=job.index,
         variants=_yield(stats, len(dataset.rows) * cfg.variants_per_sample, rows, cfg),
+        label_check=_label_meta(ctx, stats),
     )
+
+
+def _label_meta(ctx: ShardContext, stats: ComboStats) -> LabelMeta | None:
+    if ctx.labeler is None:
+        return None
+    c = ctx.labeler.check
+    return LabelMeta(c.label_col, c.classes, c.originals, c.cv_accuracy, c.majority_rate, c.weak, stats.labelled,
+                     stats.label_flips)  # fmt: skip
 
 
 def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMeta:
@@ -249,6 +271,7 @@ def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMet
         below_min_sim=stats.below_min_sim,
         above_max_sim=stats.above_max_sim,
         call_errors=stats.candidate_errors,
+        step_rejected=stats.step_rejected,
         rows_short=stats.rows_short,
         explanation=stats.explain(asked, kept, cfg.quality_min_sim, cfg.quality_max_sim),
     )

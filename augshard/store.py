@@ -75,6 +75,27 @@ class QualityMeta:
     max_sim: float
     model: str | None = None  # the sentence model, with the embedding metric
     backend: str | None = None
+    scope: str = "final"  # or each-step: every step's output judged against its input too
+    device: str | None = None  # where the sentence model ran
+
+
+@dataclass(frozen=True)
+class LabelMeta:
+    """The label-preservation check of a combo: how far its classifier can be trusted, and how many of the combo's
+    variants it predicts a different label for than for their original."""
+
+    label_col: str
+    classes: list[str]
+    originals: int
+    cv_accuracy: float | None
+    majority_rate: float
+    weak: bool
+    labelled: int
+    flips: int
+
+    @property
+    def flip_share(self) -> float | None:
+        return round(self.flips / self.labelled, 4) if self.labelled else None
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,7 @@ class YieldMeta:
     below_min_sim: int = 0
     above_max_sim: int = 0
     call_errors: int = 0
+    step_rejected: int = 0  # --quality-scope each-step: stopped at an intermediate step
     rows_short: int = 0  # rows that ran out of attempts before getting every variant
     explanation: str = ""  # set when fewer than half were kept: the numbers above and the bound to move
 
@@ -143,11 +165,16 @@ class ComboMeta:
     combo_fingerprint: str
     shard: int = 0
     variants: YieldMeta | None = None  # None in a meta.json written before it existed
+    label_check: LabelMeta | None = None  # with --label-col
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(out.pop("extra"))
+        if self.label_check is None:
+            del out["label_check"]
+        else:
+            out["label_check"]["flip_share"] = self.label_check.flip_share
         return out
 
     @classmethod
@@ -155,12 +182,18 @@ class ComboMeta:
         """The record of a parsed `meta.json`; ValueError naming what is missing or of the wrong kind."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        nested = {"quality": QualityMeta, "source": SourceMeta, "timing": TimingMeta, "variants": YieldMeta}
+        nested = {
+            "quality": QualityMeta,
+            "source": SourceMeta,
+            "timing": TimingMeta,
+            "variants": YieldMeta,
+            "label_check": LabelMeta,
+        }
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
         try:
             for key, kind in nested.items():
-                if key == "variants" and values.get(key) is None:
+                if key in ("variants", "label_check") and values.get(key) is None:
                     continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")

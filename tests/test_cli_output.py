@@ -215,3 +215,19 @@ def test_the_original_tools_catalogue_and_flags_run_as_they_are(tmp_path: Path) 
     assert (tmp_path / "cache/aug.db").is_file() and not list((tmp_path / "data/cache").glob("augment_shard*.db"))
     assert "2 shards" in proc.stdout
     assert cli("verify", cwd=tmp_path).returncode == 0
+
+
+def test_the_quality_scope_is_recorded_in_meta_and_the_report(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", sample_rows(8))
+    args = ("run", "--input", "in.csv", *BASE, "--methods", "nlp_keyboard,nlp_randword_delete")
+    each = cli(*args, "--quality-scope", "each-step", cwd=tmp_path)
+    assert each.returncode == 0, each.stdout + each.stderr
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "data/processed/augsets").glob("combo_*/meta.json")]
+    assert len(metas) == 3 and {m["quality"]["scope"] for m in metas} == {"each-step"}
+    assert cli("report", "--out", "r.html", cwd=tmp_path).returncode == 0
+    assert "(each-step scope)" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    # The scope is part of the fingerprint: the same run with the final scope recomputes every combo.
+    final = cli(*args, "--dry-run", cwd=tmp_path)
+    assert ": 3 to run, 0 already complete" in final.stdout
+    bad = cli(*args, "--quality-scope", "each", cwd=tmp_path)
+    assert bad.returncode == 2 and "--quality-scope must be one of final, each-step, got 'each'" in bad.stderr

@@ -260,3 +260,32 @@ def test_case_and_space_only_changes_are_not_variants(tmp_path: Path, dataset: D
     why = stats.explain(asked=4 * n, kept=n, min_sim=0.55, max_sim=0.95)
     assert why.startswith(f"kept {n} of {4 * n} variants (25%) from {6 * n} candidates: 30 unchanged, 20 duplicates")
     assert "The method rarely changes these texts" in why
+
+
+def test_each_step_scope_judges_every_method_of_a_pair_and_leaves_singles_alone(
+    tmp_path: Path, dataset: Dataset, methods: dict, cfg: RunConfig
+) -> None:
+    from dataclasses import replace
+
+    # A ceiling light edits can pass only together: one typo alone often scores above it, a typo and a lost word not.
+    final = replace(cfg, quality_max_sim=0.93)
+    each = replace(final, quality_scope="each-step")
+    assert each.fingerprint() != final.fingerprint()  # a different filter makes different data
+    out: dict[str, dict] = {}
+    for scope, run_cfg in (("final", final), ("each-step", each)):
+        cache = Cache(tmp_path / f"{scope}.db")
+        for combo in COMBOS:
+            chunks: list[list[dict]] = []
+            stats = run_combo(combo, dataset, methods, make_scorer(cfg.quality_metric), cache, run_cfg, chunks.append)
+            out.setdefault(scope, {})[combo.name] = ([r for c in chunks for r in c], stats)
+        cache.close()
+    pair = Combo(METHOD_IDS).name
+    for single in METHOD_IDS:  # one step: its input is the original, so both scopes judge the same pair
+        assert out["each-step"][single][0] == out["final"][single][0]
+        assert out["each-step"][single][1].step_rejected == 0
+    records, stats = out["each-step"][pair]
+    assert stats.step_rejected > 0 and out["final"][pair][1].step_rejected == 0
+    assert stats.rows_rejected == stats.rejected_unchanged + stats.rejected_similarity + stats.step_rejected
+    assert len(records) <= len(out["final"][pair][0])
+    for r in records:  # the final check still holds
+        assert final.quality_min_sim <= r["similarity"] <= final.quality_max_sim

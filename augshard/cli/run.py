@@ -24,7 +24,9 @@ def run(
     text_col: str = typer.Option(None, "--text-col", help="Column holding the text."),
     evidence_col: str = typer.Option(None, "--evidence-col", help="Column holding the evidence span (optional)."),
     id_col: str = typer.Option(None, "--id-col", help="Column holding a unique row id (optional)."),
-    label_col: str = typer.Option(None, "--label-col", help="Column holding the label (kept, like every column)."),
+    label_col: str = typer.Option(
+        None, "--label-col", help="Column holding the label: every variant gets label_pred and label_agrees."
+    ),
     criterion_col: str = typer.Option(None, "--criterion-col", help="The original tool's passthrough column."),
     methods_config: str = typer.Option(
         None, "--methods-config", "--methods-yaml", help=f"Method catalogue [{DEFAULT_METHODS_CONFIG}]."
@@ -41,6 +43,9 @@ def run(
     quality_min_sim: str = typer.Option(None, "--quality-min-sim", help="Lowest accepted similarity [0.55]."),
     quality_max_sim: str = typer.Option(None, "--quality-max-sim", help="Highest accepted similarity [0.95]."),
     quality_metric: str = typer.Option(None, "--quality-metric", help="embedding | char_ratio | none [embedding]."),
+    quality_scope: str = typer.Option(
+        None, "--quality-scope", help="final | each-step (every step against its input too, as the original) [final]."
+    ),
     embedding_backend: str = typer.Option(
         None,
         "--embedding-backend",

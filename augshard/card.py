@@ -1,0 +1,155 @@
+"""The dataset card of an export (README.md: Hugging Face datasets front matter, then how the set was made) and the
+same facts as export.json. Everything comes from the manifest, the combos' meta.json and the export's own counts;
+nothing depends on where or when it ran, so the same run exported twice gives the same files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from augshard.export import Export
+
+# Arrow types as the `datasets` library names them in a card's `dataset_info.features`.
+DTYPES = {
+    "string": "string",
+    "large_string": "large_string",
+    "int32": "int32",
+    "int64": "int64",
+    "double": "float64",
+    "float": "float32",
+    "bool": "bool",
+}
+
+
+def facts(result: Export) -> dict[str, Any]:
+    """export.json: what went in, what was dropped and why, what came out."""
+    first = result.metas[0]
+    label = next((m.label_check for m in result.metas if m.label_check), None)
+    counts = [dataclasses.asdict(c) | {"kept": c.kept} for c in result.counts]
+    return {
+        "rows": result.rows,
+        "files": result.files,
+        "features": dict(result.features),
+        "source": dataclasses.asdict(first.source),
+        "seed": first.seed,
+        "variants_per_sample": first.variants_per_sample,
+        "quality": {k: v for k, v in dataclasses.asdict(first.quality).items() if k != "device"},
+        "config_fingerprint": first.config_fingerprint,
+        "methods": {m: args for meta in result.metas for m, args in meta.method_args.items()},
+        "export": _options(result),
+        "originals": result.originals,
+        "combos": counts,
+        "dropped": {key: sum(c[key] for c in counts) for key in ("exact_duplicates", "near_duplicates", "label_flips")},
+        "label_check": None
+        if label is None
+        else {k: getattr(label, k) for k in ("label_col", "classes", "cv_accuracy", "majority_rate", "weak")},
+        "labels_before": dict(sorted(result.labels_before.items(), key=lambda kv: str(kv[0]))),
+        "labels_after": dict(sorted(result.labels_after.items(), key=lambda kv: str(kv[0]))),
+        "left_out": [{"combo_dir": o.combo_dir, "status": o.status.value, "error": o.error} for o in result.skipped],
+    }
+
+
+def _options(result: Export) -> dict[str, Any]:
+    options = result.options
+    return {
+        "dedupe": options.dedupe,
+        "near_threshold": options.near_threshold if options.dedupe == "near" else None,
+        "normalisation": "NFKC, case folded, whitespace collapsed",
+        "near_compares": "character 5-grams of the evidence (the text without an evidence column)",
+        "drop_label_flips": options.drop_label_flips,
+        "include_originals": options.include_originals,
+        "kept_twin": "the first in (k, combo id, input order, variant)",
+    }
+
+
+def write_card(result: Export, folder: Path) -> None:
+    doc = facts(result)
+    (folder / "export.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(_front_matter(result, doc) + _body(doc), encoding="utf-8")
+
+
+def _front_matter(result: Export, doc: dict[str, Any]) -> str:
+    """The `datasets` layout: one config, one train split over every part file, and the features."""
+    lines = [
+        "---",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+        "  - split: train",
+        "    path: data/train-*.parquet",
+        "dataset_info:",
+        "  features:",
+    ]
+    for name, arrow in result.features:
+        lines += [f"  - name: {name}", f"    dtype: {DTYPES.get(arrow, 'string')}"]
+    lines += ["  splits:", "  - name: train", f"    num_examples: {doc['rows']}", "---", ""]
+    return "\n".join(lines)
+
+
+def _body(doc: dict[str, Any]) -> str:
+    q, src = doc["quality"], doc["source"]
+    ex, dropped = doc["export"], doc["dropped"]
+    out = [
+        "# Augmented training set (augshard)",
+        "",
+        f"{doc['rows']:,} rows in {len(doc['files'])} Parquet file(s) under `data/`, from the input "
+        f"`{Path(src['path']).name}` (sha256 `{src['sha256']}`), text column `{src['text_col']}`"
+        + (f", evidence column `{src['evidence_col']}`" if src["evidence_col"] else "")
+        + ".",
+        "",
+        "## How it was made",
+        "",
+        f"- Methods (nlpaug, TextAttack) in {len(doc['combos'])} combos; {doc['variants_per_sample']} variants per "
+        f"row and combo; seed {doc['seed']}; config fingerprint `{doc['config_fingerprint']}`.",
+        f"- Similarity filter: `{q['metric']}` in [{q['min_sim']}, {q['max_sim']}], scope `{q['scope']}`"
+        + (f", model {q['model']} ({q['backend']})" if q["model"] else "")
+        + ".",
+        f"- Dedupe: `{ex['dedupe']}`"
+        + (f" at Jaccard {ex['near_threshold']}" if ex["near_threshold"] else "")
+        + f" on the text {ex['normalisation']}; of twins, {ex['kept_twin']} is kept. Dropped: "
+        f"{dropped['exact_duplicates']:,} exact and {dropped['near_duplicates']:,} near duplicates.",
+        f"- Originals included: {'yes' if ex['include_originals'] else 'no'} ({doc['originals']:,} rows).",
+    ]
+    out += _labels(doc)
+    out += [
+        "",
+        "## Rows per combo",
+        "",
+        "| combo | k | rows | kept | exact dup. | near dup. | label flips |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| {c['methods']} | {c['k']} | {c['rows']:,} | {c['kept']:,} | {c['exact_duplicates']:,} | "
+        f"{c['near_duplicates']:,} | {c['label_flips']:,} |"
+        for c in doc["combos"]
+    ]
+    out += [
+        "",
+        "Columns: the input's, with the text (and evidence) augmented, then `row_key`, `variant`, the "
+        "original evidence (or text), `similarity`, `combo_id`, `k`, `methods`"
+        + (", `label_pred`, `label_agrees`" if doc["label_check"] else "")
+        + ". Load it with "
+        '`datasets.load_dataset("path/to/this/folder")` or `pandas.read_parquet("data/")`.',
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _labels(doc: dict[str, Any]) -> list[str]:
+    label = doc["label_check"]
+    if label is None:
+        return []
+    before = ", ".join(f"{k}: {v:,}" for k, v in doc["labels_before"].items())
+    after = ", ".join(f"{k}: {v:,}" for k, v in doc["labels_after"].items())
+    return [
+        f"- Label check on `{label['label_col']}`: a logistic regression on the originals' sentence embeddings, "
+        f"cross-validated accuracy {label['cv_accuracy']} (always the most frequent label: "
+        f"{label['majority_rate']}){' - weak: its flips say little' if label['weak'] else ''}. "
+        f"Label flips dropped: {'yes' if doc['export']['drop_label_flips'] else 'no'} "
+        f"({doc['dropped']['label_flips']:,}).",
+        f"- Labels of the input: {before}.",
+        f"- Labels of this set: {after}.",
+    ]

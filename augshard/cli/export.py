@@ -1,0 +1,74 @@
+"""`augshard export`: one training set from a finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from augshard.cli.app import app, console, format_option, user_errors
+from augshard.output import check_format
+
+
+@app.command()
+@user_errors
+def export(
+    to: str = typer.Option(..., "--to", help="The folder to write (refused when it exists and is not empty)."),
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="The run's output root."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="The run's merged manifest."),
+    dedupe: str = typer.Option("exact", "--dedupe", help="none | exact | near (MinHash LSH) [exact]."),
+    near_threshold: float = typer.Option(0.9, "--near-threshold", help="Jaccard similarity of a near duplicate."),
+    drop_label_flips: bool = typer.Option(
+        False, "--drop-label-flips", help="Leave out variants the label check predicts another label for."
+    ),
+    include_originals: bool = typer.Option(False, "--include-originals", help="Write the input rows too (k 0)."),
+    combos: str = typer.Option(None, "--combos", help="Only these combos: ids or folder names, comma-separated."),
+    k: str = typer.Option(None, "--k", help="Only combos of these sizes, e.g. 1,2."),
+    shard_size: int = typer.Option(500_000, "--shard-size", help="Rows per Parquet file [500,000]."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Export the complete combos of a run with failed or stopped ones."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+    fmt: str = format_option("table (lines) | json (export.json's facts) | tsv (rows per combo)."),
+) -> int:
+    """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
+    from augshard.card import facts
+    from augshard.errors import ConfigError
+    from augshard.export import ExportOptions
+    from augshard.export import export as run_export
+    from augshard.output import print_rows, write_json
+
+    check_format(fmt)
+    try:
+        sizes = tuple(int(x) for x in k.split(",") if x.strip()) if k else ()
+    except ValueError:
+        raise ConfigError(f"--k: expected sizes like 1,2, got '{k}'") from None
+    options = ExportOptions(
+        to=Path(to), output_root=Path(output_root), output_name=output_name, dedupe=dedupe,
+        near_threshold=near_threshold, drop_label_flips=drop_label_flips, include_originals=include_originals,
+        combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
+        allow_incomplete=allow_incomplete, force=force,
+    )  # fmt: skip
+    result = run_export(options)
+    doc = facts(result)
+    if fmt == "json":
+        write_json(doc)
+    elif fmt == "tsv":
+        columns = ("combo_dir", "k", "rows", "kept", "exact_duplicates", "near_duplicates", "label_flips")
+        print_rows(console, columns, [[c[col] for col in columns] for c in doc["combos"]], "tsv")
+    else:
+        dropped = doc["dropped"]
+        console.print(
+            f"exported {doc['rows']:,} rows ({len(doc['files'])} file(s), {len(doc['combos'])} combos"
+            f"{f', {result.originals:,} originals' if result.originals else ''}) to {to}",
+            markup=False,
+        )
+        console.print(
+            f"dropped: {dropped['exact_duplicates']:,} exact duplicates, {dropped['near_duplicates']:,} near "
+            f"duplicates, {dropped['label_flips']:,} label flips",
+            markup=False,
+        )
+        for o in result.skipped:
+            console.print(f"[yellow]left out[/yellow] {o.combo_dir}: {o.status.value}")
+        console.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)
+    return 0

@@ -1,0 +1,187 @@
+"""`augshard export` end to end on real runs: loads with datasets and pandas, the card says what the data holds,
+dedupe exact and near, the same export whatever the shard count, label flips, and the errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from helpers import run_cli, sample_rows, tree, write_csv
+
+from augshard.export import normalise
+
+pytestmark = pytest.mark.slow
+
+RUN = ("--text-col", "text", "--evidence-col", "evidence", "--id-col", "id", "--label-col", "label")
+
+
+def run(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    proc = run_cli("run", "--input", "in.csv", *RUN, *extra, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def export(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_cli("export", *args, cwd=cwd)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """The same 16 sample rows and 2 methods (3 combos, char_ratio, label check) on 1 shard and on 3."""
+    out = {}
+    for shards in (1, 3):
+        cwd = tmp_path_factory.mktemp(f"run{shards}")
+        write_csv(cwd / "in.csv", sample_rows(16))
+        run(cwd, "--methods", "nlp_keyboard,nlp_randword_delete", "--quality-metric", "char_ratio",
+            "--num-shards", str(shards))  # fmt: skip
+        out[shards] = cwd
+    return out
+
+
+def test_an_export_loads_with_datasets_and_pandas_and_its_card_counts_the_data(runs: dict[int, Path]) -> None:
+    import datasets
+
+    cwd = runs[1]
+    proc = export(cwd, "--to", "train", "--include-originals")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = cwd / "train"
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "data", "export.json"]
+    frame = pd.read_parquet(folder / "data")
+    loaded = datasets.load_dataset(str(folder))["train"]
+    assert loaded.num_rows == len(frame) and loaded.column_names == list(frame.columns)
+    doc = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert doc["rows"] == len(frame) and f"num_examples: {len(frame)}" in card
+    assert doc["originals"] == (frame["k"] == 0).sum() == 16
+    kept = Counter(frame.loc[frame["k"] > 0, "methods"])
+    assert {c["methods"]: c["kept"] for c in doc["combos"]} == dict(kept)
+    # Every variant's provenance, and the label check's columns.
+    variants = frame[frame["k"] > 0]
+    manifest = pd.read_csv(cwd / "data/processed/augsets/manifest_final.csv")
+    assert set(variants["combo_id"]) == set(manifest["combo_id"])
+    assert {tuple(r) for r in variants[["combo_id", "methods", "k"]].drop_duplicates().values} == {
+        tuple(r) for r in manifest[["combo_id", "methods", "k"]].values
+    }
+    assert variants["label_pred"].notna().all() and variants["label_agrees"].notna().all()
+    assert doc["labels_before"] == dict(Counter(r["label"] for r in sample_rows(16)))
+    assert doc["labels_after"] == dict(Counter(frame["label"]))
+    assert normalise("  Héllo\u00a0 WORLD ") == "héllo world"
+    # No two rows share a normalised text, and no variant is an original in other case or spacing.
+    assert len({normalise(t) for t in frame["text"]}) == len(frame)
+
+
+def test_the_same_run_on_1_and_3_shards_exports_the_same_bytes(runs: dict[int, Path]) -> None:
+    for cwd in runs.values():
+        proc = export(cwd, "--to", "same", "--dedupe", "near")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    one, three = files(runs[1] / "same"), files(runs[3] / "same")
+    assert sorted(one) == sorted(three) == ["README.md", "data/train-00000-of-00001.parquet", "export.json"]
+    assert one["data/train-00000-of-00001.parquet"] == three["data/train-00000-of-00001.parquet"]
+    # The card and the facts name the input file, which each run here has in its own folder; nothing else differs.
+    for name in ("README.md", "export.json"):
+        assert one[name].replace(str(runs[1]).encode(), b"IN") == three[name].replace(str(runs[3]).encode(), b"IN")
+
+
+def test_exact_and_near_duplicates_are_dropped_and_counted(tmp_path: Path) -> None:
+    """Exact twins: sample rows three times over (other ids) with 3-word evidences, which have few ways to lose a
+    word. Near twins: keyboard typos in the long evidences of six more rows stay close to their originals."""
+    rows = []
+    for copy in range(3):
+        for r in sample_rows(6):
+            evidence = " ".join(r["evidence"].split()[:3])
+            rows.append({**r, "id": f"{r['id']}-{copy}", "evidence": evidence, "text": f"{evidence}. {r['text']}"})
+    rows += sample_rows(12)[6:]
+    write_csv(tmp_path / "in.csv", rows)
+    run(tmp_path, "--methods", "nlp_randword_delete,nlp_keyboard", "--combo-mode", "single", "--quality-metric",
+        "none", "--variants-per-sample", "3")  # fmt: skip
+    counts = {}
+    for mode in ("none", "exact", "near"):
+        proc = export(tmp_path, "--to", mode, "--dedupe", mode, "--near-threshold", "0.5")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        counts[mode] = json.loads((tmp_path / mode / "export.json").read_text())
+    frame = pd.read_parquet(tmp_path / "none" / "data")
+    twins = len(frame) - len({normalise(t) for t in frame["text"]})
+    assert twins > 0 and counts["none"]["rows"] == len(frame)
+    assert counts["exact"]["dropped"]["exact_duplicates"] == twins
+    assert counts["exact"]["rows"] == len(frame) - twins
+    kept = pd.read_parquet(tmp_path / "exact" / "data")
+    assert len({normalise(t) for t in kept["text"]}) == len(kept)
+    near = counts["near"]["dropped"]
+    assert near["exact_duplicates"] == twins and near["near_duplicates"] > 0
+    assert counts["near"]["rows"] == len(frame) - twins - near["near_duplicates"]
+    # Which twin is kept does not depend on anything but the data: the first in (k, combo id, input order).
+    first = frame.drop_duplicates(subset="text", keep="first")
+    assert set(first["text"]) >= set(kept["text"]) and len(first) >= len(kept)
+
+
+WORDS_OF_ANOTHER_CLASS = """
+methods:
+  - {id: nlp_keyboard, lib: nlpaug, kind: KeyboardAug, args: {aug_char_min: 1, aug_char_p: 0.05}}
+  - id: swap_in_complaints
+    lib: nlpaug
+    kind: RandomWordAug
+    args: {action: substitute, aug_p: 0.5, target_words: [terrible, broken, awful, useless, disappointing, refund]}
+"""
+
+
+def test_a_label_flipping_method_flips_more_than_a_typo_method_and_flips_can_be_dropped(tmp_path: Path) -> None:
+    (tmp_path / "methods.yaml").write_text(WORDS_OF_ANOTHER_CLASS, encoding="utf-8")
+    write_csv(tmp_path / "in.csv", sample_rows(200))
+    proc = run(tmp_path, "--methods-config", "methods.yaml", "--methods", "all", "--combo-mode", "single",
+               "--quality-metric", "none")  # fmt: skip
+    assert "label check on 'label': cross-validated accuracy" in proc.stdout
+    root = tmp_path / "data/processed/augsets"
+    flips = {m: json.loads((root / f"combo_1_{m}" / "meta.json").read_text())["label_check"]
+             for m in ("nlp_keyboard", "swap_in_complaints")}  # fmt: skip
+    assert flips["swap_in_complaints"]["flip_share"] > 2 * flips["nlp_keyboard"]["flip_share"]
+    table = pq.read_table(root / "combo_1_swap_in_complaints" / "dataset.parquet").to_pandas()
+    assert (~table["label_agrees"]).sum() == flips["swap_in_complaints"]["flips"]
+    proc = export(tmp_path, "--to", "kept", "--drop-label-flips")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kept = pd.read_parquet(tmp_path / "kept" / "data")
+    doc = json.loads((tmp_path / "kept" / "export.json").read_text())
+    assert kept["label_agrees"].all()
+    assert doc["dropped"]["label_flips"] == sum(f["flips"] for f in flips.values())
+
+
+def test_exports_that_cannot_be_made_say_why_in_one_line_and_write_nothing(runs: dict[int, Path]) -> None:
+    cwd = runs[1]
+    (cwd / "busy").mkdir()
+    (cwd / "busy" / "mine.txt").write_text("keep me", encoding="utf-8")
+    before = tree(cwd)
+    cases = [
+        (("--to", "busy"), "busy exists and is not empty"),
+        (("--to", "x", "--near-threshold", "1.5"), "--near-threshold must be in (0, 1]"),
+        (("--to", "x", "--dedupe", "fuzzy"), "--dedupe must be one of none, exact, near"),
+        (("--to", "x", "--output-root", "nowhere"), "no finished run in nowhere"),
+        (("--to", "x", "--combos", "combo_9_nothing"), "--combos: combo_9_nothing not in"),
+    ]
+    for args, message in cases:
+        proc = export(cwd, *args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+        assert tree(cwd) == before
+    assert (cwd / "busy" / "mine.txt").read_text(encoding="utf-8") == "keep me"
+    # A run with a failed combo is refused, unless asked; then the failed one is left out and said so.
+    manifest = cwd / "data/processed/augsets/manifest_final.csv"
+    original = manifest.read_text(encoding="utf-8")
+    try:
+        manifest.write_text(original.replace(",ok,", ",failed,", 1), encoding="utf-8")
+        proc = export(cwd, "--to", "x")
+        assert proc.returncode == 2 and "failed, stopped or half-written" in proc.stderr and not (cwd / "x").exists()
+        proc = export(cwd, "--to", "x", "--allow-incomplete", "--k", "1")
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads((cwd / "x" / "export.json").read_text())
+        assert {c["k"] for c in doc["combos"]} == {1} and len(doc["combos"]) == 1  # one single left, one failed
+        assert [o["status"] for o in doc["left_out"]] == ["failed"] and "left out" in proc.stdout
+    finally:
+        manifest.write_text(original, encoding="utf-8")
