@@ -231,3 +231,22 @@ def test_the_quality_scope_is_recorded_in_meta_and_the_report(tmp_path: Path) ->
     assert ": 3 to run, 0 already complete" in final.stdout
     bad = cli(*args, "--quality-scope", "each", cwd=tmp_path)
     assert bad.returncode == 2 and "--quality-scope must be one of final, each-step, got 'each'" in bad.stderr
+
+
+def test_shell_completion_offers_commands_and_method_ids(tmp_path: Path) -> None:
+    """What bash's completion script asks the installed `augshard`: commands, then ids after the last comma."""
+    exe = Path(sys.executable).with_name("augshard")
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_AUGSHARD_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}  # fmt: skip
+        proc = subprocess.run([str(exe)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    assert complete("augshard ex") == ["export"]
+    assert complete("augshard run --methods nlp_key") == ["nlp_keyboard"]
+    assert complete("augshard run --methods nlp_keyboard,ta_char_rand_") == [
+        "nlp_keyboard,ta_char_rand_del", "nlp_keyboard,ta_char_rand_ins", "nlp_keyboard,ta_char_rand_swap",
+    ]  # fmt: skip
+    assert complete("augshard methods --methods al") == ["all"]
