@@ -37,6 +37,7 @@ class ShardContext:
         self._dataset: Dataset | None = None
         self._schema: Any = None
         self._methods: dict[str, LazyMethod] = {}
+        self._released_build_s = 0.0  # building the GPU methods freed after their last combo
         self._caches: dict[int, Cache] = {}
         self._scorers: dict[int, CachedScorer] = {}
         self._encoder: Encoder | None = None
@@ -105,7 +106,7 @@ class ShardContext:
         """After the shard's last GPU combo: free the models and the slot for the other shards."""
         if self.gpu.held and item.position == self._gpu_positions[-1]:
             for method_id in self.gpu_methods & set(self._methods):
-                del self._methods[method_id]
+                self._released_build_s += self._methods.pop(method_id).build_seconds
             import torch
 
             torch.cuda.empty_cache()
@@ -203,6 +204,11 @@ class ShardContext:
     def calls(self) -> tuple[int, int]:
         """Method calls answered from the caches, and computed."""
         return sum(c.hits for c in self._caches.values()), sum(c.misses for c in self._caches.values())
+
+    @property
+    def build_s(self) -> float:
+        """Seconds spent building methods (imports, models): each shard builds the methods its combos use."""
+        return self._released_build_s + sum(m.build_seconds for m in self._methods.values())
 
     def close(self) -> None:
         self.gpu.release()

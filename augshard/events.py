@@ -135,6 +135,7 @@ class ShardDone(Event):
     calls_cached: int = 0
     calls_computed: int = 0
     peak_rss_mb: int = 0
+    build_s: float = 0.0  # building methods (imports, models), inside its combos' durations
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

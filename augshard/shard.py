@@ -289,7 +289,8 @@ def _finish(
         log.info("filter %s: %s", job.cfg.quality_metric, ", ".join(f"{k} {v}" for k, v in counters.items()))
     cached, computed = ctx.calls
     if ctx.has_caches:
-        log.info("method calls: %d from the cache, %d computed", cached, computed)
+        log.info("method calls: %d from the cache, %d computed; building methods took %.1fs", cached, computed,
+                 ctx.build_s)  # fmt: skip
     manifest = write_shard_manifest(job.cfg.output_root, job.index, job.num_shards, outcomes)
     lpath = log_path(job.cfg.log_dir, job.index, job.num_shards)
     result = ShardResult(job.index, outcomes, str(lpath), str(manifest), round(duration, 3))
@@ -302,6 +303,7 @@ def _finish(
             calls_cached=cached,
             calls_computed=computed,
             peak_rss_mb=peak_rss_mb(),
+            build_s=round(ctx.build_s, 3),
         )
     )
     events.close()

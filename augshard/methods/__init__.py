@@ -110,6 +110,7 @@ class LazyMethod:
         self.batch_dependent = batched is not None
         self.batch_size = int(spec.args.get(batched[0], batched[1])) if batched else 0
         self._built: Augmenter | None = None
+        self.build_seconds = 0.0  # spent building it (imports, models): a cost every shard using it pays once
 
     @property
     def built(self) -> bool:
@@ -117,7 +118,9 @@ class LazyMethod:
 
     def build(self) -> Augmenter:
         if self._built is None:
+            started = time.perf_counter()
             method = build_method(self.spec, self.device)
+            self.build_seconds = time.perf_counter() - started
             if self.batch_dependent and getattr(method, "batch_size", None) != self.batch_size:
                 raise MethodError(f"method '{self.spec.id}': built with another batch size than its spec gives")
             self._built = method
