@@ -143,6 +143,8 @@ def export(options: ExportOptions) -> Export:
     combos, skipped = select_combos(options)
     result = Export(options, skipped=skipped)
     result.metas = [read_meta(options.output_root / c.combo_dir / META) for c in combos]
+    if options.drop_label_flips and not any(m.label_check for m in result.metas):
+        raise ConfigError("--drop-label-flips: this run has no label check; run it with --label-col COL first")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.augshard-export-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)

@@ -250,3 +250,14 @@ def test_shell_completion_offers_commands_and_method_ids(tmp_path: Path) -> None
         "nlp_keyboard,ta_char_rand_del", "nlp_keyboard,ta_char_rand_ins", "nlp_keyboard,ta_char_rand_swap",
     ]  # fmt: skip
     assert complete("augshard methods --methods al") == ["all"]
+
+
+def test_dropping_label_flips_of_a_run_without_a_label_check_is_refused(
+    done: tuple[Path, subprocess.CompletedProcess],
+) -> None:
+    cwd, _ = done
+    proc = cli("export", "--to", "flips", "--drop-label-flips", cwd=cwd)
+    assert proc.returncode == 2 and not (cwd / "flips").exists()
+    assert proc.stderr.strip() == (
+        "error: --drop-label-flips: this run has no label check; run it with --label-col COL first"
+    )
