@@ -24,7 +24,7 @@ def _png(fig: Any) -> str:
 def chart_rows(combos: list[ComboReport]) -> str:
     import matplotlib.pyplot as plt
 
-    ok = [c for c in combos if c.status == "ok"]
+    ok = [c for c in combos if c.ok]
     ok.sort(key=lambda c: (c.k, c.name), reverse=True)
     height = max(2.5, 0.32 * len(ok) + 1.2)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, height), sharey=True, gridspec_kw={"width_ratios": [3, 2]})
@@ -56,7 +56,7 @@ def chart_similarity(combos: list[ComboReport], lo: float | None, hi: float | No
     """Similarity of accepted variants per method: the single-method combos (all combos when there are none)."""
     import matplotlib.pyplot as plt
 
-    ok = [c for c in combos if c.status == "ok" and c.similarities]
+    ok = [c for c in combos if c.ok and c.similarities]
     chosen = [c for c in ok if c.k == 1] or ok
     if not chosen:
         return None
@@ -82,7 +82,7 @@ def chart_shards(combos: list[ComboReport], shard_times: dict[int, float], order
 
     per_shard: dict[int, list[ComboReport]] = {}
     for c in combos:
-        if c.status in ("ok", "failed"):
+        if c.ran:
             per_shard.setdefault(c.outcome.shard, []).append(c)
     if not per_shard:
         return None
@@ -95,7 +95,7 @@ def chart_shards(combos: list[ComboReport], shard_times: dict[int, float], order
         ran = sorted(per_shard[shard], key=lambda c: (order.get(c.outcome.combo_id, float("inf")), c.name))
         for i, c in enumerate(ran):
             d = c.outcome.duration_s
-            colour = "#C44E52" if c.status == "failed" else K_COLOURS[(c.k - 1) % len(K_COLOURS)]
+            colour = "#C44E52" if c.failed else K_COLOURS[(c.k - 1) % len(K_COLOURS)]
             ax.barh(row, d, left=left, color=colour, edgecolor="white", alpha=0.9 if i % 2 else 0.7)
             if d / total > 0.12:
                 ax.text(left + d / 2, row, c.name, ha="center", va="center", fontsize=7, color="white", clip_on=True)

@@ -14,7 +14,7 @@ from augshard.charts import chart_rows, chart_shards, chart_similarity
 from augshard.errors import OutputError
 from augshard.events import ComboDone, ComboStart, ShardDone, events_path, read_events
 from augshard.manifest import read_manifest
-from augshard.outcome import ComboOutcome
+from augshard.outcome import ComboOutcome, Status
 from augshard.store import META, ComboMeta, read_meta
 
 
@@ -40,7 +40,25 @@ class ComboReport:
 
     @property
     def status(self) -> str:
+        """What the page shows (and its CSS class): the manifest's status, or `unreadable`."""
         return "unreadable" if self.problem else self.outcome.status.value
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and self.outcome.status is Status.OK
+
+    @property
+    def unavailable(self) -> bool:
+        return self.outcome.status is Status.UNAVAILABLE
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome.status is Status.FAILED
+
+    @property
+    def ran(self) -> bool:
+        """It ran to an end of its own (complete or failed), so its duration means something."""
+        return self.outcome.status in (Status.OK, Status.FAILED)
 
     @property
     def error(self) -> str:
@@ -164,7 +182,7 @@ def render_html(combos: list[ComboReport], output_root: Path, log_dir: Path) -> 
 
 
 def _ok(combos: list[ComboReport]) -> list[ComboReport]:
-    return [c for c in combos if c.status == "ok"]
+    return [c for c in combos if c.ok]
 
 
 def _bounds(combos: list[ComboReport]) -> tuple[float | None, float | None]:
@@ -184,8 +202,8 @@ def _header(combos: list[ComboReport], output_root: Path, log_dir: Path) -> list
         (f"{len(ok)}/{len(combos)}", "combos ok"),
         (f"{total_rows:,}", "rows generated"),
         (f"{total_rows / candidates * 100:.0f}%" if candidates else "-", "candidates accepted"),
-        (str(sum(1 for c in combos if c.status not in ("ok", "unavailable"))), "failed"),
-        (str(sum(1 for c in combos if c.status == "unavailable")), "unavailable"),
+        (str(sum(1 for c in combos if not c.ok and not c.unavailable)), "failed"),
+        (str(sum(1 for c in combos if c.unavailable)), "unavailable"),
         (f"{first.rows_input if first else 0:,}", "input rows"),
         (str(len({c.outcome.shard for c in combos})), "shards"),
     ]
@@ -227,8 +245,8 @@ def _charts(combos: list[ComboReport], log_dir: Path) -> list[str]:
 
 def _problems(combos: list[ComboReport]) -> list[str]:
     esc = html.escape
-    failed = [c for c in combos if c.status not in ("ok", "unavailable")]
-    unavailable = [c for c in combos if c.status == "unavailable"]
+    failed = [c for c in combos if not c.ok and not c.unavailable]
+    unavailable = [c for c in combos if c.unavailable]
     if not (failed or unavailable):
         return []
     parts = ["<h2 id='problems'>Failed and unavailable combos</h2><ul>"]
@@ -286,7 +304,7 @@ def _combo_table(combos: list[ComboReport]) -> str:
             f"{c.acceptance * 100:.0f}%" if c.acceptance is not None else "-",
             f"{sum(c.similarities) / len(c.similarities):.3f}" if c.similarities else "-",
             f"{flips:.1%}" if flips is not None else "-",
-            f"{c.outcome.duration_s:.1f}s" if status in ("ok", "failed") else "-",
+            f"{c.outcome.duration_s:.1f}s" if c.ran else "-",
             str(c.outcome.shard),
         ]
         rows.append(
