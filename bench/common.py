@@ -43,6 +43,22 @@ def augshard(cwd: Path, *args: str) -> float:
     return time.perf_counter() - t0
 
 
+def manifest(cwd: Path) -> list:
+    """The merged manifest of the run in `cwd`, by augshard's own reader (typed rows: rows, status, duration_s…)."""
+    from augshard.manifest import read_manifest  # installed in the venv `make bench` runs in
+
+    return read_manifest(cwd / "data" / "processed" / "augsets" / "manifest_final.csv")
+
+
+def busy_by_shard(cwd: Path) -> dict[int, float]:
+    """Seconds each shard spent inside combos (the manifest's durations): the rest of a run's wall time is fixed
+    cost (the supervisor, process start) that more shards do not divide."""
+    busy: dict[int, float] = {}
+    for o in manifest(cwd):
+        busy[o.shard] = busy.get(o.shard, 0.0) + o.duration_s
+    return busy
+
+
 def shard_events(cwd: Path, event: str) -> list:
     """`event` records of the run in `cwd`, by augshard's own reader (it skips a line still being written)."""
     from augshard.events import read_events  # installed in the venv `make bench` runs in

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, augshard, check, data, shard_events
+from common import REPO, augshard, busy_by_shard, check, data, manifest, shard_events
 
 FULL_ROWS = 2058  # ReDSM5 sentences: B6 below this many rows is a slice, reported but never counted as met
 
@@ -186,15 +186,15 @@ def b6(work: Path, rows: int | None) -> dict:
 
 
 def _b6_result(cwd: Path, n: int, wall: float) -> dict:
-    with open(cwd / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
-        manifest = list(csv.DictReader(fh))
-    busy = [sum(float(r["duration_s"]) for r in manifest if r["shard"] == str(i)) for i in range(2)]
+    outcomes = manifest(cwd)
+    by_shard = busy_by_shard(cwd)
+    busy = [by_shard.get(i, 0.0) for i in range(2)]
     done = shard_events(cwd, "shard_done")
     encodes = sum(e.filter.get("originals_encoded", 0) + e.filter.get("candidates_encoded", 0) for e in done)
     encode_s = sum(e.filter.get("encode_s", 0.0) for e in done)
     return {
-        "input_rows": n, "combos": len(manifest), "failed": sum(r["status"] != "ok" for r in manifest),
-        "wall_s": wall, "rows_generated": sum(int(r["rows"]) for r in manifest),
+        "input_rows": n, "combos": len(outcomes), "failed": sum(not o.ok for o in outcomes),
+        "wall_s": wall, "rows_generated": sum(o.rows for o in outcomes),
         "busy_s": busy, "busy_max_over_mean": max(busy) / (sum(busy) / 2),
         "embeddings": encodes, "embeddings_per_s_wall": encodes / wall,
         "embeddings_per_s_encoding": encodes / encode_s if encode_s else None,
@@ -214,8 +214,7 @@ def newcomer(work: Path, rows: int | None) -> dict:
         cwd = work / label
         cwd.mkdir()
         out[f"{label}_s"] = augshard(cwd, *extra)
-        with open(cwd / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
-            out[f"{label}_rows"] = sum(int(r["rows"]) for r in csv.DictReader(fh))
+        out[f"{label}_rows"] = sum(o.rows for o in manifest(cwd))
     out["speedup"] = out["previous_defaults_s"] / out["defaults_s"]
     out["target"] = "<= 25 s on 2 cores"
     out["checks"] = [check("N newcomer's run, every default (s)", out["defaults_s"], 25, higher_is_better=False)]

@@ -12,7 +12,6 @@ full size (--rows 2058); B8 runs only where torch sees a GPU.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CHEAP, REPO, RESULTS, W_METHODS, augshard, check, data, shard_events
+from common import CHEAP, REPO, RESULTS, W_METHODS, augshard, busy_by_shard, check, data, manifest, shard_events
 from export_bench import x
 from filter import B6_ONLY, B6_VARIANTS, b2, b5, b6, newcomer
 
@@ -63,19 +62,9 @@ print(time.perf_counter() - t0, kept)
     return time.perf_counter() - t0  # the whole process, imports included, like augshard's wall time
 
 
-def combo_seconds(cwd: Path) -> float:
-    with open(cwd / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
-        return sum(float(r["duration_s"]) for r in csv.DictReader(fh))
-
-
 def busiest_shard_combo_s(cwd: Path) -> float:
-    """Seconds the busiest shard spent inside combos (the manifest's durations): the rest of the wall time is fixed
-    cost (the supervisor, process start, imports, building methods) that more shards do not divide."""
-    per_shard: dict[str, float] = {}
-    with open(cwd / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
-        for r in csv.DictReader(fh):
-            per_shard[r["shard"]] = per_shard.get(r["shard"], 0.0) + float(r["duration_s"])
-    return max(per_shard.values())
+    """Seconds the busiest shard spent inside combos (building its methods included)."""
+    return max(busy_by_shard(cwd).values())
 
 
 def build_s(cwd: Path) -> list[float]:
@@ -103,7 +92,8 @@ def b1(work: Path, rows: int | None) -> dict:
     wall = augshard(cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(CHEAP), "--combo-mode",
                     "single", "--quality-metric", "none", "--num-shards", "1")  # fmt: skip
     loop = bare_loop(csv_path, CHEAP, variants=2, attempts=3)
-    return {"name": "B1 orchestration overhead", "augshard_wall_s": wall, "augshard_combo_s": combo_seconds(cwd),
+    combo_s = sum(busy_by_shard(cwd).values())
+    return {"name": "B1 orchestration overhead", "augshard_wall_s": wall, "augshard_combo_s": combo_s,
             "bare_loop_wall_s": loop, "ratio": loop / wall,
             "target": ">= 0.8 (bare loop process time / augshard run time, 1 shard, filter none)",
             "checks": [check("B1 bare loop / augshard", loop / wall, 0.8)]}  # fmt: skip
@@ -154,8 +144,7 @@ def w(work: Path, rows: int | None) -> dict:
         datasets[shards] = {p.parent.name: p.read_bytes() for p in cwd.glob("data/processed/augsets/combo_*/*.parquet")}
         out[f"combo_s_{shards}"] = busiest_shard_combo_s(cwd)
         out[f"build_s_{shards}"] = build_s(cwd)
-        with open(cwd / "data/processed/augsets/manifest_final.csv", encoding="utf-8", newline="") as fh:
-            out[f"augshard_{shards}_shards_rows"] = sum(int(r["rows"]) for r in csv.DictReader(fh))
+        out[f"augshard_{shards}_shards_rows"] = sum(o.rows for o in manifest(cwd))
     out["original_recorded"] = W_ORIGINAL_RECORDED
     out["speedup_vs_recorded_original"] = W_ORIGINAL_RECORDED["wall_s"] / out["augshard_2_shards_s"]
     out["same_output_1_vs_2_shards"] = datasets[1] == datasets[2]
