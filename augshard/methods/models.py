@@ -45,12 +45,13 @@ def _hub_cache() -> str:
 
 
 def resolve_device(device: str) -> str:
-    """`auto` is CUDA when torch sees a GPU, else the CPU."""
+    """A model method's device: one it names is used as it is; `auto` is decided as the run decides `--device auto`
+    (CUDA when torch sees a GPU, else the CPU)."""
     if device != "auto":
         return device
-    import torch
+    from augshard.encoders import resolve_device as decide
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return decide("auto")
 
 
 def model_max_positions(path: str) -> int | None:
