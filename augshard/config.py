@@ -88,6 +88,9 @@ class RunConfig:
     output_name: str = "manifest_final.csv"
     # `csv` also writes dataset.csv beside each dataset.parquet (the original tool's --save-format csv).
     save_format: str = "parquet"
+    # Each combo folder also holds vectors.parquet: the embedding filter's vector of every variant it wrote, so a
+    # later step (`augshard evaluate --features embedding`) need not encode them again. Needs the embedding metric.
+    keep_vectors: bool = False
     # One SQLite cache file for every shard instead of data/cache/augment_shard{i}.db (the original's --disk-cache).
     disk_cache: str | None = None
     # Columns the original tool passed through by name; augshard keeps every input column anyway. label_col also
@@ -128,6 +131,8 @@ class RunConfig:
                 payload["device"] = "cuda"
         if self.save_format != "parquet":  # a combo folder then holds dataset.csv too
             payload["save_format"] = self.save_format
+        if self.keep_vectors:  # a combo folder then holds vectors.parquet too: one made without it is not complete
+            payload["keep_vectors"] = True
         payload["algorithm"] = ALGORITHM_VERSION
         return _sha(payload)
 
@@ -340,6 +345,13 @@ def validate(cfg: RunConfig) -> None:
         )
     if cfg.save_format not in SAVE_FORMATS:
         raise ConfigError(f"--save-format must be one of {', '.join(SAVE_FORMATS)}, got '{cfg.save_format}'")
+    if not isinstance(cfg.keep_vectors, bool):
+        raise ConfigError(f"keep_vectors: expected true or false, got {cfg.keep_vectors!r}")
+    if cfg.keep_vectors and cfg.quality_metric != "embedding":
+        raise ConfigError(
+            f"--keep-vectors keeps the embedding filter's vectors, and --quality-metric {cfg.quality_metric} makes "
+            "none: use --quality-metric embedding"
+        )
     if cfg.max_combo_size < 1:
         raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
     if cfg.max_candidates_per_variant < 1:

@@ -77,6 +77,11 @@ def run(
     scheduler: str = typer.Option(None, "--scheduler", help="Dask scheduler address for --executor dask."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
     save_format: str = typer.Option(None, "--save-format", help="parquet | csv (dataset.csv beside the Parquet)."),
+    keep_vectors: bool = typer.Option(
+        False,
+        "--keep-vectors",
+        help="Also write vectors.parquet in each combo folder: the embedding filter's vector of every variant.",
+    ),
     global_dedupe: bool = typer.Option(
         False, "--global-dedupe", help="The original tool's flag: duplicates are dropped by `augshard export`."
     ),
@@ -100,6 +105,7 @@ def run(
         force=force or None,
         confirm_powerset=confirm_powerset or None,
         keep_shards=keep_shards or None,
+        keep_vectors=keep_vectors or None,
         steal=False if no_steal else None,
         calibrate=calibrate or (True if calibrated else None),
     )
