@@ -207,6 +207,14 @@ class Encoder:
                 self._model = _sentence_transformer(self.source, self.backend, self.device)
         return self._model
 
+    @property
+    def dim(self) -> int:
+        """The length of an embedding (loads the model)."""
+        model = self.model
+        if self.direct:
+            return int(model.session.get_outputs()[0].shape[-1])
+        return int(model.get_sentence_embedding_dimension())
+
     def encode(self, texts: list[str]) -> Any:
         """Normalised float32 embeddings (a numpy array), one row per text."""
         model = self.model

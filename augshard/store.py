@@ -1,5 +1,5 @@
-"""Atomic combo outputs (rows streamed into a temporary Parquet, fsynced, the folder renamed into place) and
-`meta.json`: one typed record, written by `ComboWriter.commit` and read back by `read_meta`."""
+"""Atomic combo outputs (rows, and with --keep-vectors their vectors, streamed into temporary Parquet files, fsynced,
+the folder renamed into place), `meta.json` as one typed record, and the readers of both."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ TMP_DIR = ".augshard-tmp"
 DATASET = "dataset.parquet"
 DATASET_CSV = "dataset.csv"  # beside the Parquet with --save-format csv
 META = "meta.json"
+VECTORS = "vectors.parquet"  # with --keep-vectors: row_key, variant, vector; one row per dataset row, same order
 
 
 def _fsync(path: Path) -> None:
@@ -99,6 +100,18 @@ class LabelMeta:
 
 
 @dataclass(frozen=True)
+class VectorsMeta:
+    """A combo's `vectors.parquet` (--keep-vectors): the embedding filter's vector of each variant of the dataset,
+    row for row; `field` says which text was encoded: the variant's evidence span, or its whole text."""
+
+    file: str
+    dim: int
+    rows: int
+    encoder: str  # the scorer's identity: vectors from another encoder are not comparable with these
+    field: str  # "evidence" (with an evidence column) or "text"
+
+
+@dataclass(frozen=True)
 class SourceMeta:
     path: str
     sha256: str
@@ -166,11 +179,14 @@ class ComboMeta:
     shard: int = 0
     variants: YieldMeta | None = None  # None in a meta.json written before it existed
     label_check: LabelMeta | None = None  # with --label-col
+    vectors: VectorsMeta | None = None  # with --keep-vectors
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(out.pop("extra"))
+        if self.vectors is None:  # a meta.json without vectors reads as it always did
+            del out["vectors"]
         if self.label_check is None:
             del out["label_check"]
         else:
@@ -188,12 +204,13 @@ class ComboMeta:
             "timing": TimingMeta,
             "variants": YieldMeta,
             "label_check": LabelMeta,
+            "vectors": VectorsMeta,
         }
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
         try:
             for key, kind in nested.items():
-                if key in ("variants", "label_check") and values.get(key) is None:
+                if key in ("variants", "label_check", "vectors") and values.get(key) is None:
                     continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
@@ -239,7 +256,9 @@ def read_complete(output_root: str | Path, combo: Combo, fingerprint: str) -> Co
 class ComboWriter:
     """Stream one combo's records into a hidden temporary folder; `commit` makes it appear whole or not at all."""
 
-    def __init__(self, output_root: str | Path, combo: Combo, schema: Any, csv: bool = False) -> None:
+    def __init__(
+        self, output_root: str | Path, combo: Combo, schema: Any, csv: bool = False, vectors: bool = False
+    ) -> None:
         import pyarrow.parquet as pq
 
         self.root = Path(output_root)
@@ -252,6 +271,10 @@ class ComboWriter:
         self._writer = pq.ParquetWriter(self.tmp / DATASET, schema, compression="zstd")
         self.csv = csv
         self.rows = 0
+        self.vectors = vectors
+        self._vector_writer: Any = None  # opened on the first vectors, when their dimension is known
+        self.vector_rows = 0
+        self.vector_dim: int | None = None
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """One chunk of records becomes one row group, so memory stays flat however many rows there are."""
@@ -261,9 +284,55 @@ class ComboWriter:
             self._writer.write_table(pa.Table.from_pylist(records, schema=self.schema))
             self.rows += len(records)
 
+    def write_vectors(self, keys: list[tuple[str, int]], vectors: Any) -> None:
+        """The vectors of the records just written, row for row (`(row_key, variant)` and an (n, dim) array)."""
+        import numpy as np
+        import pyarrow as pa
+
+        if not keys:
+            return
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+        if array.ndim != 2 or len(array) != len(keys):
+            raise ValueError(f"{len(keys)} keys but vectors of shape {array.shape}")
+        if self._vector_writer is None:
+            self.vector_dim = int(array.shape[1])
+            self._vector_writer = self._open_vectors(self.vector_dim)
+        elif array.shape[1] != self.vector_dim:
+            raise ValueError(f"vectors of dimension {array.shape[1]} after {self.vector_dim}")
+        flat = pa.array(array.reshape(-1), type=pa.float32())
+        table = pa.table(
+            {
+                "row_key": pa.array([k for k, _ in keys], type=pa.string()),
+                "variant": pa.array([v for _, v in keys], type=pa.int32()),
+                "vector": pa.FixedSizeListArray.from_arrays(flat, self.vector_dim),
+            },
+            schema=vectors_schema(self.vector_dim),
+        )
+        self._vector_writer.write_table(table)
+        self.vector_rows += len(keys)
+
+    def _open_vectors(self, dim: int) -> Any:
+        import pyarrow.parquet as pq
+
+        # Dictionaries do not pay for float vectors nor for unique keys; zstd still trims a few percent.
+        return pq.ParquetWriter(self.tmp / VECTORS, vectors_schema(dim), compression="zstd", use_dictionary=False)
+
+    def _close_vectors(self, meta: ComboMeta) -> Path:
+        """Close vectors.parquet (an empty one for a combo without rows) once it holds a vector for every row."""
+        if meta.vectors is None:
+            raise ValueError("a combo written with vectors needs meta.vectors")
+        if self._vector_writer is None:
+            self._vector_writer = self._open_vectors(meta.vectors.dim)
+        self._vector_writer.close()
+        if self.vector_rows != self.rows or meta.vectors.rows != self.rows:
+            raise RuntimeError(f"{self.vector_rows} vectors for {self.rows} rows (meta says {meta.vectors.rows})")
+        return self.tmp / VECTORS
+
     def commit(self, meta: ComboMeta) -> Path:
         self._writer.close()
         files = [self.tmp / DATASET]
+        if self.vectors:
+            files.append(self._close_vectors(meta))
         if self.csv:
             files.append(self._write_csv())
         meta_path = self.tmp / META
@@ -301,4 +370,39 @@ class ComboWriter:
             # A close that failed (a full disk) is not retried by the writer's __del__, which would print a
             # traceback into the shard's output long after the combo was reported failed.
             self._writer.is_open = False
+        if self._vector_writer is not None:
+            try:
+                self._vector_writer.close()
+            except Exception:  # noqa: BLE001 - as above
+                self._vector_writer.is_open = False
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def vectors_schema(dim: int) -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("row_key", pa.string()),
+            pa.field("variant", pa.int32()),
+            pa.field("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
+
+
+def read_vectors(combo_folder: Path) -> tuple[list[tuple[str, int]], Any] | None:
+    """A combo's kept vectors: its `(row_key, variant)` keys in file order (the order of `dataset.parquet`) and an
+    (n, dim) float32 numpy array; None when the combo was written without --keep-vectors."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    path = Path(combo_folder) / VECTORS
+    if not path.is_file():
+        return None
+    table = pq.read_table(path)
+    keys = list(zip(table.column("row_key").to_pylist(), table.column("variant").to_pylist(), strict=True))
+    column = table.column("vector")
+    dim = column.type.list_size
+    chunks = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in column.chunks]
+    flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return keys, flat.astype(np.float32, copy=False).reshape(len(keys), dim)
