@@ -190,7 +190,8 @@ class ShardContext:
         if not parts:
             return {}
         out = dict(parts[0])
-        for key in ("score_hits", "score_misses", "originals_encoded", "originals_from_cache", "candidates_encoded"):
+        summed = ("originals_encoded", "originals_from_cache", "candidates_encoded", "candidates_reencoded")
+        for key in ("score_hits", "score_misses", *summed):
             if key in out:
                 out[key] = sum(p[key] for p in parts)
         out["filter_s"] = round(sum(p["filter_s"] for p in parts), 3)

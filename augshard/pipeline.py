@@ -129,22 +129,28 @@ def run_combo(
     on_progress: Callable[[int, int], None] | None = None,
     check_stop: Callable[[], None] | None = None,
     labeler: Labeler | None = None,
+    vector_sink: Callable[[list[tuple[str, int]], Any], None] | None = None,
 ) -> ComboStats:
     """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`.
 
     Only the chunk's input rows become Python objects (and only its records exist): memory does not grow
-    with the input. With a `labeler` every variant gets the label check's prediction.
+    with the input. With a `labeler` every variant gets the label check's prediction. With a `vector_sink`
+    (--keep-vectors) it gets each chunk's `(row_key, variant)` keys and vectors, row for row with the records.
     """
     stats = ComboStats()
     rows = dataset.rows
     for start in range(0, len(rows), cfg.chunk_size):
         chunk = rows[start : start + cfg.chunk_size]
         states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop)
+        if vector_sink is not None:
+            _fill_vectors(states, scorer)
         if labeler is not None:
             _label(states, labeler, stats)
         wanted = [st.row.index for st in states if st.accepted]
         input_rows = dict(zip(wanted, dataset.table.take(wanted).to_pylist(), strict=True)) if wanted else {}
         sink(_records(combo, states, input_rows, cfg))
+        if vector_sink is not None:
+            vector_sink(*_vector_rows(states))
         if on_progress is not None:
             on_progress(start + len(chunk), len(rows))
     if stats.candidates and stats.candidate_errors == stats.candidates:
@@ -265,6 +271,29 @@ def _judge_step(
         if sim is not None and not cfg.quality_min_sim <= sim <= cfg.quality_max_sim:
             outputs[i] = None
             stats.step_rejected += 1
+
+
+def _fill_vectors(states: list[_RowState], scorer: Scorer) -> None:
+    """Give every accepted variant its vector: a score from the cache left none, so it is encoded now, by the
+    filter's own encoder and exactly as the filter encodes a candidate (the variant's evidence span)."""
+    missing = [(st, i) for st in states for i, vec in enumerate(st.vectors) if vec is None]
+    if not missing:
+        return
+    encode = getattr(scorer, "candidate_vectors", None)
+    if encode is None:
+        raise TypeError(f"the {scorer.name} filter makes no vectors; --keep-vectors needs the embedding filter")
+    fresh = encode([st.accepted[i][0] for st, i in missing])
+    for (st, i), vec in zip(missing, fresh, strict=True):
+        st.vectors[i] = vec
+
+
+def _vector_rows(states: list[_RowState]) -> tuple[list[tuple[str, int]], Any]:
+    """The `(row_key, variant)` keys and stacked vectors of a chunk, in the order `_records` writes its rows."""
+    import numpy as np
+
+    keys = [(st.row.key, variant) for st in states for variant in range(len(st.accepted))]
+    vectors = [vec for st in states for vec in st.vectors]
+    return keys, (np.stack(vectors) if vectors else np.zeros((0, 0), dtype=np.float32))
 
 
 def _label(states: list[_RowState], labeler: Labeler, stats: ComboStats) -> None:

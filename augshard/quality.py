@@ -91,6 +91,7 @@ class EmbeddingScorer:
         self.originals_encoded = 0
         self.originals_from_cache = 0
         self.candidates_encoded = 0
+        self.candidates_reencoded = 0
         self.last: dict[str, Any] = {}  # the vectors of the last call's candidates (the label check reuses them)
 
     @property
@@ -149,6 +150,12 @@ class EmbeddingScorer:
         self.candidates_encoded += len(unique)
         self.last = vectors
         return [_cosine(self._originals[o], vectors[c]) for o, c in zip(originals, candidates, strict=True)]
+
+    def candidate_vectors(self, candidates: list[str]) -> Any:
+        """The vectors `score` makes of these candidates, encoded now (for variants whose score came from the cache;
+        --keep-vectors). Counted apart from `candidates_encoded`, which measures the filter itself."""
+        self.candidates_reencoded += len(candidates)
+        return self._encode(candidates)
 
     def score_pairs(self, sources: list[str], outputs: list[str]) -> list[float | None]:
         """Any two texts, both encoded as candidates are (neither is kept as an original)."""
@@ -209,6 +216,13 @@ class CachedScorer:
         """Vectors of the candidates the last call had to score (an embedding scorer's; empty otherwise)."""
         return getattr(self.inner, "last", {})
 
+    def candidate_vectors(self, candidates: list[str]) -> Any:
+        """Vectors of candidates as the filter encodes them (the embedding scorer's; --keep-vectors)."""
+        encode = getattr(self.inner, "candidate_vectors", None)
+        if encode is None:
+            raise TypeError(f"the {self.name} filter makes no vectors; --keep-vectors needs the embedding filter")
+        return encode(candidates)
+
     def _cached(self, originals: list[str], candidates: list[str], compute: Any) -> list[float | None]:
         if hasattr(self.inner, "last"):
             self.inner.last = {}
@@ -235,7 +249,13 @@ class CachedScorer:
             "score_misses": self.misses,
             "filter_s": round(self.seconds, 3),
         }
-        for name in ("originals_encoded", "originals_from_cache", "candidates_encoded", "encode_calls"):
+        for name in (
+            "originals_encoded",
+            "originals_from_cache",
+            "candidates_encoded",
+            "candidates_reencoded",
+            "encode_calls",
+        ):
             if hasattr(self.inner, name):
                 out[name] = getattr(self.inner, name)
         if hasattr(self.inner, "encode_seconds"):

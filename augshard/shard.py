@@ -32,12 +32,14 @@ from augshard.outcome import ComboOutcome, Status
 from augshard.plan import PlannedCombo
 from augshard.procs import peak_rss_mb
 from augshard.store import (
+    VECTORS,
     ComboMeta,
     ComboWriter,
     LabelMeta,
     QualityMeta,
     SourceMeta,
     TimingMeta,
+    VectorsMeta,
     YieldMeta,
     read_complete,
 )
@@ -141,7 +143,8 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
     writer = None
     try:
         ctx.before_combo(item)
-        writer = ComboWriter(job.cfg.output_root, combo, ctx.schema, csv=job.cfg.save_format == "csv")
+        cfg = job.cfg
+        writer = ComboWriter(cfg.output_root, combo, ctx.schema, csv=cfg.save_format == "csv", vectors=cfg.keep_vectors)
 
         def progress(done: int, total: int) -> None:
             events.emit(Progress(combo_id=combo.combo_id, rows_done=done, rows_total=total))
@@ -150,10 +153,12 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         progress(0, len(ctx.dataset.rows))
         scorer, cache = ctx.scorer_for(item.home), ctx.cache_for(item.home)
         methods = ctx.methods_for(combo)
+        keep = writer.write_vectors if cfg.keep_vectors else None
         stats = run_combo(
-            combo, ctx.dataset, methods, scorer, cache, job.cfg, writer.write, progress, stop.check, ctx.labeler
+            combo, ctx.dataset, methods, scorer, cache, cfg, writer.write, progress, stop.check, ctx.labeler, keep
         )
-        meta = _combo_meta(job, ctx, item.combo, stats, writer.rows, time.time() - t0)
+        vectors = _vectors_meta(ctx, writer, scorer.identity) if cfg.keep_vectors else None
+        meta = _combo_meta(job, ctx, item.combo, stats, writer.rows, time.time() - t0, vectors)
         writer.commit(meta)
         writer = None
         log.info(
@@ -195,8 +200,25 @@ def _done_event(meta: ComboMeta, resumed: bool = False) -> ComboDone:
     )
 
 
+def _vectors_meta(ctx: ShardContext, writer: ComboWriter, encoder: str) -> VectorsMeta:
+    """What the combo's vectors.parquet holds; a combo without rows asks the encoder its dimension."""
+    return VectorsMeta(
+        file=VECTORS,
+        dim=writer.vector_dim or ctx.encoder.dim,
+        rows=writer.vector_rows,
+        encoder=encoder,
+        field="evidence" if ctx.job.cfg.evidence_col else "text",
+    )
+
+
 def _combo_meta(
-    job: ShardJob, ctx: ShardContext, pc: PlannedCombo, stats: ComboStats, rows: int, duration: float
+    job: ShardJob,
+    ctx: ShardContext,
+    pc: PlannedCombo,
+    stats: ComboStats,
+    rows: int,
+    duration: float,
+    vectors: VectorsMeta | None = None,
 ) -> ComboMeta:
     """The meta.json of a combo just computed."""
     cfg, combo, dataset, specs = job.cfg, pc.combo, ctx.dataset, ctx.specs
@@ -250,6 +272,7 @@ def _combo_meta(
         shard=job.index,
         variants=_yield(stats, len(dataset.rows) * cfg.variants_per_sample, rows, cfg),
         label_check=_label_meta(ctx, stats),
+        vectors=vectors,
     )
 
 
