@@ -9,7 +9,7 @@ from typing import Any
 from augshard.errors import OutputError
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome
-from augshard.store import DATASET, DATASET_CSV, META, TMP_DIR, ComboMeta, read_meta
+from augshard.store import DATASET, DATASET_CSV, META, TMP_DIR, VECTORS, ComboMeta, read_meta
 
 AUGSHARD_COLUMNS = ("row_key", "variant", "similarity", "combo_id", "methods")
 
@@ -114,11 +114,31 @@ def _check_combo(root: Path, e: ComboOutcome) -> list[str]:
     missing = [c for c in wanted if c and c not in table.column_names]
     if missing:
         problems.append(f"{name}: dataset lacks column(s) {', '.join(missing)} that meta.json implies")
+    problems += _check_vectors(name, data.parent, meta, table.num_rows)
     if "combo_id" in table.column_names and table.num_rows:
         ids = set(table.column("combo_id").to_pylist())
         if ids != {e.combo_id}:
             problems.append(f"{name}: dataset rows carry combo ids {sorted(map(str, ids))}, expected {e.combo_id}")
     return problems
+
+
+def _check_vectors(name: str, folder: Path, meta: ComboMeta, rows: int) -> list[str]:
+    """--keep-vectors: vectors.parquet is there when meta.json says so, with one row per dataset row (its footer
+    says how many, so the vectors themselves are not read)."""
+    import pyarrow.parquet as pq
+
+    path = folder / VECTORS
+    if meta.vectors is None:
+        return [f"{name}: {VECTORS} that meta.json does not mention"] if path.exists() else []
+    if not path.is_file():
+        return [f"{name}: {VECTORS} missing ({path}), meta.json says it was kept"]
+    try:
+        n = pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the problem being reported
+        return [f"{name}: {VECTORS} does not open ({path}): {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"]
+    if n != rows:
+        return [f"{name}: {VECTORS} has {n:,} rows, the dataset {rows:,}"]
+    return []
 
 
 def _read_meta(path: Path) -> ComboMeta | str:
@@ -138,7 +158,7 @@ def _stray(root: Path, listed: set[str]) -> list[str]:
             if path.name not in listed:
                 problems.append(f"orphan combo folder (not listed as ok in the manifest): {path}")
                 continue
-            extra = sorted(p.name for p in path.iterdir() if p.name not in (DATASET, DATASET_CSV, META))
+            extra = sorted(p.name for p in path.iterdir() if p.name not in (DATASET, DATASET_CSV, META, VECTORS))
             if extra:
                 problems.append(f"{path.name}: unexpected file(s) {', '.join(extra)}")
         elif path.name == TMP_DIR and path.is_dir():
