@@ -19,12 +19,15 @@ from augshard.store import (
     DATASET,
     META,
     TMP_DIR,
+    VECTORS,
     ComboMeta,
     ComboWriter,
+    VectorsMeta,
     clean_stale_temp,
     parse_temp_name,
     read_complete,
     read_meta,
+    read_vectors,
     temp_name,
 )
 
@@ -215,3 +218,44 @@ def test_meta_json_reads_back_as_the_record_it_was_written_from(tmp_path: Path) 
     (final / META).write_text("[1, 2]", encoding="utf-8")
     with pytest.raises(ValueError, match="not a JSON object"):
         read_meta(final / META)
+
+
+def _vectors_meta(rows: int, dim: int = 4) -> ComboMeta:
+    return make_meta(COMBO, FP, rows=rows, vectors=VectorsMeta(VECTORS, dim, rows, "embedding|test", "evidence"))
+
+
+def test_vectors_are_committed_with_the_combo_and_read_back(tmp_path: Path) -> None:
+    import numpy as np
+
+    writer = ComboWriter(tmp_path, COMBO, SCHEMA, vectors=True)
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for start in (0, 2):  # two chunks, two row groups
+        writer.write(_records(3)[start : start + 2])
+        writer.write_vectors([(f"r{i}", i % 2) for i in range(start, min(start + 2, 3))], vectors[start : start + 2])
+    assert not (tmp_path / COMBO.dir_name).exists()
+    final = writer.commit(_vectors_meta(3))
+    assert sorted(p.name for p in final.iterdir()) == [DATASET, META, VECTORS]
+    keys, back = read_vectors(final)
+    assert keys == [("r0", 0), ("r1", 1), ("r2", 0)]
+    assert back.dtype == np.float32 and np.array_equal(back, vectors)
+    assert read_meta(final / META).vectors == VectorsMeta(VECTORS, 4, 3, "embedding|test", "evidence")
+
+
+def test_vectors_missing_for_some_rows_commit_nothing(tmp_path: Path) -> None:
+    import numpy as np
+
+    writer = ComboWriter(tmp_path, COMBO, SCHEMA, vectors=True)
+    writer.write(_records(3))
+    writer.write_vectors([("r0", 0), ("r1", 1)], np.zeros((2, 4), dtype=np.float32))
+    with pytest.raises(RuntimeError, match="2 vectors for 3 rows"):
+        writer.commit(_vectors_meta(3))
+    writer.abort()
+    assert not (tmp_path / COMBO.dir_name).exists()
+    assert list((tmp_path / TMP_DIR).iterdir()) == []
+
+
+def test_a_combo_without_rows_gets_an_empty_vectors_file(tmp_path: Path) -> None:
+    final = ComboWriter(tmp_path, COMBO, SCHEMA, vectors=True).commit(_vectors_meta(0, dim=384))
+    keys, vectors = read_vectors(final)
+    assert keys == [] and vectors.shape == (0, 384)
+    assert read_vectors(tmp_path) is None

@@ -1,0 +1,126 @@
+"""`run --keep-vectors`: vectors.parquet beside each dataset, row for row, the filter's own vectors, atomic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from helpers import run_cli, sample_rows, write_csv
+
+from augshard.config import RunConfig
+from augshard.store import VECTORS, ComboMeta, read_meta, read_vectors
+
+COMBO = "combo_1_nlp_keyboard"
+ARGS = ("--text-col", "text", "--evidence-col", "evidence", "--id-col", "id", "--methods", "nlp_keyboard",
+        "--quality-metric", "embedding", "--num-shards", "1", "--no-live")  # fmt: skip
+
+
+def _run(cwd: Path, csv: Path, *extra: str) -> Path:
+    proc = run_cli("run", "--input", str(csv), *ARGS, *extra, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return cwd / "data/processed/augsets" / COMBO
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Three runs on 20 sample rows: `plain` (no flag), `kept` (the flag, a fresh cache: vectors from the filter),
+    and `rerun` (the flag in `plain`'s folder: every score from the cache, so every vector encoded afterwards)."""
+    base = tmp_path_factory.mktemp("keep")
+    csv = write_csv(base / "in.csv", sample_rows(20))
+    out: dict[str, object] = {}
+    for name in ("plain", "kept"):
+        (base / name).mkdir()
+        folder = _run(base / name, csv, *(["--keep-vectors"] if name == "kept" else []))
+        out[name] = folder
+        out[name + "_bytes"] = (folder / "dataset.parquet").read_bytes()
+    out["rerun"] = _run(base / "plain", csv, "--keep-vectors")
+    out["rerun_log"] = (base / "plain/logs/augment/shard_0_of_1.log").read_text(encoding="utf-8")
+    out["rerun_bytes"] = (base / "plain" / "data/processed/augsets" / COMBO / "dataset.parquet").read_bytes()
+    return out
+
+
+def _keys(folder: Path) -> list[tuple[str, int]]:
+    table = pq.read_table(folder / "dataset.parquet", columns=["row_key", "variant"])
+    return list(zip(table.column("row_key").to_pylist(), table.column("variant").to_pylist(), strict=True))
+
+
+@pytest.mark.parametrize("name", ["kept", "rerun"])
+def test_one_vector_per_dataset_row_in_the_same_order(runs: dict, name: str) -> None:
+    folder = runs[name]
+    schema = pq.read_schema(folder / VECTORS)
+    assert [str(t) for t in schema.types] == ["string", "int32", "fixed_size_list<element: float>[384]"]
+    keys, vectors = read_vectors(folder)
+    assert keys == _keys(folder) and len(keys) > 0
+    assert vectors.shape == (len(keys), 384) and vectors.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["kept", "rerun"])
+def test_vectors_are_the_encoders_vectors_of_the_evidence(runs: dict, name: str) -> None:
+    from augshard.encoders import Encoder
+
+    folder = runs[name]
+    meta = read_meta(folder / "meta.json")
+    encoder = Encoder(meta.quality.model if meta.quality.model != "all-MiniLM-L6-v2" else None, 64,
+                      meta.quality.backend, "cpu")  # fmt: skip
+    assert encoder.identity == meta.vectors.encoder
+    evidences = pq.read_table(folder / "dataset.parquet").column("evidence").to_pylist()
+    fresh = encoder.encode(evidences)
+    _, kept = read_vectors(folder)
+    cosines = (kept * fresh).sum(axis=1) / np.linalg.norm(kept, axis=1) / np.linalg.norm(fresh, axis=1)
+    assert cosines.min() >= 0.9999
+
+
+def test_a_rerun_from_the_cache_still_writes_every_vector(runs: dict) -> None:
+    """The plain run's combo lacks vectors, so the flag recomputes it; its scores come from the cache, which keeps
+    no vectors: every one is encoded afterwards, none is missing."""
+    log = runs["rerun_log"]
+    assert "score_misses 0," in log and "candidates_encoded 0," in log
+    rows = read_meta(runs["rerun"] / "meta.json").rows
+    assert f"candidates_reencoded {rows}," in log
+    assert read_vectors(runs["rerun"])[1].shape == (rows, 384)
+
+
+def test_dataset_bytes_are_the_same_with_and_without_the_flag(runs: dict) -> None:
+    assert runs["plain_bytes"] == runs["kept_bytes"] == runs["rerun_bytes"]
+
+
+def test_meta_records_the_vectors(runs: dict) -> None:
+    meta = read_meta(runs["kept"] / "meta.json")
+    assert meta.vectors is not None
+    assert (meta.vectors.file, meta.vectors.dim, meta.vectors.rows, meta.vectors.field) == (VECTORS, 384, meta.rows,
+                                                                                            "evidence")  # fmt: skip
+    assert meta.vectors.encoder.startswith("embedding|")
+
+
+def test_verify_accepts_the_vectors_and_checks_their_rows(runs: dict, tmp_path: Path) -> None:
+    root = runs["kept"].parent
+    proc = run_cli("verify", "--output-root", str(root), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK" in proc.stdout
+
+
+def test_without_the_flag_no_vectors_and_an_old_meta_json_reads(runs: dict) -> None:
+    assert read_vectors(runs["kept"].parent / "combo_9_none") is None
+    data = json.loads((runs["kept"] / "meta.json").read_text(encoding="utf-8"))
+    del data["vectors"]
+    assert ComboMeta.from_dict(data).vectors is None
+    assert "vectors" not in ComboMeta.from_dict(data).to_dict()
+
+
+def test_fingerprints_without_the_flag_are_unchanged() -> None:
+    """The values computed by the code before keep_vectors existed (2aabf36)."""
+    assert RunConfig(input="x").fingerprint() == "049378f7731c6692"
+    assert RunConfig(input="x", quality_metric="char_ratio").fingerprint() == "c88a100f8f1e647f"
+    assert RunConfig(input="x", keep_vectors=True).fingerprint() != "049378f7731c6692"
+
+
+def test_keep_vectors_needs_the_embedding_metric(small_csv: Path) -> None:
+    proc = run_cli("run", "--input", str(small_csv), *ARGS, "--quality-metric", "char_ratio", "--keep-vectors",
+                   cwd=small_csv.parent)  # fmt: skip
+    assert proc.returncode == 2
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "--keep-vectors" in lines[0] and "embedding" in lines[0], lines
+    assert not (small_csv.parent / "data").exists()
