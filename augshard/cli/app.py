@@ -17,7 +17,7 @@ from augshard.errors import AugshardError
 from augshard.output import FORMATS
 
 # The order `augshard --help` lists the commands in: the way a user meets them.
-COMMANDS = ("run", "monitor", "merge", "verify", "report", "export", "methods", "prepare")
+COMMANDS = ("run", "monitor", "merge", "verify", "evaluate", "report", "export", "methods", "prepare")
 
 
 class _InOrder(TyperGroup):

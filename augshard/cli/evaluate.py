@@ -1,0 +1,201 @@
+"""`augshard evaluate`: each combo's effect on a classifier, measured without leakage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from augshard.cli.app import app, console, err_console, format_option, user_errors
+from augshard.output import check_format, interactive
+
+SHOWN_BY_DEFAULT = 20  # combos of the table on a terminal, best and worst; --all shows every one
+
+
+@app.command()
+@user_errors
+def evaluate(
+    label_col: str = typer.Option(..., "--label-col", help="The label column of the run's input."),
+    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="The run's output root."),
+    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="The run's merged manifest."),
+    group_col: str = typer.Option(None, "--group-col", help="Rows sharing a value stay in one fold (e.g. a post id)."),
+    folds: int = typer.Option(5, "--folds", help="Folds over the originals [5]."),
+    repeats: int = typer.Option(1, "--repeats", help="Repeats of the folds with other seeds [1]."),
+    features: str = typer.Option("tfidf", "--features", help="tfidf | embedding | both [tfidf]."),
+    train_sizes: str = typer.Option(
+        "1.0", "--train-sizes", help="Fractions of the training originals, e.g. 0.1,0.25,1.0 (a learning curve)."
+    ),
+    combos: str = typer.Option(None, "--combos", help="Only these combos: ids, folders or method names."),
+    export_dir: str = typer.Option(None, "--export", help="Evaluate an `augshard export` folder as a whole."),
+    field: str = typer.Option("text", "--field", help="What the classifier reads: text | evidence [text]."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds and subsets [0]."),
+    num_shards: str = typer.Option("auto", "--num-shards", help="Worker processes: auto (one per core) or N."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Evaluate the complete combos of a run with failed or stopped ones."
+    ),
+    drop_rare_classes: bool = typer.Option(
+        False, "--drop-rare-classes", help="Leave out classes with fewer rows than folds (else refused)."
+    ),
+    cache_dir: str = typer.Option("data/cache", "--cache-dir", help="Where encoded vectors are cached."),
+    out: str = typer.Option(None, "--out", help="Where to write evaluation.json [the output root or --export]."),
+    show_all: bool = typer.Option(False, "--all", help="Every combo in the table (else the 20 best and worst)."),
+    fmt: str = format_option("table | tsv (one row per section and combo) | json (evaluation.json)."),
+) -> int:
+    """Which combos make a classifier better: folds over the originals, baseline vs baseline + a combo's variants
+    of the training originals, scored on test originals only; paired gains with corrected intervals."""
+    from augshard.errors import ConfigError
+    from augshard.evaluate import EvaluateOptions
+    from augshard.evaluate import evaluate as run_evaluate
+    from augshard.output import write_json
+
+    check_format(fmt)
+    chosen = ("tfidf", "embedding") if features.strip() == "both" else tuple(_items(features))
+    try:
+        sizes = tuple(float(x) for x in _items(train_sizes))
+    except ValueError:
+        raise ConfigError(f"--train-sizes: expected fractions like 0.1,0.25,1.0, got '{train_sizes}'") from None
+    shards = None if num_shards == "auto" else _count(num_shards)
+    options = EvaluateOptions(
+        label_col=label_col, output_root=Path(output_root), output_name=output_name, group_col=group_col,
+        folds=folds, repeats=repeats, features=chosen, train_sizes=sizes, combos=tuple(_items(combos or "")),
+        export_dir=Path(export_dir) if export_dir else None, field=field, seed=seed, num_shards=shards,
+        allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes, cache_dir=Path(cache_dir),
+        out=Path(out) if out else None,
+    )  # fmt: skip
+    options.check()
+    doc = run_evaluate(options, _progress() if fmt == "table" and interactive(err_console) else None)
+    if fmt == "json":
+        write_json(doc)
+    elif fmt == "tsv":
+        _tsv(doc)
+    else:
+        _table(doc, show_all)
+        err_console.print(f"evaluation: {options.destination}", markup=False, highlight=False)
+    return 0
+
+
+def _items(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _count(text: str) -> int:
+    from augshard.errors import ConfigError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--num-shards must be 'auto' or a whole number, got '{text}'") from None
+
+
+def _progress() -> Any:
+    """A Rich progress bar on the terminal's stderr, advanced as each combo's folds are done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress("evaluating", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=err_console, transient=True)  # fmt: skip
+    task = bar.add_task("combos", total=None)
+
+    def advance(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+        if done == total:
+            bar.stop()
+
+    return advance
+
+
+def _tsv(doc: dict[str, Any]) -> None:
+    from augshard.output import write_tsv
+
+    columns = ("features", "train_size", "combo_id", "combo_dir", "k", "variants_used", "macro_f1", "macro_f1_std",
+               "accuracy", "gain", "ci_low", "ci_high", "p_value", "p_holm", "verdict")  # fmt: skip
+    rows = []
+    for s in doc["results"]:
+        b = s["baseline"]
+        rows.append([s["features"], s["train_size"], "baseline", "", 0, 0, b["macro_f1"]["mean"], b["macro_f1"]["std"],
+                     b["accuracy"]["mean"], 0, 0, 0, 1, 1, "baseline"])  # fmt: skip
+        for c in s["combos"]:
+            g = c["gain"]
+            rows.append([s["features"], s["train_size"], c["combo_id"], c["combo_dir"], c["k"], c["variants_used"],
+                         c["macro_f1"]["mean"], c["macro_f1"]["std"], c["accuracy"]["mean"], g["mean"], g["ci_low"],
+                         g["ci_high"], g["p_value"], g["p_holm"], c["verdict"]])  # fmt: skip
+    write_tsv(columns, rows)
+
+
+def _table(doc: dict[str, Any], show_all: bool) -> None:
+    from augshard.evaluate import main_section
+    from augshard.output import print_rows
+
+    p = doc["protocol"]
+    console.print(
+        f"{p['originals']:,} originals in {p['groups']:,} groups, {len(p['classes'])} classes of '{p['label_col']}'; "
+        f"{p['folds']} folds x {p['repeats']} repeat(s); every model scored on test originals only",
+        markup=False,
+    )
+    for features in p["features"]:
+        section = main_section(doc, features)
+        _combo_table(section, show_all)
+        _method_table(section)
+    curves = [s for s in doc["results"] if len(p["train_sizes"]) > 1]
+    if curves:
+        rows = []
+        for s in curves:
+            best = s["combos"][0] if s["combos"] else None
+            helps = sum(c["verdict"] == "helps" for c in s["combos"])
+            rows.append([s["features"], f"{s['train_size']:g}", f"{s['baseline']['train_originals']:,.0f}",
+                         f"{s['baseline']['macro_f1']['mean']:.4f}", best["name"] if best else "",
+                         f"{best['gain']['mean']:+.4f}" if best else "", str(helps)])  # fmt: skip
+        columns = ("features", "train size", "train originals", "baseline F1", "best combo", "its gain", "helps")
+        print_rows(console, columns, rows, title="Learning curve (macro-F1)", right=columns[1:4] + columns[5:])
+
+
+def _combo_table(section: dict[str, Any], show_all: bool) -> None:
+    from augshard.output import print_rows
+
+    b = section["baseline"]["macro_f1"]
+    combos = section["combos"]
+    shown = combos
+    if not show_all and len(combos) > 2 * SHOWN_BY_DEFAULT:
+        shown = combos[:SHOWN_BY_DEFAULT] + combos[-SHOWN_BY_DEFAULT:]
+    colour = {"helps": "green", "hurts": "red"}
+    rows = []
+    for c in shown:
+        g = c["gain"]
+        tint = colour.get(c["verdict"])
+        verdict = f"[{tint}]{c['verdict']}[/{tint}]" if tint else c["verdict"]
+        rows.append([str(combos.index(c) + 1), c["name"], str(c["k"]), f"{c['variants_used']:,.0f}",
+                     f"{c['macro_f1']['mean']:.4f} ± {c['macro_f1']['std']:.4f}", f"{g['mean']:+.4f}",
+                     f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]", f"{g['p_holm']:.3g}", verdict])  # fmt: skip
+    title = (f"Gain in macro-F1 over the baseline ({b['mean']:.4f} ± {b['std']:.4f}): {section['features']}, "
+             f"train size {section['train_size']:g}, {section['splits']} splits")  # fmt: skip
+    if len(shown) < len(combos):
+        title += f"; the {SHOWN_BY_DEFAULT} best and worst of {len(combos)} (--all for every one)"
+    columns = ("#", "combo", "k", "variants", "macro-F1", "gain", "95% CI", "p (Holm)", "verdict")
+    sections = [SHOWN_BY_DEFAULT - 1] if len(shown) < len(combos) else []
+    print_rows(console, columns, rows, title=title, right=("#", "k", "variants", "gain", "p (Holm)"),
+               sections=sections)  # fmt: skip
+    helps = sum(c["verdict"] == "helps" for c in combos)
+    hurts = sum(c["verdict"] == "hurts" for c in combos)
+    console.print(
+        f"{helps} combo(s) help and {hurts} hurt after Holm's adjustment over {len(combos)}; the others show no "
+        "evidence either way (an interval that includes 0 is never called a gain)",
+        markup=False,
+    )
+
+
+def _method_table(section: dict[str, Any]) -> None:
+    from augshard.output import print_rows
+
+    if not section["methods"]:
+        return
+    rows = []
+    for m in section["methods"]:
+        g = m["marginal"]
+        rows.append([m["method"], str(m["combos_with"]), f"{m['mean_gain_with']:+.4f}",
+                     f"{m['mean_gain_without']:+.4f}", f"{g['mean']:+.4f}",
+                     f"[{g['ci_low']:+.4f}, {g['ci_high']:+.4f}]"])  # fmt: skip
+    columns = ("method", "combos", "gain with", "gain without", "marginal", "95% CI")
+    print_rows(console, columns, rows, title=f"Marginal effect of each method ({section['features']})",
+               right=columns[1:5])  # fmt: skip
