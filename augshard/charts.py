@@ -1,10 +1,12 @@
-"""The charts of `augshard report`: matplotlib figures of a run's combos, as inline base64 PNGs."""
+"""The charts of `augshard report`: matplotlib figures of a run's combos and its evaluation, as inline base64 PNGs."""
 
 from __future__ import annotations
 
 import base64
 import io
 from typing import TYPE_CHECKING, Any
+
+from augshard.gains import HELPS, HURTS, UNCLEAR
 
 if TYPE_CHECKING:
     from augshard.report import ComboReport
@@ -125,5 +127,85 @@ def chart_label_flips(combos: list[ComboReport]) -> str:
     ax.set_xlabel("variants predicted another label than their original (%)")
     ax.set_title("Label flips per combo")
     ax.tick_params(axis="y", labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+VERDICT_COLOURS = {HELPS: "#2E7D32", HURTS: "#C44E52", UNCLEAR: "#8C8C8C"}
+FOREST_MOST = 60  # rows of a forest plot; past it, the best and the worst half of that
+
+
+def rank_by_gain(combos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An evaluation section's combos (evaluation.json's rows) by mean macro-F1 gain, best first."""
+    return sorted(combos, key=lambda r: (-r["gain"]["mean"], r["name"]))
+
+
+def forest_rows(combos: list[dict[str, Any]], most: int = FOREST_MOST) -> list[dict[str, Any]]:
+    """The combos a forest plot shows: all of them, or past `most` the `most // 2` best and the `most // 2` worst."""
+    ranked = rank_by_gain(combos)
+    return ranked if len(ranked) <= most else ranked[: most // 2] + ranked[-(most // 2) :]
+
+
+def chart_forest(section: dict[str, Any], most: int = FOREST_MOST) -> str:
+    """Each combo's mean macro-F1 gain over the baseline with its 95% interval, coloured by its verdict."""
+    import matplotlib.pyplot as plt
+    from matplotlib.transforms import offset_copy
+
+    rows = forest_rows(section["combos"], most)
+    cut = len(rows) < len(section["combos"])
+    fig, ax = plt.subplots(figsize=(11, max(2.5, 0.26 * len(rows) + 1.6)))
+    for y, r in enumerate(rows):
+        g, colour = r["gain"], VERDICT_COLOURS.get(r["verdict"], "#444")
+        ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["ci_low"]], [g["ci_high"] - g["mean"]]], fmt="o",
+                    markersize=4, capsize=2.5, linewidth=1.2, color=colour)  # fmt: skip
+    if cut:  # where the omitted middle of the ranking would be
+        ax.axhline(len(rows) / 2 - 0.5, color="#bbb", linestyle=":", linewidth=1)
+    ax.axvline(0, color="black", linewidth=0.9)
+    ax.set_yticks(range(len(rows)), [f"{r['name']} (k={r['k']})" for r in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # best on top
+    ax.set_xlabel("macro-F1 gain over the baseline (mean over splits, 95% interval; 0: no change)")
+    shown = f"the {most // 2} best and {most // 2} worst of {len(section['combos'])} combos" if cut else "every combo"
+    ax.set_title(f"Gain per combo: {section['features']}, train size {section['train_size']:g} ({shown})")
+    ax.spines[["top", "right"]].set_visible(False)
+    handles = [plt.Line2D([], [], marker="o", linestyle="-", color=c) for c in VERDICT_COLOURS.values()]
+    below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")  # under the x label, whatever the height
+    ax.legend(handles, list(VERDICT_COLOURS), loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below,
+              ncol=3, fontsize=8, frameon=False)  # fmt: skip
+    return _png(fig)
+
+
+def chart_learning_curve(sections: list[dict[str, Any]]) -> str | None:
+    """Macro-F1 against train size per features set: the baseline, and the combo with the largest mean gain at the
+    largest train size; bands: ± one standard deviation over the splits."""
+    import matplotlib.pyplot as plt
+
+    by_features: dict[str, list[dict[str, Any]]] = {}
+    for s in sections:
+        by_features.setdefault(s["features"], []).append(s)
+    by_features = {f: sorted(ss, key=lambda s: s["train_size"]) for f, ss in by_features.items() if len(ss) > 1}
+    if not by_features:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    for i, (features, ss) in enumerate(by_features.items()):
+        colour = K_COLOURS[i % len(K_COLOURS)]
+        best = ss[-1]["combos"][0] if ss[-1]["combos"] else None
+        lines = [("baseline", "--", [s["baseline"] for s in ss])]
+        if best:
+            found = [next((r for r in s["combos"] if r["combo_id"] == best["combo_id"]), None) for s in ss]
+            lines.append((f"+ {best['name']}", "-", found))
+        for label, style, points in lines:
+            xs = [s["train_size"] for s, p in zip(ss, points, strict=True) if p]
+            means = [p["macro_f1"]["mean"] for p in points if p]
+            stds = [p["macro_f1"]["std"] for p in points if p]
+            ax.plot(xs, means, style, marker="o", color=colour, label=f"{features}: {label}")
+            ax.fill_between(xs, [m - s for m, s in zip(means, stds, strict=True)],
+                            [m + s for m, s in zip(means, stds, strict=True)], color=colour, alpha=0.12)  # fmt: skip
+    first = next(iter(by_features.values()))
+    ax.set_xticks([s["train_size"] for s in first],
+                  [f"{s['train_size']:g}\n({s['baseline']['train_originals']:,.0f})" for s in first])  # fmt: skip
+    ax.set_xlabel("train size: fraction of each fold's training originals (mean originals)")
+    ax.set_ylabel("macro-F1 on the test originals")
+    ax.set_title("Learning curve: baseline vs the best combo at the largest train size (bands: ± 1 std over splits)")
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
