@@ -62,6 +62,7 @@ def _options(result: Export) -> dict[str, Any]:
         "drop_label_flips": options.drop_label_flips,
         "include_originals": options.include_originals,
         "kept_twin": "the first in (k, combo id, input order, variant)",
+        "chosen_by": options.chosen_by or None,
     }
 
 
@@ -113,6 +114,8 @@ def _body(doc: dict[str, Any]) -> str:
         f"{dropped['exact_duplicates']:,} exact and {dropped['near_duplicates']:,} near duplicates.",
         f"- Originals included: {'yes' if ex['include_originals'] else 'no'} ({doc['originals']:,} rows).",
     ]
+    if ex.get("chosen_by"):
+        out.append(f"- Combos {ex['chosen_by']}.")
     out += _labels(doc)
     out += [
         "",

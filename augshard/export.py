@@ -41,6 +41,7 @@ class ExportOptions:
     shard_size: int = 500_000
     allow_incomplete: bool = False
     force: bool = False
+    chosen_by: str = ""  # how the combos were chosen, when not by the user (`--best`, `--min-gain`): for the card
 
     def check(self) -> None:
         if self.dedupe not in DEDUPE_MODES:

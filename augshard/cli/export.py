@@ -29,6 +29,13 @@ def export(
         False, "--allow-incomplete", help="Export the complete combos of a run with failed or stopped ones."
     ),
     force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+    best: int = typer.Option(None, "--best", help="Only the N combos with the best gain in evaluation.json."),
+    min_gain: float = typer.Option(
+        None, "--min-gain", help="Only combos whose mean macro-F1 gain in evaluation.json is at least X."
+    ),
+    by_features: str = typer.Option(
+        None, "--by-features", help="Which evaluation's gains --best/--min-gain read: tfidf | embedding [the first]."
+    ),
     fmt: str = format_option("table (lines) | json (export.json's facts) | tsv (rows per combo)."),
 ) -> int:
     """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
@@ -43,11 +50,23 @@ def export(
         sizes = tuple(int(x) for x in k.split(",") if x.strip()) if k else ()
     except ValueError:
         raise ConfigError(f"--k: expected sizes like 1,2, got '{k}'") from None
+    chosen_by = ""
+    if best is not None or min_gain is not None:
+        from augshard.evaluate import choose_combos
+
+        if combos or k:
+            raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
+        if best is not None and best < 1:
+            raise ConfigError(f"--best must be at least 1, got {best}")
+        chosen, chosen_by = choose_combos(Path(output_root), best, min_gain, by_features)
+        combos = ",".join(chosen)
+    elif by_features:
+        raise ConfigError("--by-features goes with --best or --min-gain")
     options = ExportOptions(
         to=Path(to), output_root=Path(output_root), output_name=output_name, dedupe=dedupe,
         near_threshold=near_threshold, drop_label_flips=drop_label_flips, include_originals=include_originals,
         combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
-        allow_incomplete=allow_incomplete, force=force,
+        allow_incomplete=allow_incomplete, force=force, chosen_by=chosen_by,
     )  # fmt: skip
     result = run_export(options)
     doc = facts(result)
