@@ -61,6 +61,7 @@ class EvaluateOptions:
     allow_incomplete: bool = False
     drop_rare_classes: bool = False
     cache_dir: Path = Path("data/cache")
+    embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
     out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
 
     def check(self) -> None:
@@ -516,15 +517,15 @@ def encode_with_cache(texts: list[str], spec: dict[str, Any] | None, cache_path:
 # --- the whole evaluation ---------------------------------------------------------------------------------------
 
 
-def encoder_spec(quality: dict[str, Any]) -> dict[str, Any]:
-    """The run's own sentence encoder (its model, backend and device) when it filtered by embedding; otherwise
-    the default model on the default backend of this machine's CPU."""
+def encoder_spec(quality: dict[str, Any], model: str | None) -> dict[str, Any]:
+    """The sentence encoder: `--embedding-model` (default: the bundled MiniLM) on the run's backend and device when
+    it filtered by embedding, else on this machine's default CPU backend. Stored vectors are used only when their
+    encoder's identity is this one's."""
     from augshard.encoders import resolve_backend
 
     if quality.get("metric") == "embedding" and quality.get("backend"):
-        device = quality.get("device") or "cpu"
-        return {"model": quality.get("model"), "backend": quality["backend"], "device": device}
-    return {"model": None, "backend": resolve_backend("auto", "cpu"), "device": "cpu"}
+        return {"model": model, "backend": quality["backend"], "device": quality.get("device") or "cpu"}
+    return {"model": model, "backend": resolve_backend("auto", "cpu"), "device": "cpu"}
 
 
 def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -544,7 +545,7 @@ def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | No
     spec, vectors, tally = None, None, Counter()
     if "embedding" in options.features:
         t0 = time.perf_counter()
-        spec = encoder_spec(quality)
+        spec = encoder_spec(quality, options.embedding_model)
         identity = make_encoder(spec).identity
         candidates = [_with_usable_vectors(c, identity, options.field, source) for c in candidates]
         cache_path = str(options.cache_dir / "evaluate.db")
@@ -557,6 +558,8 @@ def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | No
     results = _run_tasks(setup, [None, *candidates], workers, progress)
     for r in results:
         tally.update(r["vectors"])
+    if spec is not None:  # every count named, zeros included: "0 encoded" is the claim a stored run makes
+        tally.update({k: 0 for k in ("stored", "from_cache", "encoded")})
         seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
     seconds["total"] = time.perf_counter() - started
     doc = build_document(options, source, originals, splits, candidates, results)

@@ -302,3 +302,35 @@ def test_holm_and_the_corrected_interval() -> None:
     assert corrected.mean == naive.mean == pytest.approx(0.024)
     assert corrected.high - corrected.low == pytest.approx((naive.high - naive.low) * (0.45 / 0.2) ** 0.5)
     assert paired_gain([0.0] * 5, 0.25).p_value == 1.0
+
+
+# --- sentence vectors: the run's own, or encoded once ---------------------------------------------------------------
+
+
+def test_embedding_features_use_the_vectors_the_run_kept_and_encode_only_what_is_missing(tmp_path: Path) -> None:
+    rows = sample_rows(45)
+    args = ("--methods", "nlp_keyboard", "--quality-metric", "embedding", "--num-shards", "1",
+            "--variants-per-sample", "1")  # fmt: skip
+    docs = {}
+    for name, extra in (("kept", ("--keep-vectors",)), ("plain", ())):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        csv_path = write_csv(cwd / "in.csv", rows)
+        proc = run_cli("run", "--input", str(csv_path), "--text-col", "text", "--evidence-col", "evidence",
+                       "--id-col", "id", *args, *extra, cwd=cwd)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        docs[name] = _evaluate(cwd, "--label-col", "label", "--folds", "3", "--features", "both", "--field",
+                               "evidence")  # fmt: skip
+    kept, plain = docs["kept"]["run_info"]["vectors"], docs["plain"]["run_info"]["vectors"]
+    variants = pq.ParquetFile(next((tmp_path / "kept" / ROOT).glob("combo_*/dataset.parquet"))).metadata.num_rows
+    assert kept == {"originals_encoded": 45, "originals_from_cache": 0, "stored": variants, "from_cache": 0,
+                    "encoded": 0}, kept  # fmt: skip
+    assert plain["stored"] == 0 and plain["encoded"] == variants
+    # The same vectors either way (the encoder's output for a text does not depend on its batch).
+    assert _deterministic(docs["kept"], False) == _deterministic(docs["plain"], False)
+    assert [s["features"] for s in docs["kept"]["results"]] == ["tfidf", "embedding"]
+    # A second evaluation encodes nothing: the originals and variants come from the cache.
+    again = _evaluate(tmp_path / "plain", "--label-col", "label", "--folds", "3", "--features", "embedding",
+                      "--field", "evidence")  # fmt: skip
+    assert again["run_info"]["vectors"] == {"originals_encoded": 0, "originals_from_cache": 45, "stored": 0,
+                                             "from_cache": variants, "encoded": 0}  # fmt: skip

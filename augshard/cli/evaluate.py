@@ -38,6 +38,9 @@ def evaluate(
         False, "--drop-rare-classes", help="Leave out classes with fewer rows than folds (else refused)."
     ),
     cache_dir: str = typer.Option("data/cache", "--cache-dir", help="Where encoded vectors are cached."),
+    embedding_model: str = typer.Option(
+        None, "--embedding-model", help="Sentence model directory for --features embedding [the bundled MiniLM]."
+    ),
     out: str = typer.Option(None, "--out", help="Where to write evaluation.json [the output root or --export]."),
     show_all: bool = typer.Option(False, "--all", help="Every combo in the table (else the 20 best and worst)."),
     fmt: str = format_option("table | tsv (one row per section and combo) | json (evaluation.json)."),
@@ -61,7 +64,7 @@ def evaluate(
         folds=folds, repeats=repeats, features=chosen, train_sizes=sizes, combos=tuple(_items(combos or "")),
         export_dir=Path(export_dir) if export_dir else None, field=field, seed=seed, num_shards=shards,
         allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes, cache_dir=Path(cache_dir),
-        out=Path(out) if out else None,
+        embedding_model=embedding_model, out=Path(out) if out else None,
     )  # fmt: skip
     options.check()
     doc = run_evaluate(options, _progress() if fmt == "table" and interactive(err_console) else None)
