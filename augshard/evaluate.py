@@ -21,25 +21,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from augshard.classifiers import (
-    FEATURES,
-    EmbeddingSettings,
-    TfidfSettings,
-    TfidfSpace,
-    fit_predict_embedding,
-    fit_predict_tfidf,
-    settings_document,
-)
+from augshard.classifiers import FEATURES
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
 from augshard.export import normalise
-from augshard.gains import Gain, holm, mean_std, paired_gain, verdict
+from augshard.findings import EVALUATION, build_document, write_document
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome, Status
-from augshard.store import META, ComboMeta, read_meta, read_vectors
+from augshard.scoring import (
+    Candidate,
+    Split,
+    WorkerSetup,
+    encode_with_cache,
+    evaluate_candidate,
+    init_worker,
+    make_encoder,
+)
+from augshard.store import META, ComboMeta, read_meta
 
-EVALUATION = "evaluation.json"
-SCHEMA_VERSION = 1
 FIELDS = ("text", "evidence")
 
 
@@ -84,21 +83,6 @@ class EvaluateOptions:
         return self.out or (self.export_dir or self.output_root) / EVALUATION
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """What is compared with the baseline: one combo of the run, or a whole export."""
-
-    name: str  # methods joined by '+', or `export`
-    combo_id: str
-    combo_dir: str
-    k: int
-    methods: tuple[str, ...]
-    fingerprint: str
-    files: tuple[str, ...]  # its Parquet files
-    columns: tuple[str, str]  # (row key column, the classified text's column)
-    vectors: str | None = None  # a vectors.parquet folder usable for --features embedding
-
-
 @dataclass
 class Originals:
     """The labelled originals, sorted by row key (so the input's row order changes nothing)."""
@@ -113,15 +97,6 @@ class Originals:
     @property
     def classes(self) -> list[str]:
         return sorted(set(self.labels))
-
-
-@dataclass(frozen=True)
-class Split:
-    repeat: int
-    fold: int
-    size: float
-    train: list[int]
-    test: list[int]
 
 
 @dataclass
@@ -319,201 +294,6 @@ def _subsample(train: list[int], size: float, originals: Originals, salt: str) -
     return sorted(keep)
 
 
-# --- the work: one candidate over every split, in a worker process ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    texts: list[str]
-    labels: list[str]
-    keys: list[str]
-    splits: list[Split]
-    features: tuple[str, ...]
-    vectors: Any  # the originals' sentence vectors (--features embedding), else None
-    encoder: dict[str, Any] | None  # how to encode what is missing: model path, backend, device
-    cache_path: str | None
-
-
-_STATE: dict[str, Any] = {}
-
-
-def _init_worker(setup: WorkerSetup) -> None:
-    from augshard.procs import cap_threads
-
-    cap_threads(1)
-    _STATE.clear()
-    _STATE["setup"] = setup
-    _STATE["position"] = {k: i for i, k in enumerate(setup.keys)}
-    if "tfidf" in setup.features:
-        t0 = time.perf_counter()
-        space = TfidfSpace()
-        counts = space.counts(setup.texts)
-        weighed = {}
-        for n, split in enumerate(setup.splits):
-            idf = space.idf(counts[split.train])
-            weighed[n] = (idf, space.weigh(counts, idf))
-        _STATE.update(space=space, weighed=weighed, setup_s=time.perf_counter() - t0)
-
-
-def _read_variants(candidate: Candidate, position: dict[str, int]) -> tuple[list[int], list[str], list[tuple]]:
-    """(original position, text, (row key, variant)) of the candidate's variants of known originals, in a fixed
-    order (original, then the file's order), whatever order the files hold them in."""
-    import pyarrow.parquet as pq
-
-    key_col, text_col = candidate.columns
-    rows = []
-    for path in candidate.files:
-        names = pq.read_schema(path).names
-        cols = [key_col, text_col] + [c for c in ("variant", "combo_id", "k") if c in names]
-        table = pq.read_table(path, columns=cols)
-        data = {c: table.column(c).to_pylist() for c in cols}
-        for n, key in enumerate(data[key_col]):
-            if "k" in data and data["k"][n] == 0:
-                continue  # an export's copy of an original (--include-originals): not a variant
-            at = position.get(key)
-            text = data[text_col][n]
-            if at is None or text is None:
-                continue
-            tag = (key, data.get("variant", [0] * (n + 1))[n], (data.get("combo_id") or [""] * (n + 1))[n] or "")
-            rows.append((at, tag, text))
-    rows.sort(key=lambda r: (r[0], r[1]))
-    return [r[0] for r in rows], [r[2] for r in rows], [r[1] for r in rows]
-
-
-def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any]:
-    """Every split's scores for the baseline (candidate None) or one candidate, per feature set."""
-    import numpy as np
-
-    setup: WorkerSetup = _STATE["setup"]
-    timing = Counter()
-    t0 = time.perf_counter()
-    owners: list[int] = []
-    texts: list[str] = []
-    tags: list[tuple] = []
-    if candidate is not None:
-        owners, texts, tags = _read_variants(candidate, _STATE["position"])
-    timing["read_s"] += time.perf_counter() - t0
-    owner_array = np.asarray(owners, dtype=np.int64)
-    labels = np.asarray(setup.labels)
-    out: dict[str, Any] = {"index": index, "variants": len(texts), "scores": {}, "vectors": Counter()}
-    for feature in setup.features:
-        t0 = time.perf_counter()
-        if feature == "tfidf":
-            counts = _STATE["space"].counts(texts)
-        else:
-            counts = _variant_vectors(candidate, texts, tags, out["vectors"])
-        timing["vectorise_s" if feature == "tfidf" else "encode_s"] += time.perf_counter() - t0
-        scores = []
-        for n, split in enumerate(setup.splits):
-            t0 = time.perf_counter()
-            in_train = np.zeros(len(setup.texts), dtype=bool)
-            in_train[split.train] = True
-            chosen = np.flatnonzero(in_train[owner_array]) if len(owners) else np.zeros(0, dtype=np.int64)
-            y_train = list(labels[split.train]) + list(labels[owner_array[chosen]])
-            if feature == "tfidf":
-                import scipy.sparse as sp
-
-                idf, originals = _STATE["weighed"][n]
-                variants = _STATE["space"].weigh(counts[chosen], idf)
-                x_train = sp.vstack([originals[split.train], variants], format="csr")
-                predicted = fit_predict_tfidf(x_train, y_train, originals[split.test], TfidfSettings())
-            else:
-                x_train = np.vstack([setup.vectors[split.train], counts[chosen]])
-                predicted = fit_predict_embedding(x_train, y_train, setup.vectors[split.test], EmbeddingSettings())
-            f1, acc = _scores(list(labels[split.test]), predicted)
-            scores.append((f1, acc, int(len(chosen))))
-            timing["fit_s"] += time.perf_counter() - t0
-        out["scores"][feature] = scores
-    out["timing"] = dict(timing)
-    return out
-
-
-def _variant_vectors(candidate: Candidate | None, texts: list[str], tags: list[tuple], tally: Counter) -> Any:
-    """The variants' sentence vectors: the run's own (vectors.parquet) where it kept them, the cache's, or encoded."""
-    import numpy as np
-
-    setup: WorkerSetup = _STATE["setup"]
-    dim = setup.vectors.shape[1]
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    missing = list(range(len(texts)))
-    if candidate is not None and candidate.vectors and texts:
-        stored = read_vectors(Path(candidate.vectors))
-        if stored is not None:
-            where = {key: n for n, key in enumerate(stored[0])}
-            still = []
-            for i in missing:
-                n = where.get(tags[i][:2])
-                if n is None:
-                    still.append(i)
-                else:
-                    out[i] = stored[1][n]
-            tally["stored"] += len(missing) - len(still)
-            missing = still
-    if missing:
-        vectors, from_cache = encode_with_cache([texts[i] for i in missing], setup.encoder, setup.cache_path)
-        out[missing] = vectors
-        tally["from_cache"] += from_cache
-        tally["encoded"] += len(missing) - from_cache
-    return out
-
-
-def _scores(truth: list[str], predicted: list[str]) -> tuple[float, float]:
-    """Macro-F1 over the classes of the test originals (the same classes for the baseline and every combo of the
-    split), and accuracy."""
-    from sklearn.metrics import f1_score
-
-    present = sorted(set(truth))
-    f1 = float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0))
-    acc = sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth)
-    return f1, acc
-
-
-# --- encoding (the embedding features) -------------------------------------------------------------------------
-
-_ENCODER: dict[str, Any] = {}
-
-
-def make_encoder(spec: dict[str, Any]) -> Any:
-    from augshard.encoders import Encoder
-
-    key = json.dumps(spec, sort_keys=True)
-    if key not in _ENCODER:
-        _ENCODER[key] = Encoder(spec["model"], 64, spec["backend"], spec["device"])
-    return _ENCODER[key]
-
-
-def encode_with_cache(texts: list[str], spec: dict[str, Any] | None, cache_path: str | None) -> tuple[Any, int]:
-    """Vectors of `texts` (float32, normalised) with the run's encoder, read from or added to the cache; and how
-    many came from the cache."""
-    import numpy as np
-
-    from augshard.cache import Cache
-    from augshard.quality import score_key
-
-    assert spec is not None
-    encoder = make_encoder(spec)
-    cache = Cache(cache_path) if cache_path else None
-    try:
-        keys = ["text|" + score_key(encoder.identity, t, "") for t in texts]
-        found = cache.get_vectors(keys) if cache is not None else {}
-        out = np.zeros((len(texts), 0), dtype=np.float32)
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        fresh = encoder.encode([texts[i] for i in todo]).astype(np.float32) if todo else None
-        dim = fresh.shape[1] if fresh is not None else len(np.frombuffer(next(iter(found.values())), np.float32))
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for i, k in enumerate(keys):
-            if k in found:
-                out[i] = np.frombuffer(found[k], dtype=np.float32)
-        if fresh is not None:
-            out[todo] = fresh
-            if cache is not None:
-                cache.put_vectors((keys[i], fresh[n].tobytes()) for n, i in enumerate(todo))
-        return out, len(texts) - len(todo)
-    finally:
-        if cache is not None:
-            cache.close()
-
-
 # --- the whole evaluation ---------------------------------------------------------------------------------------
 
 
@@ -562,7 +342,17 @@ def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | No
         tally.update({k: 0 for k in ("stored", "from_cache", "encoded")})
         seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
     seconds["total"] = time.perf_counter() - started
-    doc = build_document(options, source, originals, splits, candidates, results)
+    source_doc = {"kind": source.kind, "path": source.path,
+                  "input": {"path": source.input_path, "sha256": source.input_sha256},
+                  "plan_fingerprints": source.plan_fingerprints}  # fmt: skip
+    protocol = {
+        "label_col": options.label_col, "group_col": options.group_col, "field": options.field,
+        "folds": options.folds, "repeats": options.repeats, "seed": options.seed,
+        "train_sizes": list(options.train_sizes), "features": list(options.features), "classes": originals.classes,
+        "originals": len(originals.keys), "groups": len(set(originals.groups)),
+        "dropped_rows": dict(sorted(originals.dropped.items())), "dropped_classes": originals.dropped_classes,
+    }  # fmt: skip
+    doc = build_document(source_doc, protocol, splits, candidates, results)
     doc["run_info"] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "workers": workers,
@@ -606,7 +396,7 @@ def _run_tasks(
     results: list[dict[str, Any] | None] = [None] * len(tasks)
     done = 0
     if workers == 1:
-        _init_worker(setup)
+        init_worker(setup)
         for i, task in enumerate(tasks):
             results[i] = evaluate_candidate(i, task)
             done += 1
@@ -618,7 +408,7 @@ def _run_tasks(
     # Largest first, so no worker is left with a big combo at the end.
     order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i]))
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(setup,))
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(setup,))
     try:
         futures = [pool.submit(evaluate_candidate, i, tasks[i]) for i in order]
         for future in as_completed(futures):
@@ -638,197 +428,3 @@ def _size(task: Candidate | None) -> int:
     if task is None:
         return 0
     return sum(os.path.getsize(f) for f in task.files if os.path.exists(f))
-
-
-def build_document(
-    options: EvaluateOptions,
-    source: Source,
-    originals: Originals,
-    splits: list[Split],
-    candidates: list[Candidate],
-    results: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """evaluation.json's deterministic part (docs/cli.md has its schema): everything but `run_info`."""
-    import sklearn
-
-    from augshard import __version__
-
-    sections = []
-    for feature in options.features:
-        for size in options.train_sizes:
-            sections.append(_section(feature, size, splits, candidates, results))
-    return {
-        "schema": SCHEMA_VERSION,
-        "source": {
-            "kind": source.kind,
-            "path": source.path,
-            "input": {"path": source.input_path, "sha256": source.input_sha256},
-            "plan_fingerprints": source.plan_fingerprints,
-        },
-        "protocol": {
-            "label_col": options.label_col,
-            "group_col": options.group_col,
-            "field": options.field,
-            "folds": options.folds,
-            "repeats": options.repeats,
-            "seed": options.seed,
-            "train_sizes": list(options.train_sizes),
-            "features": list(options.features),
-            "classes": originals.classes,
-            "originals": len(originals.keys),
-            "groups": len(set(originals.groups)),
-            "dropped_rows": dict(sorted(originals.dropped.items())),
-            "dropped_classes": originals.dropped_classes,
-            "interval": "95%, corrected resampled t (Nadeau-Bengio) over folds x repeats",
-            "adjustment": "Holm over the combos of each section",
-        },
-        "classifiers": {k: v for k, v in settings_document().items() if k in options.features},
-        "libraries": {"augshard": __version__, "scikit-learn": sklearn.__version__},
-        "results": sections,
-    }
-
-
-def _section(
-    feature: str, size: float, splits: list[Split], candidates: list[Candidate], results: list[dict[str, Any]]
-) -> dict[str, Any]:
-    idx = [n for n, s in enumerate(splits) if s.size == size]
-    ratio = math.fsum(len(splits[n].test) / len(splits[n].train) for n in idx) / len(idx)
-    base = [results[0]["scores"][feature][n] for n in idx]
-    base_f1, base_acc = [b[0] for b in base], [b[1] for b in base]
-    rows, diffs_by_combo = [], []
-    for candidate, result in zip(candidates, results[1:], strict=True):
-        scores = [result["scores"][feature][n] for n in idx]
-        f1, acc = [s[0] for s in scores], [s[1] for s in scores]
-        diffs = [a - b for a, b in zip(f1, base_f1, strict=True)]
-        diffs_by_combo.append(diffs)
-        gain = paired_gain(diffs, ratio)
-        acc_gain = paired_gain([a - b for a, b in zip(acc, base_acc, strict=True)], ratio)
-        rows.append({
-            "combo_id": candidate.combo_id, "combo_dir": candidate.combo_dir, "name": candidate.name,
-            "methods": list(candidate.methods), "k": candidate.k, "combo_fingerprint": candidate.fingerprint,
-            "variants_used": round(math.fsum(s[2] for s in scores) / len(scores), 1),
-            "macro_f1": _summary(f1), "accuracy": _summary(acc),
-            "gain": gain.as_dict(), "accuracy_gain": acc_gain.as_dict(),
-            "macro_f1_splits": [round(v, 6) for v in f1],
-        })  # fmt: skip
-    for row, p in zip(rows, holm([r["gain"]["p_value"] for r in rows]), strict=True):
-        row["gain"]["p_holm"] = round(p, 6)
-        g = row["gain"]
-        row["verdict"] = verdict(Gain(g["mean"], g["ci_low"], g["ci_high"], g["p_value"], g["splits"]), p)
-    order = sorted(range(len(rows)), key=lambda i: (-rows[i]["gain"]["mean"], rows[i]["combo_id"]))
-    return {
-        "features": feature,
-        "train_size": size,
-        "splits": len(idx),
-        "baseline": {
-            "macro_f1": _summary(base_f1),
-            "accuracy": _summary(base_acc),
-            "train_originals": round(math.fsum(len(splits[n].train) for n in idx) / len(idx), 1),
-            "macro_f1_splits": [round(v, 6) for v in base_f1],
-        },
-        "combos": [rows[i] for i in order],
-        "methods": _marginals(candidates, diffs_by_combo, ratio),
-    }
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    mean, std = mean_std(values)
-    return {"mean": round(mean, 6), "std": round(std, 6)}
-
-
-def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: float) -> list[dict[str, Any]]:
-    """Each method's marginal effect: per split, the mean gain of the combos that contain it minus the mean gain
-    of those that do not; then the same corrected interval over the splits."""
-    methods = sorted({m for c in candidates for m in c.methods})
-    out = []
-    for method in methods:
-        with_m = [d for c, d in zip(candidates, diffs, strict=True) if method in c.methods]
-        without = [d for c, d in zip(candidates, diffs, strict=True) if method not in c.methods]
-        if not with_m or not without:
-            continue
-        per_split = [
-            math.fsum(d[n] for d in with_m) / len(with_m) - math.fsum(d[n] for d in without) / len(without)
-            for n in range(len(with_m[0]))
-        ]
-        mean_with = math.fsum(math.fsum(d) / len(d) for d in with_m) / len(with_m)
-        mean_without = math.fsum(math.fsum(d) / len(d) for d in without) / len(without)
-        out.append({
-            "method": method, "combos_with": len(with_m), "combos_without": len(without),
-            "mean_gain_with": round(mean_with, 6), "mean_gain_without": round(mean_without, 6),
-            "marginal": paired_gain(per_split, ratio).as_dict(),
-        })  # fmt: skip
-    out.sort(key=lambda m: (-m["marginal"]["mean"], m["method"]))
-    return out
-
-
-def write_document(path: Path, doc: dict[str, Any]) -> None:
-    """Written to a temporary file in the same folder, fsynced and renamed: never half a document."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OutputError(f"{path} not found: run `augshard evaluate --label-col COL` first") from None
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{path}: not a readable evaluation ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION or not doc.get("results"):
-        raise OutputError(f"{path}: not an evaluation.json this augshard reads (schema {SCHEMA_VERSION})")
-    return doc
-
-
-def main_section(doc: dict[str, Any], features: str | None = None) -> dict[str, Any]:
-    """The section a choice is made from: the given (or first) features, at the largest train size."""
-    sections = [s for s in doc["results"] if features is None or s["features"] == features]
-    if not sections:
-        raise ConfigError(f"the evaluation has no '{features}' results (it has: "
-                          f"{', '.join(sorted({s['features'] for s in doc['results']}))})")  # fmt: skip
-    first = sections[0]["features"]
-    return max((s for s in sections if s["features"] == first), key=lambda s: s["train_size"])
-
-
-def choose_combos(
-    output_root: Path, best: int | None, min_gain: float | None, features: str | None = None
-) -> tuple[list[str], str]:
-    """Combo ids picked from the run's evaluation.json (`export --best N` / `--min-gain X`), and a sentence for
-    the dataset card saying how. Refused when the evaluation is older than the combos it ranks."""
-    doc = read_document(output_root / EVALUATION)
-    if doc["source"]["kind"] != "run":
-        raise ConfigError(f"{output_root / EVALUATION} evaluates an export, not this run's combos")
-    section = main_section(doc, features)
-    for row in section["combos"]:
-        try:
-            meta = read_meta(output_root / row["combo_dir"] / META)
-        except (OSError, ValueError):
-            meta = None
-        if meta is None or meta.combo_fingerprint != row["combo_fingerprint"]:
-            raise OutputError(f"{output_root / EVALUATION} is older than combo {row['combo_dir']} (remade since, or "
-                              "gone): run `augshard evaluate` again before choosing by it")  # fmt: skip
-    rows = section["combos"]  # sorted by mean gain, best first
-    rule = []
-    if min_gain is not None:
-        rows = [r for r in rows if r["gain"]["mean"] >= min_gain]
-        rule.append(f"mean macro-F1 gain >= {min_gain:+.4f}")
-    if best is not None:
-        rows = rows[:best]
-        rule.append(f"the {best} best by mean macro-F1 gain")
-    if not rows:
-        raise OutputError(f"no combo of {output_root / EVALUATION} has a mean gain >= {min_gain}")
-    p = doc["protocol"]
-    how = (
-        f"chosen by `augshard evaluate` ({section['features']}, train size {section['train_size']}, "
-        f"{p['folds']} folds x {p['repeats']} repeat(s), label '{p['label_col']}'): {' and '.join(rule)}; "
-        "gains: " + ", ".join(f"{r['name']} {r['gain']['mean']:+.4f} [{r['gain']['ci_low']:+.4f}, "
-                              f"{r['gain']['ci_high']:+.4f}] ({r['verdict']})" for r in rows)
-    )  # fmt: skip
-    return [r["combo_id"] for r in rows], how

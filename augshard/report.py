@@ -357,7 +357,7 @@ def _label_section(combos: list[ComboReport]) -> list[str]:
 
 def _evaluation(combos: list[ComboReport], output_root: Path) -> list[str]:
     """`augshard evaluate`'s answer when the run has an evaluation.json; one line when it cannot be read."""
-    from augshard.evaluate import EVALUATION, read_document
+    from augshard.findings import EVALUATION, read_document
 
     path = output_root / EVALUATION
     if not path.exists():

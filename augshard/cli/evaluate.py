@@ -128,7 +128,7 @@ def _tsv(doc: dict[str, Any]) -> None:
 
 
 def _table(doc: dict[str, Any], show_all: bool) -> None:
-    from augshard.evaluate import main_section
+    from augshard.findings import main_section
     from augshard.output import print_rows
 
     p = doc["protocol"]

@@ -52,7 +52,7 @@ def export(
         raise ConfigError(f"--k: expected sizes like 1,2, got '{k}'") from None
     chosen_by = ""
     if best is not None or min_gain is not None:
-        from augshard.evaluate import choose_combos
+        from augshard.findings import choose_combos
 
         if combos or k:
             raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
