@@ -52,6 +52,7 @@ def _rewrite(path: Path, text_for: dict[str, list[str]]) -> None:
 # --- leakage ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_verbatim_copies_of_originals_do_not_leak_into_the_test_folds(tmp_path: Path) -> None:
     """Random labels cannot be learnt: with augshard's protocol a combo of verbatim copies stays at chance. A
     protocol that let test originals' copies into training scores far above chance on the same splits."""
@@ -115,6 +116,7 @@ def _cue_task(tmp_path: Path) -> list[dict[str, str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_a_helpful_combo_gains_and_a_harmful_one_loses_with_intervals_excluding_zero(tmp_path: Path) -> None:
     rows = _cue_task(tmp_path)
     csv_path = write_csv(tmp_path / "cues.csv", rows)
@@ -159,6 +161,7 @@ def _deterministic(doc: dict, fingerprints: bool = True) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_same_evaluation_for_one_and_three_shards_and_shuffled_rows(tmp_path: Path) -> None:
     rows = sample_rows(60)
     shuffled = rows[::-1]
@@ -199,6 +202,7 @@ def _refused(cwd: Path, *args: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_refusals_are_one_line_and_exit_2(small_run: Path, tmp_path: Path) -> None:
     assert "column 'nope' (--label-col) not found" in _refused(small_run, "--label-col", "nope")
     line = _refused(small_run, "--label-col", "label")
@@ -209,12 +213,14 @@ def test_refusals_are_one_line_and_exit_2(small_run: Path, tmp_path: Path) -> No
     assert not (small_run / ROOT / "evaluation.json").exists()
 
 
+@pytest.mark.slow
 def test_a_label_with_one_class_is_refused(tmp_path: Path) -> None:
     rows = [{"id": r["id"], "label": "same", "text": r["text"]} for r in sample_rows(20)]
     _run(tmp_path, write_csv(tmp_path / "one.csv", rows), "--methods", "nlp_keyboard", "--num-shards", "1")
     assert "has one class (same)" in _refused(tmp_path, "--label-col", "label")
 
 
+@pytest.mark.slow
 def test_rare_classes_dropped_on_request_and_an_incomplete_run_refused(small_run: Path, tmp_path: Path) -> None:
     doc = _evaluate(small_run, "--label-col", "label", "--drop-rare-classes", "--folds", "3")
     p = doc["protocol"]
@@ -243,6 +249,7 @@ def test_rare_classes_dropped_on_request_and_an_incomplete_run_refused(small_run
 # --- export --best and --min-gain ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_best_chooses_by_the_evaluation_and_the_card_says_how(tmp_path: Path) -> None:
     rows = _cue_task(tmp_path)
     csv_path = write_csv(tmp_path / "cues.csv", rows)
@@ -275,6 +282,7 @@ def test_export_best_chooses_by_the_evaluation_and_the_card_says_how(tmp_path: P
     assert proc.returncode == 2 and "older than combo" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_an_export_as_a_whole(tmp_path: Path) -> None:
     rows = [{k: r[k] for k in ("id", "label", "text")} for r in sample_rows(60)]
     _run(tmp_path, write_csv(tmp_path / "in.csv", rows), "--methods", "nlp_keyboard,nlp_randchar_swap",
@@ -307,6 +315,7 @@ def test_holm_and_the_corrected_interval() -> None:
 # --- sentence vectors: the run's own, or encoded once ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_embedding_features_use_the_vectors_the_run_kept_and_encode_only_what_is_missing(tmp_path: Path) -> None:
     rows = sample_rows(45)
     args = ("--methods", "nlp_keyboard", "--quality-metric", "embedding", "--num-shards", "1",
@@ -334,3 +343,24 @@ def test_embedding_features_use_the_vectors_the_run_kept_and_encode_only_what_is
                       "--field", "evidence")  # fmt: skip
     assert again["run_info"]["vectors"] == {"originals_encoded": 0, "originals_from_cache": 45, "stored": 0,
                                              "from_cache": variants, "encoded": 0}  # fmt: skip
+
+
+def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> None:
+    """As in ReDSM5: one sentence on several rows (one per symptom), and sentences of one post (--group-col)."""
+    from augshard.evaluate import _groups
+
+    rng = random.Random(1)
+    rows = []
+    for n in range(120):
+        text = f"sentence {n // 3}" if n % 4 else f"Sentence  {n // 3}"  # the same text, case and spaces aside
+        rows.append((f"k{n:03d}", text, rng.choice("abc"), f"post{n // 10}" if n < 40 else None))
+    groups = _groups(rows)
+    assert len(set(groups)) < len({normal for _, normal, _, _ in rows})  # texts merged, posts merged
+    orig = Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], groups)
+    for split in make_splits(orig, EvaluateOptions(label_col="label", folds=4, repeats=2)):
+        train_groups = {groups[i] for i in split.train}
+        assert not train_groups & {groups[i] for i in split.test}
+        assert not {" ".join(rows[i][1].lower().split()) for i in split.train} & {
+            " ".join(rows[i][1].lower().split()) for i in split.test
+        }
+        assert not {rows[i][3] for i in split.train if rows[i][3]} & {rows[i][3] for i in split.test if rows[i][3]}
