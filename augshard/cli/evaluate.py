@@ -67,7 +67,7 @@ def evaluate(
         embedding_model=embedding_model, out=Path(out) if out else None,
     )  # fmt: skip
     options.check()
-    doc = run_evaluate(options, _progress() if fmt == "table" and interactive(err_console) else None)
+    doc = run_evaluate(options, _progress() if interactive(err_console) else _progress_lines())
     if fmt == "json":
         write_json(doc)
     elif fmt == "tsv":
@@ -105,6 +105,23 @@ def _progress() -> Any:
         bar.update(task, completed=done, total=total)
         if done == total:
             bar.stop()
+
+    return advance
+
+
+def _progress_lines() -> Any:
+    """Off a terminal: a line on stderr at every tenth of the work, so a log shows it moving."""
+    import time
+
+    start = time.monotonic()
+    shown = [-1]
+
+    def advance(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth > shown[0]:
+            shown[0] = tenth
+            err_console.print(f"evaluated {done}/{total} (baseline and combos) in {time.monotonic() - start:.0f}s",
+                              markup=False, highlight=False)  # fmt: skip
 
     return advance
 
