@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 
 from augshard.errors import OutputError
 from augshard.outcome import COLUMNS, ComboOutcome, Status
+from augshard.store import atomic_file
 
 SHARD_MANIFEST = re.compile(r"^manifest_shard(\d+)_of_(\d+)\.csv$")
 
@@ -21,14 +21,10 @@ def shard_manifest_name(index: int, num_shards: int) -> str:
 
 
 def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+    with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")  # type: ignore[arg-type]
         writer.writeheader()
         writer.writerows(rows)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
 
 
 def write_manifest(path: Path, outcomes: list[ComboOutcome]) -> Path:
