@@ -85,9 +85,11 @@ def atomic_file(path: str | Path, mode: str = "w", **open_args: object) -> Itera
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # a full disk, said of the file it hit
         raise
 
 
