@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from augshard.cli.app import app, console, format_option, user_errors
+from augshard.cli.app import app, console, err_console, format_option, user_errors
 from augshard.output import check_format
 
 
@@ -28,13 +29,20 @@ def export(
     allow_incomplete: bool = typer.Option(
         False, "--allow-incomplete", help="Export the complete combos of a run with failed or stopped ones."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace --to if it exists and an earlier `augshard export` made it."
+    ),
+    plan: str = typer.Option(
+        "", "--plan", help="Export only the combos of this plan (its fingerprint), when a stopped run left two."
+    ),
+    cache_dir: str = typer.Option("data/cache", "--cache-dir", help="The run's cache folder (--to may not touch it)."),
+    log_dir: str = typer.Option("logs/augment", "--log-dir", help="The run's log folder (--to may not touch it)."),
     fmt: str = format_option("table (lines) | json (export.json's facts) | tsv (rows per combo)."),
 ) -> int:
     """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
     from augshard.card import facts
     from augshard.errors import ConfigError
-    from augshard.export import ExportOptions
+    from augshard.export import ExportInterrupted, ExportOptions
     from augshard.export import export as run_export
     from augshard.output import print_rows, write_json
 
@@ -47,9 +55,14 @@ def export(
         to=Path(to), output_root=Path(output_root), output_name=output_name, dedupe=dedupe,
         near_threshold=near_threshold, drop_label_flips=drop_label_flips, include_originals=include_originals,
         combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
-        allow_incomplete=allow_incomplete, force=force,
+        allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=Path(cache_dir),
+        log_dir=Path(log_dir),
     )  # fmt: skip
-    result = run_export(options)
+    try:
+        result = run_export(options)
+    except ExportInterrupted as exc:
+        err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")
+        return 128 + exc.signum
     doc = facts(result)
     if fmt == "json":
         write_json(doc)
@@ -69,6 +82,7 @@ def export(
             markup=False,
         )
         for o in result.skipped:
-            console.print(f"[yellow]left out[/yellow] {o.combo_dir}: {o.status.value}")
+            why = o.error if o.ok else o.status.value  # an ok combo is left out for another plan's folder
+            console.print(f"[yellow]left out[/yellow] {o.combo_dir}: {escape(why)}")
         console.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)
     return 0
