@@ -148,12 +148,23 @@ class DaskExecutor(Executor):
             address = self.cluster.scheduler_address
         else:
             if not scheduler:
-                raise ConfigError("--executor dask needs --scheduler tcp://HOST:8786 (the cluster's scheduler)")
+                raise ConfigError(
+                    "--executor dask needs --scheduler tcp://HOST:8786 or tls://HOST:8786 (the cluster's scheduler)"
+                )
             address = scheduler
         try:
-            self.client = Client(address, timeout="20s")
+            # Security() reads Dask's own configuration: a tls:// scheduler's CA, certificate and key come from
+            # DASK_DISTRIBUTED__COMM__TLS__* or ~/.config/dask (docs/operations.md, "Who can run code where").
+            from distributed.security import Security
+
+            self.client = Client(address, timeout="20s", security=Security())
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        except TypeError as exc:  # distributed's word for a tls:// address without certificates
+            raise ConfigError(
+                f"cannot connect to the Dask scheduler at {address}: {exc}; give the TLS files through "
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, __CLIENT__CERT and __CLIENT__KEY"
+            ) from None
         from augshard.dask_plugin import OfflineEnvPlugin  # imports distributed: only Dask runs pay for it
 
         self.client.register_plugin(OfflineEnvPlugin(), name="augshard-offline-env")
