@@ -141,32 +141,31 @@ def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[Comb
         for e in entries
         if (not wanted or e.combo_id in wanted or e.combo_dir in wanted) and (not options.k or e.k in options.k)
     ]
-    metas = {e.combo_id: _meta(root, e) for e in chosen if e.ok}
-    bad = [e for e in chosen if e.status in (Status.FAILED, Status.INTERRUPTED) or (e.ok and metas[e.combo_id] is None)]
+    metas = {e.combo_id: meta for e in chosen if e.ok and (meta := _meta(root, e)) is not None}
+    bad = [e for e in chosen if e.status in (Status.FAILED, Status.INTERRUPTED) or (e.ok and e.combo_id not in metas)]
     if bad and not options.allow_incomplete:
-        names = _names(bad)
         raise OutputError(
-            f"{manifest}: {len(bad)} combo(s) failed, stopped or half-written ({names}); rerun `augshard run` to "
-            "finish them, or pass --allow-incomplete to export the others"
+            f"{manifest}: {len(bad)} combo(s) failed, stopped or half-written ({_names(bad)}); rerun `augshard run` "
+            "to finish them, or pass --allow-incomplete to export the others"
         )
     ok = [e for e in chosen if e.ok and e not in bad]
     foreign = _foreign(ok, metas)
     if foreign and not options.plan:
         plan = ok[0].plan_fingerprint
-        others = sorted({metas[e.combo_id].plan_fingerprint for e in foreign})  # type: ignore[union-attr]
+        others = sorted({metas[e.combo_id].plan_fingerprint for e in foreign})
         raise OutputError(
             f"{manifest}: the combos on disk come from more than one plan: {plan} (this manifest's, "
             f"{len(ok) - len(foreign)} combo(s)) and {', '.join(others)} ({len(foreign)} combo(s): {_names(foreign)}, "
             f"written by a later run that did not finish); rerun `augshard run` to finish one plan, or pass "
             f"--plan {plan} to export this manifest's combos only"
         )
-    gone = [dataclasses.replace(e, error=f"overwritten by plan {metas[e.combo_id].plan_fingerprint}")  # type: ignore[union-attr]
-            for e in foreign]  # fmt: skip
+    # With --plan, a combo another plan wrote over is left out, and said so.
+    gone = [dataclasses.replace(e, error=f"overwritten by plan {metas[e.combo_id].plan_fingerprint}") for e in foreign]
     ok = sorted((e for e in ok if e not in foreign), key=lambda e: (e.k, e.combo_id))
     if not ok:
         raise OutputError(f"{manifest}: no complete combo to export")
     skipped = [e for e in chosen if e not in ok and e not in foreign and e.status is not Status.UNAVAILABLE]
-    return ok, skipped + gone, [metas[e.combo_id] for e in ok]  # type: ignore[misc]
+    return ok, skipped + gone, [metas[e.combo_id] for e in ok]
 
 
 def _names(entries: list[ComboOutcome]) -> str:
@@ -218,16 +217,15 @@ def _meta(root: Path, e: ComboOutcome) -> ComboMeta | None:
         return None
 
 
-def _foreign(ok: list[ComboOutcome], metas: dict[str, ComboMeta | None]) -> list[ComboOutcome]:
+def _foreign(ok: list[ComboOutcome], metas: dict[str, ComboMeta]) -> list[ComboOutcome]:
     """Combos whose folder another plan wrote after the manifest's run: a combo the run computed carries its plan;
     one it resumed carries an earlier plan's, but the same settings (config fingerprint) as the run's own."""
-    known = {e.combo_id: m for e in ok if (m := metas[e.combo_id]) is not None}
-    own = {known[e.combo_id].config_fingerprint for e in ok if known[e.combo_id].plan_fingerprint == e.plan_fingerprint}
+    own = {metas[e.combo_id].config_fingerprint for e in ok if metas[e.combo_id].plan_fingerprint == e.plan_fingerprint}
     return [
         e
         for e in ok
-        if known[e.combo_id].plan_fingerprint != e.plan_fingerprint
-        and not (e.resumed and (not own or known[e.combo_id].config_fingerprint in own))
+        if metas[e.combo_id].plan_fingerprint != e.plan_fingerprint
+        and not (e.resumed and (not own or metas[e.combo_id].config_fingerprint in own))
     ]
 
 
@@ -283,23 +281,23 @@ def export(options: ExportOptions) -> Export:
                 f"no finished run in {root}: {root / options.output_name} is missing (run `augshard run`)"
             )
         with ReadLock(root), _leaving_no_trace():
-            options.to.parent.mkdir(parents=True, exist_ok=True)
-            with TargetLock(options.to):
-                return _export_locked(options)
+            target = Path(os.path.abspath(options.to))  # `--to .` has no name to put a staging folder beside
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with TargetLock(target):
+                return _export_locked(options, target)
     except OSError as exc:
         # Nothing was written (the staging folder is gone): a user's to fix, as every export error (docs/cli.md).
         where = f" ({exc.filename})" if exc.filename else ""
         raise OutputError(f"export failed, nothing written: {exc.strerror or exc}{where}") from None
 
 
-def _export_locked(options: ExportOptions) -> Export:
+def _export_locked(options: ExportOptions, target: Path) -> Export:
     combos, skipped, metas = select_combos(options)
     check_target(options, tuple(sorted({m.source.path for m in metas})))
     result = Export(options, skipped=skipped, plan=combos[0].plan_fingerprint)
     result.metas = metas
     if options.drop_label_flips and not any(m.label_check for m in result.metas):
         raise ConfigError("--drop-label-flips: this run has no label check; run it with --label-col COL first")
-    target = options.to
     sweep_leftovers(target)
     staging = target.with_name(f".{target.name}.augshard-export-{os.getpid()}~{socket.gethostname()}")
     shutil.rmtree(staging, ignore_errors=True)

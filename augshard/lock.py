@@ -3,6 +3,7 @@ owner is dead. A run, a shard job and `merge` write; `export` reads; an export a
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -130,6 +131,14 @@ class ReadLock(FileLock):
 
     def _conflicts(self) -> list[Path]:
         return [p for p in sorted(self.root.glob(".augshard*.lock")) if not p.match(READERS)]
+
+    def acquire(self) -> None:
+        try:
+            super().acquire()
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            # A run archived read-only: no run can be writing it as this user, and there is nowhere to say we read.
 
     def _busy(self, other: Path, owner: dict) -> str:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))

@@ -22,7 +22,7 @@ def shard_manifest_name(index: int, num_shards: int) -> str:
 
 def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> None:
     with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")  # type: ignore[arg-type]
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

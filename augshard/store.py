@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from augshard.combos import Combo
 from augshard.procs import pid_alive
@@ -74,13 +74,13 @@ def sweep_temp_files(folder: str | Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w", **open_args: object) -> Iterator[object]:
+def atomic_file(path: str | Path, mode: str = "w", **open_args: Any) -> Iterator[IO[Any]]:
     """Write `path` whole or not at all: the body writes a temporary file in the same folder, which is fsynced and
     renamed over `path`; on any failure (a full disk, an exception, a signal) the temporary is removed."""
     path = Path(path)
     tmp = path.with_name(temp_file_name(path.name))
     try:
-        with open(tmp, mode, **open_args) as fh:  # type: ignore[call-overload]
+        with open(tmp, mode, **open_args) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -97,10 +97,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     """`data` into `path` through `atomic_file` (text as UTF-8)."""
     if isinstance(data, bytes):
         with atomic_file(path, "wb") as fh:
-            fh.write(data)  # type: ignore[attr-defined]
+            fh.write(data)
     else:
         with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
-            fh.write(data)  # type: ignore[attr-defined]
+            fh.write(data)
 
 
 def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:

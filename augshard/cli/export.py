@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -60,9 +61,9 @@ def export(
     )  # fmt: skip
     try:
         result = run_export(options)
-    except ExportInterrupted as exc:
+    except (ExportInterrupted, KeyboardInterrupt) as exc:
         err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")
-        return 128 + exc.signum
+        return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
     doc = facts(result)
     if fmt == "json":
         write_json(doc)

@@ -141,7 +141,7 @@ def write_costs(path: str | Path, document: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path, "w", encoding="utf-8") as fh:
         json.dump(document, fh, indent=2, sort_keys=True)
-        fh.write("\n")  # type: ignore[attr-defined]
+        fh.write("\n")
     return path
 
 
