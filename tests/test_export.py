@@ -368,8 +368,12 @@ def test_export_and_merge_refuse_while_a_run_writes_and_the_run_still_exits_0(tm
     deadline = time.time() + 120
     while not (root / ".augshard.lock").exists() and time.time() < deadline:
         time.sleep(0.02)
-    exported = export(tmp_path, "--to", "train")
-    merged = run_cli("merge", cwd=tmp_path)
+    run.send_signal(signal.SIGSTOP)  # the run holds its lock as long as the two commands take, however slow they are
+    try:
+        exported = export(tmp_path, "--to", "train")
+        merged = run_cli("merge", cwd=tmp_path)
+    finally:
+        run.send_signal(signal.SIGCONT)
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
     assert exported.returncode == 2 and "is being written by an augshard run" in exported.stderr, exported.stderr
