@@ -1,4 +1,5 @@
-"""Per-shard SQLite (WAL) cache of method calls; an accelerator only: deleting it costs time, never results."""
+"""Per-shard SQLite (WAL) cache of method calls; an accelerator only: deleting it, or a disk too full to write it,
+costs time, never results."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def _busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in str(exc) or "busy" in str(exc)
 
 
+def _unwritable(exc: sqlite3.OperationalError) -> bool:
+    """A full disk, an I/O error or a read-only file: the file may be fine, so it is not moved aside."""
+    text = str(exc).lower()
+    return any(word in text for word in ("full", "disk i/o", "readonly", "read-only", "unable to open"))
+
+
 def _crc(key: str, value: str | float | bytes) -> int:
     if isinstance(value, bytes):
         return zlib.crc32(value, zlib.crc32(f"{key}\x1f".encode()))
@@ -43,14 +50,35 @@ def cache_key(method_id: str, canonical_args: str, version: str, seed: int, text
 
 
 class Cache:
-    """One connection per process; reads in bulk; writes batched and committed together."""
+    """One connection per process; reads in bulk; writes batched and committed together.
+
+    A cache that cannot be opened, read or written (a full disk, a read-only folder, I/O errors) turns itself off
+    with one warning: from then on every lookup misses and every write is dropped, and the shard goes on."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0
-        self.conn = self._open()
+        self.conn: sqlite3.Connection | None = None
+        self.off_because = ""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = self._open()
+        except (sqlite3.Error, OSError) as exc:
+            self._turn_off(exc)
+
+    def _turn_off(self, exc: BaseException) -> None:
+        """Degrade to no cache, said once; the results are the same, only slower."""
+        if self.off_because:
+            return
+        self.off_because = f"{type(exc).__name__}: {exc}"
+        log.warning("cache %s turned off (%s); going on without it", self.path, self.off_because)
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None
 
     def _open(self) -> sqlite3.Connection:
         """Connect, creating the tables; a file SQLite cannot read is moved aside and rebuilt. Another process
@@ -59,6 +87,8 @@ class Cache:
             try:
                 return self._connect(check=True)
             except sqlite3.OperationalError as exc:
+                if _unwritable(exc):
+                    raise
                 if not _busy(exc):
                     break  # not a lock: the file is damaged
                 if attempt == OPEN_ATTEMPTS - 1:
@@ -92,6 +122,16 @@ class Cache:
         return conn
 
     def _get(self, table: str, keys: list[str]) -> dict:
+        if self.conn is None:
+            return {}
+        try:
+            return self._read(table, keys)
+        except (sqlite3.Error, OSError) as exc:
+            self._turn_off(exc)
+            return {}
+
+    def _read(self, table: str, keys: list[str]) -> dict:
+        assert self.conn is not None
         found: dict = {}
         damaged = 0
         for i in range(0, len(keys), 500):
@@ -109,11 +149,16 @@ class Cache:
         return found
 
     def _put(self, table: str, items: Iterable[tuple[str, str | float | bytes]]) -> None:
-        with self.conn:
-            self.conn.executemany(
-                f"INSERT OR REPLACE INTO {table} (key, value, crc) VALUES (?, ?, ?)",
-                ((k, v, _crc(k, v)) for k, v in items),
-            )
+        if self.conn is None:
+            return
+        try:
+            with self.conn:
+                self.conn.executemany(
+                    f"INSERT OR REPLACE INTO {table} (key, value, crc) VALUES (?, ?, ?)",
+                    ((k, v, _crc(k, v)) for k, v in items),
+                )
+        except (sqlite3.Error, OSError) as exc:  # SQLITE_FULL, SQLITE_IOERR, a read-only file: not the shard's end
+            self._turn_off(exc)
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
         """Method outputs by call key."""
@@ -139,4 +184,9 @@ class Cache:
         self._put("vectors_v1", items)
 
     def close(self) -> None:
-        self.conn.close()
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from augshard.store import write_atomic
+
 if TYPE_CHECKING:
     from augshard.export import Export
 
@@ -29,7 +31,12 @@ def facts(result: Export) -> dict[str, Any]:
     first = result.metas[0]
     label = next((m.label_check for m in result.metas if m.label_check), None)
     counts = [dataclasses.asdict(c) | {"kept": c.kept} for c in result.counts]
+    from augshard.export import MADE_BY
+
     return {
+        "made_by": MADE_BY,
+        "plan": result.plan,
+        "combo_plans": sorted({m.plan_fingerprint for m in result.metas}),
         "rows": result.rows,
         "files": result.files,
         "features": dict(result.features),
@@ -68,8 +75,9 @@ def _options(result: Export) -> dict[str, Any]:
 
 def write_card(result: Export, folder: Path) -> None:
     doc = facts(result)
-    (folder / "export.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    (folder / "README.md").write_text(_front_matter(result, doc) + _body(doc), encoding="utf-8")
+    # export.json last: the mark that `--force` trusts sits only in a folder that is otherwise complete.
+    write_atomic(folder / "README.md", _front_matter(result, doc) + _body(doc))
+    write_atomic(folder / "export.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def _front_matter(result: Export, doc: dict[str, Any]) -> str:
@@ -104,7 +112,13 @@ def _body(doc: dict[str, Any]) -> str:
         "## How it was made",
         "",
         f"- Methods (nlpaug, TextAttack) in {len(doc['combos'])} combos; {doc['variants_per_sample']} variants per "
-        f"row and combo; seed {doc['seed']}; config fingerprint `{doc['config_fingerprint']}`.",
+        f"row and combo; seed {doc['seed']}; config fingerprint `{doc['config_fingerprint']}`; plan `{doc['plan']}`"
+        + (
+            f" (combos resumed from plans {', '.join(f'`{p}`' for p in doc['combo_plans'] if p != doc['plan'])})"
+            if set(doc["combo_plans"]) - {doc["plan"]}
+            else ""
+        )
+        + ".",
         f"- Similarity filter: `{q['metric']}` in [{q['min_sim']}, {q['max_sim']}], scope `{q['scope']}`"
         + (f", model {q['model']} ({q['backend']})" if q["model"] else "")
         + ".",

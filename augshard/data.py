@@ -16,6 +16,9 @@ from typing import Any
 from augshard.errors import InputError
 
 FUZZY_MIN_RATIO = 0.55
+# difflib's ratio costs about len(a) * len(b): a pair past this many character pairs (two sentences of ~1,600
+# characters each, about half a second) is not compared; such an evidence is matched exactly or not at all.
+FUZZY_MAX_PAIRS = 2_500_000
 _CSV_FIELD_LIMIT = 2**31 - 1  # the C long limit on every platform csv runs on
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)")
 
@@ -78,11 +81,24 @@ def read_table(path: str | Path) -> Any:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    elif _is_parquet(path):
+        raise InputError(f"{path}: a Parquet file, read as CSV for its '{suffix}' suffix; rename it to .parquet")
     else:
         table = _read_csv(path)
     if table.num_rows == 0:
         raise InputError(f"{path}: has a header but no data rows")
     return table
+
+
+def _is_parquet(path: Path) -> bool:
+    """Parquet's magic bytes: `PAR1` at both ends."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            fh.seek(-4, 2)
+            return head == b"PAR1" and fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 def _read_csv(path: Path) -> Any:
@@ -215,7 +231,13 @@ def locate_evidence(text: str, evidence: str) -> tuple[int, int, str] | None:
     best, best_ratio = None, FUZZY_MIN_RATIO
     target = evidence.lower()
     for start, end in sentence_spans(text):
-        ratio = difflib.SequenceMatcher(None, text[start:end].lower(), target, autojunk=False).ratio()
+        if (end - start) * len(target) > FUZZY_MAX_PAIRS:
+            continue
+        matcher = difflib.SequenceMatcher(None, text[start:end].lower(), target, autojunk=False)
+        # Upper bounds of the ratio, cheap to compute: a sentence that cannot reach the best is never aligned.
+        if matcher.real_quick_ratio() < best_ratio or matcher.quick_ratio() < best_ratio:
+            continue
+        ratio = matcher.ratio()
         if ratio >= best_ratio and (best is None or ratio > best_ratio):
             best, best_ratio = (start, end), ratio
     if best is None:

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -28,11 +29,20 @@ class Event:
     kind: ClassVar[str] = ""
     ts: float = 0.0
     shard: int = 0
+    # The shard process whose attempt this belongs to: two runs sharing a log folder may append to one stream,
+    # and a reader keeps only the lines of the attempt it follows (0: a stream of an older version, unknown).
+    pid: int = 0
 
     def record(self) -> dict[str, Any]:
-        """The JSON line: ts, event, shard, then the event's own fields."""
+        """The JSON line: ts, event, shard, pid, then the event's own fields."""
         fields = dataclasses.asdict(self)
-        return {"ts": fields.pop("ts"), "event": self.kind, "shard": fields.pop("shard"), **fields}
+        return {
+            "ts": fields.pop("ts"),
+            "event": self.kind,
+            "shard": fields.pop("shard"),
+            "pid": fields.pop("pid"),
+            **fields,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +50,6 @@ class ShardStart(Event):
     """A shard (or a retry of it) begins; a new attempt supersedes what earlier ones said."""
 
     kind: ClassVar[str] = "shard_start"
-    pid: int = 0
     host: str = ""
     plan_fingerprint: str = ""
     combos: int = 0  # how many combos the shard's plan list holds
@@ -193,8 +202,10 @@ class EventWriter:
     `ShardDone` or `close`.
     """
 
-    def __init__(self, path: str | Path, shard: int) -> None:
+    def __init__(self, path: str | Path, shard: int, pid: int | None = None) -> None:
+        """`pid`: the shard process the events belong to (this one, unless the supervisor writes for it)."""
         self.path = Path(path)
+        self.pid = os.getpid() if pid is None else pid
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.shard = shard
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the shard's life
@@ -203,15 +214,24 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._progress: Progress | None = None  # the running combo's last progress
         self._progress_ts = 0.0
+        self.write_error = ""
 
     def emit(self, event: Event) -> None:
         with self._lock:
             if self._fh.closed:
                 return
             now = time.time()
-            record = replace(event, ts=round(now, 3), shard=self.shard).record()
-            self._fh.write(json.dumps(record, default=str) + "\n")
-            self._fh.flush()
+            record = replace(event, ts=round(now, 3), shard=self.shard, pid=self.pid).record()
+            try:
+                self._fh.write(json.dumps(record, default=str) + "\n")
+                self._fh.flush()
+            except OSError as exc:
+                # A full disk: the shard goes on (its manifest still says what happened); a torn line is skipped
+                # by readers. Said once, never with a traceback from the heartbeat thread.
+                if not self.write_error:
+                    self.write_error = f"{exc.strerror or exc}"
+                    sys.stderr.write(f"augshard: cannot write the event stream {self.path}: {self.write_error}\n")
+                return
             if isinstance(event, Progress):
                 self._progress, self._progress_ts = event, now
             elif isinstance(event, (ComboDone, ComboFailed, ComboStopped, ShardDone)):
@@ -220,7 +240,7 @@ class EventWriter:
             self._stop.set()
 
     def shard_start(self, **fields: Any) -> None:
-        self.emit(ShardStart(pid=os.getpid(), host=socket.gethostname(), **fields))
+        self.emit(ShardStart(host=socket.gethostname(), **fields))
 
     def start_heartbeat(self, interval: float = HEARTBEAT_S) -> None:
         self._thread = threading.Thread(target=self._beat, args=(interval,), name="augshard-heartbeat", daemon=True)
@@ -239,7 +259,10 @@ class EventWriter:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         with self._lock:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass  # the last buffered bytes did not fit: said in emit already
 
 
 def read_events(path: str | Path) -> list[Event]:

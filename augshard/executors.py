@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -32,7 +30,7 @@ class ShardProcessDied(RuntimeError):
 def make_executor(kind: str, max_workers: int, scheduler: str | None = None, stop_file: Path | None = None) -> Any:
     """`local`: one spawned process per shard (spawn, not fork: torch and tokenizers dislike forked state), tied to
     the supervisor's life. `dask`: the cluster at `scheduler`; `dask-local`: a LocalCluster of `max_workers`
-    workers. Dask tasks run each shard in a fresh Python process of their worker (see `run_in_fresh_process`)."""
+    workers. Dask tasks run each shard in a fresh Python process of their worker (see `run_job_in_fresh_process`)."""
     if kind == "local":
         return LocalExecutor()
     if kind in ("dask", "dask-local"):
@@ -150,19 +148,48 @@ class DaskExecutor(Executor):
             address = self.cluster.scheduler_address
         else:
             if not scheduler:
-                raise ConfigError("--executor dask needs --scheduler tcp://HOST:8786 (the cluster's scheduler)")
+                raise ConfigError(
+                    "--executor dask needs --scheduler tcp://HOST:8786 or tls://HOST:8786 (the cluster's scheduler)"
+                )
             address = scheduler
         try:
-            self.client = Client(address, timeout="20s")
+            # Security() reads Dask's own configuration: a tls:// scheduler's CA, certificate and key come from
+            # DASK_DISTRIBUTED__COMM__TLS__* or ~/.config/dask (docs/operations.md, "Who can run code where").
+            from distributed.security import Security
+
+            self.client = Client(address, timeout="20s", security=Security())
         except OSError as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        except TypeError as exc:  # distributed's word for a tls:// address without certificates
+            raise ConfigError(
+                f"cannot connect to the Dask scheduler at {address}: {exc}; give the TLS files through "
+                "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, __CLIENT__CERT and __CLIENT__KEY"
+            ) from None
         from augshard.dask_plugin import OfflineEnvPlugin  # imports distributed: only Dask runs pay for it
 
         self.client.register_plugin(OfflineEnvPlugin(), name="augshard-offline-env")
         self._executor = self.client.get_executor(pure=False)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        return self._executor.submit(run_in_fresh_process, fn, *args, **kwargs)
+        """`run_shard(job)` on a worker: the job crosses as JSON data, the result comes back as JSON through the
+        Dask future (see `run_job_in_fresh_process`); no other call can be sent."""
+        from augshard.shard import ShardJob, ShardResult, run_shard
+
+        (job,) = args
+        if fn is not run_shard or kwargs or not isinstance(job, ShardJob):
+            raise TypeError("the Dask executor runs shard jobs only: submit(run_shard, job)")
+        remote = self._executor.submit(run_job_in_fresh_process, job.to_json())
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+
+        def settle(done: Future) -> None:
+            try:
+                future.set_result(ShardResult.from_json(done.result()))
+            except BaseException as exc:  # noqa: BLE001 - the supervisor decides what a failed shard means
+                future.set_exception(exc)
+
+        remote.add_done_callback(settle)
+        return future
 
     def stop(self) -> None:
         """Remote shards cannot be signalled: they read the stop file between chunks."""
@@ -179,39 +206,57 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
-def run_in_fresh_process(fn: Callable[..., Any], job: Any) -> Any:
-    """`fn(job)` in a fresh Python process with augshard's environment (a fixed PYTHONHASHSEED must be set before
-    an interpreter starts, and a Dask worker's own process cannot be given one). The call and its result travel
-    as pickle files beside the shard's log, on the storage every worker shares."""
+def run_job_in_fresh_process(job_json: str) -> str:
+    """Run the shard a JSON job describes (`ShardJob.to_json`) in a fresh Python process with augshard's environment
+    (a fixed PYTHONHASHSEED must be set before an interpreter starts, and a Dask worker's own process cannot be
+    given one); its result comes back as JSON (`ShardResult.to_json`).
+
+    The job goes in on the process's stdin and the result comes out through a pipe of its own: nothing crosses
+    through files on shared storage, where whoever can write the log folder could swap a job or plant a link, and
+    nothing that crosses is code (no pickle): the process only ever calls `run_shard`."""
     from augshard.methods.offline import offline_env
 
-    log_dir = Path(job.cfg.log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    job_path = log_dir / f".shard_{job.index}_of_{job.num_shards}.{token}.job"
-    result_path = job_path.with_suffix(".result")
-    job_path.write_bytes(pickle.dumps((fn, job)))
+    read_fd, write_fd = os.pipe()
     env = {**os.environ, **offline_env(), PARENT_ENV: str(os.getpid())}
     try:
-        proc = subprocess.run([sys.executable, "-m", "augshard.executors", str(job_path), str(result_path)], env=env)
-        if proc.returncode != 0 or not result_path.is_file():
-            raise ShardProcessDied(f"shard {job.index} process exited with code {proc.returncode}")
-        return pickle.loads(result_path.read_bytes())
-    finally:
-        job_path.unlink(missing_ok=True)
-        result_path.unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "augshard.executors", str(write_fd)],
+            env=env,
+            stdin=subprocess.PIPE,
+            pass_fds=(write_fd,),
+        )
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as result:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(job_json.encode("utf-8"))
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the process died at once: its exit code says so below
+        answer = result.read()
+    code = proc.wait()
+    if code != 0 or not answer:
+        raise ShardProcessDied(f"shard process exited with code {code}")
+    return answer.decode("utf-8")
 
 
-def _main(job_path: str, result_path: str) -> int:
+def _main(result_fd: str) -> int:
+    """The fresh process of `run_job_in_fresh_process`: a JSON job on stdin, the JSON result on `result_fd`."""
+    from augshard.shard import ShardJob, run_shard
+
     die_with_parent(int(os.environ.get(PARENT_ENV, "0")) or None)
     _thread_locks_for_tqdm()
-    fn, job = pickle.loads(Path(job_path).read_bytes())
-    result = fn(job)
-    tmp = Path(result_path + ".tmp")
-    tmp.write_bytes(pickle.dumps(result))
-    tmp.replace(result_path)
+    out = os.fdopen(int(result_fd), "wb")
+    job = ShardJob.from_json(sys.stdin.read())
+    result = run_shard(job)
+    out.write(result.to_json().encode("utf-8"))
+    out.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1], sys.argv[2]))
+    sys.exit(_main(sys.argv[1]))

@@ -1,13 +1,20 @@
 """`augshard export`: one training set from a finished run: every kept variant with its provenance, deduplicated
 (exactly, or also near-duplicates by MinHash LSH), label flips dropped on request, in the Hugging Face datasets
-layout, with a dataset card and export.json; written to a temporary folder and renamed into place."""
+layout, with a dataset card and export.json; written to a temporary folder and renamed into place, never over
+anything it did not make, from one plan's combos only."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 import re
 import shutil
+import signal
+import socket
+import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
@@ -16,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from augshard.errors import ConfigError, OutputError
-from augshard.manifest import read_manifest
+from augshard.lock import ReadLock, TargetLock
+from augshard.manifest import find_shard_manifests, read_manifest
 from augshard.outcome import ComboOutcome, Status
+from augshard.procs import pid_alive
 from augshard.store import META, ComboMeta, read_meta
 
 DEDUPE_MODES = ("none", "exact", "near")
@@ -25,6 +34,20 @@ NEAR_PERMUTATIONS = 128
 SHINGLE = 5  # characters per shingle of the near-duplicate check
 ROW_GROUP = 10_000
 PART = re.compile(r"^train-(\d{5})-of-(\d{5})\.parquet$")
+FACTS = "export.json"
+MADE_BY = "augshard export"  # export.json's `made_by`: the mark of a folder `--force` may replace
+# Beside the target: `.<to>.augshard-export-<pid>~<host>` (staging) and `.<to>.augshard-old-<pid>~<host>` (the
+# replaced export on its way out).
+LEFTOVER = re.compile(r"^\.(.+)\.augshard-(?:export|old)-(\d+)~(.+)$")
+
+
+class ExportInterrupted(BaseException):
+    """SIGTERM or SIGHUP during an export (SLURM, `timeout`, a closed terminal): unwinds like Ctrl-C, so the
+    staging folder is removed; the command exits 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,9 @@ class ExportOptions:
     shard_size: int = 500_000
     allow_incomplete: bool = False
     force: bool = False
+    plan: str = ""  # export this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
+    cache_dir: Path = Path("data/cache")  # folders of the run that --to may not touch
+    log_dir: Path = Path("logs/augment")
     chosen_by: str = ""  # how the combos were chosen, when not by the user (`--best`, `--min-gain`): for the card
 
     def check(self) -> None:
@@ -84,6 +110,7 @@ class Export:
     labels_before: Counter = field(default_factory=Counter)
     labels_after: Counter = field(default_factory=Counter)
     skipped: list[ComboOutcome] = field(default_factory=list)  # not ok, left out with --allow-incomplete
+    plan: str = ""  # the fingerprint of the plan whose manifest listed the combos
 
     @property
     def rows(self) -> int:
@@ -99,14 +126,12 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(normalise(text).encode("utf-8", "surrogatepass"), digest_size=8).digest())
 
 
-def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[ComboOutcome]]:
-    """The manifest's combos to export (sorted by k, then combo id: the order that decides which twin is kept),
-    and the ones left out; a run with failed, interrupted or half-written combos is refused unless allowed."""
+def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[ComboOutcome], list[ComboMeta]]:
+    """The combos to export (sorted by k, then combo id: the order that decides which twin is kept) with their
+    meta.json, and the ones left out. A run with failed, interrupted or half-written combos is refused unless
+    allowed; combos on disk from more than one plan are refused unless `--plan` chooses one."""
     root = options.output_root
-    manifest = root / options.output_name
-    if not manifest.is_file():
-        raise OutputError(f"no finished run in {root}: {manifest} is missing (run `augshard run`, or `merge`)")
-    entries = read_manifest(manifest)
+    manifest, entries = _plan_entries(options)
     wanted = set(options.combos)
     known = {e.combo_id for e in entries} | {e.combo_dir for e in entries}
     unknown = sorted(wanted - known)
@@ -117,37 +142,165 @@ def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[Comb
         for e in entries
         if (not wanted or e.combo_id in wanted or e.combo_dir in wanted) and (not options.k or e.k in options.k)
     ]
-    bad = [e for e in chosen if e.status in (Status.FAILED, Status.INTERRUPTED) or (e.ok and not _whole(root, e))]
+    metas = {e.combo_id: meta for e in chosen if e.ok and (meta := _meta(root, e)) is not None}
+    bad = [e for e in chosen if e.status in (Status.FAILED, Status.INTERRUPTED) or (e.ok and e.combo_id not in metas)]
     if bad and not options.allow_incomplete:
-        names = ", ".join(e.combo_dir for e in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise OutputError(
-            f"{manifest}: {len(bad)} combo(s) failed, stopped or half-written ({names}); rerun `augshard run` to "
-            "finish them, or pass --allow-incomplete to export the others"
+            f"{manifest}: {len(bad)} combo(s) failed, stopped or half-written ({_names(bad)}); rerun `augshard run` "
+            "to finish them, or pass --allow-incomplete to export the others"
         )
-    ok = sorted((e for e in chosen if e.ok and e not in bad), key=lambda e: (e.k, e.combo_id))
+    ok = [e for e in chosen if e.ok and e not in bad]
+    foreign = _foreign(ok, metas)
+    if foreign and not options.plan:
+        plan = ok[0].plan_fingerprint
+        others = sorted({metas[e.combo_id].plan_fingerprint for e in foreign})
+        raise OutputError(
+            f"{manifest}: the combos on disk come from more than one plan: {plan} (this manifest's, "
+            f"{len(ok) - len(foreign)} combo(s)) and {', '.join(others)} ({len(foreign)} combo(s): {_names(foreign)}, "
+            f"written by a later run that did not finish); rerun `augshard run` to finish one plan, or pass "
+            f"--plan {plan} to export this manifest's combos only"
+        )
+    # With --plan, a combo another plan wrote over is left out, and said so.
+    gone = [dataclasses.replace(e, error=f"overwritten by plan {metas[e.combo_id].plan_fingerprint}") for e in foreign]
+    ok = sorted((e for e in ok if e not in foreign), key=lambda e: (e.k, e.combo_id))
     if not ok:
         raise OutputError(f"{manifest}: no complete combo to export")
-    return ok, [e for e in chosen if e not in ok and e.status is not Status.UNAVAILABLE]
+    skipped = [e for e in chosen if e not in ok and e not in foreign and e.status is not Status.UNAVAILABLE]
+    return ok, skipped + gone, [metas[e.combo_id] for e in ok]
 
 
-def _whole(root: Path, e: ComboOutcome) -> bool:
+def _names(entries: list[ComboOutcome]) -> str:
+    return ", ".join(e.combo_dir for e in entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+
+
+def _plan_entries(options: ExportOptions) -> tuple[Path, list[ComboOutcome]]:
+    """The manifest to export from and its rows: the merged manifest, which must hold one plan; with `--plan`, the
+    rows of that plan from the merged manifest or, for a run that stopped before merging, its shard manifests."""
+    root = options.output_root
+    final = root / options.output_name
+    if not options.plan:
+        if not final.is_file():
+            raise OutputError(f"no finished run in {root}: {final} is missing (run `augshard run`, or `merge`)")
+        entries = read_manifest(final)
+        plans = sorted({e.plan_fingerprint for e in entries})
+        if len(plans) > 1:
+            raise OutputError(
+                f"{final} mixes plans {', '.join(plans)}; rerun `augshard run`, or pass --plan with one of them"
+            )
+        return final, entries
+    sources = [final] if final.is_file() else []
+    sources += [path for _, shards in sorted(find_shard_manifests(root).items()) for _, path in sorted(shards.items())]
+    if not sources:
+        raise OutputError(f"no finished run in {root}: {final} is missing (run `augshard run`, or `merge`)")
+    found: dict[str, list[str]] = {}
+    merged: dict[str, ComboOutcome] = {}
+    for path in sources:
+        for e in read_manifest(path):
+            found.setdefault(e.plan_fingerprint, []).append(path.name)
+            prev = merged.get(e.combo_id)
+            if e.plan_fingerprint == options.plan and (prev is None or (not prev.ok and e.ok)):
+                merged[e.combo_id] = e
+    if not merged:
+        here = "; ".join(f"{fp} ({', '.join(sorted(set(names)))})" for fp, names in sorted(found.items()))
+        raise ConfigError(f"--plan {options.plan}: no manifest in {root} lists that plan (plans here: {here})")
+    where = final if final.is_file() and options.plan in {e.plan_fingerprint for e in read_manifest(final)} else root
+    return where, list(merged.values())
+
+
+def _meta(root: Path, e: ComboOutcome) -> ComboMeta | None:
+    """The combo's meta.json when its folder is whole, else None (half-written)."""
     folder = root / e.combo_dir
-    return (folder / "dataset.parquet").is_file() and (folder / META).is_file()
+    if not (folder / "dataset.parquet").is_file():
+        return None
+    try:
+        return read_meta(folder / META)
+    except (OSError, ValueError):
+        return None
+
+
+def _foreign(ok: list[ComboOutcome], metas: dict[str, ComboMeta]) -> list[ComboOutcome]:
+    """Combos whose folder another plan wrote after the manifest's run: a combo the run computed carries its plan;
+    one it resumed carries an earlier plan's, but the same settings (config fingerprint) as the run's own."""
+    own = {metas[e.combo_id].config_fingerprint for e in ok if metas[e.combo_id].plan_fingerprint == e.plan_fingerprint}
+    return [
+        e
+        for e in ok
+        if metas[e.combo_id].plan_fingerprint != e.plan_fingerprint
+        and not (e.resumed and (not own or metas[e.combo_id].config_fingerprint in own))
+    ]
+
+
+def check_target(options: ExportOptions, inputs: tuple[str, ...] = ()) -> None:
+    """`--to` may not be, contain or sit inside the output root, the cache or the log folder, nor be or contain the
+    run's input; an existing one is replaced (`--force`) only when an earlier export made it."""
+    target = options.to.resolve()
+    guarded = {"output root": options.output_root, "cache folder": options.cache_dir, "log folder": options.log_dir}
+    for what, path in guarded.items():
+        kept = path.resolve()
+        if target == kept or target in kept.parents or kept in target.parents:
+            how = "is" if target == kept else "contains" if target in kept.parents else "is inside"
+            raise OutputError(f"--to {options.to} {how} the run's {what} {path}; an export goes to a folder of its own")
+    for source in inputs:
+        folder = Path(source).resolve().parent
+        if target == folder or target in folder.parents:
+            raise OutputError(
+                f"--to {options.to} holds the run's input {source}; an export goes to a folder of its own"
+            )
+    to = options.to
+    if not to.exists() and not to.is_symlink():
+        return
+    if to.is_dir() and not to.is_symlink() and not any(to.iterdir()):
+        return
+    if not options.force:
+        raise OutputError(f"{to} exists and is not empty; choose another --to, or pass --force to replace it")
+    if not is_export(to):
+        raise OutputError(
+            f"--force replaces only a folder an earlier `augshard export` made, and {to} is not one (no "
+            f"{FACTS} made by it); choose another --to, or remove it yourself"
+        )
+
+
+def is_export(folder: Path) -> bool:
+    """A folder an earlier export made: a real folder whose export.json says so."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    try:
+        doc = json.loads((folder / FACTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("made_by") == MADE_BY
 
 
 def export(options: ExportOptions) -> Export:
     """Write the training set into a temporary folder beside `options.to` and rename it into place."""
     options.check()
-    target = options.to
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not options.force:
-        raise OutputError(f"{target} exists and is not empty; choose another --to, or pass --force to replace it")
-    combos, skipped = select_combos(options)
-    result = Export(options, skipped=skipped)
-    result.metas = [read_meta(options.output_root / c.combo_dir / META) for c in combos]
+    root = options.output_root
+    try:
+        check_target(options)
+        if not root.is_dir():
+            raise OutputError(
+                f"no finished run in {root}: {root / options.output_name} is missing (run `augshard run`)"
+            )
+        with ReadLock(root), _leaving_no_trace():
+            target = Path(os.path.abspath(options.to))  # `--to .` has no name to put a staging folder beside
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with TargetLock(target):
+                return _export_locked(options, target)
+    except OSError as exc:
+        # Nothing was written (the staging folder is gone): a user's to fix, as every export error (docs/cli.md).
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise OutputError(f"export failed, nothing written: {exc.strerror or exc}{where}") from None
+
+
+def _export_locked(options: ExportOptions, target: Path) -> Export:
+    combos, skipped, metas = select_combos(options)
+    check_target(options, tuple(sorted({m.source.path for m in metas})))
+    result = Export(options, skipped=skipped, plan=combos[0].plan_fingerprint)
+    result.metas = metas
     if options.drop_label_flips and not any(m.label_check for m in result.metas):
         raise ConfigError("--drop-label-flips: this run has no label check; run it with --label-col COL first")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.augshard-export-{os.getpid()}")
+    sweep_leftovers(target)
+    staging = target.with_name(f".{target.name}.augshard-export-{os.getpid()}~{socket.gethostname()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         (staging / "data").mkdir(parents=True)
@@ -161,12 +314,51 @@ def export(options: ExportOptions) -> Export:
     return result
 
 
+@contextlib.contextmanager
+def _leaving_no_trace() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind the export as SIGINT does (ExportInterrupted), so every `finally` runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise ExportInterrupted(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def sweep_leftovers(target: Path) -> list[Path]:
+    """Staging and replaced folders of exports to `target` whose process (on this host) is gone."""
+    removed: list[Path] = []
+    if not target.parent.is_dir():
+        return removed
+    for path in sorted(target.parent.iterdir()):
+        m = LEFTOVER.match(path.name)
+        if m and m.group(1) == target.name and m.group(3) == socket.gethostname() and not pid_alive(int(m.group(2))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _swap_into_place(staging: Path, target: Path) -> None:
+    """An empty folder is replaced; an earlier export is moved aside, the new one renamed in, the old removed."""
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
     if target.exists():
-        old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}")
+        old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}~{socket.gethostname()}")
         target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+        try:
+            staging.rename(target)
+        except BaseException:
+            old.rename(target)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(target)
 

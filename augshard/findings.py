@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from augshard.classifiers import settings_document
 from augshard.errors import ConfigError, OutputError
 from augshard.gains import Gain, holm, mean_std, paired_gain, verdict
 from augshard.scoring import Candidate, Split
-from augshard.store import META, read_meta
+from augshard.store import META, read_meta, write_atomic
 
 EVALUATION = "evaluation.json"
 SCHEMA_VERSION = 1
@@ -122,17 +121,9 @@ def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: flo
 
 
 def write_document(path: Path, doc: dict[str, Any]) -> None:
-    """Written to a temporary file in the same folder, fsynced and renamed: never half a document."""
+    """Through the store's one atomic writer: never half a document under its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
 def read_document(path: Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""One run per output root: a lock file naming its owner (pid, host, start), taken over when that owner is dead."""
+"""Who may touch an output root: lock files naming their owner (pid, host, start, command), taken over when that
+owner is dead. A run, a shard job and `merge` write; `export` reads; an export also holds its target."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -15,26 +17,32 @@ from augshard.store import pid_alive
 
 log = logging.getLogger("augshard.lock")
 
+WHOLE = ".augshard.lock"
+READERS = ".augshard-read-*.lock"
 
-class RunLock:
-    """`.augshard.lock` for a whole run; `.augshard-shard{i}_of_{N}.lock` for one shard of a job array, so the
-    shards of one array can share an output root while a whole run and any shard job exclude each other."""
 
-    def __init__(self, output_root: str | Path, shard: tuple[int, int] | None = None) -> None:
-        self.root = Path(output_root)
-        self.shard = shard
-        name = ".augshard.lock" if shard is None else f".augshard-shard{shard[0]}_of_{shard[1]}.lock"
-        self.path = self.root / name
+class FileLock:
+    """An exclusive-create lock file and the other lock files it may not coexist with (`conflicts`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.held = False
 
     def _conflicts(self) -> list[Path]:
-        if self.shard is None:
-            return sorted(self.root.glob(".augshard*.lock"))
-        return [self.path, self.root / ".augshard.lock"]
+        return [self.path]
 
-    def acquire(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+    def _busy(self, other: Path, owner: dict) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+        return (
+            f"{self.path.parent} is in use by another augshard command (pid {owner.get('pid')} on "
+            f"{owner.get('host')} since {since}); wait for it, or delete {other} if that command is gone"
+        )
+
+    def _check(self) -> None:
+        """Raise for a live conflicting owner; remove the locks of owners that died on this host."""
         for other in self._conflicts():
+            if self.held and other == self.path:
+                continue
             owner = self._owner(other)
             if owner is None:
                 continue
@@ -42,19 +50,30 @@ class RunLock:
                 log.warning("taking over stale lock %s of dead pid %s", other, owner.get("pid"))
                 other.unlink(missing_ok=True)
                 continue
-            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
-            raise OutputError(
-                f"output root {self.root} is in use by another augshard run (pid {owner.get('pid')} on "
-                f"{owner.get('host')} since {since}); wait for it, or delete {other} if that run is gone"
-            )
+            raise OutputError(self._busy(other, owner))
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._check()
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "argv": sys.argv}
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            raise OutputError(f"output root {self.root} was locked by another augshard run just now") from None
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh)
+            owner = self._owner(self.path) or {}
+            raise OutputError(self._busy(self.path, owner)) from None
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(record, fh)
+        except OSError as exc:  # a full disk: no half-written lock left to look stale or alive
+            self.path.unlink(missing_ok=True)
+            raise OutputError(f"cannot write the lock {self.path}: {exc.strerror or exc}") from None
         self.held = True
+        try:
+            # Two commands that checked at the same moment both see each other now; at least one gives way.
+            self._check()
+        except OutputError:
+            self.release()
+            raise
 
     @staticmethod
     def _owner(path: Path) -> dict | None:
@@ -70,9 +89,74 @@ class RunLock:
             self.path.unlink(missing_ok=True)
             self.held = False
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> FileLock:
         self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class RunLock(FileLock):
+    """`.augshard.lock` for a whole run (and `merge`); `.augshard-shard{i}_of_{N}.lock` for one shard of a job
+    array, so the shards of one array can share an output root while a whole run and any shard job exclude each
+    other. Both exclude readers (`ReadLock`): an export never reads combos a run is replacing."""
+
+    def __init__(self, output_root: str | Path, shard: tuple[int, int] | None = None) -> None:
+        self.root = Path(output_root)
+        self.shard = shard
+        super().__init__(self.root / (WHOLE if shard is None else f".augshard-shard{shard[0]}_of_{shard[1]}.lock"))
+
+    def _conflicts(self) -> list[Path]:
+        if self.shard is None:
+            return sorted(self.root.glob(".augshard*.lock"))
+        return [self.path, self.root / WHOLE, *sorted(self.root.glob(READERS))]
+
+    def _busy(self, other: Path, owner: dict) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+        what = "an augshard export reading it" if other.match(READERS) else "another augshard run"
+        return (
+            f"output root {self.root} is in use by {what} (pid {owner.get('pid')} on {owner.get('host')} since "
+            f"{since}); wait for it, or delete {other} if that command is gone"
+        )
+
+
+class ReadLock(FileLock):
+    """`.augshard-read-<pid>~<host>.lock`: an export reading the output root. Readers share a root; a run, a shard
+    job or a merge holding it makes the reader refuse (rerun the export once the run is finished)."""
+
+    def __init__(self, output_root: str | Path) -> None:
+        self.root = Path(output_root)
+        super().__init__(self.root / f".augshard-read-{os.getpid()}~{socket.gethostname()}.lock")
+
+    def _conflicts(self) -> list[Path]:
+        return [p for p in sorted(self.root.glob(".augshard*.lock")) if not p.match(READERS)]
+
+    def acquire(self) -> None:
+        try:
+            super().acquire()
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            # A run archived read-only: no run can be writing it as this user, and there is nowhere to say we read.
+
+    def _busy(self, other: Path, owner: dict) -> str:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+        return (
+            f"output root {self.root} is being written by an augshard run (pid {owner.get('pid')} on "
+            f"{owner.get('host')} since {since}); export once it is finished, or delete {other} if that run is gone"
+        )
+
+
+class TargetLock(FileLock):
+    """`.<to>.augshard-export.lock` beside an export's target: two exports to one folder never interleave."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(target.parent / f".{target.name}.augshard-export.lock")
+        self.target = target
+
+    def _busy(self, other: Path, owner: dict) -> str:
+        return (
+            f"another augshard export is writing {self.target} (pid {owner.get('pid')} on {owner.get('host')}); "
+            f"wait for it, or delete {other} if it is gone"
+        )

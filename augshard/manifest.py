@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import Any
 
 from augshard.errors import OutputError
 from augshard.outcome import COLUMNS, ComboOutcome, Status
+from augshard.store import atomic_file
 
 SHARD_MANIFEST = re.compile(r"^manifest_shard(\d+)_of_(\d+)\.csv$")
 
@@ -21,14 +21,10 @@ def shard_manifest_name(index: int, num_shards: int) -> str:
 
 
 def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] = COLUMNS) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
 
 
 def write_manifest(path: Path, outcomes: list[ComboOutcome]) -> Path:
@@ -66,6 +62,12 @@ class Summary:
     max_rows: int = 0
     avg_rows: float = 0.0
     failed_combos: list[str] = field(default_factory=list)
+    interrupted: int = 0  # stopped by a signal: not failed, a rerun resumes them
+    interrupted_combos: list[str] = field(default_factory=list)
+
+    @property
+    def unfinished(self) -> int:
+        return self.failed + self.interrupted
 
     def as_json(self) -> dict[str, Any]:
         """The summary as a JSON object (`merge --format json`, and a run's); Summary(**doc) reads it back."""
@@ -80,12 +82,15 @@ class Summary:
             "max_rows": self.max_rows,
             "avg_rows": round(self.avg_rows, 3),
             "failed_combos": list(self.failed_combos),
+            "interrupted": self.interrupted,
+            "interrupted_combos": list(self.interrupted_combos),
         }
 
     def lines(self) -> list[str]:
         per_k = ", ".join(f"k={k}: {n}" for k, n in sorted(self.per_k.items(), key=lambda kn: int(kn[0])))
         out = [
-            f"Total combos: {self.combos} ({self.ok} ok, {self.failed} failed, {self.unavailable} unavailable)",
+            f"Total combos: {self.combos} ({self.ok} ok, {self.failed} failed, {self.unavailable} unavailable"
+            + (f", {self.interrupted} interrupted)" if self.interrupted else ")"),
             f"Total rows: {self.rows:,}",
             f"Combos per k: {per_k or '-'}",
             f"Rows per combo: min {self.min_rows:,} / max {self.max_rows:,} / avg {self.avg_rows:,.1f}",
@@ -103,6 +108,9 @@ def summarize(outcomes: list[ComboOutcome]) -> Summary:
             counts.append(o.rows)
         elif o.status is Status.UNAVAILABLE:
             s.unavailable += 1
+        elif o.status is Status.INTERRUPTED:
+            s.interrupted += 1
+            s.interrupted_combos.append(o.combo_dir or o.combo_id)
         else:
             s.failed += 1
             s.failed_combos.append(o.combo_dir or o.combo_id)

@@ -9,6 +9,7 @@ path is ever wrapped or cut, so `augshard methods | grep nlp_keyboard` finds its
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -99,7 +100,18 @@ def write_tsv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     sys.stdout.flush()
 
 
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity as None: JSON has no such numbers (Python would write `NaN`)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 def write_json(document: Any) -> None:
     """One JSON document on stdout (never through Rich: no highlighting, no wrapping)."""
-    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(document), indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()

@@ -15,7 +15,7 @@ from augshard.errors import OutputError
 from augshard.events import ComboDone, ComboStart, ShardDone, events_path, read_events
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome, Status
-from augshard.store import META, ComboMeta, read_meta
+from augshard.store import META, ComboMeta, read_meta, write_atomic
 
 
 @dataclass
@@ -532,5 +532,5 @@ def write_report(
     combos = load(root, output_name, examples)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(combos, root, Path(log_dir)), encoding="utf-8")
+    write_atomic(path, render_html(combos, root, Path(log_dir)))
     return path

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from augshard.claims import ShardInterrupted, StopFlag, WorkItem, stop_file_path, work_order
 from augshard.config import RunConfig
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
 
 STOLEN = "taken from another shard's list"
+JOB_VERSION = 1  # of ShardJob.to_json
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,61 @@ class ShardJob:
     others: tuple[tuple[int, tuple[PlannedCombo, ...]], ...] = ()
     claims_dir: str = ""
 
+    def to_json(self) -> str:
+        """The job as data (JSON), for a worker that turns it back into a call of its own `run_shard`: nothing in
+        it can name code to run, unlike a pickle (see executors.DaskExecutor)."""
+        return json.dumps(
+            {
+                "version": JOB_VERSION,
+                "config": dataclasses.asdict(self.cfg),
+                "index": self.index,
+                "num_shards": self.num_shards,
+                "combos": [_combo_doc(pc) for pc in self.combos],
+                "specs": [dataclasses.asdict(spec) for spec in self.specs],
+                "plan_fingerprint": self.plan_fingerprint,
+                "input_sha": self.input_sha,
+                "torch_threads": self.torch_threads,
+                "unavailable": [_outcome_doc(o) for o in self.unavailable],
+                "others": [[i, [_combo_doc(pc) for pc in lst]] for i, lst in self.others],
+                "claims_dir": self.claims_dir,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardJob:
+        """A job described by `to_json`; ValueError for anything else (wrong kinds, unknown settings)."""
+        from augshard.combos import Combo
+
+        def planned(doc: Any) -> PlannedCombo:
+            methods, cost, fingerprint = doc
+            if not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
+                raise ValueError("a combo's methods must be a list of method ids")
+            return PlannedCombo(Combo(tuple(methods)), float(cost), str(fingerprint))
+
+        try:
+            doc = json.loads(text)
+            if not isinstance(doc, dict) or doc.get("version") != JOB_VERSION:
+                raise ValueError(f"not an augshard shard job of version {JOB_VERSION}")
+            config = dict(doc["config"])
+            for key in ("methods", "exclude_methods"):
+                if isinstance(config.get(key), list):
+                    config[key] = tuple(config[key])
+            return cls(
+                cfg=RunConfig(**config),
+                index=int(doc["index"]),
+                num_shards=int(doc["num_shards"]),
+                combos=tuple(planned(c) for c in doc["combos"]),
+                specs=tuple(MethodSpec(**spec) for spec in doc["specs"]),
+                plan_fingerprint=str(doc["plan_fingerprint"]),
+                input_sha=str(doc["input_sha"]),
+                torch_threads=int(doc["torch_threads"]),
+                unavailable=tuple(ComboOutcome.from_row(row) for row in doc["unavailable"]),
+                others=tuple((int(i), tuple(planned(c) for c in lst)) for i, lst in doc["others"]),
+                claims_dir=str(doc["claims_dir"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not an augshard shard job: {type(exc).__name__}: {exc}") from None
+
 
 @dataclass
 class ShardResult:
@@ -80,6 +138,40 @@ class ShardResult:
     @property
     def failed(self) -> list[ComboOutcome]:
         return [o for o in self.outcomes if o.unfinished]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "index": self.index,
+                "outcomes": [_outcome_doc(o) for o in self.outcomes],
+                "log_path": self.log_path,
+                "manifest_path": self.manifest_path,
+                "duration_s": self.duration_s,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ShardResult:
+        try:
+            doc = json.loads(text)
+            return cls(
+                index=int(doc["index"]),
+                outcomes=[ComboOutcome.from_row(row) for row in doc["outcomes"]],
+                log_path=str(doc["log_path"]),
+                manifest_path=str(doc["manifest_path"]),
+                duration_s=float(doc["duration_s"]),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not an augshard shard result: {type(exc).__name__}: {exc}") from None
+
+
+def _combo_doc(pc: PlannedCombo) -> list[Any]:
+    return [list(pc.combo.methods), pc.cost, pc.fingerprint]
+
+
+def _outcome_doc(o: ComboOutcome) -> dict[str, str]:
+    """A manifest row as strings, the way `ComboOutcome.from_row` reads a manifest."""
+    return {k: "" if v is None else str(v) for k, v in o.as_row().items()}
 
 
 def run_shard(job: ShardJob, install_signals: bool = True) -> ShardResult:
@@ -179,7 +271,9 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         summary = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
         lpath = log_path(job.cfg.log_dir, job.index, job.num_shards)
         failed_at = f"{lpath}:{next_log_line(lpath)}"
-        log.error("combo %s FAILED: %s\n%s", combo.dir_name, summary, traceback.format_exc())
+        # A full disk or a vanished folder is no bug: its one line says all, a traceback would only bury it.
+        trace = "" if isinstance(exc, OSError) else "\n" + traceback.format_exc()
+        log.error("combo %s FAILED: %s%s", combo.dir_name, summary, trace)
         events.emit(ComboFailed(combo_id=combo.combo_id, methods=combo.name, error=summary, log=failed_at))
         return ComboOutcome.failed(combo, job.index, job.plan_fingerprint, summary, round(time.time() - t0, 3))
     finally:
@@ -340,11 +434,28 @@ def _finish(
     return result
 
 
+class QuietFileHandler(logging.FileHandler):
+    """A shard log that cannot be written (a full disk) says so once on stderr, not with a traceback per line."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        import sys
+
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        if not self.failed:
+            self.failed = True
+            sys.stderr.write(f"augshard: cannot write the shard log {self.baseFilename}: {exc.strerror or exc}\n")
+
+
 def _setup_log(path: Path, index: int) -> logging.Logger:
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger("augshard")
     logger.handlers.clear()
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = QuietFileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s shard {index}: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -108,6 +108,8 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
             started=ts,
             last_ts=ts,
         )
+    if ev.pid and status.pid and ev.pid != status.pid:
+        return status  # another attempt's line (two runs sharing a log folder): not this one's to count
     status.last_ts = ts
     if isinstance(ev, ComboStart):
         status.current, status.current_id = ev.methods, ev.combo_id

@@ -1,17 +1,20 @@
-"""Atomic combo outputs (rows, and with --keep-vectors their vectors, streamed into temporary Parquet files, fsynced,
-the folder renamed into place), `meta.json` as one typed record, and the readers of both."""
+"""Atomic outputs: every file through one writer (`atomic_file`: a temporary beside it, fsynced, renamed, removed on
+any failure), combos as folders renamed into place (rows, and with --keep-vectors their vectors), and `meta.json` as
+one typed record (`ComboMeta`), with the readers of both."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from augshard.combos import Combo
 from augshard.procs import pid_alive
@@ -29,6 +32,77 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def temp_file_name(name: str, host: str | None = None, pid: int | None = None) -> str:
+    """`.<name>~<pid>~<host>.tmp`: hidden, and naming its writer, so a sweep removes only a dead writer's temp."""
+    return f".{name}~{os.getpid() if pid is None else pid}~{host or socket.gethostname()}{TMP_SUFFIX}"
+
+
+def parse_temp_file_name(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a temporary file's writer; (this host, pid) for the older `.<name>.<pid>.tmp`; else None."""
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return None
+    stem = name[1 : -len(TMP_SUFFIX)]
+    parts = stem.rsplit("~", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return parts[2], int(parts[1])
+    head, _, pid = stem.rpartition(".")
+    if head and pid.isdigit():
+        return socket.gethostname(), int(pid)
+    return None
+
+
+def stale_temp_file(path: Path) -> bool:
+    """A temporary file of this writer whose process (on this host) is gone: left by a crash or a full disk."""
+    owner = parse_temp_file_name(path.name)
+    return owner is not None and owner[0] == socket.gethostname() and not pid_alive(owner[1])
+
+
+def sweep_temp_files(folder: str | Path) -> list[Path]:
+    """Remove the stale temporary files (`stale_temp_file`) directly in `folder`."""
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in sorted(root.iterdir()):
+        if path.is_file() and stale_temp_file(path):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w", **open_args: Any) -> Iterator[IO[Any]]:
+    """Write `path` whole or not at all: the body writes a temporary file in the same folder, which is fsynced and
+    renamed over `path`; on any failure (a full disk, an exception, a signal) the temporary is removed."""
+    path = Path(path)
+    tmp = path.with_name(temp_file_name(path.name))
+    try:
+        with open(tmp, mode, **open_args) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None  # a full disk, said of the file it hit
+        raise
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """`data` into `path` through `atomic_file` (text as UTF-8)."""
+    if isinstance(data, bytes):
+        with atomic_file(path, "wb") as fh:
+            fh.write(data)
+    else:
+        with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(data)
 
 
 def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
@@ -226,7 +300,7 @@ def _known(kind: type, data: dict[str, Any]) -> Any:
 
 
 def write_meta(path: Path, meta: ComboMeta) -> None:
-    path.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
 def read_meta(path: str | Path) -> ComboMeta:

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from augshard.claims import claimed_by, stop_file_path
+from augshard.claims import claimed_by, claims_name, stop_file_path
 from augshard.outcome import ComboOutcome
 from augshard.output import plural
 from augshard.prepare import Prepared, devices_line, prepare
@@ -41,12 +41,16 @@ def run(cfg: Any, console: Console, live: bool = True, fmt: str = "table") -> in
 
 
 def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: str) -> int:
-    from augshard.store import clean_stale_temp
+    from augshard.claims import sweep_claims
+    from augshard.store import clean_stale_temp, sweep_temp_files
 
     cfg = prep.cfg
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
+    # What dead processes of this host left (a kill -9, a full disk): combo folders, temporary files, claims.
     clean_stale_temp(cfg.output_root)
+    sweep_temp_files(cfg.output_root)
+    sweep_claims(cfg.log_dir)
     if cfg.shard_index is None:
         # A whole run writes every shard's manifest anew (resumed combos included): manifests an earlier, stopped
         # run left, with another shard count (`auto` follows the work left), would only make the merge refuse.
@@ -58,7 +62,7 @@ def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: st
     claims = None
     if cfg.steal and cfg.shard_index is None and prep.plan.num_shards > 1:
         # This run's claims (work stealing); a new run starts with none, whatever an interrupted one left.
-        claims = Path(cfg.log_dir) / f".claims-{prep.plan.fingerprint}-{os.getpid()}-{int(time.time())}"
+        claims = Path(cfg.log_dir) / claims_name(prep.plan.fingerprint)
         claims.mkdir(parents=True)
     try:
         jobs = make_jobs(prep, str(claims) if claims else "")
@@ -239,7 +243,7 @@ def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
         starts = [i for i, e in enumerate(events) if isinstance(e, ShardStart)]
         if not starts or any(isinstance(e, ShardDone) for e in events[starts[-1] :]):
             continue
-        writer = EventWriter(path, job.index)
+        writer = EventWriter(path, job.index, pid=events[starts[-1]].pid)  # said on behalf of the killed shard
         writer.emit(ShardDone(interrupted=True, duration=round(time.time() - events[starts[-1]].ts, 3)))
         writer.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,18 @@ from typing import Any
 from augshard.errors import OutputError
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome
-from augshard.store import DATASET, DATASET_CSV, META, TMP_DIR, VECTORS, ComboMeta, read_meta
+from augshard.procs import pid_alive
+from augshard.store import (
+    DATASET,
+    DATASET_CSV,
+    META,
+    TMP_DIR,
+    VECTORS,
+    ComboMeta,
+    parse_temp_name,
+    read_meta,
+    stale_temp_file,
+)
 
 AUGSHARD_COLUMNS = ("row_key", "variant", "similarity", "combo_id", "methods")
 
@@ -21,6 +33,8 @@ class Verification:
     datasets: int = 0  # datasets that passed every check
     rows: int = 0
     problems: list[str] = field(default_factory=list)
+    # Temporaries a dead writer left (a crash, a full disk): not damage; the next run sweeps them.
+    stale: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """`verify --format json` (schema in docs/cli.md)."""
@@ -31,13 +45,15 @@ class Verification:
             "rows": self.rows,
             "ok": not self.problems,
             "problems": list(self.problems),
+            "stale": list(self.stale),
         }
 
     def lines(self) -> list[str]:
         head = f"{self.manifest}: {self.combos} combos listed, {self.datasets} datasets ({self.rows:,} rows) verified"
+        stale = [f"stale temporary (harmless; the next run removes it): {p}" for p in self.stale]
         if not self.problems:
-            return [head, "OK: the manifest and the datasets agree"]
-        return [head, f"{len(self.problems)} problem(s)"]
+            return [head, *stale, "OK: the manifest and the datasets agree"]
+        return [head, *stale, f"{len(self.problems)} problem(s)"]
 
 
 def verify(output_root: str | Path, output_name: str = "manifest_final.csv") -> Verification:
@@ -74,7 +90,7 @@ def verify(output_root: str | Path, output_name: str = "manifest_final.csv") -> 
         if not problems:
             result.datasets += 1
             result.rows += e.rows
-    result.problems += _stray(root, listed)
+    result.problems += _stray(root, listed, result.stale)
     return result
 
 
@@ -150,8 +166,9 @@ def _read_meta(path: Path) -> ComboMeta | str:
         return f"meta.json unreadable ({path}): {exc}"
 
 
-def _stray(root: Path, listed: set[str]) -> list[str]:
-    """Combo folders the manifest does not list as ok, extra files in combo folders, and temporary leftovers."""
+def _stray(root: Path, listed: set[str], stale: list[str]) -> list[str]:
+    """Combo folders the manifest does not list as ok, extra files in combo folders, and temporary leftovers (those
+    of a writer that is gone go to `stale`: what a crash or a full disk leaves is not damage)."""
     problems = []
     for path in sorted(root.iterdir()):
         if path.is_dir() and path.name.startswith("combo_"):
@@ -162,7 +179,19 @@ def _stray(root: Path, listed: set[str]) -> list[str]:
             if extra:
                 problems.append(f"{path.name}: unexpected file(s) {', '.join(extra)}")
         elif path.name == TMP_DIR and path.is_dir():
-            problems += [f"temporary folder left behind: {p}" for p in sorted(path.iterdir())]
+            for p in sorted(path.iterdir()):
+                if _dead_writer(p.name):
+                    stale.append(str(p))
+                else:
+                    problems.append(f"temporary folder left behind: {p}")
         elif path.name.endswith(".tmp"):
-            problems.append(f"temporary file left behind: {path}")
+            if stale_temp_file(path):
+                stale.append(str(path))
+            else:
+                problems.append(f"temporary file left behind: {path}")
     return problems
+
+
+def _dead_writer(name: str) -> bool:
+    owner = parse_temp_name(name.removesuffix(".old"))
+    return owner is not None and owner[0] == socket.gethostname() and not pid_alive(owner[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -151,3 +152,54 @@ def test_shards_opening_one_cache_file_at_once_wait_for_each_other(tmp_path: Pat
         assert len(cache.get_many([f"{n}-{i}" for n in range(6) for i in range(200)])) == 1200
         cache.close()
     assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+class _FullDisk:
+    """A connection whose writes fail as SQLite's do on a full disk (SQLITE_FULL)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def executemany(self, *args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def execute(self, *args: object) -> object:
+        return self.conn.execute(*args)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_a_cache_that_cannot_write_turns_itself_off_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cache = Cache(tmp_path / "c.db")
+    cache.put_many([("a", "1")])
+    cache.conn = _FullDisk(cache.conn)  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="augshard.cache"):
+        cache.put_many([("b", "2")])  # no exception: the shard goes on
+        cache.put_scores([("s", 0.5)])
+        assert cache.get_many(["a", "b"]) == {} and cache.get_scores(["s"]) == {}
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "turned off" in warnings[0] and "disk is full" in warnings[0]
+    cache.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if ".corrupt-" in p.name) == []
+
+
+def test_a_cache_that_cannot_be_opened_for_a_full_disk_is_off_not_moved_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Cache(tmp_path / "c.db").close()
+
+    def full(self: Cache, check: bool) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Cache, "_connect", full)
+    cache = Cache(tmp_path / "c.db")
+    assert cache.conn is None and "disk is full" in cache.off_because
+    assert cache.get_many(["x"]) == {} and cache.put_many([("x", "y")]) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.db"]  # the file may be fine: never moved aside

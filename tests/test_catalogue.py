@@ -396,3 +396,21 @@ def test_select_keeps_its_contract() -> None:
     assert [s.id for s in select(SPECS, None, "x.yaml")] == sorted(SPECS)
     with pytest.raises(MethodError, match=r"unknown method id\(s\) nlp_teleport in --methods; .* or x.yaml"):
         select(SPECS, ("nlp_teleport",), "x.yaml")
+
+
+@pytest.mark.parametrize("value", ['"no"', '"false"', "0", "yes please"])
+def test_requires_gpu_must_be_a_boolean(tmp_path: Path, value: str) -> None:
+    """YAML reads `"no"` as a string, which Python would take for true: a GPU method nobody meant."""
+    path = _catalogue(tmp_path, f"  - {{id: m, lib: nlpaug, kind: KeyboardAug, requires_gpu: {value}}}\n")
+    with pytest.raises(ConfigError, match="'requires_gpu' must be true or false") as info:
+        load_catalogue(path)
+    assert "\n" not in str(info.value)
+    path = _catalogue(tmp_path, "  - {id: m, lib: nlpaug, kind: KeyboardAug, requires_gpu: no}\n")  # YAML's false
+    assert load_catalogue(path)["m"].requires_gpu is False
+
+
+@pytest.mark.parametrize("cost", [".nan", ".inf", "-.inf"])
+def test_a_cost_must_be_a_finite_positive_number(tmp_path: Path, cost: str) -> None:
+    path = _catalogue(tmp_path, f"  - {{id: m, lib: nlpaug, kind: KeyboardAug, cost: {cost}}}\n")
+    with pytest.raises(ConfigError, match="'cost' must be a positive number"):
+        load_catalogue(path)

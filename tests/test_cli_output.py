@@ -261,3 +261,17 @@ def test_dropping_label_flips_of_a_run_without_a_label_check_is_refused(
     assert proc.stderr.strip() == (
         "error: --drop-label-flips: this run has no label check; run it with --label-col COL first"
     )
+
+
+def test_json_output_is_valid_json_whatever_the_numbers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """JSON has no NaN or infinity: they go out as null, never as Python's `NaN` that no parser reads."""
+    from augshard.output import write_json
+
+    write_json({"cost": float("nan"), "rows_per_second": [float("inf"), -float("inf"), 1.5], "n": {"x": 2}})
+    doc = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+    assert doc == {"cost": None, "rows_per_second": [None, None, 1.5], "n": {"x": 2}}
+    # A catalogue with such a cost is one line, not a listing that scripts cannot read.
+    path = tmp_path / "conf.yaml"
+    path.write_text("methods:\n  - {id: m, lib: nlpaug, kind: KeyboardAug, cost: .nan}\n", encoding="utf-8")
+    proc = run_cli("methods", "--methods-config", str(path), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 2 and "'cost' must be a positive number" in proc.stderr and not proc.stdout

@@ -114,3 +114,132 @@ def test_a_lost_dask_worker_does_not_lose_the_run(local: tuple[Path, dict], clus
     out, _ = run.communicate(timeout=300)
     assert run.returncode == 0, out
     assert datasets(tmp_path) == expected
+
+
+class _Planted:
+    """What a hostile writer of the shared log folder plants: unpickling it creates `path` (code of theirs runs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.path), "w"))
+
+
+def test_a_dask_job_crosses_as_json_and_a_swapped_job_file_runs_nothing(tmp_path: Path) -> None:
+    import io
+    import pickle
+    import threading
+
+    from distributed import LocalCluster
+    from rich.console import Console
+
+    from augshard.config import RunConfig
+    from augshard.executors import DaskExecutor
+    from augshard.prepare import prepare
+    from augshard.shard import ShardJob, ShardResult, run_shard
+    from augshard.supervisor import make_jobs
+
+    write_csv(tmp_path / "in.csv", sample_rows(6))
+    logs, marker, victim = tmp_path / "logs", tmp_path / "their-code-ran", tmp_path / "victim.txt"
+    victim.write_text("mine", encoding="utf-8")
+    folders = {"output_root": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "log_dir": str(logs)}
+    cfg = RunConfig(input=str(tmp_path / "in.csv"), text_col="text", evidence_col="evidence", id_col="id",
+                    methods=("nlp_keyboard",), quality_metric="char_ratio", num_shards=1, executor="dask",
+                    **folders)  # fmt: skip
+    (job,) = make_jobs(prepare(cfg, Console(file=io.StringIO())))
+
+    # Another writer of the log folder swaps every job file it sees and plants a link where a result would go.
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def hostile() -> None:
+        while not stop.is_set():
+            for path in list(logs.glob(".shard_*")) if logs.is_dir() else []:
+                seen.append(path.name)
+                if path.name.endswith(".job"):
+                    path.write_bytes(pickle.dumps(_Planted(marker)))
+                    link = path.with_suffix(".result.tmp")
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(victim)
+            time.sleep(0.001)
+
+    env = dict(os.environ)  # the worker plugin sets the offline environment in this process (processes=False)
+    spy = threading.Thread(target=hostile, daemon=True)
+    spy.start()
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+            executor = DaskExecutor("dask", 1, cluster.scheduler_address)
+            try:
+                result = executor.submit(run_shard, job).result(timeout=300)
+                with pytest.raises(TypeError):
+                    executor.submit(print, job)  # nothing but a shard job is ever sent
+            finally:
+                executor.shutdown()
+    finally:
+        stop.set()
+        spy.join()
+        os.environ.clear()
+        os.environ.update(env)
+    assert isinstance(result, ShardResult) and [o.status.value for o in result.outcomes] == ["ok"]
+    assert not marker.exists() and victim.read_text(encoding="utf-8") == "mine"
+    assert seen == [] and not [p.name for p in logs.iterdir() if p.name.startswith(".shard_")]
+    # The job is data: it reads back as the same job, and anything else is refused before a call is made.
+    assert ShardJob.from_json(job.to_json()) == job
+    with pytest.raises(ValueError):
+        ShardJob.from_json(json.dumps({"version": 1, "fn": "os.system"}))
+
+
+def test_a_tls_scheduler_takes_its_certificates_from_dasks_configuration(tmp_path: Path) -> None:
+    """`--scheduler tls://…`: the client's CA, certificate and key come through Dask's own settings (Security());
+    without them the connection is one line naming the variables to set."""
+    import io
+    import shutil
+
+    import dask
+    from distributed import LocalCluster
+    from distributed.security import Security
+    from rich.console import Console
+
+    from augshard.config import RunConfig
+    from augshard.errors import ConfigError
+    from augshard.executors import DaskExecutor
+    from augshard.prepare import prepare
+    from augshard.shard import run_shard
+    from augshard.supervisor import make_jobs
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"], check=True, capture_output=True)  # fmt: skip
+    c, k = str(cert), str(key)
+    security = Security(tls_ca_file=c, tls_client_cert=c, tls_client_key=k, tls_scheduler_cert=c, tls_scheduler_key=k,
+                        tls_worker_cert=c, tls_worker_key=k, require_encryption=True)  # fmt: skip
+    write_csv(tmp_path / "in.csv", sample_rows(4))
+    folders = {"output_root": str(tmp_path / "out"), "cache_dir": str(tmp_path / "cache"), "log_dir": str(tmp_path)}
+    cfg = RunConfig(input=str(tmp_path / "in.csv"), text_col="text", evidence_col="evidence", id_col="id",
+                    methods=("nlp_keyboard",), quality_metric="char_ratio", num_shards=1, executor="dask",
+                    **folders)  # fmt: skip
+    (job,) = make_jobs(prepare(cfg, Console(file=io.StringIO())))
+    env = dict(os.environ)
+    try:
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                          security=security, protocol="tls", host="127.0.0.1") as cluster:  # fmt: skip
+            address = cluster.scheduler_address
+            assert address.startswith("tls://")
+            with pytest.raises(ConfigError, match="DASK_DISTRIBUTED__COMM__TLS__CA_FILE"):
+                DaskExecutor("dask", 1, address)
+            tls = {"distributed.comm.tls.ca-file": c, "distributed.comm.tls.client.cert": c,
+                   "distributed.comm.tls.client.key": k, "distributed.comm.require-encryption": True}  # fmt: skip
+            with dask.config.set(tls):
+                executor = DaskExecutor("dask", 1, address)
+                try:
+                    result = executor.submit(run_shard, job).result(timeout=300)
+                finally:
+                    executor.shutdown()
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    assert [o.status.value for o in result.outcomes] == ["ok"]

@@ -299,3 +299,29 @@ def test_splice_leaves_outside_of_span_byte_identical(case: tuple[str, int, int,
     assert encoded.endswith(tail)
     assert len(encoded) == len(head) + len(replacement.encode("utf-8")) + len(tail)
     assert out[start : start + len(replacement)] == replacement
+
+
+def test_a_parquet_file_named_csv_is_told_to_be_renamed(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    pq.write_table(pa.table({"text": ["a b c"]}), path)
+    with pytest.raises(InputError, match=r"a Parquet file, read as CSV for its '\.csv' suffix; rename it") as info:
+        read_table(path)
+    assert "UTF-8" not in str(info.value)
+
+
+def test_an_unmatched_long_evidence_loads_in_bounded_time(tmp_path: Path) -> None:
+    """50 kB of evidence found nowhere in its text: every sentence is ruled out by cheap bounds, not aligned."""
+    import time
+
+    text = " ".join(f"Sentence number {i} says something about the product." for i in range(200))
+    evidence = ("An unrelated paragraph that never appears in the text at all. " * 800)[:50_000]
+    rows = [{"id": str(i), "text": text, "evidence": evidence} for i in range(3)]
+    path = tmp_path / "in.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "text", "evidence"])
+        writer.writeheader()
+        writer.writerows(rows)
+    t0 = time.time()
+    load_dataset(str(path), "text", "evidence", "id")
+    assert time.time() - t0 < 2.0
+    assert locate_evidence("One. Two is here.", "two is her") == (5, 17, "fuzzy")  # short ones still match

@@ -4,7 +4,13 @@ dedupe exact and near, the same export whatever the shard count, label flips, an
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import socket
 import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, tree, write_csv
 
-from augshard.export import normalise
+from augshard.errors import OutputError
+from augshard.export import ExportOptions, check_target, normalise
 
 pytestmark = pytest.mark.slow
 
@@ -86,9 +93,14 @@ def test_the_same_run_on_1_and_3_shards_exports_the_same_bytes(runs: dict[int, P
     one, three = files(runs[1] / "same"), files(runs[3] / "same")
     assert sorted(one) == sorted(three) == ["README.md", "data/train-00000-of-00001.parquet", "export.json"]
     assert one["data/train-00000-of-00001.parquet"] == three["data/train-00000-of-00001.parquet"]
-    # The card and the facts name the input file, which each run here has in its own folder; nothing else differs.
+    # The card and the facts name the input file, which each run here has in its own folder, and the plan, whose
+    # fingerprint counts the shards; nothing else differs.
+    plans = {n: json.loads(f["export.json"])["plan"].encode() for n, f in ((1, one), (3, three))}
+    assert plans[1] != plans[3]
     for name in ("README.md", "export.json"):
-        assert one[name].replace(str(runs[1]).encode(), b"IN") == three[name].replace(str(runs[3]).encode(), b"IN")
+        masked = {n: f[name].replace(str(runs[n]).encode(), b"IN").replace(plans[n], b"PLAN") for n, f in
+                  ((1, one), (3, three))}  # fmt: skip
+        assert masked[1] == masked[3]
 
 
 def test_exact_and_near_duplicates_are_dropped_and_counted(tmp_path: Path) -> None:
@@ -185,3 +197,187 @@ def test_exports_that_cannot_be_made_say_why_in_one_line_and_write_nothing(runs:
         assert [o["status"] for o in doc["left_out"]] == ["failed"] and "left out" in proc.stdout
     finally:
         manifest.write_text(original, encoding="utf-8")
+
+
+def snapshot(cwd: Path) -> dict[str, bytes]:
+    """Every file of a run: its outputs, cache, logs and input."""
+    out = {"in.csv": (cwd / "in.csv").read_bytes()}
+    for folder in ("data", "logs"):
+        out |= {str(p.relative_to(cwd)): p.read_bytes() for p in sorted((cwd / folder).rglob("*")) if p.is_file()}
+    return out
+
+
+def test_export_never_writes_over_the_run_its_cache_its_logs_or_anything_it_did_not_make(
+    runs: dict[int, Path],
+) -> None:
+    cwd = runs[1]
+    before = snapshot(cwd)
+    (cwd / "afile").write_text("mine", encoding="utf-8")
+    (cwd / "mine").mkdir()
+    (cwd / "mine" / "notes.txt").write_text("keep me", encoding="utf-8")
+    cases = [
+        (("--to", "data/processed/augsets", "--force"), "is the run's output root"),
+        (("--to", "data/processed", "--force"), "contains the run's output root"),
+        (("--to", "data", "--force"), "contains the run's output root"),
+        (("--to", "data/processed/augsets/train"), "is inside the run's output root"),
+        (("--to", "data/cache", "--force"), "is the run's cache folder"),
+        (("--to", "logs/augment/train"), "is inside the run's log folder"),
+        (("--to", ".", "--force"), "contains the run's output root"),
+        (("--to", "/", "--force"), "contains the run's output root"),
+        (("--to", "afile", "--force"), "not one (no export.json made by it)"),
+        (("--to", "mine", "--force"), "not one (no export.json made by it)"),
+        (("--to", "afile/train"), "export failed, nothing written"),
+    ]
+    try:
+        for args, message in cases:
+            proc = export(cwd, *args)
+            assert proc.returncode == 2, (args, proc.stdout + proc.stderr)
+            assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, (args, proc.stderr)
+            assert snapshot(cwd) == before, args
+        assert (cwd / "afile").read_text(encoding="utf-8") == "mine"
+        assert (cwd / "mine" / "notes.txt").read_text(encoding="utf-8") == "keep me"
+        assert not [p.name for p in cwd.iterdir() if p.name.startswith(".")]  # no staging, old copy or lock left
+        # An earlier export is the one thing --force replaces.
+        assert export(cwd, "--to", "made").returncode == 0
+        proc = export(cwd, "--to", "made", "--force", "--k", "1")
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads((cwd / "made" / "export.json").read_text(encoding="utf-8"))
+        assert doc["made_by"] == "augshard export" and {c["k"] for c in doc["combos"]} == {1}
+        assert not [p.name for p in cwd.iterdir() if p.name.startswith(".")]
+        assert run_cli("verify", cwd=cwd).returncode == 0 and snapshot(cwd) == before
+    finally:
+        for name in ("afile", "mine", "made"):
+            shutil.rmtree(cwd / name, ignore_errors=True)
+            (cwd / name).unlink(missing_ok=True)
+
+
+def test_an_export_never_holds_the_runs_input(tmp_path: Path) -> None:
+    options = ExportOptions(to=tmp_path / "inputs", output_root=tmp_path / "run")
+    with pytest.raises(OutputError, match="holds the run's input"):
+        check_target(options, (str(tmp_path / "inputs" / "in.csv"),))
+    check_target(options, (str(tmp_path / "in.csv"),))  # beside the input is fine
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_during_an_export_removes_its_staging_folder(
+    runs: dict[int, Path], monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    import augshard.export as module
+
+    cwd = runs[1]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = cwd / f".sig.augshard-export-{dead.pid}~{socket.gethostname()}"  # what a kill -9 left
+    (stale / "data").mkdir(parents=True)
+    seen: list[str] = []
+
+    def interrupted(result: object, combos: object, out: Path) -> None:
+        seen.extend(p.name for p in cwd.iterdir() if p.name.startswith(".sig"))
+        (out / "part-00000.parquet").write_bytes(b"half")
+        os.kill(os.getpid(), signum)  # as SLURM's scancel, `timeout` or a closed terminal would
+        time.sleep(10)
+
+    monkeypatch.setattr(module, "_write_rows", interrupted)
+    previous = signal.getsignal(signum)
+    options = ExportOptions(to=cwd / "sig", output_root=cwd / "data/processed/augsets", cache_dir=cwd / "data/cache",
+                            log_dir=cwd / "logs/augment")  # fmt: skip
+    with pytest.raises(module.ExportInterrupted):
+        module.export(options)
+    assert len(seen) == 2 and stale.name not in seen  # the stale staging was swept; this export's own was there
+    assert not [p.name for p in cwd.iterdir() if p.name.startswith(".sig") or p.name == "sig"]
+    assert not list((cwd / "data/processed/augsets").glob(".augshard*.lock"))
+    assert signal.getsignal(signum) == previous
+
+
+def test_two_exports_to_one_folder_one_is_refused(runs: dict[int, Path]) -> None:
+    cwd = runs[1]
+    try:
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "augshard", "export", "--to", "both", "--dedupe", "near"], cwd=cwd,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]  # fmt: skip
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert sorted(p.returncode for p in procs) == [0, 2], outs
+        refused = next(err for p, (_, err) in zip(procs, outs, strict=True) if p.returncode == 2)
+        assert "exists and is not empty" in refused or "another augshard export is writing" in refused
+        assert sorted(p.name for p in (cwd / "both").iterdir()) == ["README.md", "data", "export.json"]
+        assert not [p.name for p in cwd.iterdir() if p.name.startswith(".")]
+    finally:
+        shutil.rmtree(cwd / "both", ignore_errors=True)
+
+
+CHEAP = ("--text-col", "text", "--evidence-col", "evidence", "--id-col", "id", "--quality-metric", "char_ratio",
+         "--methods", "nlp_keyboard,nlp_randword_delete", "--num-shards", "1", "--no-live")  # fmt: skip
+
+
+def plan_of(manifest: Path) -> str:
+    (plan,) = set(pd.read_csv(manifest)["plan_fingerprint"])
+    return plan
+
+
+def test_a_stopped_run_with_other_settings_is_never_blended_into_an_export(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", sample_rows(16))
+    (tmp_path / "b").mkdir()
+    for cwd, seed in ((tmp_path, "42"), (tmp_path / "b", "7")):
+        proc = run_cli("run", "--input", str(tmp_path / "in.csv"), *CHEAP, "--seed", seed, cwd=cwd)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    root, other = tmp_path / "data/processed/augsets", tmp_path / "b/data/processed/augsets"
+    plan_a, plan_b = plan_of(root / "manifest_final.csv"), plan_of(other / "manifest_final.csv")
+    assert plan_a != plan_b
+    # What a run with seed 7 stopped after its first combo leaves over the seed-42 run: one combo folder replaced,
+    # its shard manifest (the others interrupted), and the seed-42 run's merged manifest.
+    shutil.rmtree(root / "combo_1_nlp_keyboard")
+    shutil.copytree(other / "combo_1_nlp_keyboard", root / "combo_1_nlp_keyboard")
+    stopped = pd.read_csv(other / "manifest_final.csv", dtype=str, keep_default_na=False)
+    stopped.loc[stopped["combo_dir"] != "combo_1_nlp_keyboard", "status"] = "interrupted"
+    stopped.to_csv(root / "manifest_shard0_of_1.csv", index=False)
+
+    proc = export(tmp_path, "--to", "train")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert plan_a in proc.stderr and plan_b in proc.stderr and f"--plan {plan_a}" in proc.stderr, proc.stderr
+    assert not (tmp_path / "train").exists()
+
+    proc = export(tmp_path, "--to", "train", "--plan", plan_a)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "train" / "export.json").read_text(encoding="utf-8"))
+    assert (doc["plan"], doc["combo_plans"], doc["seed"]) == (plan_a, [plan_a], 42)
+    assert "combo_1_nlp_keyboard" not in {c["combo_dir"] for c in doc["combos"]} and len(doc["combos"]) == 2
+    assert doc["left_out"] == [{"combo_dir": "combo_1_nlp_keyboard", "status": "ok",
+                                "error": f"overwritten by plan {plan_b}"}]  # fmt: skip
+    assert f"plan `{plan_a}`" in (tmp_path / "train" / "README.md").read_text(encoding="utf-8")
+
+    proc = export(tmp_path, "--to", "seven", "--plan", plan_b)
+    assert proc.returncode == 2 and "failed, stopped or half-written" in proc.stderr, proc.stderr
+    proc = export(tmp_path, "--to", "seven", "--plan", plan_b, "--allow-incomplete")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "seven" / "export.json").read_text(encoding="utf-8"))
+    assert (doc["plan"], doc["combo_plans"], doc["seed"]) == (plan_b, [plan_b], 7)
+    assert [c["combo_dir"] for c in doc["combos"]] == ["combo_1_nlp_keyboard"]
+    proc = export(tmp_path, "--to", "none", "--plan", "0000000000000000")
+    assert proc.returncode == 2 and plan_a in proc.stderr and plan_b in proc.stderr, proc.stderr
+
+
+def test_export_and_merge_refuse_while_a_run_writes_and_the_run_still_exits_0(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", sample_rows(40))
+    args = ("run", "--input", "in.csv", *CHEAP)
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    root = tmp_path / "data/processed/augsets"
+    run = subprocess.Popen([sys.executable, "-m", "augshard", *args, "--force"], cwd=tmp_path, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.time() + 120
+    while not (root / ".augshard.lock").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    run.send_signal(signal.SIGSTOP)  # the run holds its lock as long as the two commands take, however slow they are
+    try:
+        exported = export(tmp_path, "--to", "train")
+        merged = run_cli("merge", cwd=tmp_path)
+    finally:
+        run.send_signal(signal.SIGCONT)
+    out, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, out
+    assert exported.returncode == 2 and "is being written by an augshard run" in exported.stderr, exported.stderr
+    assert merged.returncode == 2 and "in use by another augshard run" in merged.stderr, merged.stderr
+    assert not (tmp_path / "train").exists()
+    assert export(tmp_path, "--to", "train").returncode == 0
+    assert run_cli("verify", cwd=tmp_path).returncode == 0

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from augshard.combos import Combo
 from augshard.errors import OutputError
@@ -219,3 +225,54 @@ def test_summary_with_no_ok_combo() -> None:
     s = summarize([replace(entry(("x",), 0, "failed"), combo_id="abc", combo_dir="")])
     assert (s.combos, s.ok, s.failed, s.rows, s.min_rows, s.max_rows, s.avg_rows) == (1, 0, 1, 0, 0, 0, 0.0)
     assert s.failed_combos == ["abc"]
+
+
+def test_merge_counts_interrupted_combos_as_interrupted_not_failed(tmp_path: Path) -> None:
+    write_shard_manifest(tmp_path, 0, 1, [entry(("a",), 20), entry(("b",), 0, "interrupted")])
+    s = merge(tmp_path, keep_shards=True)
+    assert (s.ok, s.failed, s.interrupted, s.unfinished) == (1, 0, 1, 1)
+    assert s.failed_combos == [] and s.interrupted_combos == ["combo_1_b"]
+    assert s.lines()[0] == "Total combos: 2 (1 ok, 0 failed, 0 unavailable, 1 interrupted)"
+    proc = run_cli("merge", "--output-root", str(tmp_path), "--format", "json", cwd=tmp_path)
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 1 and (doc["failed"], doc["interrupted"]) == (0, 1), proc.stdout + proc.stderr
+
+
+def test_merge_waits_for_no_run_it_would_break(tmp_path: Path) -> None:
+    """A merge while a run holds the output root is refused: the run's own shard manifests stay for its own merge."""
+    write_shard_manifest(tmp_path, 0, 1, [entry(("a",), 20)])
+    before = (tmp_path / shard_manifest_name(0, 1)).read_bytes()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"pid": holder.pid, "host": socket.gethostname(), "started": time.time(), "argv": ["augshard", "run"]}
+        (tmp_path / ".augshard.lock").write_text(json.dumps(lock))
+        proc = run_cli("merge", "--output-root", str(tmp_path), cwd=tmp_path)
+        assert proc.returncode == 2 and f"in use by another augshard run (pid {holder.pid}" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert (tmp_path / shard_manifest_name(0, 1)).read_bytes() == before
+        assert not (tmp_path / "manifest_final.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    proc = run_cli("merge", "--output-root", str(tmp_path), cwd=tmp_path)  # the lock of a dead run is stale
+    assert proc.returncode == 0 and (tmp_path / "manifest_final.csv").is_file(), proc.stderr
+
+
+def test_a_manifest_that_cannot_be_written_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk mid-write: the error names the file, the old manifest stays whole, no temporary stays behind."""
+    import errno
+    import os
+
+    path = write_shard_manifest(tmp_path, 0, 1, [entry(("a",), 20)])
+    before = path.read_bytes()
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        write_shard_manifest(tmp_path, 0, 1, [entry(("a",), 20), entry(("b",), 5)])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert caught.value.filename == str(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [path.name]

@@ -228,3 +228,24 @@ def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Pat
     assert "dead" in overall_line(EventsWatcher(tmp_path / "logs/augment").statuses())
     assert run.returncode == 1, r_out + r_err
     assert "crashed" in r_out and "shard 0" in r_out
+
+
+def test_two_runs_sharing_a_log_folder_are_not_summed(tmp_path: Path) -> None:
+    """Two runs with one shard count append to the same stream: the monitor follows the latest attempt only, never
+    "6/3 combos"."""
+    from augshard.events import ComboDone, ComboStart, EventWriter, ShardDone
+
+    writers = [EventWriter(events_path(tmp_path, 0, 1), 0, pid=pid) for pid in (os.getpid(), os.getppid())]
+    for n, writer in enumerate(writers):
+        writer.shard_start(combos=3, plan_fingerprint=f"plan{n}", num_shards=1)
+    for c in range(3):
+        for writer in writers:  # interleaved, as two processes write them
+            writer.emit(ComboStart(combo_id=f"c{c}", methods=f"m{c}", k=1))
+            writer.emit(ComboDone(combo_id=f"c{c}", methods=f"m{c}", rows=5, rows_input=5))
+    for writer in writers:
+        writer.emit(ShardDone(duration=1.0))
+        writer.close()
+    (st,) = EventsWatcher(tmp_path).statuses()
+    assert (st.combos_done, st.combos_total, st.plan_fingerprint) == (3, 3, "plan1")
+    proc = run_cli("monitor", "--log-dir", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == 0 and "3/3" in proc.stdout and "6/3" not in proc.stdout, proc.stdout

@@ -205,3 +205,78 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_datasets(tmp_path
     assert datasets(cwd) == baseline
     verify = run_cli("verify", cwd=cwd)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+CHEAP = ["--text-col", "text", "--evidence-col", "evidence", "--id-col", "id", "--quality-metric", "char_ratio",
+         "--methods", "nlp_keyboard,nlp_randword_delete", "--no-live"]  # fmt: skip
+
+
+def test_a_rerun_sweeps_what_a_kill_9_left(tmp_path: Path) -> None:
+    """A supervisor killed with -9 runs no cleanup: its claims folder and a temporary manifest stay. The next run
+    removes those of dead processes of this host, and only those."""
+    write_csv(tmp_path / "in.csv", sample_rows(12))
+    logs, root = tmp_path / "logs/augment", tmp_path / "data/processed/augsets"
+    logs.mkdir(parents=True)
+    root.mkdir(parents=True)
+    pid, host = dead_pid(), os.uname().nodename
+    left = [logs / f".claims-0123456789abcdef-{pid}-1700000000", logs / f".claims-0123456789abcdef-{pid}-17~{host}"]
+    for folder in left:
+        folder.mkdir()
+        (folder / "a6655e21ee").write_text("1")
+    temps = [root / f".manifest_shard0_of_2.csv.{pid}.tmp", root / f".manifest_final.csv~{pid}~{host}.tmp"]
+    for temp in temps:
+        temp.write_text("half")
+    alive = [logs / f".claims-0123456789abcdef-{os.getpid()}-17~{host}", logs / f".claims-0123-{pid}-17~elsewhere"]
+    for folder in alive:
+        folder.mkdir()
+    proc = run_cli("run", "--input", "in.csv", *CHEAP, "--num-shards", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not any(p.exists() for p in [*left, *temps]) and all(p.is_dir() for p in alive)
+    assert run_cli("verify", cwd=tmp_path).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Path:
+    """A 4 MiB tmpfs, unmounted afterwards (mounting needs root)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_says_so_in_one_line_and_a_rerun_is_clean(tmp_path: Path, small_disk: Path) -> None:
+    """Outputs, cache and logs on a disk that fills up mid-run: the combos fail with the disk's error, the cache turns
+    itself off, no traceback anywhere, no temporary left; once there is room, a rerun completes and verifies."""
+    write_csv(tmp_path / "in.csv", sample_rows(16))
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * ((4096 - 96) * 1024))  # 96 KiB left: the run starts, the combos do not fit
+    folders = ["--output-root", str(small_disk / "out"), "--cache-dir", str(small_disk / "cache"),
+               "--log-dir", str(small_disk / "logs")]  # fmt: skip
+    run = ["run", "--input", "in.csv", *CHEAP, "--num-shards", "1", *folders]
+    proc = run_cli(*run, cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "No space left on device" in out and "Traceback" not in out, out
+    log = (small_disk / "logs/shard_0_of_1.log").read_text(encoding="utf-8")
+    assert "Traceback" not in log and log.count("turned off") <= 1
+    assert not [p for p in small_disk.rglob("*") if p.name.endswith(".tmp") or ".corrupt-" in p.name]
+    assert not list((small_disk / "out").glob(".augshard*.lock"))
+    filler.unlink()
+    proc = run_cli(*run, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verify = run_cli("verify", "--output-root", str(small_disk / "out"), "--format", "json", cwd=tmp_path)
+    doc = json.loads(verify.stdout)
+    assert verify.returncode == 0 and doc["problems"] == [] and doc["stale"] == [], verify.stdout

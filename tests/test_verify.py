@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,7 +105,7 @@ def test_meta_json_that_disagrees_is_caught(root: Path) -> None:
 def test_orphans_and_temporary_leftovers_are_caught(root: Path) -> None:
     (root / "combo_1_nlp_wordnet_syn").mkdir()
     (root / ".augshard-tmp/123~abcd~host~combo_1_x").mkdir(parents=True)
-    (root / ".manifest_final.csv.99.tmp").write_text("")
+    (root / "notes.tmp").write_text("")  # no writer augshard knows of: not its own to call harmless
     (root / "combo_1_nlp_keyboard/dataset.parquet.partial").write_text("")
     problems = verify(root).problems
     assert len(problems) == 4
@@ -109,6 +113,26 @@ def test_orphans_and_temporary_leftovers_are_caught(root: Path) -> None:
     assert any("temporary folder left behind" in p for p in problems)
     assert any("temporary file left behind" in p for p in problems)
     assert any("unexpected file(s) dataset.parquet.partial" in p for p in problems)
+
+
+def test_a_temporary_a_dead_writer_left_is_stale_not_damage(root: Path) -> None:
+    """A full disk or a kill leaves a writer's temporary behind: `verify` says so, and still passes."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    temps = [root / f".manifest_final.csv~{dead.pid}~{host}.tmp", root / f".manifest_final.csv.{dead.pid}.tmp"]
+    folder = root / ".augshard-tmp" / f"{dead.pid}~abcd~{host}~combo_1_x"
+    folder.mkdir(parents=True)
+    for temp in temps:
+        temp.write_text("half a manifest")
+    result = verify(root)
+    assert result.problems == [] and sorted(result.stale) == sorted(map(str, [*temps, folder]))
+    proc = run_cli("verify", "--output-root", str(root), cwd=root)
+    assert proc.returncode == 0 and proc.stdout.count("stale temporary") == 3, proc.stdout
+    # A temporary of a live writer is a write in progress, not stale: still a problem for a finished run.
+    live = root / f".manifest_final.csv~{os.getpid()}~{host}.tmp"
+    live.write_text("")
+    assert [p for p in verify(root).problems if str(live) in p]
 
 
 def test_a_missing_manifest_and_a_missing_root(root: Path, tmp_path: Path) -> None:

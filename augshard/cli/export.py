@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from augshard.cli.app import app, console, format_option, user_errors
+from augshard.cli.app import app, console, err_console, format_option, user_errors
 from augshard.output import check_format
 
 
@@ -28,7 +30,14 @@ def export(
     allow_incomplete: bool = typer.Option(
         False, "--allow-incomplete", help="Export the complete combos of a run with failed or stopped ones."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace --to if it exists."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace --to if it exists and an earlier `augshard export` made it."
+    ),
+    plan: str = typer.Option(
+        "", "--plan", help="Export only the combos of this plan (its fingerprint), when a stopped run left two."
+    ),
+    cache_dir: str = typer.Option("data/cache", "--cache-dir", help="The run's cache folder (--to may not touch it)."),
+    log_dir: str = typer.Option("logs/augment", "--log-dir", help="The run's log folder (--to may not touch it)."),
     best: int = typer.Option(None, "--best", help="Only the N combos with the best gain in evaluation.json."),
     min_gain: float = typer.Option(
         None, "--min-gain", help="Only combos whose mean macro-F1 gain in evaluation.json is at least X."
@@ -41,7 +50,7 @@ def export(
     """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
     from augshard.card import facts
     from augshard.errors import ConfigError
-    from augshard.export import ExportOptions
+    from augshard.export import ExportInterrupted, ExportOptions
     from augshard.export import export as run_export
     from augshard.output import print_rows, write_json
 
@@ -66,9 +75,14 @@ def export(
         to=Path(to), output_root=Path(output_root), output_name=output_name, dedupe=dedupe,
         near_threshold=near_threshold, drop_label_flips=drop_label_flips, include_originals=include_originals,
         combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
-        allow_incomplete=allow_incomplete, force=force, chosen_by=chosen_by,
+        allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=Path(cache_dir),
+        log_dir=Path(log_dir), chosen_by=chosen_by,
     )  # fmt: skip
-    result = run_export(options)
+    try:
+        result = run_export(options)
+    except (ExportInterrupted, KeyboardInterrupt) as exc:
+        err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")
+        return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
     doc = facts(result)
     if fmt == "json":
         write_json(doc)
@@ -88,6 +102,7 @@ def export(
             markup=False,
         )
         for o in result.skipped:
-            console.print(f"[yellow]left out[/yellow] {o.combo_dir}: {o.status.value}")
+            why = o.error if o.ok else o.status.value  # an ok combo is left out for another plan's folder
+            console.print(f"[yellow]left out[/yellow] {o.combo_dir}: {escape(why)}")
         console.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)
     return 0

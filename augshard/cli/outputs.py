@@ -30,11 +30,16 @@ def merge(
     """Merge the shard manifests of one plan into one manifest and print a summary."""
     from pathlib import Path
 
+    from augshard.lock import RunLock
     from augshard.manifest import merge as merge_manifests
     from augshard.output import print_rows, write_json
 
     check_format(fmt)
-    summary = merge_manifests(output_root, output_name, keep_shards)
+    if not Path(output_root).is_dir():
+        summary = merge_manifests(output_root, output_name, keep_shards)  # says the root is missing
+    else:
+        with RunLock(output_root):  # a run owns its shard manifests until it has merged them itself
+            summary = merge_manifests(output_root, output_name, keep_shards)
     manifest = str(Path(output_root) / output_name)
     if fmt == "json":
         write_json({**summary.as_json(), "manifest": manifest})
@@ -45,7 +50,7 @@ def merge(
         for line in summary.lines():
             console.print(line)
         console.print(f"manifest: {manifest}", markup=False)
-    return 1 if summary.failed else 0
+    return 1 if summary.unfinished else 0
 
 
 def _tsv_value(value: Any) -> str:

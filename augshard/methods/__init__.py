@@ -7,7 +7,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from augshard.methods.catalogue import (
     select,
 )
 from augshard.methods.compat import unsupported
+from augshard.store import write_atomic
 
 __all__ = [
     "Augmenter",
@@ -230,9 +230,7 @@ def check_methods(
     if record is not None and updated != known:
         try:
             record.parent.mkdir(parents=True, exist_ok=True)
-            tmp = record.with_name(f".{record.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
-            tmp.write_text(json.dumps(updated, indent=1, sort_keys=True), encoding="utf-8")
-            tmp.replace(record)
+            write_atomic(record, json.dumps(updated, indent=1, sort_keys=True))
         except OSError:
             pass  # a record that cannot be written only costs the next run its checks
     return statuses

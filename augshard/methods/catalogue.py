@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,14 +128,17 @@ def _read_entry(entry: object, path: Path, n: int) -> tuple[MethodSpec, tuple[st
         if unknown:
             changes += (f"ignored key(s) {', '.join(unknown)} (augshard's catalogue has no such keys)",)
     cost = entry.get("cost", 1.0)
-    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost <= 0:
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost <= 0:
         raise ConfigError(f"{where}: 'cost' must be a positive number, got {cost!r}")
+    requires_gpu = entry.get("requires_gpu", False)
+    if not isinstance(requires_gpu, bool):  # "no" is a true string: YAML's booleans are true and false
+        raise ConfigError(f"{where}: 'requires_gpu' must be true or false, got {requires_gpu!r}")
     spec = MethodSpec(
         id=entry["id"],
         lib=entry["lib"],
         kind=kind,
         args_json=json.dumps(args, sort_keys=True),
-        requires_gpu=bool(entry.get("requires_gpu", False)),
+        requires_gpu=requires_gpu,
         cost=float(cost),
         model_path=entry.get("model_path"),
         embedding_path=entry.get("embedding_path"),

