@@ -26,6 +26,7 @@ from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
 from augshard.export import normalise
 from augshard.findings import EVALUATION, build_document, write_document
+from augshard.lock import ReadLock
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome, Status
 from augshard.scoring import (
@@ -116,11 +117,18 @@ class Source:
 # --- originals and candidates -----------------------------------------------------------------------------------
 
 
+def _manifest(options: EvaluateOptions) -> Path:
+    manifest = options.output_root / options.output_name
+    if not manifest.is_file():
+        raise OutputError(
+            f"no finished run in {options.output_root}: {manifest} is missing (run `augshard run`, or `merge`)"
+        )
+    return manifest
+
+
 def _metas(options: EvaluateOptions) -> tuple[list[ComboOutcome], list[ComboMeta]]:
     root = options.output_root
-    manifest = root / options.output_name
-    if not manifest.is_file():
-        raise OutputError(f"no finished run in {root}: {manifest} is missing (run `augshard run`, or `merge`)")
+    manifest = _manifest(options)
     entries = read_manifest(manifest)
     wanted = set(options.combos)
     known = {name for e in entries for name in (e.combo_id, e.combo_dir, e.methods)}
@@ -311,6 +319,14 @@ def encoder_spec(quality: dict[str, Any], model: str | None) -> dict[str, Any]:
 def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the protocol, write evaluation.json (atomically) and return its document."""
     options.check()
+    if options.export_dir is not None:
+        return _evaluate(options, progress)
+    _manifest(options)  # refused before any lock is taken in a folder that may not exist
+    with ReadLock(options.output_root, "evaluate"):  # no run, shard job or merge rewrites the combos meanwhile
+        return _evaluate(options, progress)
+
+
+def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     started = time.perf_counter()
     seconds: Counter = Counter()
     t0 = time.perf_counter()

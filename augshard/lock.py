@@ -122,11 +122,12 @@ class RunLock(FileLock):
 
 
 class ReadLock(FileLock):
-    """`.augshard-read-<pid>~<host>.lock`: an export reading the output root. Readers share a root; a run, a shard
-    job or a merge holding it makes the reader refuse (rerun the export once the run is finished)."""
+    """`.augshard-read-<pid>~<host>.lock`: an export or an evaluation reading the output root. Readers share a root;
+    a run, a shard job or a merge holding it makes the reader refuse (rerun the reader once the run is finished)."""
 
-    def __init__(self, output_root: str | Path) -> None:
+    def __init__(self, output_root: str | Path, command: str = "export") -> None:
         self.root = Path(output_root)
+        self.command = command
         super().__init__(self.root / f".augshard-read-{os.getpid()}~{socket.gethostname()}.lock")
 
     def _conflicts(self) -> list[Path]:
@@ -144,7 +145,8 @@ class ReadLock(FileLock):
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
         return (
             f"output root {self.root} is being written by an augshard run (pid {owner.get('pid')} on "
-            f"{owner.get('host')} since {since}); export once it is finished, or delete {other} if that run is gone"
+            f"{owner.get('host')} since {since}); {self.command} once it is finished, or delete {other} if that run is "
+            "gone"
         )
 
 

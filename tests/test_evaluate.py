@@ -211,6 +211,12 @@ def test_refusals_are_one_line_and_exit_2(small_run: Path, tmp_path: Path) -> No
     assert "--folds must be at least 2" in _refused(small_run, "--label-col", "label", "--folds", "1")
     assert "--features" in _refused(small_run, "--label-col", "label", "--features", "bert")
     assert not (small_run / ROOT / "evaluation.json").exists()
+    from augshard.lock import RunLock
+
+    with RunLock(small_run / ROOT):  # a run (this live process) is writing the output root
+        line = _refused(small_run, "--label-col", "label", "--drop-rare-classes", "--folds", "3")
+    assert "is being written by an augshard run" in line and "evaluate once it is finished" in line
+    assert not (small_run / ROOT / "evaluation.json").exists()
 
 
 @pytest.mark.slow
