@@ -14,18 +14,18 @@ HASH_BITS = 20  # 2^20 hashed columns per analyzer: collisions are rare at this 
 
 @dataclass(frozen=True)
 class TfidfSettings:
-    """Word 1-2 grams and character 2-5 grams (within word boundaries), hashed so a text is vectorised once and no
+    """Word 1-2 grams and character 3-5 grams (within word boundaries), hashed so a text is vectorised once and no
     vocabulary is learnt from anything but the fold's training originals' document frequencies."""
 
     word_ngrams: tuple[int, int] = (1, 2)
-    char_ngrams: tuple[int, int] = (2, 5)
+    char_ngrams: tuple[int, int] = (3, 5)
     hash_features: int = 2**HASH_BITS
     sublinear_tf: bool = True
     idf: str = "smooth idf from the split's training originals only (the same for the baseline and every combo)"
     norm: str = "l2"
-    # Logistic regression, one-vs-rest, L2, liblinear's dual coordinate descent: the same optimum as lbfgs at a
-    # fraction of its time on sparse n-grams (measured: 0.5 s against 7 s per fit on ReDSM5 sentences).
-    C: float = 4.0
+    # Logistic regression, one-vs-rest, L2, liblinear's dual coordinate descent: the same kind of optimum as lbfgs at
+    # a fraction of its time on sparse n-grams (docs/evaluate.md has the measurements that chose these settings).
+    C: float = 2.0
     tol: float = 1e-3
     class_weight: str = "balanced"
     solver: str = "liblinear (dual), one-vs-rest"
@@ -74,17 +74,20 @@ class TfidfSpace:
         return np.log((1.0 + n) / (1.0 + df)) + 1.0
 
     def weigh(self, counts: Any, idf: Any) -> Any:
-        """Sublinear TF x IDF, each row L2-normalised."""
+        """Sublinear TF x IDF, each row L2-normalised (in place on a copy of the counts' values)."""
         import numpy as np
-        import scipy.sparse as sp
 
-        x = counts.copy()
+        x = counts.astype(np.float64, copy=True)
         if self.settings.sublinear_tf:
-            x.data = 1.0 + np.log(x.data)
-        x = x @ sp.diags(idf)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+            np.log(x.data, out=x.data)
+            x.data += 1.0
+        x.data *= idf[x.indices]
+        per_row = np.diff(x.indptr)
+        rows = np.repeat(np.arange(x.shape[0]), per_row)
+        norms = np.sqrt(np.bincount(rows, weights=x.data * x.data, minlength=x.shape[0]))
         norms[norms == 0] = 1.0
-        return sp.diags(1.0 / norms) @ x
+        x.data /= np.repeat(norms, per_row)
+        return x
 
 
 def fit_predict_tfidf(x_train: Any, y_train: list[str], x_test: Any, settings: TfidfSettings) -> list[str]:
@@ -96,11 +99,27 @@ def fit_predict_tfidf(x_train: Any, y_train: list[str], x_test: Any, settings: T
     classes = sorted(set(y_train))
     if len(classes) == 1:
         return [classes[0]] * x_test.shape[0]
-    used = np.unique(x_train.indices)
+    used = np.zeros(x_train.shape[1], dtype=bool)
+    used[x_train.indices] = True
+    remap = np.full(x_train.shape[1], -1, dtype=np.int64)
+    remap[used] = np.arange(int(used.sum()))
     with threadpool_limits(1):
-        coef, intercept = fit_ovr_logistic(x_train[:, used], np.asarray(y_train), classes, settings.C, settings.tol)
-        scores = x_test[:, used] @ coef.T + intercept
+        coef, intercept = fit_ovr_logistic(_columns(x_train, remap), np.asarray(y_train), classes, settings.C,
+                                           settings.tol)  # fmt: skip
+        scores = _columns(x_test, remap) @ coef.T + intercept
     return [classes[i] for i in np.asarray(scores).argmax(axis=1)]
+
+
+def _columns(x: Any, remap: Any) -> Any:
+    """`x` with its columns renumbered by `remap`; entries of columns mapped to -1 dropped."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    new = remap[x.indices]
+    keep = new >= 0
+    indptr = np.concatenate([[0], np.cumsum(keep)])[x.indptr]
+    width = int(remap.max()) + 1
+    return sp.csr_matrix((x.data[keep], new[keep], indptr), shape=(x.shape[0], width))
 
 
 def fit_predict_embedding(x_train: Any, y_train: list[str], x_test: Any, settings: EmbeddingSettings) -> list[str]:
