@@ -129,10 +129,14 @@ def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str
 
 
 STATUS_COLUMNS = ("shard", "state", "%", "combos", "current combo", "rows", "ETA")
+# `monitor --format tsv`: scalar fields of the JSON document's shards, raw (docs/cli.md).
+STATUS_TSV = ("shard", "state", "fraction", "combos_total", "combos_done", "combos_failed", "combos_resumed",
+              "combos_stopped", "current", "current_rows_done", "current_rows_total", "rows", "rejected", "eta_s",
+              "duration_s", "pid", "host", "plan_fingerprint")  # fmt: skip
 
 
 def status_rows(statuses: Sequence[ShardStatus], now: float) -> list[list[str]]:
-    """The table's rows without the progress bar (for plain lines and TSV)."""
+    """The table's rows without the progress bar (for plain lines)."""
     return [
         [
             str(st.shard),
@@ -184,6 +188,9 @@ def print_statuses(console: Console, statuses: Sequence[ShardStatus], fmt: str, 
     now = time.time()
     if fmt == "json":
         write_json(status_document(statuses, now))
+    elif fmt == "tsv":
+        shards = status_document(statuses, now)["shards"]
+        print_rows(console, STATUS_TSV, [[s[col] for col in STATUS_TSV] for s in shards], "tsv")
     elif fmt == "table" and interactive(console):
         console.print(render(statuses, now, title))
     else:

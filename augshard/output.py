@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 FORMATS = ("table", "tsv", "json")
+# Warnings and notes go here in every format: stdout carries the result alone (a table, TSV or JSON).
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def plural(n: int, word: str) -> str:
@@ -29,6 +31,20 @@ def plural(n: int, word: str) -> str:
 def interactive(console: Console) -> bool:
     """A terminal that can redraw: live tables and boxes there; plain lines in pipes, files and dumb terminals."""
     return console.is_terminal and not console.is_dumb_terminal
+
+
+def notice(message: str, kind: str = "note") -> None:
+    """A `note:` or `warning:` line (`message` in Rich markup) on stderr, whatever the format and the terminal."""
+    _stderr.print(f"[yellow]{kind}:[/yellow] {message}")
+
+
+def tsv_cell(value: Any) -> Any:
+    """A raw value as TSV writes it: None empty, a bool as true/false, anything else as it is."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def check_format(fmt: str) -> str:
@@ -55,7 +71,8 @@ def print_rows(
     right: Sequence[str] = (),
     sections: Sequence[int] = (),
 ) -> None:
-    """Rows of markup cells as a table (`fmt` table; a Rich table only on an interactive terminal) or TSV.
+    """Rows of markup cells as a table (`fmt` table; a Rich table only on an interactive terminal), or rows of raw
+    values as TSV (`fmt` tsv: the caller passes values, not markup).
 
     `right` names right-justified columns; `sections` are row indexes after which a table draws a rule.
     """
@@ -89,10 +106,13 @@ def aligned(
 
 
 def write_tsv(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Tab-separated values with a header; a tab or newline inside a value becomes a space."""
+    """Tab-separated values with a header; cells are raw values (not markup: a `[` is a `[`), written as `tsv_cell`
+    says; a tab or newline inside a value becomes a space."""
 
     def clean(value: Any) -> str:
-        return " ".join(plain(value).replace("\t", " ").splitlines())
+        value = tsv_cell(value)
+        text = value.plain if isinstance(value, Text) else str(value)
+        return " ".join(text.replace("\t", " ").splitlines())
 
     sys.stdout.write("\t".join(columns) + "\n")
     for row in rows:

@@ -16,7 +16,7 @@ from augshard.config import DEFAULT_METHODS_CONFIG, POWERSET_CONFIRM_ABOVE, RunC
 from augshard.errors import ConfigError, InputError, MethodError, OutputError
 from augshard.methods import MethodSpec, MethodStatus, check_methods, method_check_record
 from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
-from augshard.output import plural
+from augshard.output import notice, plural
 from augshard.plan import Plan, PlannedCombo, make_plan, plan_combos
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def select_methods(cfg: RunConfig, catalogue_path: Path, console: Console) -> Se
     methods `--methods` / `--exclude-methods` select from it."""
     catalogue = read_catalogue(catalogue_path)
     for note in catalogue.notes:
-        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+        notice(escape(note))
     return resolve_selection(catalogue.specs, cfg.methods, cfg.exclude_methods, catalogue_path=str(catalogue_path))
 
 
@@ -199,9 +199,7 @@ def _method_statuses(
     }
     bad = {m: st for m, st in statuses.items() if not st.ok}
     for m, st in bad.items():
-        console.print(
-            f"[yellow]warning:[/yellow] method {m} is unavailable: {escape(st.reason)} (fix: {escape(st.fix)})"
-        )
+        notice(f"method {m} is unavailable: {escape(st.reason)} (fix: {escape(st.fix)})", "warning")
     if len(bad) == len(specs):
         # One method: its reason is the whole story; several: the ids, with reasons in the warnings above.
         why = f"{specs[0].id}: {bad[specs[0].id].reason}" if len(specs) == 1 else ", ".join(sorted(bad))
@@ -241,14 +239,20 @@ def dry_run(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
         write_json(dry_run_document(prep))
         return 0
     cfg, plan = prep.cfg, prep.plan
-    rows, sections = plan_rows(plan, prep.complete, cfg.shard_index)
-    title = f"augshard plan {plan.fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
-    print_rows(console, PLAN_COLUMNS, rows, fmt, title, right=("shard", "k", "est. cost"), sections=sections)
-    if fmt == "tsv":
-        return 0
-    for line in _dry_run_lines(prep):
+    if fmt == "tsv":  # one row per combo on stdout; the shard totals are sums of its cost column
+        combos = dry_run_document(prep)["combos"]
+        print_rows(console, DRY_RUN_TSV, [[c.get(col) for col in DRY_RUN_TSV] for c in combos], "tsv")
+    else:
+        rows, sections = plan_rows(plan, prep.complete, cfg.shard_index)
+        title = f"augshard plan {plan.fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
+        print_rows(console, PLAN_COLUMNS, rows, fmt, title, right=("shard", "k", "est. cost"), sections=sections)
+    for line in _dry_run_lines(prep):  # with tsv, `console` is stderr: the summary never mixes with the rows
         console.print(line)
     return 0
+
+
+# `run --dry-run --format tsv`: the fields of the JSON document's combos (docs/cli.md).
+DRY_RUN_TSV = ("shard", "combo_dir", "combo_id", "methods", "k", "cost", "action", "reason")
 
 
 def _dry_run_lines(prep: Prepared) -> list[str]:

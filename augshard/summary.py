@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.manifest import Summary
-from augshard.output import plural
+from augshard.output import notice, plural
 
 if TYPE_CHECKING:
     from augshard.prepare import Prepared
@@ -136,10 +136,11 @@ def _print_summary(
     from augshard.monitor import SUMMARY_COLUMNS, fmt_duration, summary_rows
     from augshard.output import print_rows
 
-    rows = summary_rows([outcome.results[j.index] for j in jobs], outcome.crashed)
-    print_rows(console, SUMMARY_COLUMNS, rows, fmt, "shards", right=SUMMARY_COLUMNS[2:8])
-    if fmt == "tsv":
-        return
+    if fmt == "tsv":  # the shard rows as values on stdout; the rest below goes to `console`, stderr here
+        print_rows(console, SUMMARY_KEYS, [[row[k] for k in SUMMARY_KEYS] for row in doc["shards"]], "tsv")
+    else:
+        rows = summary_rows([outcome.results[j.index] for j in jobs], outcome.crashed)
+        print_rows(console, SUMMARY_COLUMNS, rows, fmt, "shards", right=SUMMARY_COLUMNS[2:8])
     for f in doc["failed"]:
         console.print(f"[red]failed[/red] {f['combo_dir']}: {escape(f['error'])} (see {f['log']})")
     for c in doc["crashed"]:
@@ -158,7 +159,7 @@ def _print_summary(
             markup=False,
         )
         if label["warning"]:
-            console.print(f"[yellow]warning:[/yellow] {escape(label['warning'])}")
+            notice(escape(label["warning"]), "warning")
     for u in doc["unavailable_methods"]:
         console.print(
             f"[yellow]unavailable[/yellow] method {u['method']}: {escape(u['reason'])} ({u['combos']} "

@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from augshard.claims import claimed_by, claims_name, stop_file_path
 from augshard.outcome import ComboOutcome
-from augshard.output import plural
+from augshard.output import notice, plural
 from augshard.prepare import Prepared, devices_line, prepare
 from augshard.shard import ShardJob, ShardResult, run_shard
 from augshard.status import ShardStatus
@@ -221,9 +221,9 @@ class ShardRunner:
         """A shard's worker died: True to retry it; else its result is rebuilt from what it left on disk."""
         if signum is None and self.attempts[job.index] < self.cfg.max_retries:
             self.attempts[job.index] += 1
-            self.console.print(
-                f"[yellow]shard {job.index} died ({escape(error)}); retry "
-                f"{self.attempts[job.index]} of {self.cfg.max_retries}[/yellow]"
+            notice(
+                f"shard {job.index} died ({escape(error)}); retry {self.attempts[job.index]} of {self.cfg.max_retries}",
+                "warning",
             )
             return True
         if signum is None:

@@ -243,7 +243,7 @@ def test_a_failing_combo_is_reported_and_the_others_are_written(tmp_path: Path) 
                    "id", "--methods-config", "methods.yaml", "--methods", "all",
                    "--quality-metric", "none", "--num-shards", "2", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "method ta_teleport is unavailable" in proc.stdout
+    assert "warning: method ta_teleport is unavailable" in proc.stderr
     root = tmp_path / "data/processed/augsets"
     manifest = {m["methods"]: m for m in read_manifest(root)}
     assert manifest["nlp_keyboard"]["status"] == "ok" and int(manifest["nlp_keyboard"]["rows"]) > 0

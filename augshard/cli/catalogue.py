@@ -17,7 +17,7 @@ from augshard.cli.app import (
 )
 from augshard.config import DEFAULT_METHODS_CONFIG
 from augshard.errors import AugshardError
-from augshard.output import check_format
+from augshard.output import check_format, notice
 
 
 @app.command()
@@ -52,15 +52,14 @@ def methods(
     check_format(fmt)
     path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
     catalogue = read_catalogue(path)
-    notes = console if fmt == "table" else err_console
     for note in catalogue.notes:
-        notes.print(f"[yellow]note:[/yellow] {escape(note)}")
+        notice(escape(note))
     split = [tuple(m.strip() for m in v.split(",") if m.strip()) if v else None for v in (methods, exclude_methods)]
     selection = resolve_selection(catalogue.specs, split[0], split[1] or (), catalogue_path=str(path))
     specs = {s.id: s for s in selection.specs}
     apply_offline_env()
     if bench:
-        return _bench_methods(specs, input, text_col, rows, out)
+        return _bench_methods(specs, input, text_col, rows, out, fmt)
     # Every method is probed for real, and the record `run` trusts is rewritten from what was found.
     statuses = check_methods(list(specs.values()), method_check_record(), trust_record=False) if check else {}
     _print_methods(path, specs, statuses, fmt)
@@ -85,6 +84,10 @@ def _print_methods(path: Any, specs: dict, statuses: dict, fmt: str) -> None:
     if fmt == "json":
         write_json({"catalogue": str(path), "methods": records, "available": available, "total": len(records)})
         return
+    if fmt == "tsv":
+        keys = ("id", "lib", "kind", "status", "reason", "fix")  # under METHOD_COLUMNS' names
+        print_rows(console, METHOD_COLUMNS, [[r[k] for k in keys] for r in records], "tsv")
+        return
     style = {"ok": "green", "unavailable": "red", "not checked": "dim"}
     rows = [
         [r["id"], r["lib"], r["kind"], f"[{style[r['status']]}]{r['status']}[/]", escape(r["reason"]), escape(r["fix"])]
@@ -95,31 +98,47 @@ def _print_methods(path: Any, specs: dict, statuses: dict, fmt: str) -> None:
         console.print(f"{available} of {len(records)} methods can run here")
 
 
-def _bench_methods(specs: dict, input: str | None, text_col: str | None, rows: int, out: str | None) -> int:
-    """`methods --bench`: time every available method on the same texts and write the costs file."""
+BENCH_TSV = ("id", "rows_per_second", "seconds_per_row", "relative_cost", "errors")
+
+
+def _bench_methods(
+    specs: dict, input: str | None, text_col: str | None, rows: int, out: str | None, fmt: str = "table"
+) -> int:
+    """`methods --bench`: time every available method on the same texts and write the costs file; the timings as
+    a table, TSV (BENCH_TSV) or the costs document (json), and every other line on stderr with tsv and json."""
     from rich.table import Table
 
     from augshard.config import DEFAULT_COSTS_PATH
     from augshard.methods.bench import bench as bench_methods
     from augshard.methods.bench import costs_document, sample_texts, write_costs
+    from augshard.output import print_rows, write_json
 
+    lines = console if fmt == "table" else err_console
     texts, source = sample_texts(input, text_col, rows)
-    console.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
+    lines.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
     result = bench_methods(list(specs.values()), texts, source)
     costs = result.relative_costs()
-    table = Table(title=f"method costs ({len(texts)} rows each)")
-    for col in ("id", "rows/s", "s/row", "relative cost"):
-        table.add_column(col, justify="left" if col == "id" else "right")
-    for t in sorted(result.timings, key=lambda t: (costs[t.id], t.id)):
-        table.add_row(t.id, f"{t.rows_per_second:,.1f}", f"{t.seconds_per_row:.5f}", f"{costs[t.id]:g}")
-    console.print(table)
+    timings = sorted(result.timings, key=lambda t: (costs[t.id], t.id))
+    document = costs_document(result)
+    if fmt == "json":
+        write_json(document)
+    elif fmt == "tsv":
+        values = [[t.id, t.rows_per_second, t.seconds_per_row, costs[t.id], t.errors] for t in timings]
+        print_rows(console, BENCH_TSV, values, "tsv")
+    else:
+        table = Table(title=f"method costs ({len(texts)} rows each)")
+        for col in ("id", "rows/s", "s/row", "relative cost"):
+            table.add_column(col, justify="left" if col == "id" else "right")
+        for t in timings:
+            table.add_row(t.id, f"{t.rows_per_second:,.1f}", f"{t.seconds_per_row:.5f}", f"{costs[t.id]:g}")
+        console.print(table)
     for t in result.timings:
         if t.errors:
-            console.print(f"[yellow]note:[/yellow] {t.id} raised on {t.errors} of {t.rows} texts (timed anyway)")
+            notice(f"{t.id} raised on {t.errors} of {t.rows} texts (timed anyway)")
     for method_id, reason in result.skipped:
-        console.print(f"[yellow]skipped (unavailable):[/yellow] {method_id}: {escape(reason)}")
-    written = write_costs(out or DEFAULT_COSTS_PATH, costs_document(result))
-    console.print(f"{len(result.timings)} methods timed, {len(result.skipped)} skipped; costs: {written}")
+        lines.print(f"[yellow]skipped (unavailable):[/yellow] {method_id}: {escape(reason)}")
+    written = write_costs(out or DEFAULT_COSTS_PATH, document)
+    lines.print(f"{len(result.timings)} methods timed, {len(result.skipped)} skipped; costs: {written}")
     return 0
 
 

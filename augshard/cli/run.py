@@ -14,7 +14,7 @@ from augshard.cli.app import (
     user_errors,
 )
 from augshard.config import DEFAULT_CONFIG, DEFAULT_METHODS_CONFIG
-from augshard.output import check_format
+from augshard.output import check_format, notice
 
 
 @app.command()
@@ -112,7 +112,7 @@ def run(
     cfg = load_config(config, overrides)
     out = console if check_format(fmt) == "table" else err_console  # scripts get stdout to themselves
     if global_dedupe:
-        out.print(f"[yellow]note:[/yellow] --global-dedupe: {GLOBAL_DEDUPE_NOTE}")
+        notice(f"--global-dedupe: {GLOBAL_DEDUPE_NOTE}")
     if dry_run:
         from augshard.prepare import dry_run as preview
 
