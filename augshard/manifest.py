@@ -131,11 +131,22 @@ def find_shard_manifests(output_root: Path) -> dict[int, dict[int, Path]]:
     return found
 
 
+def merged_before(output_root: str | Path, output_name: str = "manifest_final.csv") -> bool:
+    """No shard manifest left, and a merged manifest: an earlier merge (or run) removed them after merging."""
+    root = Path(output_root)
+    return root.is_dir() and not find_shard_manifests(root) and (root / output_name).is_file()
+
+
 def merge(output_root: str | Path, output_name: str = "manifest_final.csv", keep_shards: bool = False) -> Summary:
-    """Merge every shard manifest of one plan; refuse mixed plans or shard counts, and missing shards."""
+    """Merge every shard manifest of one plan; refuse mixed plans or shard counts, and missing shards.
+
+    Repeatable: once the shard manifests are gone (a merge removes them), merging again summarises the merged
+    manifest as it is, so a second merge says what the first said and exits the same."""
     root = Path(output_root)
     if not root.is_dir():
         raise OutputError(f"output root not found: {root}")
+    if merged_before(root, output_name):
+        return summarize(read_manifest(root / output_name))
     found = find_shard_manifests(root)
     if not found:
         raise OutputError(f"no shard manifests (manifest_shard<i>_of_<N>.csv) in {root}")

@@ -276,3 +276,19 @@ def test_a_manifest_that_cannot_be_written_leaves_no_temporary(tmp_path: Path, m
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert caught.value.filename == str(path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_a_second_merge_gives_the_same_manifest_and_summary(two_shards: Path) -> None:
+    first = merge(two_shards)
+    manifest = (two_shards / "manifest_final.csv").read_bytes()
+    assert not list(two_shards.glob("manifest_shard*"))  # the first merge removed them
+    assert merge(two_shards) == first and (two_shards / "manifest_final.csv").read_bytes() == manifest
+
+
+def test_merge_run_twice_from_the_cli_says_the_same_and_exits_the_same(two_shards: Path) -> None:
+    procs = [run_cli("merge", "--output-root", str(two_shards), "--format", fmt, cwd=two_shards)
+             for fmt in ("json", "json", "table")]  # fmt: skip
+    assert [p.returncode for p in procs] == [1, 1, 1]  # one failed combo in the shard manifests
+    assert json.loads(procs[0].stdout) == json.loads(procs[1].stdout)
+    assert procs[0].stderr == "" and "note: no shard manifests left" in procs[1].stderr
+    assert "note:" not in procs[2].stdout and "Total combos: 5 (4 ok, 1 failed, 0 unavailable)" in procs[2].stdout

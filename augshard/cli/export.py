@@ -24,7 +24,11 @@ def export(
         False, "--drop-label-flips", help="Leave out variants the label check predicts another label for."
     ),
     include_originals: bool = typer.Option(False, "--include-originals", help="Write the input rows too (k 0)."),
-    combos: str = typer.Option(None, "--combos", help="Only these combos: ids or folder names, comma-separated."),
+    combos: str = typer.Option(
+        None,
+        "--combos",
+        help="Only these combos: ids, folder names or methods as shown (nlp_keyboard+nlp_ocr), comma-separated.",
+    ),
     k: str = typer.Option(None, "--k", help="Only combos of these sizes, e.g. 1,2."),
     shard_size: int = typer.Option(500_000, "--shard-size", help="Rows per Parquet file [500,000]."),
     allow_incomplete: bool = typer.Option(
@@ -86,23 +90,28 @@ def export(
     doc = facts(result)
     if fmt == "json":
         write_json(doc)
-    elif fmt == "tsv":
-        columns = ("combo_dir", "k", "rows", "kept", "exact_duplicates", "near_duplicates", "label_flips")
-        print_rows(console, columns, [[c[col] for col in columns] for c in doc["combos"]], "tsv")
-    else:
-        dropped = doc["dropped"]
-        console.print(
-            f"exported {doc['rows']:,} rows ({len(doc['files'])} file(s), {len(doc['combos'])} combos"
-            f"{f', {result.originals:,} originals' if result.originals else ''}) to {to}",
-            markup=False,
-        )
-        console.print(
-            f"dropped: {dropped['exact_duplicates']:,} exact duplicates, {dropped['near_duplicates']:,} near "
-            f"duplicates, {dropped['label_flips']:,} label flips",
-            markup=False,
-        )
-        for o in result.skipped:
-            why = o.error if o.ok else o.status.value  # an ok combo is left out for another plan's folder
-            console.print(f"[yellow]left out[/yellow] {o.combo_dir}: {escape(why)}")
-        console.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)
+        return 0
+    out = console
+    if fmt == "tsv":  # a row per combo on stdout; the summary lines go to stderr
+        print_rows(console, EXPORT_TSV, [[c[col] for col in EXPORT_TSV] for c in doc["combos"]], "tsv")
+        out = err_console
+    dropped = doc["dropped"]
+    out.print(
+        f"exported {doc['rows']:,} rows ({len(doc['files'])} file(s), {len(doc['combos'])} combos"
+        f"{f', {result.originals:,} originals' if result.originals else ''}) to {to}",
+        markup=False,
+    )
+    out.print(
+        f"dropped: {dropped['exact_duplicates']:,} exact duplicates, {dropped['near_duplicates']:,} near "
+        f"duplicates, {dropped['label_flips']:,} label flips",
+        markup=False,
+    )
+    for o in result.skipped:
+        why = o.error if o.ok else o.status.value  # an ok combo is left out for another plan's folder
+        out.print(f"[yellow]left out[/yellow] {o.combo_dir}: {escape(why)}")
+    out.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)
     return 0
+
+
+# `export --format tsv`: a row per combo (docs/cli.md); `methods` came after the first seven, so it is last.
+EXPORT_TSV = ("combo_dir", "k", "rows", "kept", "exact_duplicates", "near_duplicates", "label_flips", "methods")

@@ -16,7 +16,7 @@ from augshard.cli.app import (
     user_errors,
 )
 from augshard.errors import AugshardError
-from augshard.output import check_format
+from augshard.output import check_format, notice
 
 
 @app.command()
@@ -32,6 +32,7 @@ def merge(
 
     from augshard.lock import RunLock
     from augshard.manifest import merge as merge_manifests
+    from augshard.manifest import merged_before
     from augshard.output import print_rows, write_json
 
     check_format(fmt)
@@ -39,13 +40,17 @@ def merge(
         summary = merge_manifests(output_root, output_name, keep_shards)  # says the root is missing
     else:
         with RunLock(output_root):  # a run owns its shard manifests until it has merged them itself
+            if merged_before(output_root, output_name):
+                notice(
+                    f"no shard manifests left in {escape(output_root)}: merged before; {escape(output_name)} as it is"
+                )
             summary = merge_manifests(output_root, output_name, keep_shards)
     manifest = str(Path(output_root) / output_name)
     if fmt == "json":
         write_json({**summary.as_json(), "manifest": manifest})
     elif fmt == "tsv":
         doc = {**summary.as_json(), "manifest": manifest}
-        print_rows(console, ("field", "value"), [[k, _tsv_value(v)] for k, v in doc.items()], "tsv")
+        print_rows(console, ("field", "value"), _tsv_fields(doc), "tsv")
     else:
         for line in summary.lines():
             console.print(line)
@@ -53,12 +58,18 @@ def merge(
     return 1 if summary.unfinished else 0
 
 
-def _tsv_value(value: Any) -> str:
-    if isinstance(value, dict):
-        return ",".join(f"{k}={v}" for k, v in value.items())
-    if isinstance(value, list):
-        return ",".join(map(str, value))
-    return str(value)
+def _tsv_fields(doc: dict[str, Any]) -> list[list[Any]]:
+    """A document as field/value rows of single values: `per_k` as one `per_k.<k>` row per size, a list of names
+    comma-joined."""
+    rows: list[list[Any]] = []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            rows += [[f"{key}.{k}", v] for k, v in value.items()]
+        elif isinstance(value, list):
+            rows.append([key, ",".join(map(str, value))])
+        else:
+            rows.append([key, value])
+    return rows
 
 
 @app.command()
@@ -118,8 +129,10 @@ def verify(
     report = verify_outputs(output_root, output_name)
     if fmt == "json":
         write_json(report.as_json())
-    elif fmt == "tsv":
+    elif fmt == "tsv":  # a problem a row on stdout; the counts are a summary: stderr
         print_rows(console, ("problem",), [[p] for p in report.problems], "tsv")
+        for line in report.lines():
+            err_console.print(line, markup=False)
     else:
         for problem in report.problems:
             console.print(f"[red]✗[/red] {escape(problem)}")
