@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,7 @@ def facts(result: Export) -> dict[str, Any]:
         "quality": {k: v for k, v in dataclasses.asdict(first.quality).items() if k != "device"},
         "config_fingerprint": first.config_fingerprint,
         "methods": {m: args for meta in result.metas for m, args in meta.method_args.items()},
+        "method_classes": {m: _class_of(spec) for meta in result.metas for m, spec in meta.method_specs.items()},
         "export": _options(result),
         "originals": result.originals,
         "combos": counts,
@@ -56,7 +58,42 @@ def facts(result: Export) -> dict[str, Any]:
         "labels_before": dict(sorted(result.labels_before.items(), key=lambda kv: str(kv[0]))),
         "labels_after": dict(sorted(result.labels_after.items(), key=lambda kv: str(kv[0]))),
         "left_out": [{"combo_dir": o.combo_dir, "status": o.status.value, "error": o.error} for o in result.skipped],
+        "not_run": [
+            {"combo_dir": o.combo_dir, "methods": o.methods, "status": o.status.value, "error": o.error}
+            for o in result.unavailable
+        ],
+        "input": {
+            "rows": result.input_rows,
+            "usable": result.input_rows - len(result.skipped_rows),
+            "skipped": dict(sorted(Counter(reason for _, _, reason in result.skipped_rows).items())),
+            "skipped_rows": [{"row": i + 1, "row_key": key, "reason": why} for i, key, why in result.skipped_rows],
+        },
+        "class_label": _class_label(result, label),
     }
+
+
+def _class_of(spec: str) -> dict[str, Any]:
+    """The library and class of a method, from meta.json's canonical spec."""
+    try:
+        doc = json.loads(spec)
+    except ValueError:
+        doc = {}
+    doc = doc if isinstance(doc, dict) else {}
+    return {"lib": doc.get("lib"), "kind": doc.get("kind")}
+
+
+def _class_label(result: Export, label: Any) -> dict[str, Any] | None:
+    """The label column as a `datasets` ClassLabel: when the run checked labels (`--label-col`, so the column is
+    categorical) and the column holds text (`string`: what `datasets` casts to a ClassLabel's ids as it loads). Its
+    names, sorted, are every label of the input and every class the check predicts; `label_pred` shares them."""
+    if label is None:
+        return None
+    types = dict(result.features)
+    if types.get(label.label_col) != "string":
+        return None
+    names = {str(v) for v in result.labels_before if v is not None} | {str(c) for c in label.classes}
+    columns = [c for c in (label.label_col, "label_pred") if types.get(c) == "string"]
+    return {"columns": columns, "names": sorted(names)}
 
 
 def _options(result: Export) -> dict[str, Any]:
@@ -92,8 +129,15 @@ def _front_matter(result: Export, doc: dict[str, Any]) -> str:
         "dataset_info:",
         "  features:",
     ]
+    class_label = doc["class_label"] or {"columns": [], "names": []}
     for name, arrow in result.features:
-        lines += [f"  - name: {name}", f"    dtype: {DTYPES.get(arrow, 'string')}"]
+        if name in class_label["columns"]:
+            lines += [f"  - name: {name}", "    dtype:", "      class_label:", "        names:"]
+            lines += [
+                f"          '{i}': {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(class_label["names"])
+            ]
+        else:
+            lines += [f"  - name: {name}", f"    dtype: {DTYPES.get(arrow, 'string')}"]
     lines += ["  splits:", "  - name: train", f"    num_examples: {doc['rows']}", "---", ""]
     return "\n".join(lines)
 
@@ -126,11 +170,12 @@ def _body(doc: dict[str, Any]) -> str:
         + (f" at Jaccard {ex['near_threshold']}" if ex["near_threshold"] else "")
         + f" on the text {ex['normalisation']}; of twins, {ex['kept_twin']} is kept. Dropped: "
         f"{dropped['exact_duplicates']:,} exact and {dropped['near_duplicates']:,} near duplicates.",
-        f"- Originals included: {'yes' if ex['include_originals'] else 'no'} ({doc['originals']:,} rows).",
+        _originals_line(doc),
     ]
     if ex.get("chosen_by"):
         out.append(f"- Combos {ex['chosen_by']}.")
     out += _labels(doc)
+    out += _methods(doc)
     out += [
         "",
         "## Rows per combo",
@@ -143,6 +188,7 @@ def _body(doc: dict[str, Any]) -> str:
         f"{c['near_duplicates']:,} | {c['label_flips']:,} |"
         for c in doc["combos"]
     ]
+    out += _not_here(doc)
     out += [
         "",
         "Columns: the input's, with the text (and evidence) augmented, then `row_key`, `variant`, the "
@@ -153,6 +199,50 @@ def _body(doc: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+SKIPPED_SHOWN = 20  # input rows left out, listed by the card (export.json lists every one)
+
+
+def _originals_line(doc: dict[str, Any]) -> str:
+    """Whether the input rows are in the set, and which rows of the input no combo could augment, with why: they
+    are neither originals nor augmented (the card says so instead of counting silently fewer rows)."""
+    ex, inp = doc["export"], doc["input"]
+    line = f"- Originals included: {'yes' if ex['include_originals'] else 'no'} ({doc['originals']:,} rows)"
+    if not inp["skipped_rows"]:
+        return line + f"; every one of the input's {inp['rows']:,} rows could be augmented."
+    why = ", ".join(f"{n:,} {reason}" for reason, n in inp["skipped"].items())
+    shown = inp["skipped_rows"][:SKIPPED_SHOWN]
+    listed = "; ".join(f"row {r['row']} (`{r['row_key']}`): {r['reason']}" for r in shown)
+    more = len(inp["skipped_rows"]) - len(shown)
+    tail = f"; and {more:,} more (every one in export.json's `input.skipped_rows`)." if more else "."
+    return (
+        f"{line}. Of the input's {inp['rows']:,} rows, {inp['usable']:,} could be augmented and "
+        f"{len(inp['skipped_rows']):,} could not ({why}), so they are neither originals nor variants here: "
+        f"{listed}{tail}"
+    )
+
+
+def _methods(doc: dict[str, Any]) -> list[str]:
+    """Each method of the set's combos: its library, class and arguments."""
+    out = ["", "## Methods", "", "| method | library | class | arguments |", "|---|---|---|---|"]
+    for m, args in sorted(doc["methods"].items()):
+        cls = doc["method_classes"].get(m) or {}
+        shown = json.dumps(args, sort_keys=True, ensure_ascii=False).replace("|", "\\|")
+        out.append(f"| `{m}` | {cls.get('lib') or ''} | {cls.get('kind') or ''} | `{shown}` |")
+    return out
+
+
+def _not_here(doc: dict[str, Any]) -> list[str]:
+    """Combos of the run that are not in this set because they could not run, failed or were left out."""
+    rows = [*doc["not_run"], *doc["left_out"]]
+    if not rows:
+        return []
+    out = ["", "## Combos not in this set", "", "| combo | status | why |", "|---|---|---|"]
+    for r in rows:
+        why = " ".join(str(r["error"]).split()).replace("|", "\\|")
+        out.append(f"| {r.get('methods') or r['combo_dir']} | {r['status']} | {why} |")
+    return out
 
 
 def _labels(doc: dict[str, Any]) -> list[str]:
@@ -167,6 +257,6 @@ def _labels(doc: dict[str, Any]) -> list[str]:
         f"{label['majority_rate']}){' - weak: its flips say little' if label['weak'] else ''}. "
         f"Label flips dropped: {'yes' if doc['export']['drop_label_flips'] else 'no'} "
         f"({doc['dropped']['label_flips']:,}).",
-        f"- Labels of the input: {before}.",
+        f"- Labels of the input (all {doc['input']['rows']:,} rows): {before}.",
         f"- Labels of this set: {after}.",
     ]

@@ -48,6 +48,7 @@ class Dataset:
     table: Any  # pyarrow.Table of the input columns, in input order
     rows: list[Row]
     skipped: Counter = field(default_factory=Counter)
+    skipped_rows: list[tuple[int, str, str]] = field(default_factory=list)  # (index, key, reason) of each skipped row
 
     @property
     def rows_skipped(self) -> int:
@@ -160,24 +161,26 @@ def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str
     keys = row_keys(table, id_col, path)
     rows: list[Row] = []
     skipped: Counter = Counter()
+    skipped_rows: list[tuple[int, str, str]] = []
     for i, text in enumerate(texts):
+        reason = ""
         if _is_missing(text) or not str(text).strip():
-            skipped["empty_text"] += 1
-            continue
-        if evidences is None:
+            reason = "empty_text"
+        elif evidences is None:
             rows.append(Row(i, keys[i], text, 0, len(text), "whole"))
             continue
-        evidence = evidences[i]
-        if _is_missing(evidence) or not str(evidence).strip():
-            skipped["empty_evidence"] += 1
+        elif _is_missing(evidences[i]) or not str(evidences[i]).strip():
+            reason = "empty_evidence"
+        elif (located := locate_evidence(text, evidences[i])) is None:
+            reason = "evidence_not_found"
+        else:
+            start, end, match = located
+            rows.append(Row(i, keys[i], text, start, end, match))
             continue
-        located = locate_evidence(text, evidence)
-        if located is None:
-            skipped["evidence_not_found"] += 1
-            continue
-        start, end, match = located
-        rows.append(Row(i, keys[i], text, start, end, match))
-    return Dataset(path=str(path), sha256=file_sha256(path), table=table, rows=rows, skipped=skipped)
+        skipped[reason] += 1
+        skipped_rows.append((i, keys[i], reason))
+    return Dataset(path=str(path), sha256=file_sha256(path), table=table, rows=rows, skipped=skipped,
+                   skipped_rows=skipped_rows)  # fmt: skip
 
 
 def row_keys(table: Any, id_col: str | None, path: str) -> list[str]:

@@ -59,7 +59,7 @@ class ExportOptions:
     near_threshold: float = 0.9
     drop_label_flips: bool = False
     include_originals: bool = False
-    combos: tuple[str, ...] = ()  # combo ids or folder names; empty: every ok combo (or those of `k`)
+    combos: tuple[str, ...] = ()  # combo ids, folder names or methods (a+b); empty: every ok combo (or those of `k`)
     k: tuple[int, ...] = ()
     shard_size: int = 500_000
     allow_incomplete: bool = False
@@ -107,10 +107,13 @@ class Export:
     originals: int = 0  # rows of the input written (--include-originals)
     files: list[str] = field(default_factory=list)
     features: list[tuple[str, str]] = field(default_factory=list)
-    labels_before: Counter = field(default_factory=Counter)
+    labels_before: Counter = field(default_factory=Counter)  # of every row of the input file, usable or not
     labels_after: Counter = field(default_factory=Counter)
     skipped: list[ComboOutcome] = field(default_factory=list)  # not ok, left out with --allow-incomplete
+    unavailable: list[ComboOutcome] = field(default_factory=list)  # never run: a method cannot be built there
     plan: str = ""  # the fingerprint of the plan whose manifest listed the combos
+    input_rows: int = 0  # rows of the input file
+    skipped_rows: list[tuple[int, str, str]] = field(default_factory=list)  # input rows no combo could augment
 
     @property
     def rows(self) -> int:
@@ -126,22 +129,34 @@ def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(normalise(text).encode("utf-8", "surrogatepass"), digest_size=8).digest())
 
 
+def _methods_key(methods: str) -> str:
+    """Methods joined by '+' in any order, as the combo names them (sorted)."""
+    return "+".join(sorted(m.strip() for m in methods.split("+")))
+
+
+def combo_names(entries: list[ComboOutcome]) -> dict[str, str]:
+    """Every name `--combos` takes for a combo, to its id: the id, the folder name, and its methods as the card,
+    the report and the manifest show them (`nlp_keyboard+nlp_ocr`, in any order)."""
+    names: dict[str, str] = {}
+    for e in entries:
+        names.update({e.combo_id: e.combo_id, e.combo_dir: e.combo_id, _methods_key(e.methods): e.combo_id})
+    return names
+
+
 def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[ComboOutcome], list[ComboMeta]]:
     """The combos to export (sorted by k, then combo id: the order that decides which twin is kept) with their
     meta.json, and the ones left out. A run with failed, interrupted or half-written combos is refused unless
     allowed; combos on disk from more than one plan are refused unless `--plan` chooses one."""
     root = options.output_root
     manifest, entries = _plan_entries(options)
-    wanted = set(options.combos)
-    known = {e.combo_id for e in entries} | {e.combo_dir for e in entries}
-    unknown = sorted(wanted - known)
+    names = combo_names(entries)
+    unknown = sorted(c for c in set(options.combos) if c not in names and _methods_key(c) not in names)
     if unknown:
-        raise ConfigError(f"--combos: {', '.join(unknown)} not in {manifest}")
-    chosen = [
-        e
-        for e in entries
-        if (not wanted or e.combo_id in wanted or e.combo_dir in wanted) and (not options.k or e.k in options.k)
-    ]
+        raise ConfigError(
+            f"--combos: {', '.join(unknown)} not in {manifest} (give combo ids, folder names or methods joined by '+')"
+        )
+    wanted = {names.get(c) or names[_methods_key(c)] for c in options.combos}
+    chosen = [e for e in entries if (not wanted or e.combo_id in wanted) and (not options.k or e.k in options.k)]
     metas = {e.combo_id: meta for e in chosen if e.ok and (meta := _meta(root, e)) is not None}
     bad = [e for e in chosen if e.status in (Status.FAILED, Status.INTERRUPTED) or (e.ok and e.combo_id not in metas)]
     if bad and not options.allow_incomplete:
@@ -167,6 +182,22 @@ def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[Comb
         raise OutputError(f"{manifest}: no complete combo to export")
     skipped = [e for e in chosen if e not in ok and e not in foreign and e.status is not Status.UNAVAILABLE]
     return ok, skipped + gone, [metas[e.combo_id] for e in ok]
+
+
+def unavailable_combos(options: ExportOptions, plan: str) -> list[ComboOutcome]:
+    """The combos of the exported plan that never ran (a method could not be built), for the card: those chosen
+    by `--combos` / `--k`, or all."""
+    _, entries = _plan_entries(options)
+    names = combo_names(entries)
+    wanted = {names.get(c) or names.get(_methods_key(c)) for c in options.combos}
+    return [
+        e
+        for e in entries
+        if e.status is Status.UNAVAILABLE
+        and e.plan_fingerprint == plan
+        and (not wanted or e.combo_id in wanted)
+        and (not options.k or e.k in options.k)
+    ]
 
 
 def _names(entries: list[ComboOutcome]) -> str:
@@ -296,6 +327,7 @@ def _export_locked(options: ExportOptions, target: Path) -> Export:
     combos, skipped, metas = select_combos(options)
     check_target(options, tuple(sorted({m.source.path for m in metas})))
     result = Export(options, skipped=skipped, plan=combos[0].plan_fingerprint)
+    result.unavailable = unavailable_combos(options, combos[0].plan_fingerprint)
     result.metas = metas
     if options.drop_label_flips and not any(m.label_check for m in result.metas):
         raise ConfigError("--drop-label-flips: this run has no label check; run it with --label-col COL first")
@@ -377,13 +409,17 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
     writer = PartWriter(out, schema, options.shard_size)
     text_col = result.metas[0].source.text_col
     span_col = result.metas[0].source.evidence_col or text_col  # what the near check compares (see Dedupe)
-    for batch in _originals(result.metas[0], schema):
+    dataset = _input(result.metas[0])
+    result.input_rows, result.skipped_rows = dataset.table.num_rows, list(dataset.skipped_rows)
+    if label_col:  # the labels of the whole file, rows no combo could augment included
+        result.labels_before.update(dataset.table.column(label_col).to_pylist())
+    for batch in _originals(dataset, result.metas[0], schema):
         dedupe.remember(batch.column(text_col).to_pylist(), batch.column(span_col).to_pylist())
         if options.include_originals:
             writer.write(batch)
             result.originals += batch.num_rows
-        if label_col:
-            result.labels_before.update(batch.column(label_col).to_pylist())
+            if label_col:
+                result.labels_after.update(batch.column(label_col).to_pylist())
     for combo in combos:
         count = ComboCount(combo.combo_dir, combo.methods, combo.k)
         for batch in pq.ParquetFile(options.output_root / combo.dataset_path).iter_batches(ROW_GROUP):
@@ -394,8 +430,6 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
             if label_col:
                 result.labels_after.update(table.column(label_col).to_pylist())
         result.counts.append(count)
-    if options.include_originals and label_col:
-        result.labels_after.update(result.labels_before)
     result.files = writer.close()
 
 
@@ -418,17 +452,23 @@ def _keep(batch: Any, dedupe: Dedupe, count: ComboCount, options: ExportOptions,
     return keep
 
 
-def _originals(meta: ComboMeta, schema: Any) -> Iterator[Any]:
-    """The run's input rows, shaped like the variants (k 0, variant 0, no similarity, no combo): the originals a
-    variant must differ from, and the rows `--include-originals` writes."""
-    import pyarrow as pa
-
+def _input(meta: ComboMeta) -> Any:
+    """The run's input, read again: it must be where the run read it, unchanged."""
     from augshard.data import file_sha256, load_dataset
 
     src = meta.source
     if not Path(src.path).is_file() or file_sha256(src.path) != src.sha256:
         raise OutputError(f"the run's input {src.path} is missing or changed since the run; the export needs it")
-    dataset = load_dataset(src.path, src.text_col, src.evidence_col, src.id_col)
+    return load_dataset(src.path, src.text_col, src.evidence_col, src.id_col)
+
+
+def _originals(dataset: Any, meta: ComboMeta, schema: Any) -> Iterator[Any]:
+    """The run's usable input rows, shaped like the variants (k 0, variant 0, no similarity, no combo): the
+    originals a variant must differ from, and the rows `--include-originals` writes. A row no combo could augment
+    (empty, or its evidence not found) is not one: the card lists each with its reason."""
+    import pyarrow as pa
+
+    src = meta.source
     for start in range(0, len(dataset.rows), ROW_GROUP):
         rows = dataset.rows[start : start + ROW_GROUP]
         records = dataset.table.take([r.index for r in rows]).to_pylist()

@@ -195,6 +195,9 @@ def test_exports_that_cannot_be_made_say_why_in_one_line_and_write_nothing(runs:
         doc = json.loads((cwd / "x" / "export.json").read_text())
         assert {c["k"] for c in doc["combos"]} == {1} and len(doc["combos"]) == 1  # one single left, one failed
         assert [o["status"] for o in doc["left_out"]] == ["failed"] and "left out" in proc.stdout
+        card = (cwd / "x" / "README.md").read_text(encoding="utf-8")
+        failed = doc["left_out"][0]["combo_dir"]
+        assert "## Combos not in this set" in card and f"| {failed} | failed |" in card
     finally:
         manifest.write_text(original, encoding="utf-8")
 
@@ -381,3 +384,97 @@ def test_export_and_merge_refuse_while_a_run_writes_and_the_run_still_exits_0(tm
     assert not (tmp_path / "train").exists()
     assert export(tmp_path, "--to", "train").returncode == 0
     assert run_cli("verify", cwd=tmp_path).returncode == 0
+
+
+# A catalogue with a method that cannot be built here: its combo is `unavailable` in the manifest.
+WITH_A_GHOST = """
+methods:
+  - {id: nlp_keyboard, lib: nlpaug, kind: KeyboardAug, args: {aug_char_min: 1, aug_char_p: 0.05}}
+  - {id: nlp_randword_delete, lib: nlpaug, kind: RandomWordAug, args: {action: delete, aug_p: 0.2}}
+  - {id: nlp_ghost, lib: nlpaug, kind: GhostAug}
+"""
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 sample rows and one whose evidence is not in its text (row 11, id `lost`), a label check, and a method
+    that cannot run: 2 combos ok, 1 unavailable."""
+    cwd = tmp_path_factory.mktemp("odd")
+    rows = sample_rows(10)
+    rows.append({**rows[0], "id": "lost", "evidence": "Zebras juggle quartz xylophones."})
+    write_csv(cwd / "in.csv", rows)
+    (cwd / "methods.yaml").write_text(WITH_A_GHOST, encoding="utf-8")
+    run(cwd, "--methods-config", "methods.yaml", "--methods", "nlp_*", "--combo-mode", "single",
+        "--quality-metric", "char_ratio", "--num-shards", "1")  # fmt: skip
+    proc = export(cwd, "--to", "train", "--include-originals")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return cwd
+
+
+def test_include_originals_says_which_input_rows_are_not_in_and_counts_every_inputs_label(odd: Path) -> None:
+    """The choice: rows no combo could augment are not written as originals; the card and export.json list each
+    with its reason, and the labels of the input are those of the whole file."""
+    doc = json.loads((odd / "train" / "export.json").read_text(encoding="utf-8"))
+    card = (odd / "train" / "README.md").read_text(encoding="utf-8")
+    labels = Counter(r["label"] for r in [*sample_rows(10), sample_rows(1)[0]])
+    assert doc["originals"] == 10
+    lost = {"row": 11, "row_key": "lost", "reason": "evidence_not_found"}
+    assert doc["input"] == {"rows": 11, "usable": 10, "skipped": {"evidence_not_found": 1}, "skipped_rows": [lost]}
+    assert doc["labels_before"] == dict(sorted(labels.items()))
+    assert "Of the input's 11 rows, 10 could be augmented and 1 could not (1 evidence_not_found)" in card
+    assert "row 11 (`lost`): evidence_not_found" in card
+    assert "Labels of the input (all 11 rows): " in card
+    frame = pd.read_parquet(odd / "train" / "data")
+    assert "lost" not in set(frame["id"]) and doc["labels_after"] == dict(sorted(Counter(frame["label"]).items()))
+
+
+def test_the_card_lists_methods_with_their_args_and_the_combos_that_could_not_run(odd: Path) -> None:
+    doc = json.loads((odd / "train" / "export.json").read_text(encoding="utf-8"))
+    card = (odd / "train" / "README.md").read_text(encoding="utf-8")
+    assert "## Methods" in card
+    assert '| `nlp_keyboard` | nlpaug | KeyboardAug | `{"aug_char_min": 1, "aug_char_p": 0.05}` |' in card
+    assert '| `nlp_randword_delete` | nlpaug | RandomWordAug | `{"action": "delete", "aug_p": 0.2}` |' in card
+    (ghost,) = doc["not_run"]
+    assert ghost["combo_dir"] == "combo_1_nlp_ghost" and ghost["status"] == "unavailable" and ghost["error"]
+    assert "## Combos not in this set" in card
+    assert f"| nlp_ghost | unavailable | {' '.join(ghost['error'].split())} |" in card
+
+
+def test_the_label_column_is_a_class_label_that_datasets_loads(odd: Path) -> None:
+    import datasets
+
+    card = (odd / "train" / "README.md").read_text(encoding="utf-8")
+    front = card.split("---")[1]
+    assert "  - name: label\n    dtype:\n      class_label:\n        names:\n          '0': " in front
+    loaded = datasets.load_dataset(str(odd / "train"))["train"]
+    frame = pd.read_parquet(odd / "train" / "data")
+    feature = loaded.features["label"]
+    assert isinstance(feature, datasets.ClassLabel) and feature.names == sorted(set(frame["label"]))
+    assert feature.int2str(list(loaded["label"])) == frame["label"].tolist()
+    assert isinstance(loaded.features["label_pred"], datasets.ClassLabel)
+    assert loaded.features["text"].dtype == "string" and loaded.num_rows == len(frame)
+
+
+def test_combos_are_chosen_by_methods_as_shown_folder_names_or_ids(runs: dict[int, Path]) -> None:
+    cwd = runs[1]
+    manifest = pd.read_csv(cwd / "data/processed/augsets/manifest_final.csv")
+    pair = manifest[manifest["k"] == 2].iloc[0]
+    single = manifest[manifest["methods"] == "nlp_keyboard"].iloc[0]
+    reversed_pair = "+".join(reversed(pair["methods"].split("+")))
+    ways = {
+        "by_methods": f"{pair['methods']},nlp_keyboard",
+        "reversed": f"{reversed_pair},nlp_keyboard",
+        "by_folder": f"{pair['combo_dir']},{single['combo_dir']}",
+        "by_id": f"{pair['combo_id']},{single['combo_id']}",
+    }
+    chosen = {}
+    for name, combos in ways.items():
+        proc = export(cwd, "--to", f"chosen_{name}", "--combos", combos, "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        chosen[name] = sorted(c["combo_dir"] for c in json.loads(proc.stdout)["combos"])
+        shutil.rmtree(cwd / f"chosen_{name}")
+    assert len(set(map(tuple, chosen.values()))) == 1
+    assert chosen["by_methods"] == sorted([pair["combo_dir"], single["combo_dir"]])
+    proc = export(cwd, "--to", "none", "--combos", "nlp_keyboard+nlp_nothing")
+    assert proc.returncode == 2 and "--combos: nlp_keyboard+nlp_nothing not in" in proc.stderr
+    assert "methods joined by '+'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
