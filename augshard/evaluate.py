@@ -354,9 +354,9 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
     results = _run_tasks(setup, [None, *candidates], workers, progress)
     for r in results:
         tally.update(r["vectors"])
+        seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
     if spec is not None:  # every count named, zeros included: "0 encoded" is the claim a stored run makes
         tally.update({k: 0 for k in ("stored", "from_cache", "encoded")})
-        seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
     seconds["total"] = time.perf_counter() - started
     source_doc = {"kind": source.kind, "path": source.path,
                   "input": {"path": source.input_path, "sha256": source.input_sha256},

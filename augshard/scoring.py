@@ -147,6 +147,8 @@ def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any
             scores.append((f1, acc, int(len(chosen))))
             timing["fit_s"] += time.perf_counter() - t0
         out["scores"][feature] = scores
+    # A worker's one-off setup (its originals vectorised and weighed per split) is reported with its first task.
+    timing["setup_s"] += _STATE.pop("setup_s", 0.0)
     out["timing"] = dict(timing)
     return out
 

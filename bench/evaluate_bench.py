@@ -1,6 +1,6 @@
 """E: `augshard evaluate` at full size, and what its embedding mode encodes.
 
-    .venv/bin/python bench/evaluate_bench.py [--work DIR] [--rows N] [--only tfidf,embedding]
+    .venv/bin/python bench/evaluate_bench.py [--work DIR] [--rows N] [--only tfidf,embedding,split]
 
 E-tfidf: the ReDSM5 sentences (2,058, label `symptom`) x every method that runs here, k <= 2, `char_ratio`,
 2 shards (the run is made first and timed apart), then `augshard evaluate --features tfidf --folds 5`, timed as
@@ -184,6 +184,26 @@ def _row(c: dict) -> dict:
             "verdict": c["verdict"]}  # fmt: skip
 
 
+def e_split(work: Path, rows: int | None) -> dict:
+    """Where E-tfidf's time goes: one more 2-worker evaluation of the same run (made by `--only tfidf` first),
+    with the seconds each phase took, summed over the workers."""
+    run_dir = work / "tfidf"
+    wall, peak, out = timed_cli(run_dir, "evaluate", "--label-col", "symptom", "--drop-rare-classes", "--folds", "5",
+                                "--features", "tfidf", "--format", "json", "--num-shards", "2", "--out",
+                                str(work / "split.json"))  # fmt: skip
+    doc = json.loads(out)
+    seconds = doc["run_info"]["seconds"]
+    busy = sum(v for k, v in seconds.items() if k.startswith("workers_"))
+    return {
+        "name": "E-split: where evaluate's time goes (E-tfidf's run, 2 workers)",
+        "evaluate_wall_s": round(wall, 1),
+        "evaluate_peak_rss_mb": round(peak / 2**20),
+        "seconds": seconds,
+        "share_of_worker_time": {k: round(v / busy, 3) for k, v in seconds.items() if k.startswith("workers_")},
+        "checks": [],
+    }
+
+
 def e_embedding(work: Path, rows: int | None) -> dict:
     n = rows or FULL_ROWS
     run_dir = work / "embedding"
@@ -229,13 +249,14 @@ def main() -> int:
     result: dict = {"host": host()}
     checks = []
     for part in opts.only.split(","):
-        res = {"tfidf": e_tfidf, "embedding": e_embedding}[part](work, opts.rows)
+        res = {"tfidf": e_tfidf, "embedding": e_embedding, "split": e_split}[part](work, opts.rows)
         result[part] = res
         checks += res.pop("checks")
         print(json.dumps(res, indent=2), flush=True)
     result["checks"] = checks
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "E.json" if not opts.rows else f"E-{opts.rows}-rows.json"
+    name = "E" + ("" if opts.only == "tfidf,embedding" else "-" + opts.only.replace(",", "+"))
+    name += f"-{opts.rows}-rows.json" if opts.rows else ".json"
     (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for c in checks:
         print(f"{c['check']:<52} {c['value']:>10g}  {c['target']:<12} {'yes' if c['met'] else 'NO'}")

@@ -241,6 +241,9 @@ def test_rare_classes_dropped_on_request_and_an_incomplete_run_refused(small_run
                                          "macro_f1_splits", "verdict"}  # fmt: skip
     assert set(section["combos"][0]["gain"]) == {"mean", "ci_low", "ci_high", "p_value", "p_holm", "splits"}
     assert doc["run_info"]["workers"] >= 1 and doc["run_info"]["seconds"]["total"] > 0
+    assert {"load", "workers_setup_s", "workers_read_s", "workers_vectorise_s", "workers_fit_s"} <= set(
+        doc["run_info"]["seconds"]
+    )
 
     copy = tmp_path / "copy"
     import shutil
