@@ -73,12 +73,7 @@ class Cache:
             return
         self.off_because = f"{type(exc).__name__}: {exc}"
         log.warning("cache %s turned off (%s); going on without it", self.path, self.off_because)
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except sqlite3.Error:
-                pass
-            self.conn = None
+        self.close()
 
     def _open(self) -> sqlite3.Connection:
         """Connect, creating the tables; a file SQLite cannot read is moved aside and rebuilt. Another process

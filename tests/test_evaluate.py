@@ -104,7 +104,16 @@ CUES = {
 }
 
 
-def _cue_task(tmp_path: Path) -> list[dict[str, str]]:
+def _cue_run(tmp_path: Path) -> tuple[list[dict[str, str]], Path]:
+    """The cue task as a user's CSV, and a run of two single-method combos on it (their variants get replaced)."""
+    rows = _cue_task()
+    csv_path = write_csv(tmp_path / "cues.csv", rows)
+    _run(tmp_path, csv_path, "--methods", "nlp_keyboard,nlp_randchar_swap", "--max-combo-size", "1",
+         "--num-shards", "1")  # fmt: skip
+    return rows, csv_path
+
+
+def _cue_task() -> list[dict[str, str]]:
     """A small, hard task: each text is filler plus one of its class's 40 rare cue words."""
     rng = random.Random(3)
     rows = []
@@ -118,10 +127,7 @@ def _cue_task(tmp_path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_a_helpful_combo_gains_and_a_harmful_one_loses_with_intervals_excluding_zero(tmp_path: Path) -> None:
-    rows = _cue_task(tmp_path)
-    csv_path = write_csv(tmp_path / "cues.csv", rows)
-    _run(tmp_path, csv_path, "--methods", "nlp_keyboard,nlp_randchar_swap", "--max-combo-size", "1",
-         "--num-shards", "1")  # fmt: skip
+    rows, _ = _cue_run(tmp_path)
     files = _combo_files(tmp_path)
     rng = random.Random(5)
     by_id = {r["id"]: r for r in rows}
@@ -260,10 +266,7 @@ def test_rare_classes_dropped_on_request_and_an_incomplete_run_refused(small_run
 
 @pytest.mark.slow
 def test_export_best_chooses_by_the_evaluation_and_the_card_says_how(tmp_path: Path) -> None:
-    rows = _cue_task(tmp_path)
-    csv_path = write_csv(tmp_path / "cues.csv", rows)
-    _run(tmp_path, csv_path, "--methods", "nlp_keyboard,nlp_randchar_swap", "--max-combo-size", "1",
-         "--num-shards", "1")  # fmt: skip
+    rows, csv_path = _cue_run(tmp_path)
     rng = random.Random(5)
     helpful = {r["id"]: [r["text"] + " " + " ".join(rng.sample(CUES[r["label"]], 8))] for r in rows}
     _rewrite(_combo_files(tmp_path)["combo_1_nlp_keyboard"], helpful)
