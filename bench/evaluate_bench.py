@@ -246,20 +246,17 @@ def main() -> int:
     opts = parser.parse_args()
     work = opts.work or Path(tempfile.mkdtemp(prefix="augshard-bench-E-"))
     work.mkdir(parents=True, exist_ok=True)
-    result: dict = {"host": host()}
-    checks = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
     for part in opts.only.split(","):
         res = {"tfidf": e_tfidf, "embedding": e_embedding, "split": e_split}[part](work, opts.rows)
-        result[part] = res
-        checks += res.pop("checks")
+        checks = res.pop("checks")
         print(json.dumps(res, indent=2), flush=True)
-    result["checks"] = checks
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "E" + ("" if opts.only == "tfidf,embedding" else "-" + opts.only.replace(",", "+"))
-    name += f"-{opts.rows}-rows.json" if opts.rows else ".json"
-    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    for c in checks:
-        print(f"{c['check']:<52} {c['value']:>10g}  {c['target']:<12} {'yes' if c['met'] else 'NO'}")
+        # One results file per part, written as soon as it is measured, with the host it was measured on.
+        name = f"E-{part}" + (f"-{opts.rows}-rows" if opts.rows else "") + ".json"
+        doc = {"host": host(), part: res, "checks": checks}
+        (RESULTS / name).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        for c in checks:
+            print(f"{c['check']:<52} {c['value']:>10g}  {c['target']:<12} {'yes' if c['met'] else 'NO'}")
     return 0
 
 
