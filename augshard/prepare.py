@@ -198,17 +198,21 @@ def _method_statuses(
         s.id: checked.get(s.id) or MethodStatus(s.id, s.lib, s.kind, ok=True, reason="not checked") for s in specs
     }
     bad = {m: st for m, st in statuses.items() if not st.ok}
-    for m, st in bad.items():
-        notice(f"method {m} is unavailable: {escape(st.reason)} (fix: {escape(st.fix)})", "warning")
-    if len(bad) == len(specs):
-        # One method: its reason is the whole story; several: the ids, with reasons in the warnings above.
-        why = f"{specs[0].id}: {bad[specs[0].id].reason}" if len(specs) == 1 else ", ".join(sorted(bad))
-        raise MethodError(f"none of the selected methods can run here ({why}); see `augshard methods`")
+    # An error that already says why comes alone (one line); otherwise each unavailable method is a warning.
+    if len(specs) == 1 and bad:
+        raise MethodError(f"none of the selected methods can run here ({specs[0].id}: {bad[specs[0].id].reason}); "
+                          "see `augshard methods`")  # fmt: skip
     named_bad = sorted(m for m in bad if m in named)
     if named_bad:
         m = named_bad[0]
         more = f" (and {', '.join(named_bad[1:])})" if len(named_bad) > 1 else ""
         raise MethodError(f"method {m}{more} cannot run here: {bad[m].reason} (fix: {bad[m].fix})")
+    for m, st in bad.items():
+        notice(f"method {m} is unavailable: {escape(st.reason)} (fix: {escape(st.fix)})", "warning")
+    if len(bad) == len(specs):  # several: the ids here, their reasons in the warnings above
+        raise MethodError(
+            f"none of the selected methods can run here ({', '.join(sorted(bad))}); see `augshard methods`"
+        )
     return statuses
 
 
