@@ -217,11 +217,12 @@ def encode_with_cache(texts: list[str], spec: dict[str, Any] | None, cache_path:
 
     assert spec is not None
     encoder = make_encoder(spec)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32), 0
     cache = Cache(cache_path) if cache_path else None
     try:
         keys = ["text|" + score_key(encoder.identity, t, "") for t in texts]
         found = cache.get_vectors(keys) if cache is not None else {}
-        out = np.zeros((len(texts), 0), dtype=np.float32)
         todo = [i for i, k in enumerate(keys) if k not in found]
         fresh = encoder.encode([texts[i] for i in todo]).astype(np.float32) if todo else None
         dim = fresh.shape[1] if fresh is not None else len(np.frombuffer(next(iter(found.values())), np.float32))
