@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from augshard.gains import HELPS, HURTS, UNCLEAR
-
-if TYPE_CHECKING:
-    from augshard.report import ComboReport
+from augshard.report_model import ComboReport
 
 K_COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 

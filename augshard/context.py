@@ -4,20 +4,26 @@ scorer per plan shard, a GPU slot), its counters, and closing it all."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
+from augshard import __version__
+from augshard.cache import Cache
 from augshard.claims import WorkItem
+from augshard.combos import Combo
+from augshard.data import Dataset, load_dataset
+from augshard.encoders import Encoder, resolve_device
 from augshard.gpu import GpuSlot, cuda_available
+from augshard.job import ShardJob
+from augshard.labels import Labeler, LabelModel
+from augshard.methods import LazyMethod
+from augshard.methods.base import library_version
+from augshard.methods.offline import apply_offline_env
+from augshard.pipeline import output_schema
 from augshard.plan import PlannedCombo
-
-if TYPE_CHECKING:
-    from augshard.cache import Cache
-    from augshard.combos import Combo
-    from augshard.data import Dataset
-    from augshard.labels import Labeler
-    from augshard.methods import LazyMethod
-    from augshard.quality import CachedScorer, Encoder
-    from augshard.shard import ShardJob
+from augshard.procs import cap_threads
+from augshard.quality import CachedScorer, make_scorer
+from augshard.store import read_complete
 
 LIBRARIES = ("nlpaug", "textattack", "sentence-transformers", "transformers", "torch", "pyarrow", "nltk")
 
@@ -50,17 +56,10 @@ class ShardContext:
     @property
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            from augshard.data import load_dataset
-            from augshard.methods.offline import apply_offline_env
-            from augshard.pipeline import output_schema
-            from augshard.procs import cap_threads
-
             cfg = self.job.cfg
             apply_offline_env()
             cap_threads(self.job.torch_threads)
             if cfg.device.startswith("cuda"):
-                from augshard.encoders import resolve_device
-
                 resolve_device(cfg.device)  # a worker without the GPU the plan was made for says so, per combo
             dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
             if dataset.sha256 != self.job.input_sha:
@@ -80,16 +79,11 @@ class ShardContext:
     @property
     def library_versions(self) -> dict[str, str]:
         if self._versions is None:
-            from augshard import __version__
-            from augshard.methods.base import library_version
-
             self._versions = {"augshard": __version__, **{lib: library_version(lib) for lib in LIBRARIES}}
         return self._versions
 
     def may_steal(self, pc: PlannedCombo) -> bool:
         """GPU slots are planned per shard: those combos stay where the plan put them; complete ones need no one."""
-        from augshard.store import read_complete
-
         if self.gpu_methods & set(pc.combo.methods):
             return False
         cfg = self.job.cfg
@@ -114,18 +108,12 @@ class ShardContext:
 
     def methods_for(self, combo: Combo) -> dict[str, LazyMethod]:
         """The combo's methods, each built on its first cache miss and kept for the shard's later combos."""
-        from augshard.methods import LazyMethod
-
         for method_id in combo.methods:
             if method_id not in self._methods:
                 self._methods[method_id] = LazyMethod(self.specs[method_id], self.job.cfg.device)
         return self._methods
 
     def cache_for(self, home: int) -> Cache:
-        from pathlib import Path
-
-        from augshard.cache import Cache
-
         cfg = self.job.cfg
         if cfg.disk_cache:  # one file for every shard (the original tool's --disk-cache)
             home = -1
@@ -136,8 +124,6 @@ class ShardContext:
 
     def scorer_for(self, home: int) -> CachedScorer:
         """The quality filter behind plan shard `home`'s cache (the originals' vectors live there too)."""
-        from augshard.quality import CachedScorer, make_scorer
-
         if self.job.cfg.disk_cache:
             home = -1
         if home not in self._scorers:
@@ -150,8 +136,6 @@ class ShardContext:
     @property
     def encoder(self) -> Encoder:
         """The shard's one sentence model (the filter's, and the label check's)."""
-        from augshard.encoders import Encoder
-
         if self._encoder is None:
             cfg = self.job.cfg
             self._encoder = Encoder(cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_backend, cfg.device)
@@ -165,8 +149,6 @@ class ShardContext:
         if not cfg.label_col:
             return None
         if self._labeler is None:
-            from augshard.labels import Labeler, LabelModel
-
             rows = self.dataset.rows
             texts = [row.evidence for row in rows]
             column = self.dataset.table.column(cfg.label_col).to_pylist()

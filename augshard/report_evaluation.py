@@ -7,14 +7,15 @@ import html
 from pathlib import Path
 from typing import Any
 
+from augshard.charts import FOREST_MOST, chart_forest, chart_learning_curve, rank_by_gain
 from augshard.errors import OutputError
+from augshard.findings import EVALUATION, read_document
+from augshard.gains import ALPHA, HELPS, HURTS, UNCLEAR
 
 
 def evaluation_html(output_root: Path, fingerprints: dict[str, str | None]) -> list[str]:
     """`augshard evaluate`'s answer when the run has an evaluation.json; one line when it cannot be read.
     `fingerprints`: each combo of the manifest and its current fingerprint (None when its meta.json is unreadable)."""
-    from augshard.findings import EVALUATION, read_document
-
     path = output_root / EVALUATION
     if not path.exists():
         return []
@@ -30,7 +31,6 @@ def evaluation_html(output_root: Path, fingerprints: dict[str, str | None]) -> l
 def _evaluation_section(doc: dict[str, Any], fingerprints: dict[str, str | None]) -> list[str]:
     """The protocol in a sentence, then per features set at its largest train size: the baseline, the verdicts,
     a forest plot and the tables; then the learning curve when there are several train sizes."""
-    from augshard.charts import chart_learning_curve
 
     esc, p, results = html.escape, doc["protocol"], doc["results"]
     features = list(dict.fromkeys(s["features"] for s in results))
@@ -87,8 +87,6 @@ EVALUATION_TABLE_ENDS = 10  # combos shown from each end of the ranking
 
 
 def _evaluation_features(section: dict[str, Any]) -> list[str]:
-    from augshard.charts import FOREST_MOST, chart_forest, rank_by_gain
-    from augshard.gains import ALPHA, HELPS, HURTS, UNCLEAR
 
     esc, rows, base = html.escape, rank_by_gain(section["combos"]), section["baseline"]
     verdicts = [r["verdict"] for r in rows]
