@@ -6,11 +6,11 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from augshard.methods.offline import apply_offline_env
+
 
 class OfflineEnvPlugin(WorkerPlugin):
     """Puts augshard's offline environment into every Dask worker (the shard processes it starts inherit it)."""
 
     def setup(self, worker: Any) -> None:
-        from augshard.methods.offline import apply_offline_env
-
         apply_offline_env()

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from augshard.errors import ConfigError
+
 FORMATS = ("table", "tsv", "json")
 # Warnings and notes go here in every format: stdout carries the result alone (a table, TSV or JSON).
 _stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,8 +50,6 @@ def tsv_cell(value: Any) -> Any:
 
 
 def check_format(fmt: str) -> str:
-    from augshard.errors import ConfigError
-
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
     return fmt

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augshard.cache import Cache
 from augshard.classifiers import (
     EmbeddingSettings,
     TfidfSettings,
@@ -18,6 +19,9 @@ from augshard.classifiers import (
     fit_predict_embedding,
     fit_predict_tfidf,
 )
+from augshard.encoders import Encoder
+from augshard.procs import cap_threads
+from augshard.quality import score_key
 from augshard.store import read_vectors
 
 
@@ -61,8 +65,6 @@ _STATE: dict[str, Any] = {}
 
 
 def init_worker(setup: WorkerSetup) -> None:
-    from augshard.procs import cap_threads
-
     cap_threads(1)
     _STATE.clear()
     _STATE["setup"] = setup
@@ -199,8 +201,6 @@ _ENCODER: dict[str, Any] = {}
 
 
 def make_encoder(spec: dict[str, Any]) -> Any:
-    from augshard.encoders import Encoder
-
     key = json.dumps(spec, sort_keys=True)
     if key not in _ENCODER:
         _ENCODER[key] = Encoder(spec["model"], 64, spec["backend"], spec["device"])
@@ -211,9 +211,6 @@ def encode_with_cache(texts: list[str], spec: dict[str, Any] | None, cache_path:
     """Vectors of `texts` (float32, normalised) with the run's encoder, read from or added to the cache; and how
     many came from the cache."""
     import numpy as np
-
-    from augshard.cache import Cache
-    from augshard.quality import score_key
 
     assert spec is not None
     encoder = make_encoder(spec)

@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from augshard.config import DEFAULT_METHODS_CONFIG
+from augshard.config import DEFAULT_METHODS_CONFIG, resolve_conf_path
 from augshard.errors import AugshardError
+from augshard.methods.catalogue import load_catalogue
 from augshard.output import FORMATS
 
 # The order `augshard --help` lists the commands in: the way a user meets them.
@@ -40,9 +41,6 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def method_ids(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of method ids (the catalogue of --methods-config, else the shipped one), after the last
     comma of a list."""
-    from augshard.config import resolve_conf_path
-    from augshard.methods.catalogue import load_catalogue
-
     try:
         path = resolve_conf_path(ctx.params.get("methods_config"), DEFAULT_METHODS_CONFIG)
         ids = sorted(load_catalogue(path))
