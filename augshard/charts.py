@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from textwrap import fill
 from typing import Any
 
 from augshard.gains import HELPS, HURTS, UNCLEAR
@@ -78,6 +79,12 @@ def chart_similarity(combos: list[ComboReport], lo: float | None, hi: float | No
 
 def chart_shards(combos: list[ComboReport], shard_times: dict[int, float], order: dict[str, float]) -> str | None:
     """Each shard's combos as stacked segments of their duration, and the shard's wall time from its events."""
+    fig = shards_figure(combos, shard_times, order)
+    return None if fig is None else _png(fig)
+
+
+def shards_figure(combos: list[ComboReport], shard_times: dict[int, float], order: dict[str, float]) -> Any:
+    """The figure of `chart_shards` (a matplotlib Figure, or None when no combo ran)."""
     import matplotlib.pyplot as plt
 
     per_shard: dict[int, list[ComboReport]] = {}
@@ -87,29 +94,41 @@ def chart_shards(combos: list[ComboReport], shard_times: dict[int, float], order
     if not per_shard:
         return None
     shards = sorted(per_shard)
+    widest = max(max(sum(c.outcome.duration_s for c in per_shard[s]), shard_times.get(s) or 0.0) for s in shards)
+    xmax = (widest or 1.0) * 1.3  # room on the right for each shard's "N combos, Xs"
     fig, ax = plt.subplots(figsize=(11, max(2.2, 0.5 * len(shards) + 1.2)))
+    # A label goes inside its segment only where it fits (about 0.06 in per character at 7 pt, the axes about 8.6 in
+    # wide); the others get a number, listed under the chart: labels never overlap, however short the segments.
+    per_char = xmax * 0.06 / 8.6
+    numbered: list[str] = []
     for row, shard in enumerate(shards):
         left = 0.0
-        total = sum(c.outcome.duration_s for c in per_shard[shard]) or 1.0
         # In the order the shard ran them (from its events), else by name.
         ran = sorted(per_shard[shard], key=lambda c: (order.get(c.outcome.combo_id, float("inf")), c.name))
         for i, c in enumerate(ran):
             d = c.outcome.duration_s
             colour = "#C44E52" if c.failed else K_COLOURS[(c.k - 1) % len(K_COLOURS)]
             ax.barh(row, d, left=left, color=colour, edgecolor="white", alpha=0.9 if i % 2 else 0.7)
-            if d / total > 0.12:
+            if d > (len(c.name) + 1) * per_char:
                 ax.text(left + d / 2, row, c.name, ha="center", va="center", fontsize=7, color="white", clip_on=True)
+            elif d > (len(str(len(numbered) + 1)) + 1) * per_char:
+                numbered.append(c.name)
+                ax.text(left + d / 2, row, str(len(numbered)), ha="center", va="center", fontsize=7, color="white")
             left += d
         wall = shard_times.get(shard)
         if wall:
             ax.plot([wall], [row], marker="|", markersize=18, color="black")
         ax.text(max(left, wall or 0), row, f"  {len(per_shard[shard])} combos, {left:.1f}s", va="center", fontsize=8)
+    ax.set_xlim(0, xmax)
     ax.set_yticks(range(len(shards)), [f"shard {s}" for s in shards])
     ax.invert_yaxis()
-    ax.set_xlabel("seconds (segments: combos; black tick: the shard's wall time from its events)")
+    xlabel = "seconds (segments: combos; black tick: the shard's wall time from its events)"
+    if numbered:  # the numbered segments' names, under the axis
+        xlabel += "\n\n" + fill("   ".join(f"{n}:\u00a0{name}" for n, name in enumerate(numbered, 1)), 150)
+    ax.set_xlabel(xlabel, fontsize=8)
     ax.set_title("Time per shard")
     ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    return fig
 
 
 def chart_label_flips(combos: list[ComboReport]) -> str:

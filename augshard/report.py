@@ -49,13 +49,21 @@ def _pick_examples(table: Any, meta: ComboMeta, n: int) -> list[dict[str, Any]]:
         original, variant = "evidence_original", source.evidence_col
     else:
         original, variant = "text_original", source.text_col
-    cols = [c for c in (original, variant, "similarity", "variant", "row_key") if c in table.column_names]
+    wanted = (original, variant, "similarity", "variant", "row_key", "label_pred", "label_agrees")
+    cols = [c for c in wanted if c in table.column_names]
     if n <= 0 or original not in cols or variant not in cols:
         return []
     rows = [r for r in table.select(cols).to_pylist() if r.get("variant", 0) == 0]
     step = max(1, len(rows) // n)
     return [
-        {"original": r[original], "variant": r[variant], "similarity": r.get("similarity"), "key": r.get("row_key")}
+        {
+            "original": r[original],
+            "variant": r[variant],
+            "similarity": r.get("similarity"),
+            "key": r.get("row_key"),
+            "label_pred": r.get("label_pred"),  # with --label-col: the variant's predicted label
+            "label_agrees": r.get("label_agrees"),
+        }
         for r in rows[::step][:n]
     ]
 
@@ -103,7 +111,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .failed{color:#b00020}.ok{color:#2e7d32}.unavailable{color:#a66b00}
 details{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:8px 0;padding:6px 10px}
 summary{cursor:pointer;font-weight:600}
-.ex td{width:45%}.ex td.sim{width:10%;text-align:right}
+.ex td{width:42%}.ex td.sim{width:8%;text-align:right}.ex td.flip{color:#C44E52;font-weight:600}
 del{background:#fde2e2;text-decoration:line-through;color:#8a1c1c}ins{background:#dcf5dc;text-decoration:none}
 code{background:#f0f0f0;padding:0 3px;border-radius:3px}
 h3{margin:28px 0 6px}.cap{color:#666;font-size:.85em;margin:2px 0 14px}
@@ -157,7 +165,7 @@ def _header(combos: list[ComboReport], output_root: Path, log_dir: Path) -> list
         (f"{total_rows / candidates * 100:.0f}%" if candidates else "-", "candidates accepted"),
         (str(sum(1 for c in combos if not c.ok and not c.unavailable)), "failed"),
         (str(sum(1 for c in combos if c.unavailable)), "unavailable"),
-        (f"{first.rows_input if first else 0:,}", "input rows"),
+        _input_rows(first),
         (str(len({c.outcome.shard for c in combos})), "shards"),
     ]
     return [
@@ -170,6 +178,17 @@ def _header(combos: list[ComboReport], output_root: Path, log_dir: Path) -> list
         "<div class='cards'>" + "".join(f"<div class='card'><b>{v}</b><span>{k}</span></div>" for v, k in cards),
         "</div>",
     ]
+
+
+def _input_rows(meta: ComboMeta | None) -> tuple[str, str]:
+    """The input file's row count, and how many of them could be used (and why the others could not)."""
+    if meta is None:
+        return "0", "input rows"
+    total = meta.rows_input + meta.rows_skipped
+    if not meta.rows_skipped:
+        return f"{total:,}", "input rows, all usable"
+    why = ", ".join(f"{n:,}: {reason.replace('_', ' ')}" for reason, n in sorted(meta.rows_skipped_by_reason.items()))
+    return f"{total:,}", f"input rows, {meta.rows_input:,} usable ({why})"
 
 
 def _charts(combos: list[ComboReport], log_dir: Path) -> list[str]:
@@ -218,11 +237,18 @@ def _examples(combos: list[ComboReport]) -> list[str]:
     ]
     for i, c in enumerate(sorted(_ok(combos), key=lambda c: (c.k, c.name))):
         parts.append(f"<details{' open' if i < 3 else ''}><summary>{esc(c.name)} — {c.rows:,} rows</summary>")
-        parts.append("<table class='ex'><tr><th>original</th><th>variant</th><th>similarity</th></tr>")
+        checked = any(ex.get("label_agrees") is not None for ex in c.examples)
+        label_head = "<th>label check</th>" if checked else ""
+        parts.append(f"<table class='ex'><tr><th>original</th><th>variant</th><th>similarity</th>{label_head}</tr>")
         for ex in c.examples:
             left, right = diff_html(str(ex["original"]), str(ex["variant"]))
             sim = f"{ex['similarity']:.3f}" if isinstance(ex["similarity"], float) else "-"
-            parts.append(f"<tr><td>{left}</td><td>{right}</td><td class='sim'>{sim}</td></tr>")
+            label = ""
+            if checked and ex.get("label_agrees") is False:
+                label = f"<td class='flip'>flips to {esc(str(ex.get('label_pred')))}</td>"
+            elif checked:
+                label = "<td>same label</td>"
+            parts.append(f"<tr><td>{left}</td><td>{right}</td><td class='sim'>{sim}</td>{label}</tr>")
         parts.append("</table></details>")
     return parts
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
@@ -144,6 +146,73 @@ def test_report_renders_in_a_headless_browser(run_dir: Path, tmp_path: Path) -> 
     base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     dom = subprocess.run([*base, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert "Rows and acceptance per combo" in dom.stdout
-    subprocess.run([*base, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True,
+    subprocess.run([*base, "--window-size=1280,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True,
                    timeout=120, check=True)  # fmt: skip
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    # At 1,280 px the page itself never scrolls sideways: the wide combos table scrolls inside its own box. The
+    # browser measures its layout and writes the widths into the DOM it dumps.
+    probe = tmp_path / "probe.html"
+    measure = (
+        "<script>window.addEventListener('load',()=>{"
+        "const d=document.documentElement,w=document.querySelector('.wide');"
+        "document.body.setAttribute('data-fit',[d.scrollWidth,window.innerWidth,w.scrollWidth,w.clientWidth].join(','))"
+        "});</script></body>"
+    )
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", measure), encoding="utf-8")
+    dom = subprocess.run([*base, "--window-size=1280,2400", "--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    fit = re.search(r'data-fit="(\d+),(\d+),(\d+),(\d+)"', dom.stdout)
+    assert fit, dom.stdout[-500:]
+    page_width, window, table_width, box_width = map(int, fit.groups())
+    assert window == 1280 and page_width <= window, fit.groups()
+    assert box_width <= window and table_width >= box_width, fit.groups()
+
+
+@pytest.mark.slow
+def test_report_counts_every_input_row_and_marks_label_flips(tmp_path: Path) -> None:
+    rows = sample_rows(12)
+    rows.append({**rows[0], "id": "lost", "evidence": "A sentence that is nowhere in its text."})
+    write_csv(tmp_path / "in.csv", rows)
+    proc = run_cli("run", "--input", "in.csv", "--text-col", "text", "--evidence-col", "evidence", "--id-col", "id",
+                   "--label-col", "label", "--methods", "nlp_randword_delete", "--quality-metric", "char_ratio",
+                   cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root = tmp_path / "data/processed/augsets"
+    text = write_report(root, tmp_path / "r.html", log_dir=tmp_path / "logs/augment", examples=50).read_text()
+    assert "<b>13</b><span>input rows, 12 usable (1: evidence not found)</span>" in text
+    # Every example says whether its variant keeps its original's label; the flips are the dataset's own.
+    table = pq.read_table(next(root.glob("combo_*/dataset.parquet"))).to_pylist()
+    flips = [r for r in table if r["variant"] == 0 and not r["label_agrees"]]
+    assert "<th>label check</th>" in text
+    assert text.count("<td class='flip'>flips to ") == len(flips)
+    assert text.count("<td>same label</td>") == sum(1 for r in table if r["variant"] == 0) - len(flips)
+    for r in flips:
+        assert f"flips to {r['label_pred']}</td>" in text
+
+
+def test_time_chart_labels_never_overlap() -> None:
+    """Many short combos on two shards: names go inside segments only where they fit, the rest are numbered."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from augshard.charts import shards_figure
+    from augshard.combos import Combo
+    from augshard.outcome import ComboOutcome, Status
+    from augshard.report_model import ComboReport
+
+    combos = []
+    for n in range(24):
+        combo = Combo((f"nlp_method_with_a_long_name_{n}", "nlp_keyboard"))
+        row = {"combo_id": combo.combo_id, "methods": combo.name, "k": "2", "status": Status.OK.value,
+               "shard": str(n % 2), "rows": "10", "duration_s": str(1.0 + (n % 5) * 3)}  # fmt: skip
+        combos.append(ComboReport(ComboOutcome.from_row(row)))
+    fig = shards_figure(combos, {0: 60.0, 1: 58.0}, {})
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text()]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    names = [t.get_text() for t in ax.texts]
+    assert any(name.isdigit() for name in names)  # some segments are numbered ...
+    assert "1:\u00a0" in ax.get_xlabel()  # ... and named under the axis
