@@ -1,11 +1,15 @@
-"""Helpers every benchmark shares: the data, running augshard as a user would, its events, a target check."""
+"""What every benchmark shares: the data, running augshard as a user would, its events, checks, the host block."""
 
 from __future__ import annotations
 
 import csv
+import json
+import os
+import platform
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,6 +18,71 @@ RESULTS = REPO / "bench" / "results"
 CHEAP = ["nlp_keyboard", "nlp_randchar_swap", "nlp_randword_delete"]
 # The original tool's workload W (shared/ANCHORS.md): 6 methods, k <= 2 -> 21 combos, 2 variants, difflib filter.
 W_METHODS = ["nlp_keyboard", "nlp_ocr", "nlp_randchar_del", "nlp_randword_delete", "nlp_spelling", "ta_wordswap_qwerty"]
+
+
+# The libraries whose versions a figure depends on (read from the installed metadata: nothing is imported).
+LIBRARIES = ("augshard", "torch", "onnxruntime", "sentence-transformers", "nlpaug", "textattack", "pyarrow", "numpy",
+             "scikit-learn")  # fmt: skip
+# The vector instruction sets that move an encoder's speed, as /proc/cpuinfo names them.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def host() -> dict:
+    """Where and from what a figure was measured: commit (and whether the tree differed from it), date, CPU model,
+    its vector instruction sets, cores, memory, python and the libraries' versions. Every results file carries it."""
+    model, flags, mem_kb = "", set(), 0
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()
+                      if line.startswith("MemTotal:"))  # fmt: skip
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {
+        **_commit(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu": model or platform.processor() or "unknown",
+        "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 2**20, 1) if mem_kb else None,
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in LIBRARIES},
+    }
+
+
+def _commit() -> dict:
+    """HEAD and whether tracked files differ from it (results files excepted: a bench run writes them)."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return {"commit": None, "dirty": None}
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    return {"commit": commit, "dirty": any(not path.startswith("bench/results/") for path in changed)}
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def write_result(name: str, result: dict, results: Path = RESULTS) -> Path:
+    """`results/<name>.json`: the result with the host it was measured on, written whole (temp file, then renamed)
+    so that a bench stopped half-way leaves the previous file, never half of one."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"host": host(), **result}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def data(rows: int | None, work: Path) -> tuple[Path, str]:

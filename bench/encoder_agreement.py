@@ -22,6 +22,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
 os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
 
 import numpy as np  # noqa: E402
+from common import write_result  # noqa: E402
 
 Encode = Any  # a callable: texts -> normalised vectors
 
@@ -194,8 +195,7 @@ def main() -> int:
         sims, rate = similarities(encode, pairs, args.min_seconds)
         result["encoders"][name] = compare(names, fit, ref, sims, rate, ref_rate)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out.stem, result, args.out.parent)  # with the host block: commit, date, CPU and its flags
     print(json.dumps(result, indent=2))
     return 0
 

@@ -12,7 +12,7 @@ E-embedding: a run with the embedding filter and `--keep-vectors` (3 cheap metho
 `evaluate --features embedding`: every variant's vector must come from the run (none encoded), counted.
 
 A target is counted only at full size (2,058 rows); --rows makes a slice, reported as such. Results:
-bench/results/E.json with the commit, date, CPU model and flags.
+bench/results/E-<part>.json, each with its host block (commit, date, CPU model and flags, library versions).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -29,37 +27,10 @@ import threading
 import time
 from pathlib import Path
 
-from common import CHEAP, REDSM5, RESULTS, augshard, check
+from common import CHEAP, REDSM5, RESULTS, augshard, check, write_result
 from run import available_methods
 
 FULL_ROWS = 2058
-
-
-def host() -> dict:
-    """What the figures depend on: commit, date, CPU model and its vector instruction sets, cores, libraries."""
-    model, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
-    import sklearn
-
-    return {
-        "commit": commit,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpu": model,
-        "cpu_flags": [f for f in wanted if f in flags],
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "scikit-learn": sklearn.__version__,
-    }
 
 
 def labelled_input(rows: int | None, work: Path) -> Path:
@@ -252,9 +223,7 @@ def main() -> int:
         checks = res.pop("checks")
         print(json.dumps(res, indent=2), flush=True)
         # One results file per part, written as soon as it is measured, with the host it was measured on.
-        name = f"E-{part}" + (f"-{opts.rows}-rows" if opts.rows else "") + ".json"
-        doc = {"host": host(), part: res, "checks": checks}
-        (RESULTS / name).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        write_result(f"E-{part}" + (f"-{opts.rows}-rows" if opts.rows else ""), {part: res, "checks": checks})
         for c in checks:
             print(f"{c['check']:<52} {c['value']:>10g}  {c['target']:<12} {'yes' if c['met'] else 'NO'}")
     return 0
