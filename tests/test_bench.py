@@ -1,10 +1,15 @@
-"""`methods --bench` measures real methods and writes a costs file; `run --calibrate` plans with it."""
+"""`methods --bench` measures real methods and writes a costs file; `run --calibrate` plans with it; the `bench/`
+scripts record their host in every results file, and docs/benchmarks.md is generated from those files."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import subprocess
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -176,3 +181,94 @@ def test_calibrate_is_a_run_setting_outside_the_output_fingerprint(tmp_path: Pat
     conf.write_text("input: x.csv\ncalibrate: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="--calibrate"):
         load_config(str(conf))
+
+
+def _bench_module(name: str) -> ModuleType:
+    """A script of bench/ (not a package: its scripts import each other by name when run from there)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _docs(tmp_path: Path, template: str, *extra: str) -> subprocess.CompletedProcess:
+    (tmp_path / "t.md.in").write_text(template, encoding="utf-8")
+    args = ["--template", str(tmp_path / "t.md.in"), "--results", str(tmp_path), "--out", str(tmp_path / "out.md")]
+    return subprocess.run([sys.executable, str(REPO / "bench" / "docs.py"), *args, *extra], capture_output=True,
+                          text=True)  # fmt: skip
+
+
+def test_docs_refuses_a_figure_whose_results_file_is_missing(tmp_path: Path) -> None:
+    proc = _docs(tmp_path, "W took {{NOPE:augshard_2_shards_s|.1f}} s\n")
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "{{NOPE:augshard_2_shards_s|.1f}}" in lines[0] and "no results file" in lines[0]
+    assert "NOPE.json" in lines[0]
+    assert not (tmp_path / "out.md").exists()
+
+
+def test_docs_refuses_a_figure_whose_key_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "R.json").write_text(json.dumps({"wall_s": 3.25, "busy_s": [1.0, 2.0]}), encoding="utf-8")
+    for placeholder, expected in (("{{R:rows|,}}", "has no key 'rows'"), ("{{R:busy_s.2}}", "has no key 'busy_s.2'"),
+                                  ("{{R:wall_s / rows}}", "has no key 'rows'")):  # fmt: skip
+        proc = _docs(tmp_path, f"a figure: {placeholder}\n")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert placeholder in lines[0] and expected in lines[0] and "R.json" in lines[0]
+        assert not (tmp_path / "out.md").exists()
+
+
+def test_docs_renders_figures_checks_and_provenance_from_the_files(tmp_path: Path) -> None:
+    common = _bench_module("common")
+    common.write_result("new", {"wall_s": 2935.8, "checks": [common.check("scaling", 1.5, 1.8)]}, tmp_path)
+    (tmp_path / "old.json").write_text(json.dumps({"ratio": 0.9952, "measured_at": "2026-11-30T15:36:37"}),
+                                       encoding="utf-8")  # fmt: skip
+    template = ("{{new:wall_s|mins}}; {{new:wall_s / 60|.1f}} min; {{new:checks.0|check:×}}; {{old:ratio|le:1}}\n"
+                "{{@old}}\n{{@sources}}\n")  # fmt: skip
+    proc = _docs(tmp_path, template)
+    assert proc.returncode == 0, proc.stderr
+    lines = (tmp_path / "out.md").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "48 min 56 s; 48.9 min; ≥ 1.8× ✗ (missed by 17%); ≤ 1 ✓"
+    assert lines[1] == "`" + str(tmp_path / "old.json") + "`: 2026-11-30, commit not recorded, host not recorded"
+    host = json.loads((tmp_path / "new.json").read_text(encoding="utf-8"))["host"]
+    new_row = next(line for line in lines if "new.json" in line)
+    assert host["commit"] in new_row and host["date"][:10] in new_row and host["cpu"] in new_row
+    assert ("AVX2" in new_row) == ("avx2" in host["cpu_flags"])
+    assert "host not recorded" in next(line for line in lines if "old.json" in line)
+    assert _docs(tmp_path, template, "--check").returncode == 0
+    (tmp_path / "old.json").write_text(json.dumps({"ratio": 1.2}), encoding="utf-8")
+    stale = _docs(tmp_path, template, "--check")
+    assert stale.returncode == 1 and "is not what bench/results gives" in stale.stderr
+
+
+def test_a_results_file_carries_the_host_it_was_measured_on(tmp_path: Path) -> None:
+    common = _bench_module("common")
+    host = common.host()
+    path = common.write_result("tiny", {"name": "tiny", "wall_s": 1.5}, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json"]  # no temp file left behind
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["name"] == "tiny" and doc["wall_s"] == 1.5
+    recorded = doc["host"]
+    assert set(recorded) == set(host)
+    assert recorded["commit"] == host["commit"] and re.fullmatch(r"[0-9a-f]{7,}", recorded["commit"])
+    assert isinstance(recorded["dirty"], bool) and recorded["date"].startswith("20")
+    assert recorded["cores"] >= 1 and recorded["python"].count(".") == 2 and recorded["cpu"]
+    assert set(recorded["cpu_flags"]) <= {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+                                          "amx_bf16"}  # fmt: skip
+    assert set(recorded["versions"]) == set(common.LIBRARIES) and recorded["versions"]["pyarrow"]
+
+
+def test_the_committed_benchmarks_doc_is_what_the_results_files_give() -> None:
+    docs = _bench_module("docs")
+    assert docs.main(["--check"]) == 0, "run .venv/bin/python bench/docs.py"
+
+
+def test_every_results_file_the_docs_cite_exists() -> None:
+    docs = _bench_module("docs")
+    results = docs.Results(docs.RESULTS)
+    docs.render(docs.TEMPLATE.read_text(encoding="utf-8"), results)
+    assert "W" in results.cited and "B6" not in results.cited and "B6-char_ratio" not in results.cited
+    for doc in ("benchmarks.md", "evaluate.md", "operations.md"):
+        text = (REPO / "docs" / doc).read_text(encoding="utf-8")
+        for cited in set(re.findall(r"bench/results/([\w.+-]+\.json)", text)):
+            assert (REPO / "bench" / "results" / cited).is_file(), f"docs/{doc} cites a missing {cited}"
