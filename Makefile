@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.augshard-installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench docs clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ bench: install
 lint: install
 	$(BIN)/ruff check augshard tests scripts bench
 	$(BIN)/ruff format --check augshard tests scripts bench
+	$(BIN)/python bench/docs.py --check
+
+# docs/benchmarks.md is generated from bench/benchmarks.md.in and bench/results/*.json
+docs: install
+	$(BIN)/python bench/docs.py
 
 clean:
 	rm -rf data/processed data/cache logs
