@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from augshard.claims import WorkItem
 from augshard.gpu import GpuSlot, cuda_available
+from augshard.methods.registry import LIBRARIES as METHOD_LIBRARIES
 from augshard.plan import PlannedCombo
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
     from augshard.quality import CachedScorer, Encoder
     from augshard.shard import ShardJob
 
-LIBRARIES = ("nlpaug", "textattack", "sentence-transformers", "transformers", "torch", "pyarrow", "nltk")
+# Recorded in every meta.json: the method libraries (the registry's) and those of the filter and the output.
+LIBRARIES = (*METHOD_LIBRARIES, "sentence-transformers", "pyarrow")
 
 
 class ShardContext:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augshard.errors import MethodError
+from augshard.methods import registry
 from augshard.methods.base import Augmenter, library_version, method_version, seed_everything
 from augshard.methods.catalogue import (
     Catalogue,
@@ -21,7 +22,7 @@ from augshard.methods.catalogue import (
     resolve_selection,
     select,
 )
-from augshard.methods.compat import unsupported
+from augshard.methods.registry import family, unsupported
 from augshard.store import write_atomic
 
 __all__ = [
@@ -73,30 +74,14 @@ def build_method(spec: MethodSpec, device: str = "auto") -> Augmenter:
     # nlpaug's WordNet methods (and TextAttack's) call nltk.download when data is missing: offline that prints
     # errors or hangs; refused at once here, the missing resource is then reported with its fix.
     forbid_nltk_downloads()
-    if spec.lib == "nlpaug":
-        from augshard.methods.nlpaug_adapter import make
-
-        return make(spec, device)
-    if spec.lib == "textattack":
-        from augshard.methods.textattack_adapter import TextAttackAugmenter, TextAttackMaskedLM
-
-        if spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") == "bae":
-            return TextAttackMaskedLM(spec, device)
-        return TextAttackAugmenter(spec, device)
-    raise MethodError(f"method '{spec.id}': unknown library '{spec.lib}'")
-
-
-# Model methods draw for a whole batch, so their batching must be known before the first call (see pipeline).
-_BATCHED = {
-    ("nlpaug", "ContextualWordEmbsAug"): ("batch_size", 32),
-    ("textattack", "WordSwapMaskedLM"): ("texts_per_batch", 8),
-}
+    return registry.build(spec, device)
 
 
 class LazyMethod:
     """A method that is built on its first call: a chunk answered wholly from the cache imports no library.
 
-    It carries what the pipeline needs before any call (spec, version, batching), taken from the spec itself.
+    It carries what the pipeline needs before any call (spec, version, batching), taken from the spec and its
+    registry entry: model methods draw for a whole batch, so their batching must be known before the first call.
     """
 
     def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
@@ -104,11 +89,10 @@ class LazyMethod:
         self.device = device
         # A model method on a GPU makes other outputs than on the CPU: its cache entries are its own.
         self.version = method_version(spec) + ("+cuda" if spec.requires_gpu and device.startswith("cuda") else "")
-        batched = _BATCHED.get((spec.lib, spec.kind))
-        if batched and spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") != "bae":
-            batched = None
-        self.batch_dependent = batched is not None
-        self.batch_size = int(spec.args.get(batched[0], batched[1])) if batched else 0
+        fam = family(spec.lib, spec.kind)
+        batch_size = fam.batching.size(spec.args) if fam is not None and fam.batching is not None else None
+        self.batch_dependent = batch_size is not None
+        self.batch_size = batch_size or 0
         self._built: Augmenter | None = None
         self.build_seconds = 0.0  # spent building it (imports, models): a cost every shard using it pays once
 
