@@ -12,7 +12,7 @@ from typing import Any
 
 from augshard.errors import ConfigError, MethodError
 from augshard.methods import compat
-from augshard.methods.registry import ADAPTERS
+from augshard.methods.registry import ADAPTERS, registry
 
 LIBS = tuple(ADAPTERS)
 ENTRY_KEYS = {"id", "lib", "kind", "args", "requires_gpu", "cost", "model_path", "embedding_path", "description"}
@@ -75,6 +75,7 @@ def read_catalogue(path: str | Path) -> Catalogue:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"method catalogue not found: {path}")
+    registry()  # a bad AUGSHARD_FAMILIES file is one error line here, not every method unavailable later
     data = _load_yaml(path)
     entries = data.get("methods")
     unknown_top = set(data) - {"methods"}
