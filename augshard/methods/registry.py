@@ -101,6 +101,7 @@ FAMILIES: tuple[Family, ...] = (
     _nlpaug("word", "AntonymAug", nltk=_WORDNET),
     _nlpaug("word", "SpellingAug"),
     _nlpaug("word", "SplitAug"),
+    _nlpaug("word", "ReservedAug"),
     _nlpaug(
         "word",
         "ContextualWordEmbsAug",
