@@ -19,13 +19,15 @@ from augshard.labels import Labeler, LabelModel
 from augshard.methods import LazyMethod
 from augshard.methods.base import library_version
 from augshard.methods.offline import apply_offline_env
+from augshard.methods.registry import LIBRARIES as METHOD_LIBRARIES
 from augshard.pipeline import output_schema
 from augshard.plan import PlannedCombo
 from augshard.procs import cap_threads
 from augshard.quality import CachedScorer, make_scorer
 from augshard.store import read_complete
 
-LIBRARIES = ("nlpaug", "textattack", "sentence-transformers", "transformers", "torch", "pyarrow", "nltk")
+# Recorded in every meta.json: the method libraries (the registry's) and those of the filter and the output.
+LIBRARIES = (*METHOD_LIBRARIES, "sentence-transformers", "pyarrow")
 
 
 class ShardContext:

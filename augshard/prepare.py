@@ -16,6 +16,7 @@ from augshard.config import DEFAULT_METHODS_CONFIG, POWERSET_CONFIRM_ABOVE, RunC
 from augshard.errors import ConfigError, InputError, MethodError, OutputError
 from augshard.methods import MethodSpec, MethodStatus, check_methods, method_check_record
 from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
+from augshard.methods.probes import probe_line
 from augshard.output import notice, plural
 from augshard.plan import Plan, PlannedCombo, make_plan, plan_combos
 
@@ -189,11 +190,14 @@ def select_methods(cfg: RunConfig, catalogue_path: Path, console: Console) -> Se
 def _method_statuses(
     specs: list[MethodSpec], needed: set[str], console: Console, named: frozenset[str] = frozenset()
 ) -> dict[str, MethodStatus]:
-    """Every selected method's status; one that passed under the same libraries and resources before is not
-    rebuilt here (its shard builds it anyway): the supervisor then imports no library at all.
+    """Every selected method's status; one probed under the same entry, libraries and resources before (available
+    or not) comes from the probe cache: the supervisor then imports no library at all.
 
     A method named by its id that cannot run is an error; one reached through a pattern is reported and skipped."""
-    checked = check_methods([s for s in specs if s.id in needed], method_check_record())
+    record = method_check_record()
+    checked = check_methods(
+        [s for s in specs if s.id in needed], record, on_probe=lambda ids: notice(escape(probe_line(ids, record)))
+    )
     statuses = {
         s.id: checked.get(s.id) or MethodStatus(s.id, s.lib, s.kind, ok=True, reason="not checked") for s in specs
     }

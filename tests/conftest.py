@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from helpers import OFFLINE_KEYS, sample_rows, write_csv
 from tiny_mlm import write_tiny_catalogue
+
+
+@pytest.fixture(scope="session", autouse=True)
+def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Method probes are cached in a file of this session, never in the user's ~/.cache (CLI runs inherit it)."""
+    path = tmp_path_factory.mktemp("probes") / "probes.json"
+    os.environ["AUGSHARD_PROBE_CACHE"] = str(path)
+    return path
 
 
 @pytest.fixture

@@ -108,9 +108,7 @@ def test_embedding_memory_window_reloads_what_a_call_needs(tmp_path: Path, monke
     assert len(first) == 2 and scorer.originals_encoded == 9 and scorer.originals_from_cache >= 3
 
 
-def test_method_check_record_skips_passed_methods_and_never_remembers_failures(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_method_check_record_skips_every_method_probed_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     record = tmp_path / "checks.json"
     good, bad = CATALOGUE["nlp_keyboard"], CATALOGUE["ta_mlm_sub_bert"]
     calls: list[str] = []
@@ -123,14 +121,15 @@ def test_method_check_record_skips_passed_methods_and_never_remembers_failures(
     first = check_methods([good, bad], record)
     assert calls == ["nlp_keyboard", "ta_mlm_sub_bert"] and first["ta_mlm_sub_bert"].ok is False
     second = check_methods([good, bad], record)
-    assert calls[2:] == ["ta_mlm_sub_bert"]  # the passed one is not probed again, the failed one is
-    assert second["nlp_keyboard"].ok and "recorded" in second["nlp_keyboard"].reason
-    assert list(json.loads(record.read_text()).values())[0]["id"] == "nlp_keyboard"
+    assert calls[2:] == []  # neither is probed again: the failure comes back with its reason
+    assert second == first
+    stored = json.loads(record.read_text())["probes"].values()
+    assert sorted((p["id"], p["ok"]) for p in stored) == [("nlp_keyboard", True), ("ta_mlm_sub_bert", False)]
     check_methods([good], record, trust_record=False)
-    assert calls[3:] == ["nlp_keyboard"]
+    assert calls[2:] == ["nlp_keyboard"]
     monkeypatch.setenv("AUGSHARD_NLTK_DATA", str(tmp_path / "elsewhere"))
     check_methods([good], record)
-    assert calls[4:] == ["nlp_keyboard"]  # other resources: checked again
+    assert calls[3:] == ["nlp_keyboard"]  # other resources: checked again
 
 
 def test_rerun_from_caches_computes_nothing_and_gives_the_same_bytes(tmp_path: Path) -> None:

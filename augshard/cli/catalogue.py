@@ -48,6 +48,7 @@ def methods(
     from augshard.methods import check_methods, method_check_record
     from augshard.methods.catalogue import read_catalogue, resolve_selection
     from augshard.methods.offline import apply_offline_env
+    from augshard.methods.probes import probe_line
 
     check_format(fmt)
     path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
@@ -60,8 +61,13 @@ def methods(
     apply_offline_env()
     if bench:
         return _bench_methods(specs, input, text_col, rows, out, fmt)
-    # Every method is probed for real, and the record `run` trusts is rewritten from what was found.
-    statuses = check_methods(list(specs.values()), method_check_record(), trust_record=False) if check else {}
+    # What the probe cache knows for this very entry, libraries and resources is not probed again (see probes.py).
+    record = method_check_record()
+    statuses = (
+        check_methods(list(specs.values()), record, on_probe=lambda ids: notice(escape(probe_line(ids, record))))
+        if check
+        else {}
+    )
     _print_methods(path, specs, statuses, fmt)
     return 0
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from augshard.errors import MethodError
-from augshard.methods.base import Augmenter, library_version, method_version, seed_everything
+from augshard.methods import registry
+from augshard.methods.base import Augmenter, method_version, seed_everything
 from augshard.methods.catalogue import (
     Catalogue,
     MethodSpec,
@@ -21,8 +19,8 @@ from augshard.methods.catalogue import (
     resolve_selection,
     select,
 )
-from augshard.methods.compat import unsupported
-from augshard.store import write_atomic
+from augshard.methods.probes import machine_context, now, probe_cache_path, probe_key, read_cache, write_cache
+from augshard.methods.registry import family, unsupported
 
 __all__ = [
     "Augmenter",
@@ -73,30 +71,14 @@ def build_method(spec: MethodSpec, device: str = "auto") -> Augmenter:
     # nlpaug's WordNet methods (and TextAttack's) call nltk.download when data is missing: offline that prints
     # errors or hangs; refused at once here, the missing resource is then reported with its fix.
     forbid_nltk_downloads()
-    if spec.lib == "nlpaug":
-        from augshard.methods.nlpaug_adapter import make
-
-        return make(spec, device)
-    if spec.lib == "textattack":
-        from augshard.methods.textattack_adapter import TextAttackAugmenter, TextAttackMaskedLM
-
-        if spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") == "bae":
-            return TextAttackMaskedLM(spec, device)
-        return TextAttackAugmenter(spec, device)
-    raise MethodError(f"method '{spec.id}': unknown library '{spec.lib}'")
-
-
-# Model methods draw for a whole batch, so their batching must be known before the first call (see pipeline).
-_BATCHED = {
-    ("nlpaug", "ContextualWordEmbsAug"): ("batch_size", 32),
-    ("textattack", "WordSwapMaskedLM"): ("texts_per_batch", 8),
-}
+    return registry.build(spec, device)
 
 
 class LazyMethod:
     """A method that is built on its first call: a chunk answered wholly from the cache imports no library.
 
-    It carries what the pipeline needs before any call (spec, version, batching), taken from the spec itself.
+    It carries what the pipeline needs before any call (spec, version, batching), taken from the spec and its
+    registry entry: model methods draw for a whole batch, so their batching must be known before the first call.
     """
 
     def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
@@ -104,11 +86,10 @@ class LazyMethod:
         self.device = device
         # A model method on a GPU makes other outputs than on the CPU: its cache entries are its own.
         self.version = method_version(spec) + ("+cuda" if spec.requires_gpu and device.startswith("cuda") else "")
-        batched = _BATCHED.get((spec.lib, spec.kind))
-        if batched and spec.kind == "WordSwapMaskedLM" and spec.args.get("method", "bae") != "bae":
-            batched = None
-        self.batch_dependent = batched is not None
-        self.batch_size = int(spec.args.get(batched[0], batched[1])) if batched else 0
+        fam = family(spec.lib, spec.kind)
+        batch_size = fam.batching.size(spec.args) if fam is not None and fam.batching is not None else None
+        self.batch_dependent = batch_size is not None
+        self.batch_size = batch_size or 0
         self._built: Augmenter | None = None
         self.build_seconds = 0.0  # spent building it (imports, models): a cost every shard using it pays once
 
@@ -177,60 +158,39 @@ def diagnose(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__}: {message[:300]}", "see the shard log for the traceback; check the entry's args"
 
 
-def _check_context() -> list:
-    """What every method's check depends on besides its entry: libraries, interpreter, offline resources."""
-    from augshard.methods.offline import offline_env
-
-    env = {k: os.environ.get(k, "") for k in ("AUGSHARD_NLTK_DATA", "NLTK_DATA", "HF_HOME", "TA_CACHE_DIR")}
-    libs = {lib: library_version(lib) for lib in ("nlpaug", "textattack", "transformers", "torch", "nltk")}
-    return [libs, sys.executable, offline_env(), env]
-
-
-def _check_key(spec: MethodSpec, context: list) -> str:
-    blob = json.dumps([spec.canonical(), method_version(spec), *context], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
 def method_check_record() -> Path:
-    """Where `run` remembers the methods that passed their check on this machine."""
-    from augshard.methods.offline import augshard_home
-
-    return augshard_home() / "method-checks.json"
+    """Where augshard remembers, per machine, what probing each method found (see `probes.probe_cache_path`)."""
+    return probe_cache_path()
 
 
 def check_methods(
-    specs: list[MethodSpec], record: Path | None = None, trust_record: bool = True
+    specs: list[MethodSpec],
+    record: Path | None = None,
+    trust_record: bool = True,
+    on_probe: Callable[[list[str]], None] | None = None,
 ) -> dict[str, MethodStatus]:
-    """`check_method` for each spec; with a `record` file, a method that passed before under the very same
-    libraries, interpreter and resources is not built again (building one imports torch and friends: seconds).
+    """`check_method` for each spec; with a `record` (the probe cache), a method probed before under the very same
+    entry, libraries, interpreter and local resources is not built again (building one imports torch and friends:
+    seconds), whether it was found available or not: its status, reason and fix come from the cache.
 
-    Only successes are remembered, so a fix is seen at once; a success that went stale (a model deleted since)
-    fails its combos in the shard with the same diagnosis, and `augshard methods` (trust_record=False) re-probes
-    every method and rewrites the record.
-    """
-    known: dict[str, dict] = {}
-    if record is not None:
-        try:
-            known = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            known = {}
+    `on_probe` hears the ids about to be probed, once, before any is (none: nothing is probed). With
+    trust_record=False every method is probed and the cache rewritten from what was found."""
+    known = read_cache(record) if record is not None else {}
+    context = machine_context() if record is not None else {}
+    keys = {spec.id: probe_key(spec, context) for spec in specs} if record is not None else {}
     statuses: dict[str, MethodStatus] = {}
-    updated = dict(known)
-    context = _check_context()
     for spec in specs:
-        key = _check_key(spec, context)
-        if trust_record and isinstance(known.get(key), dict):
-            statuses[spec.id] = MethodStatus(spec.id, spec.lib, spec.kind, ok=True, reason="passed before (recorded)")
-            continue
+        cached = known.get(keys.get(spec.id, ""))
+        if trust_record and cached is not None:
+            fields = {k: str(cached.get(k, "")) for k in ("reason", "fix", "probe_output")}
+            statuses[spec.id] = MethodStatus(spec.id, spec.lib, spec.kind, ok=cached["ok"], **fields)
+    todo = [spec for spec in specs if spec.id not in statuses]
+    if todo and on_probe is not None:
+        on_probe([spec.id for spec in todo])
+    found: dict[str, dict] = {}
+    for spec in todo:
         statuses[spec.id] = status = check_method(spec)
-        if status.ok:
-            updated[key] = {"id": spec.id, "checked_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        else:
-            updated.pop(key, None)
-    if record is not None and updated != known:
-        try:
-            record.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(record, json.dumps(updated, indent=1, sort_keys=True))
-        except OSError:
-            pass  # a record that cannot be written only costs the next run its checks
-    return statuses
+        found[keys.get(spec.id, spec.id)] = {**asdict(status), "probed_at": now()}
+    if record is not None and found:
+        write_cache(record, {**read_cache(record), **found})  # read again: another process may have added some
+    return {spec.id: statuses[spec.id] for spec in specs}

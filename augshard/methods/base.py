@@ -9,6 +9,7 @@ from importlib import metadata
 from typing import Protocol
 
 from augshard.methods.catalogue import MethodSpec
+from augshard.methods.registry import family
 
 
 class Augmenter(Protocol):
@@ -59,10 +60,10 @@ def library_version(lib: str) -> str:
 
 
 def method_version(spec: MethodSpec) -> str:
-    """The library versions that decide a method's outputs (part of every cache key)."""
-    if spec.lib == "nlpaug" and spec.kind == "ContextualWordEmbsAug":
-        return library_version("nlpaug") + "+" + library_version("transformers")
-    return library_version(spec.lib)
+    """The library versions that decide a method's outputs (part of every cache key): its library's, then those
+    its registry entry names (`versions`)."""
+    fam = family(spec.lib, spec.kind)
+    return "+".join(library_version(lib) for lib in (spec.lib, *(fam.versions if fam else ())))
 
 
 class PerTextAugmenter:

@@ -12,8 +12,9 @@ from typing import Any
 
 from augshard.errors import ConfigError, MethodError
 from augshard.methods import compat
+from augshard.methods.registry import ADAPTERS, registry
 
-LIBS = ("nlpaug", "textattack")
+LIBS = tuple(ADAPTERS)
 ENTRY_KEYS = {"id", "lib", "kind", "args", "requires_gpu", "cost", "model_path", "embedding_path", "description"}
 # Ids name output folders (combo_<k>_<ids joined by '+'>): no '/', no '..', no '+', no hidden names.
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -74,6 +75,7 @@ def read_catalogue(path: str | Path) -> Catalogue:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"method catalogue not found: {path}")
+    registry()  # a bad AUGSHARD_FAMILIES file is one error line here, not every method unavailable later
     data = _load_yaml(path)
     entries = data.get("methods")
     unknown_top = set(data) - {"methods"}

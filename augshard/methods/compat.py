@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from augshard.errors import ConfigError
+from augshard.methods.registry import unsupported
 
 # Fully qualified names whose class is not the one augshard builds: the original tool mapped them in its own
 # registry (TextAttack 0.3.11 has no such classes, or only an abstract one). Keyed by (lib, class name).
@@ -37,15 +38,6 @@ CAVEATS = {
         "constraints",
         "augshard's own catalogue entry uses constraints: [RepeatModification] because with TextAttack's default "
         "constraints (RepeatModification, StopwordModification) nothing is contracted",
-    ),
-}
-# What catalogues name but no library here can run: build_method reports these as unavailable, with a fix.
-ACTIONS = {("nlpaug", "RandomWordAug"): ("delete", ("substitute", "swap", "delete", "crop"))}
-UNSUPPORTED = {
-    ("nlpaug", "BackTranslationAug"): (
-        "augshard does not run nlpaug's BackTranslationAug: its two translation models are downloaded by nlpaug "
-        "at run time, and nothing downloads at run time",
-        "remove the entry from the method catalogue",
     ),
 }
 
@@ -125,18 +117,3 @@ def _lift_augmenter_kwargs(args: dict[str, Any], where: str) -> list[str]:
         return [f"ignored arg {AUGMENTER_KWARGS} ({IGNORED_AUGMENTER_ARGS[dropped[0]]})"]
     why = "augshard does not pass it to TextAttack's Augmenter"
     return [f"ignored {AUGMENTER_KWARGS}.{k} ({IGNORED_AUGMENTER_ARGS.get(k, why)})" for k in dropped]
-
-
-def unsupported(lib: str, kind: str, args: dict[str, Any]) -> tuple[str, str] | None:
-    """Why a method no library here can run is unavailable, and the fix; None for any other method."""
-    if (lib, kind) in UNSUPPORTED:
-        return UNSUPPORTED[(lib, kind)]
-    if (lib, kind) in ACTIONS:
-        default, actions = ACTIONS[(lib, kind)]
-        action = args.get("action", default)
-        if action not in actions:
-            return (
-                f"{lib}'s {kind} has no '{action}' action (it has {', '.join(actions)})",
-                f"set 'action' to one of {', '.join(actions)} in the method catalogue, or remove the entry",
-            )
-    return None

@@ -2,43 +2,29 @@
 
 from __future__ import annotations
 
-import importlib
-
-from augshard.errors import MethodError
 from augshard.methods.base import PerTextAugmenter, batch_seed, first_text, method_version, seed_everything
 from augshard.methods.catalogue import MethodSpec
-
-# nlpaug keeps its augmenters in two families; the catalogue names the class only.
-FAMILIES = {
-    "RandomCharAug": "nlpaug.augmenter.char",
-    "KeyboardAug": "nlpaug.augmenter.char",
-    "OcrAug": "nlpaug.augmenter.char",
-    "RandomWordAug": "nlpaug.augmenter.word",
-    "SynonymAug": "nlpaug.augmenter.word",
-    "AntonymAug": "nlpaug.augmenter.word",
-    "SpellingAug": "nlpaug.augmenter.word",
-    "SplitAug": "nlpaug.augmenter.word",
-    "ContextualWordEmbsAug": "nlpaug.augmenter.word",
-}
-BATCHED = {"ContextualWordEmbsAug"}
+from augshard.methods.registry import Batching, Family, import_class
 
 
-def _build(spec: MethodSpec, args: dict) -> object:
-    module_name = FAMILIES.get(spec.kind)
-    if module_name is None:
-        raise MethodError(
-            f"method '{spec.id}': nlpaug class '{spec.kind}' is not supported "
-            f"(supported: {', '.join(sorted(FAMILIES))})"
-        )
-    return getattr(importlib.import_module(module_name), spec.kind)(**args)
+def _build(fam: Family, args: dict) -> object:
+    return import_class(fam)(**args)
+
+
+class NlpaugAdapter:
+    """Builds any registered nlpaug family: per text, or per batch for a family that batches (model methods)."""
+
+    @staticmethod
+    def build(spec: MethodSpec, fam: Family, device: str = "auto") -> object:
+        return BatchedNlpaugAugmenter(spec, fam, device) if fam.batching else NlpaugAugmenter(spec, fam)
 
 
 class NlpaugAugmenter(PerTextAugmenter):
     """One nlpaug augmenter, built once per shard and called once per (text, seed)."""
 
-    def __init__(self, spec: MethodSpec) -> None:
+    def __init__(self, spec: MethodSpec, fam: Family) -> None:
         super().__init__(spec, method_version(spec))
-        self._aug = _build(spec, spec.args)
+        self._aug = _build(fam, spec.args)
 
     def _augment_one(self, text: str) -> str:
         return first_text(self._aug.augment(text), text)
@@ -53,18 +39,20 @@ class BatchedNlpaugAugmenter:
 
     batch_dependent = True
 
-    def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
+    def __init__(self, spec: MethodSpec, fam: Family, device: str = "auto") -> None:
         from augshard.methods.models import resolve_device, resolve_model
 
+        batching = fam.batching or Batching("batch_size", 32)
         self.spec = spec
         self.version = method_version(spec)
         args = spec.args
-        self.batch_size = int(args.pop("batch_size", 32))
-        args["model_path"] = resolve_model(spec.model_path or args.get("model_path", "roberta-base"))
+        self.batch_size = int(args.pop(batching.arg, batching.default))
+        if fam.model_arg:
+            args[fam.model_arg] = resolve_model(fam.model(spec))
         wanted = args.get("device", "auto")
         args["device"] = resolve_device(device if wanted == "auto" else wanted)
         self.device = args["device"]
-        self._aug = _build(spec, {**args, "batch_size": self.batch_size})
+        self._aug = _build(fam, {**args, batching.arg: self.batch_size})
 
     def augment(self, texts: list[str], seeds: list[int]) -> list[str | Exception]:
         out: list[str | Exception] = []
@@ -79,7 +67,3 @@ class BatchedNlpaugAugmenter:
             except Exception as exc:  # noqa: BLE001 - the batch's rows fail, the combo goes on
                 out += [exc] * len(batch)
         return out
-
-
-def make(spec: MethodSpec, device: str = "auto") -> object:
-    return BatchedNlpaugAugmenter(spec, device) if spec.kind in BATCHED else NlpaugAugmenter(spec)

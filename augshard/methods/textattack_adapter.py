@@ -8,10 +8,21 @@ from typing import Any
 from augshard.errors import MethodError
 from augshard.methods.base import PerTextAugmenter, first_text, method_version
 from augshard.methods.catalogue import MethodSpec
+from augshard.methods.registry import Family, import_class
 
 # Arguments of TextAttack's Augmenter; every other catalogue arg goes to the transformation.
 AUGMENTER_ARGS = ("pct_words_to_swap", "transformations_per_example", "high_yield", "fast_augment")
 DEFAULT_CONSTRAINTS = ("RepeatModification", "StopwordModification")
+
+
+class TextAttackAdapter:
+    """Builds any registered TextAttack transformation; one that batches (BAE) shares model passes across texts."""
+
+    @staticmethod
+    def build(spec: MethodSpec, fam: Family, device: str = "auto") -> object:
+        if fam.batching is not None and fam.batching.size(spec.args) is not None:
+            return TextAttackMaskedLM(spec, fam, device)
+        return TextAttackAugmenter(spec, fam, device)
 
 
 class TextAttackAugmenter(PerTextAugmenter):
@@ -21,7 +32,7 @@ class TextAttackAugmenter(PerTextAugmenter):
     variant has its own seed and can be cached and reproduced on its own.
     """
 
-    def __init__(self, spec: MethodSpec, device: str = "auto") -> None:
+    def __init__(self, spec: MethodSpec, fam: Family, device: str = "auto") -> None:
         super().__init__(spec, method_version(spec))
         from augshard.methods.offline import forbid_nltk_downloads
 
@@ -29,25 +40,26 @@ class TextAttackAugmenter(PerTextAugmenter):
         if device != "auto" and spec.requires_gpu:
             _use_device(device)
         import textattack.constraints.pre_transformation as pre
-        import textattack.transformations as transformations
         from textattack.augmentation import Augmenter
 
         args = spec.args
         aug_args = {k: args.pop(k) for k in AUGMENTER_ARGS if k in args}
         aug_args["transformations_per_example"] = 1
         constraint_names = args.pop("constraints", list(DEFAULT_CONSTRAINTS))
-        cls = getattr(transformations, spec.kind, None)
-        if cls is None:
-            raise MethodError(f"method '{spec.id}': textattack.transformations has no class '{spec.kind}'")
+        try:
+            cls = import_class(fam)
+        except (ImportError, AttributeError):
+            raise MethodError(f"method '{spec.id}': TextAttack has no class '{fam.cls}'") from None
         constraints = []
         for name in constraint_names:
             ccls = getattr(pre, name, None)
             if ccls is None:
                 raise MethodError(f"method '{spec.id}': unknown pre-transformation constraint '{name}'")
             constraints.append(ccls())
-        args = _local_resources(spec, args)
+        batched = fam.batching is not None and fam.batching.size(args) is not None
+        args = _local_resources(spec, fam, args)
         self.texts_per_batch = int(args.pop("texts_per_batch", 8))
-        if spec.kind == "WordSwapMaskedLM" and args.get("method", "bae") == "bae":
+        if batched:
             cls = _cross_text_batched(cls)
         self._aug = Augmenter(transformation=cls(**args), constraints=constraints, **aug_args)
         self._draw_one = _draws_one_at_a_time(self._aug)
@@ -254,22 +266,22 @@ def _use_device(device: str) -> None:
     utils.device = torch.device(resolve_device(device))
 
 
-def _local_resources(spec: MethodSpec, args: dict) -> dict:
+def _local_resources(spec: MethodSpec, fam: Family, args: dict) -> dict:
     """Point TextAttack's model-backed transformations at local copies; say what is missing otherwise."""
     from augshard.methods.models import MethodUnavailable, homoglyph_file, model_max_positions, resolve_model
 
-    if spec.kind == "WordSwapMaskedLM":
-        path = resolve_model(spec.model_path or args.get("masked_language_model", "bert-base-uncased"))
-        args["masked_language_model"] = path
+    if fam.model_arg:
+        path = resolve_model(fam.model(spec))
+        args[fam.model_arg] = path
         positions = model_max_positions(path)
         if positions:
             args["max_length"] = min(int(args.get("max_length", 512)), positions)
-    elif spec.kind == "WordSwapHomoglyphSwap" and not homoglyph_file().is_file():
+    elif "homoglyph_table" in fam.data and not homoglyph_file().is_file():
         raise MethodUnavailable(
             f"TextAttack's homoglyph table {homoglyph_file()} is missing (its 0.3.11 wheel does not ship it)",
             "run `augshard prepare` (it builds the table from the confusable-homoglyphs package)",
         )
-    elif spec.kind == "WordSwapEmbedding" and "embedding" not in args:
+    elif "paragramcf" in fam.data and "embedding" not in args:
         args["embedding"] = _counterfitted_embedding(spec)
     return args
 
