@@ -251,8 +251,8 @@ def run(
 ) -> RunResult:
     """Run the plan on shards, write every combo and the merged manifest, as `augshard run`; prints nothing.
 
-    `on_progress` receives a `RunProgress` about twice a second while shards run (from a helper thread) and a
-    last one, with every shard finished, before `run` returns (from the calling thread). `progress`: "auto" shows
+    `on_progress` receives a `RunProgress` each time the shards' state changes (polled twice a second, from a helper
+    thread); the last one, with every shard finished, comes before `run` returns. `progress`: "auto" shows
     the live shard table in a Jupyter notebook only; True shows it anywhere (on stderr); False never.
     Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
     """
@@ -336,6 +336,7 @@ class _Watch:
         cfg, num_shards = prep.cfg, prep.plan.num_shards
         indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(num_shards))
         self.watcher = EventsWatcher(cfg.log_dir, num_shards, indexes)
+        self.planned = {i: len(prep.plan.shards[i]) for i in indexes}  # a pending shard's combos, from the plan
         self.t0, self.callback, self.display = t0, callback, display
         self.error: BaseException | None = None
         self._stop = threading.Event()
@@ -361,7 +362,7 @@ class _Watch:
         self._stop.set()
         self._thread.join()
         snapshot = self.snapshot()
-        self._report(snapshot, last=True)
+        self._report(snapshot)
         if self._live is not None:
             self._live.stop()
         elif self.display is not None:
@@ -370,21 +371,25 @@ class _Watch:
             self.display.print(render(snapshot.shards))
 
     def snapshot(self) -> RunProgress:
-        statuses = [st if st.started is not None and st.started >= self.t0 else ShardStatus(st.shard)
-                    for st in self.watcher.statuses()]  # fmt: skip
+        statuses = [
+            st
+            if st.started is not None and st.started >= self.t0
+            else ShardStatus(st.shard, combos_total=self.planned[st.shard])
+            for st in self.watcher.statuses()
+        ]
         return RunProgress(tuple(copy.deepcopy(statuses)), round(time.time() - self.t0, 3))
 
     def _loop(self) -> None:
         while not self._stop.wait(PROGRESS_POLL_S):
             self._report(self.snapshot())
 
-    def _report(self, snapshot: RunProgress, last: bool = False) -> None:
+    def _report(self, snapshot: RunProgress) -> None:
         if self._live is not None:
             from augshard.monitor import render
 
             self._live.update(render(snapshot.shards), refresh=True)
         key = [(st.state, st.combos_finished, st.current_done, st.rows) for st in snapshot.shards]
-        if self.callback is None or self.error is not None or (key == self._last and not last):
+        if self.callback is None or self.error is not None or key == self._last:
             return
         self._last = key
         try:
