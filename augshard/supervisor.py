@@ -30,14 +30,18 @@ def run(cfg: Any, console: Console, live: bool = True, fmt: str = "table") -> in
 
     Progress is the live shard table on a terminal (`live`), plain lines otherwise.
     """
+    t0 = time.time()
+    return run_prepared(prepare(cfg, console), console, live, fmt, t0)
+
+
+def run_prepared(prep: Prepared, console: Console, live: bool = True, fmt: str = "table", t0: float = 0.0) -> int:
+    """`run` of a plan already prepared (the API keeps `prep` for its typed results); `t0`: when the run began."""
     from augshard.lock import RunLock
 
-    t0 = time.time()
-    prep = prepare(cfg, console)
     cfg = prep.cfg
     lock = RunLock(cfg.output_root, None if cfg.shard_index is None else (cfg.shard_index, prep.plan.num_shards))
     with lock:
-        return _run_locked(prep, console, live, t0, fmt)
+        return _run_locked(prep, console, live, t0 or time.time(), fmt)
 
 
 def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: str) -> int:

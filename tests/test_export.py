@@ -3,6 +3,7 @@ dedupe exact and near, the same export whatever the shard count, label flips, an
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -265,7 +266,7 @@ def test_an_export_never_holds_the_runs_input(tmp_path: Path) -> None:
 def test_sigterm_or_sighup_during_an_export_removes_its_staging_folder(
     runs: dict[int, Path], monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
-    import augshard.export as module
+    module = importlib.import_module("augshard.export")  # `augshard.export` is the API function
 
     cwd = runs[1]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

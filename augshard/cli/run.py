@@ -1,9 +1,10 @@
-"""`augshard run`: flags into a RunConfig, then the dry run or the supervisor."""
+"""`augshard run`: flags into a RunConfig, then the API's dry run or run, printed."""
 
 from __future__ import annotations
 
 import typer
 
+from augshard.api import plan_and_print, run_and_print
 from augshard.cli.app import (
     FORMAT_HELP,
     app,
@@ -114,12 +115,8 @@ def run(
     if global_dedupe:
         notice(f"--global-dedupe: {GLOBAL_DEDUPE_NOTE}")
     if dry_run:
-        from augshard.prepare import dry_run as preview
-
-        return preview(cfg, out, fmt)
-    from augshard.supervisor import run as run_plan
-
-    return run_plan(cfg, out, live=not no_live, fmt=fmt)
+        return plan_and_print(cfg, out, fmt)
+    return run_and_print(cfg, out, live=not no_live, fmt=fmt).exit_code
 
 
 GLOBAL_DEDUPE_NOTE = (

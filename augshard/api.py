@@ -1,0 +1,654 @@
+"""The Python API, the layer the CLI calls: `plan`, `run`, `load`, `export`, `evaluate`, with typed results."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import difflib
+import os
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from augshard.config import RunConfig, load_config, validate
+from augshard.errors import ConfigError, OutputError
+from augshard.outcome import ComboOutcome
+from augshard.status import FINISHED, ShardStatus
+
+# `import augshard` imports this module; the rooms below it (prepare, supervisor, export, evaluate) load libraries
+# and the catalogue, so each function imports the one it calls: `augshard --help` and every worker start fast.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from augshard.prepare import Prepared
+
+__all__ = [
+    "Action",
+    "ComboGain",
+    "ComboPlan",
+    "EvaluationResult",
+    "ExportResult",
+    "ExportedCombo",
+    "RunPlan",
+    "RunProgress",
+    "RunResult",
+    "evaluate",
+    "export",
+    "load",
+    "make_config",
+    "plan",
+    "run",
+]
+
+SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "config_path")
+PROGRESS_POLL_S = 0.5  # how often `run` reads the shards' event streams for `on_progress` and the display
+
+
+# --- configuration --------------------------------------------------------------------------------------------
+
+
+def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunConfig:
+    """A validated RunConfig: `config` (a RunConfig, or a YAML file; None: conf/augshard.yaml as the CLI reads it)
+    with `settings` (RunConfig fields, as the CLI's flags) on top."""
+    unknown = [k for k in settings if k not in SETTINGS]
+    if unknown:
+        raise ConfigError(_unknown(unknown[0], SETTINGS, "setting"))
+    settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
+    if isinstance(config, RunConfig):
+        from augshard.config import _coerce  # the CLI's conversions (lists, 'auto', numbers), shared, not copied
+
+        cfg = dataclasses.replace(config, **_coerce({k: v for k, v in settings.items() if v is not None}))
+        validate(cfg)
+        return cfg
+    return load_config(None if config is None else os.fspath(config), settings)
+
+
+def _unknown(name: str, known: Iterable[str], what: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(known))}"
+    return f"unknown {what} '{name}' ({hint})"
+
+
+# --- the plan -------------------------------------------------------------------------------------------------
+
+
+class Action(str, Enum):
+    """What a run would do with a combo."""
+
+    RUN = "run"
+    SKIP = "skip"  # already complete for this config
+    UNAVAILABLE = "unavailable"  # uses a method that cannot be built here
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ComboPlan:
+    """One combo of a plan: its shard, its estimated cost and what a run would do with it."""
+
+    combo_id: str
+    combo_dir: str
+    methods: tuple[str, ...]
+    k: int
+    shard: int | None  # None: unavailable, on no shard
+    cost: float | None
+    action: Action
+    reason: str = ""  # why it is unavailable
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a dry run shows: the combos on their shards, costs, and what cannot run here."""
+
+    fingerprint: str
+    num_shards: int
+    shards_reason: str  # why the run has as many shards as it has
+    methods: tuple[str, ...]
+    unavailable_methods: dict[str, str]  # method -> why it cannot run here
+    rows_usable: int
+    rows_skipped: dict[str, int]  # reason -> rows
+    combos: tuple[ComboPlan, ...]
+    config: RunConfig  # as prepared: `auto` shards, device and backend decided
+    notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
+
+    @property
+    def to_run(self) -> tuple[ComboPlan, ...]:
+        return tuple(c for c in self.combos if c.action is Action.RUN)
+
+    @property
+    def shard_costs(self) -> tuple[float, ...]:
+        """The estimated cost of each shard's combos (its share of the work)."""
+        costs = [0.0] * self.num_shards
+        for c in self.combos:
+            if c.shard is not None and c.cost is not None:
+                costs[c.shard] += c.cost
+        return tuple(costs)
+
+
+def _run_plan(prep: Prepared, notes: tuple[str, ...] = ()) -> RunPlan:
+    from augshard.prepare import dry_run_document
+
+    doc = dry_run_document(prep)  # the dry run's JSON document: one description of a plan, typed here
+    combos = tuple(
+        ComboPlan(
+            **{key: c[key] for key in ("combo_id", "combo_dir", "k", "shard", "cost")},
+            methods=tuple(c["methods"].split("+")),
+            action=Action(c["action"]),
+            reason=c.get("reason") or "",
+        )
+        for c in doc["combos"]
+    )
+    return RunPlan(
+        fingerprint=doc["plan"],
+        num_shards=doc["num_shards"],
+        shards_reason=doc["shards_reason"],
+        methods=tuple(doc["methods"]),
+        unavailable_methods=dict(doc["unavailable_methods"]),
+        rows_usable=prep.rows_usable,
+        rows_skipped=dict(prep.rows_skipped),
+        combos=combos,
+        config=prep.cfg,
+        notes=notes,
+    )
+
+
+def plan(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunPlan:
+    """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
+    from augshard.prepare import prepare
+
+    cfg = make_config(config, **settings)
+    with _notes() as notes:
+        prep = prepare(cfg, _quiet_console(), dry_run=True)
+    return _run_plan(prep, tuple(notes))
+
+
+def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
+    """`augshard run --dry-run`: the plan printed as a table, TSV or JSON; returns the exit code."""
+    from augshard.prepare import dry_run
+
+    return dry_run(cfg, console, fmt)
+
+
+# --- running --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A snapshot of a run's shards, as their event streams tell it (what `augshard monitor` shows)."""
+
+    shards: tuple[ShardStatus, ...]  # copies: later snapshots never change them
+    elapsed_s: float
+
+    @property
+    def combos_total(self) -> int:
+        return sum(st.combos_total for st in self.shards)
+
+    @property
+    def combos_done(self) -> int:
+        return sum(st.combos_done for st in self.shards)
+
+    @property
+    def combos_failed(self) -> int:
+        return sum(st.combos_failed for st in self.shards)
+
+    @property
+    def rows(self) -> int:
+        return sum(st.rows for st in self.shards)
+
+    @property
+    def finished(self) -> bool:
+        """Every shard done, failed, stopped or dead."""
+        return bool(self.shards) and all(st.state in FINISHED for st in self.shards)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run came to: its exit status, each combo's outcome (the manifest's rows) and where they are."""
+
+    exit_code: int  # 0 every combo ok, 1 some combo failed, 128 + signal: interrupted
+    plan: RunPlan
+    combos: tuple[ComboOutcome, ...]  # this run's plan, one per combo (unavailable ones included)
+    manifest: Path | None  # manifest_final.csv; a shard job's own manifest; None when interrupted
+    output_root: Path
+    wall_s: float
+    notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.exit_code >= 128
+
+    @property
+    def failed(self) -> tuple[ComboOutcome, ...]:
+        """Combos a rerun has left to do (failed or interrupted); their errors in `error`, tracebacks in the logs."""
+        return tuple(o for o in self.combos if o.unfinished)
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.combos if o.ok)
+
+
+ProgressCallback = Callable[[RunProgress], None]
+
+
+def run(
+    config: RunConfig | str | os.PathLike[str] | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
+    progress: bool | str = "auto",
+    **settings: Any,
+) -> RunResult:
+    """Run the plan on shards, write every combo and the merged manifest, as `augshard run`; prints nothing.
+
+    `on_progress` receives a `RunProgress` each time the shards' state changes (polled twice a second, from a helper
+    thread); the last one, with every shard finished, comes before `run` returns. `progress`: "auto" shows
+    the live shard table in a Jupyter notebook only; True shows it anywhere (on stderr); False never.
+    Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
+    """
+    from augshard.prepare import prepare
+
+    display = _display_console(progress)
+    cfg = make_config(config, **settings)
+    t0 = time.time()
+    console = _quiet_console()
+    with _notes() as notes:
+        prep = prepare(cfg, console)
+        watch = _Watch(prep, t0, on_progress, display)
+        with _main_not_reimported(), watch:
+            code = _run_prepared(prep, console, live=False, fmt="table", t0=t0)
+    watch.raise_callback_error()
+    return _result(prep, code, t0, tuple(notes))
+
+
+def run_and_print(cfg: RunConfig, console: Console, live: bool = True, fmt: str = "table") -> RunResult:
+    """`augshard run`: the run with its header, progress and summary printed on `console` (the CLI's output)."""
+    from augshard.prepare import prepare
+
+    t0 = time.time()
+    prep = prepare(cfg, console)
+    code = _run_prepared(prep, console, live=live, fmt=fmt, t0=t0)
+    return _result(prep, code, t0)
+
+
+def _run_prepared(prep: Prepared, console: Console, live: bool, fmt: str, t0: float) -> int:
+    from augshard.supervisor import run_prepared
+
+    return run_prepared(prep, console, live=live, fmt=fmt, t0=t0)
+
+
+def _result(prep: Prepared, code: int, t0: float, notes: tuple[str, ...] = ()) -> RunResult:
+    """The run's outcomes, read back from the manifests it wrote (the record every other tool reads too)."""
+    from augshard.manifest import read_manifest, shard_manifest_name
+
+    cfg, root = prep.cfg, Path(prep.cfg.output_root)
+    interrupted = code >= 128
+    if cfg.shard_index is None and not interrupted:
+        paths = [root / cfg.output_name]
+    else:
+        indexes = [cfg.shard_index] if cfg.shard_index is not None else range(prep.plan.num_shards)
+        paths = [root / shard_manifest_name(i, prep.plan.num_shards) for i in indexes]
+    outcomes: list[ComboOutcome] = []
+    for path in paths:
+        with contextlib.suppress(OSError, OutputError):  # a run stopped before a shard wrote its manifest
+            outcomes += [o for o in read_manifest(path) if o.plan_fingerprint == prep.plan.fingerprint]
+    manifest = None if interrupted or not paths[0].is_file() else paths[0]
+    return RunResult(code, _run_plan(prep, notes), tuple(outcomes), manifest, root, round(time.time() - t0, 1), notes)
+
+
+def _display_console(progress: bool | str) -> Console | None:
+    if progress not in (True, False, "auto"):
+        raise ConfigError(f"progress must be 'auto', True or False, got {progress!r}")
+    from rich.console import Console
+
+    if progress is True:
+        return Console(stderr=True)
+    if progress == "auto" and _in_notebook():
+        return Console()
+    return None
+
+
+def _in_notebook() -> bool:
+    """A Jupyter kernel (IPython's ZMQ shell), as opposed to a terminal IPython or a plain script."""
+    ipython = sys.modules.get("IPython")  # never imported here: a notebook has it loaded already
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Watch:
+    """Follows the shards' event streams while a run goes: snapshots for `on_progress`, the optional live table.
+
+    Streams an earlier run left are ignored until this run's shard starts over them (the supervisor removes them)."""
+
+    def __init__(self, prep: Prepared, t0: float, callback: ProgressCallback | None, display: Console | None) -> None:
+        from augshard.status import EventsWatcher
+
+        cfg, num_shards = prep.cfg, prep.plan.num_shards
+        indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(num_shards))
+        self.watcher = EventsWatcher(cfg.log_dir, num_shards, indexes)
+        self.planned = {i: len(prep.plan.shards[i]) for i in indexes}  # a pending shard's combos, from the plan
+        self.t0, self.callback, self.display = t0, callback, display
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._live: Any = None
+        self._last: Any = None
+
+    def __enter__(self) -> _Watch:
+        if self.callback is None and self.display is None:
+            return self
+        if self.display is not None and _live_works(self.display):
+            from rich.live import Live
+
+            self._live = Live(console=self.display, auto_refresh=False, transient=False)
+            self._live.start()
+        self._thread = threading.Thread(target=self._loop, name="augshard-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        snapshot = self.snapshot()
+        self._report(snapshot)
+        if self._live is not None:
+            self._live.stop()
+        elif self.display is not None:
+            from augshard.monitor import render
+
+            self.display.print(render(snapshot.shards))
+
+    def snapshot(self) -> RunProgress:
+        statuses = [
+            st
+            if st.started is not None and st.started >= self.t0
+            else ShardStatus(st.shard, combos_total=self.planned[st.shard])
+            for st in self.watcher.statuses()
+        ]
+        return RunProgress(tuple(copy.deepcopy(statuses)), round(time.time() - self.t0, 3))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(PROGRESS_POLL_S):
+            self._report(self.snapshot())
+
+    def _report(self, snapshot: RunProgress) -> None:
+        if self._live is not None:
+            from augshard.monitor import render
+
+            self._live.update(render(snapshot.shards), refresh=True)
+        key = [(st.state, st.combos_finished, st.current_done, st.rows) for st in snapshot.shards]
+        if self.callback is None or self.error is not None or key == self._last:
+            return
+        self._last = key
+        try:
+            self.callback(snapshot)
+        except Exception as exc:  # noqa: BLE001 - the shards are not stopped for it: raised once the run is over
+            self.error = exc
+
+    def raise_callback_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _live_works(console: Console) -> bool:
+    """Rich's live display needs ipywidgets in a notebook; without it the final table is shown once instead."""
+    if not console.is_jupyter:
+        return True
+    try:
+        import ipywidgets  # noqa: F401 - only whether it is there
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _main_not_reimported() -> Iterator[None]:
+    """Spawned workers (shards, evaluation folds) re-run the caller's main module, as `__mp_main__`, before their
+    work: a script without an `if __name__ == "__main__":` guard would start its run again in every worker. They
+    need nothing from it (their functions and jobs are augshard's), so while they start, multiprocessing sees a
+    bare `__main__` with no file to re-run. A notebook's `__main__` has none anyway."""
+    main = sys.modules.get("__main__")
+    if main is None or (getattr(main, "__spec__", None) is None and not getattr(main, "__file__", None)):
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+@contextlib.contextmanager
+def _notes() -> Iterator[list[str]]:
+    """The `note:` and `warning:` lines the CLI prints on stderr, collected instead (plain text) for a result."""
+    from rich.text import Text
+
+    from augshard import output
+
+    lines: list[str] = []
+    with output._stderr.capture() as captured:  # the one console every notice goes through
+        yield lines
+    lines += [Text.from_ansi(line).plain for line in captured.get().splitlines() if line.strip()]
+
+
+def _quiet_console() -> Console:
+    from rich.console import Console
+
+    return Console(quiet=True)
+
+
+# --- reading a run --------------------------------------------------------------------------------------------
+
+LOAD_AS = ("pandas", "datasets")
+
+
+def load(
+    output_root: str | os.PathLike[str] | RunResult | None = None,
+    as_: str = "pandas",
+    combos: str | Iterable[str] | None = None,
+    output_name: str = "manifest_final.csv",
+) -> Any:
+    """The rows of a finished run's complete combos as one table: a pandas DataFrame, or a `datasets.Dataset`
+    (`as_="datasets"`). Every row carries its combo (`combo_id`, `combo_dir`, `methods`, `k`). `combos`: ids,
+    folder names or methods as shown (a+b); None: every complete combo of the manifest."""
+    if as_ not in LOAD_AS:
+        raise ConfigError(f"as_ must be one of {', '.join(LOAD_AS)}, got {as_!r}")
+    if isinstance(output_root, RunResult):
+        root = output_root.output_root
+    else:
+        root = Path(output_root if output_root is not None else RunConfig.output_root)
+    table = _read_combos(root, output_name, _chosen(combos))
+    if as_ == "pandas":
+        return table.to_pandas()
+    try:
+        import datasets  # optional: only `as_="datasets"` needs it
+    except ImportError:
+        raise ConfigError("as_='datasets' needs the datasets package: pip install datasets") from None
+    return datasets.Dataset(table)
+
+
+def _chosen(value: Any) -> tuple[str, ...]:
+    """Items as the CLI's comma-separated lists take them: "a,b", ["a", "b"], or one value."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, Iterable) else [value]
+    return tuple(str(c).strip() for c in items if str(c).strip())
+
+
+def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
+    import pyarrow as pa  # heavy: loaded when a run is read, not when augshard is imported
+    import pyarrow.parquet as pq
+
+    from augshard.lock import ReadLock
+    from augshard.manifest import read_manifest
+
+    manifest = root / output_name
+    if not manifest.is_file():
+        raise OutputError(f"no finished run in {root}: {manifest} is missing (run augshard.run first)")
+    with ReadLock(root, "load"):  # no run rewrites the combos while they are read
+        complete = [o for o in read_manifest(manifest) if o.ok]
+        if chosen:
+            names = {n: o for o in complete for n in (o.combo_id, o.combo_dir, o.methods)}
+            missing = [c for c in chosen if c not in names]
+            if missing:
+                raise ConfigError(_unknown(missing[0], sorted({o.combo_dir for o in complete}), "complete combo"))
+            complete = list({names[c].combo_id: names[c] for c in chosen}.values())
+        if not complete:
+            raise OutputError(f"{manifest}: no complete combo to load")
+        tables = []
+        for o in complete:
+            t = pq.read_table(root / o.dataset_path)
+            for name, value, kind in (("combo_id", o.combo_id, pa.string()), ("combo_dir", o.combo_dir, pa.string()),
+                                      ("methods", o.methods, pa.string()), ("k", o.k, pa.int32())):  # fmt: skip
+                if name not in t.column_names:
+                    t = t.append_column(name, pa.array([value] * t.num_rows, kind))
+            tables.append(t)
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+# --- tools over a finished run --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportedCombo:
+    """One combo's rows through an export."""
+
+    combo_dir: str
+    methods: str
+    k: int
+    rows: int
+    kept: int
+    exact_duplicates: int
+    near_duplicates: int
+    label_flips: int
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: the training set's folder, its files and rows, and what was dropped."""
+
+    path: Path
+    rows: int
+    files: tuple[str, ...]
+    combos: tuple[ExportedCombo, ...]
+    originals: int  # input rows written (include_originals)
+    dropped: dict[str, int]  # exact_duplicates, near_duplicates, label_flips
+    plan: str
+    facts: dict[str, Any]  # export.json
+
+
+def export(
+    to: str | os.PathLike[str], output_root: str | os.PathLike[str] | None = None, **options: Any
+) -> ExportResult:
+    """One training set of a finished run, as `augshard export --to TO`: deduplicated, with a dataset card and
+    export.json. `options`: the fields of `augshard.export.ExportOptions` (dedupe, combos, k, include_originals)."""
+    from augshard.card import facts
+    from augshard.export import ExportOptions
+    from augshard.export import export as export_run
+
+    fields = {f.name: f for f in dataclasses.fields(ExportOptions)}
+    unknown = [k for k in options if k not in fields or k == "to"]
+    if unknown:
+        raise ConfigError(_unknown(unknown[0], [f for f in fields if f != "to"], "export option"))
+    if output_root is not None:
+        options["output_root"] = output_root
+    for key in ("output_root", "cache_dir", "log_dir"):
+        if key in options:
+            options[key] = Path(options[key])
+    for key in ("combos", "k"):
+        if key in options:
+            options[key] = tuple(int(x) if key == "k" else x for x in _chosen(options[key]))
+    result = export_run(ExportOptions(to=Path(to), **options))
+    doc = facts(result)
+    names = [f.name for f in dataclasses.fields(ExportedCombo)]
+    combos = tuple(ExportedCombo(**{n: c[n] for n in names}) for c in doc["combos"])
+    return ExportResult(
+        Path(to), result.rows, tuple(result.files), combos, result.originals, dict(doc["dropped"]), result.plan, doc
+    )
+
+
+@dataclass(frozen=True)
+class ComboGain:
+    """One combo's effect on the classifier for one feature set and training size (evaluation.json's results)."""
+
+    features: str
+    train_size: float
+    combo_id: str
+    combo_dir: str
+    methods: tuple[str, ...]
+    k: int
+    macro_f1: float
+    gain: float  # mean paired macro-F1 gain over the baseline
+    ci_low: float
+    ci_high: float
+    p_holm: float | None
+    verdict: str
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """`augshard evaluate`'s document (evaluation.json), where it was written, and each combo's gain."""
+
+    path: Path
+    gains: tuple[ComboGain, ...]
+    document: dict[str, Any]
+
+
+def evaluate(
+    label_col: str,
+    output_root: str | os.PathLike[str] | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> EvaluationResult:
+    """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
+    evaluation.json. `options`: the fields of `augshard.evaluate.EvaluateOptions` (folds, features, combos, ...);
+    `on_progress(done, total)` is called as the tasks finish."""
+    from augshard.evaluate import EvaluateOptions
+    from augshard.evaluate import evaluate as evaluate_run
+
+    fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
+    unknown = [k for k in options if k not in fields or k == "label_col"]
+    if unknown:
+        raise ConfigError(_unknown(unknown[0], fields - {"label_col"}, "evaluate option"))
+    if output_root is not None:
+        options["output_root"] = output_root
+    for key in ("output_root", "cache_dir", "export_dir", "out"):
+        if options.get(key) is not None:
+            options[key] = Path(options[key])
+    for key in ("features", "combos"):
+        if key in options:
+            options[key] = _chosen(options[key])
+    if "train_sizes" in options:
+        options["train_sizes"] = tuple(float(x) for x in _chosen(options["train_sizes"]))
+    opts = EvaluateOptions(label_col=label_col, **options)
+    with _main_not_reimported():
+        doc = evaluate_run(opts, on_progress)
+    gains = tuple(
+        ComboGain(
+            **{key: c[key] for key in ("combo_id", "combo_dir", "k", "verdict")},
+            features=r["features"],
+            train_size=r["train_size"],
+            methods=tuple(c["methods"]),
+            macro_f1=c["macro_f1"]["mean"],
+            gain=c["gain"]["mean"],
+            ci_low=c["gain"]["ci_low"],
+            ci_high=c["gain"]["ci_high"],
+            p_holm=c["gain"].get("p_holm"),
+        )
+        for r in doc["results"]
+        for c in r["combos"]
+    )
+    return EvaluationResult(opts.destination, gains, doc)
