@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from augshard.classifiers import FEATURES
+from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
 from augshard.export import normalise
@@ -46,8 +47,8 @@ FIELDS = ("text", "evidence")
 @dataclass(frozen=True)
 class EvaluateOptions:
     label_col: str
-    output_root: Path = Path("data/processed/augsets")
-    output_name: str = "manifest_final.csv"
+    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
+    output_name: str = DEFAULT_OUTPUT_NAME
     group_col: str | None = None
     folds: int = 5
     repeats: int = 1
@@ -60,7 +61,7 @@ class EvaluateOptions:
     num_shards: int | None = None  # worker processes; None: one per CPU core
     allow_incomplete: bool = False
     drop_rare_classes: bool = False
-    cache_dir: Path = Path("data/cache")
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
     out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
 

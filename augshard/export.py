@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.errors import ConfigError, OutputError
 from augshard.lock import ReadLock, TargetLock
 from augshard.manifest import find_shard_manifests, read_manifest
@@ -53,8 +54,8 @@ class ExportInterrupted(BaseException):
 @dataclass(frozen=True)
 class ExportOptions:
     to: Path
-    output_root: Path = Path("data/processed/augsets")
-    output_name: str = "manifest_final.csv"
+    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
+    output_name: str = DEFAULT_OUTPUT_NAME
     dedupe: str = "exact"
     near_threshold: float = 0.9
     drop_label_flips: bool = False
@@ -65,8 +66,8 @@ class ExportOptions:
     allow_incomplete: bool = False
     force: bool = False
     plan: str = ""  # export this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
-    cache_dir: Path = Path("data/cache")  # folders of the run that --to may not touch
-    log_dir: Path = Path("logs/augment")
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)  # folders of the run that --to may not touch
+    log_dir: Path = Path(DEFAULT_LOG_DIR)
     chosen_by: str = ""  # how the combos were chosen, when not by the user (`--best`, `--min-gain`): for the card
 
     def check(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from augshard.charts import chart_rows, chart_shards, chart_similarity
+from augshard.config import DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.events import ComboDone, ComboStart, ShardDone, events_path, read_events
 from augshard.manifest import read_manifest
@@ -363,8 +364,8 @@ def _fingerprints(combos: list[ComboReport]) -> dict[str, str | None]:
 def write_report(
     output_root: str | Path,
     out: str | Path = "report.html",
-    output_name: str = "manifest_final.csv",
-    log_dir: str | Path = "logs/augment",
+    output_name: str = DEFAULT_OUTPUT_NAME,
+    log_dir: str | Path = DEFAULT_LOG_DIR,
     examples: int = 3,
 ) -> Path:
     import matplotlib

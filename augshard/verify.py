@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard.config import DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome
@@ -56,7 +57,7 @@ class Verification:
         return [head, *stale, f"{len(self.problems)} problem(s)"]
 
 
-def verify(output_root: str | Path, output_name: str = "manifest_final.csv") -> Verification:
+def verify(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME) -> Verification:
     """Every ok combo's dataset exists, opens, has its recorded rows, and agrees with its meta.json; nothing else
     (orphan combo folders, temporary files) lies in the output root."""
     root = Path(output_root)
