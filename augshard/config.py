@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from augshard.errors import ConfigError
+from augshard.fingerprint import sha
 
 PACKAGE_CONF = Path(__file__).resolve().parent / "conf"
 DEFAULT_CONFIG = "conf/augshard.yaml"
@@ -140,12 +139,7 @@ class RunConfig:
         if self.keep_vectors:  # a combo folder then holds vectors.parquet too: one made without it is not complete
             payload["keep_vectors"] = True
         payload["algorithm"] = ALGORITHM_VERSION
-        return _sha(payload)
-
-
-def _sha(payload: Any) -> str:
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha(payload, compact=True)
 
 
 def resolve_conf_path(path: str | None, default: str) -> Path:

@@ -27,6 +27,7 @@ from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
 from augshard.export import normalise
 from augshard.findings import EVALUATION, build_document, write_document
+from augshard.fingerprint import sha
 from augshard.lock import ReadLock
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome, Status
@@ -195,7 +196,7 @@ def load_export(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
         raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable)") \
             from None  # fmt: skip
     col = _column(options.field, src["text_col"], src.get("evidence_col"))
-    fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+    fingerprint = sha(facts)
     methods = tuple(sorted(facts.get("methods", {})))
     candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
     plans = facts.get("plan_fingerprints") or []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augshard.errors import MethodError
+from augshard.fingerprint import sha
 from augshard.methods.base import Augmenter, library_version, method_version, seed_everything
 from augshard.methods.catalogue import (
     Catalogue,
@@ -187,8 +187,7 @@ def _check_context() -> list:
 
 
 def _check_key(spec: MethodSpec, context: list) -> str:
-    blob = json.dumps([spec.canonical(), method_version(spec), *context], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return sha([spec.canonical(), method_version(spec), *context], length=24)
 
 
 def method_check_record() -> Path:
