@@ -28,7 +28,7 @@ from augshard.lock import ReadLock, TargetLock
 from augshard.manifest import find_shard_manifests, read_manifest
 from augshard.outcome import ComboOutcome, Status
 from augshard.procs import pid_alive
-from augshard.store import META, ComboMeta, read_meta
+from augshard.store import META, ComboMeta, move_folder_into_place, read_meta
 
 DEDUPE_MODES = ("none", "exact", "near")
 NEAR_PERMUTATIONS = 128
@@ -382,18 +382,8 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     """An empty folder is replaced; an earlier export is moved aside, the new one renamed in, the old removed."""
     if target.is_dir() and not any(target.iterdir()):
         target.rmdir()
-    if target.exists():
-        old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}~{socket.gethostname()}")
-        target.rename(old)
-        try:
-            staging.rename(target)
-        except BaseException:
-            old.rename(target)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(target)
+    old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}~{socket.gethostname()}")
+    move_folder_into_place(staging, target, old)
 
 
 def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:

@@ -105,6 +105,22 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
             fh.write(data)
 
 
+def move_folder_into_place(staging: Path, target: Path, aside: Path) -> None:
+    """`staging` (complete, on the same file system) becomes `target` by one rename; an earlier `target` is first
+    renamed to `aside`, put back if the rename fails, and removed once the new one is in place."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    target.rename(aside)
+    try:
+        staging.rename(target)
+    except BaseException:
+        aside.rename(target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
     """`<pid>~<token>~<host>~<combo dir>`: '~' appears in neither hostnames nor combo folders, so the owner
     parses back even from a dotted hostname or a `.old` folder left behind."""
@@ -414,14 +430,8 @@ class ComboWriter:
         for path in (*files, meta_path, self.tmp):
             _fsync(path)
         final = self.root / self.combo.dir_name
-        if final.exists():
-            # An out-of-date or forced combo: move the old folder out of the way first, then swap in the new one.
-            trash = self.tmp.with_name(self.tmp.name + ".old")
-            final.rename(trash)
-            self.tmp.rename(final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            self.tmp.rename(final)
+        # An out-of-date or forced combo: its old folder waits beside the temporary one while the new one moves in.
+        move_folder_into_place(self.tmp, final, self.tmp.with_name(self.tmp.name + ".old"))
         _fsync(self.root)
         return final
 
