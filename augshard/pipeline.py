@@ -43,7 +43,7 @@ class ComboStats:
     duplicates: int = 0  # another variant of the same row (ignoring case and surrounding space)
     below_min_sim: int = 0
     above_max_sim: int = 0
-    candidate_errors: int = 0  # a method raised on the candidate's text
+    call_errors: int = 0  # a method raised on the candidate's text
     step_rejected: int = 0  # `--quality-scope each-step`: a step that made no change, or one out of the range
     rows_short: int = 0  # input rows that got fewer variants than asked for
     first_error: str = ""
@@ -59,7 +59,7 @@ class ComboStats:
         return self.below_min_sim + self.above_max_sim
 
     @property
-    def rows_rejected(self) -> int:
+    def candidates_rejected(self) -> int:
         """Candidates rejected: unchanged, duplicate, empty, out of the similarity range, or at a step."""
         return self.rejected_unchanged + self.rejected_similarity + self.step_rejected
 
@@ -72,7 +72,7 @@ class ComboStats:
             "above": (self.above_max_sim, f"{self.above_max_sim:,} above max_sim {max_sim:g}"),
             "below": (self.below_min_sim, f"{self.below_min_sim:,} below min_sim {min_sim:g}"),
             "same": (self.rejected_unchanged, f"{self.unchanged:,} unchanged, {self.duplicates:,} duplicates"),
-            "errors": (self.candidate_errors, f"{self.candidate_errors:,} call errors"),
+            "errors": (self.call_errors, f"{self.call_errors:,} call errors"),
             "step": (self.step_rejected, f"{self.step_rejected:,} stopped at an intermediate step"),
         }
         counts = "; ".join(text for n, text in reasons.values() if n)
@@ -153,7 +153,7 @@ def run_combo(
             vector_sink(*_vector_rows(states))
         if on_progress is not None:
             on_progress(start + len(chunk), len(rows))
-    if stats.candidates and stats.candidate_errors == stats.candidates:
+    if stats.candidates and stats.call_errors == stats.candidates:
         raise RuntimeError(f"every call failed in combo {combo.name}; first error: {stats.first_error}")
     return stats
 
@@ -332,7 +332,7 @@ def _call_group(
             texts[i] = found[keys[i]]
     for i, result in zip(misses, results, strict=True):
         if isinstance(result, Exception):
-            stats.candidate_errors += 1
+            stats.call_errors += 1
             if not stats.first_error:
                 stats.first_error = f"{method_id}: {type(result).__name__}: {result}"
             texts[i] = None

@@ -34,7 +34,7 @@ def _low_yield(prep: Prepared, results: dict[int, ShardResult]) -> list[dict[str
             meta = read_meta(Path(prep.cfg.output_root) / o.combo_dir / META)
         except (OSError, ValueError):
             continue
-        if meta.variants is not None and meta.variants.explanation:
+        if meta.variants.explanation:
             out.append({"combo_dir": o.combo_dir, "rows": o.rows, "asked": asked, "why": meta.variants.explanation})
     return out
 

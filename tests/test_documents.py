@@ -3,11 +3,17 @@ complete), the run document, export facts and the label check as typed records t
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+from pathlib import Path
+
+import pytest
+from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
 from augshard.config import RunConfig
 from augshard.fingerprint import sha
+from augshard.store import LEGACY_COUNTS, ComboMeta, read_meta
 
 PAYLOAD = ["a", {"b": 1.5, "a": [1, "é"]}, None]
 
@@ -23,3 +29,64 @@ def test_one_hasher_keeps_every_persisted_fingerprint() -> None:
     # The method check record's key: the plain encoding, 24 digits.
     plain = json.dumps(PAYLOAD, sort_keys=True).encode()
     assert sha(PAYLOAD, length=24) == hashlib.sha256(plain).hexdigest()[:24]
+
+
+# --- meta.json's counters -------------------------------------------------------------------------------------
+
+OLD_META = Path(__file__).parent / "fixtures" / "meta_before_counters_renamed.json"
+
+
+def test_an_old_meta_json_reads_with_its_counts_under_their_new_names() -> None:
+    old = json.loads(OLD_META.read_text(encoding="utf-8"))  # a real one, from a sample run before the rename
+    meta = read_meta(OLD_META)
+    assert meta.candidates_rejected == old["rows_rejected"] == 476
+    assert meta.variants.call_errors == old["candidate_errors"]
+    assert (meta.candidates, meta.variants.rows_short) == (old["candidates"], old["rows_short"])
+    written = meta.to_dict()
+    assert not set(LEGACY_COUNTS) & set(written) and not meta.extra
+    assert written["variants"] == old["variants"]
+    # Every other key reads back as it was written.
+    assert {k: v for k, v in written.items() if k != "label_check"} == {
+        k: v for k, v in old.items() if k not in LEGACY_COUNTS
+    }
+
+
+def test_a_meta_json_from_before_variants_existed_still_reads() -> None:
+    old = json.loads(OLD_META.read_text(encoding="utf-8"))
+    del old["variants"]
+    meta = ComboMeta.from_dict(old)
+    assert (meta.candidates, meta.candidates_rejected, meta.variants.kept) == (780, 476, 304)
+    assert meta.variants.asked == old["rows_input"] * old["variants_per_sample"]
+
+
+@pytest.mark.slow
+def test_a_combo_whose_meta_json_has_the_old_counters_is_complete_not_recomputed(tmp_path: Path) -> None:
+    args = ("run", "--input", str(write_csv(tmp_path / "in.csv", sample_rows(12))), *CHEAP_RUN_ARGS, "--no-live")
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    (folder,) = (tmp_path / "data/processed/augsets").glob("combo_*")
+    meta_path = folder / "meta.json"
+    new = json.loads(meta_path.read_text(encoding="utf-8"))
+    assert not set(LEGACY_COUNTS) & set(new)
+    y = new["variants"]  # written as the earlier version did: each count again at the top level
+    rejected = y["unchanged"] + y["duplicates"] + y["below_min_sim"] + y["above_max_sim"] + y["step_rejected"]
+    old = {**new, "rows_rejected": rejected, "rejected_similarity": y["below_min_sim"] + y["above_max_sim"],
+           "rejected_unchanged": y["unchanged"] + y["duplicates"], "rows_short": y["rows_short"],
+           "candidates": y["candidates"], "candidate_errors": y["call_errors"]}  # fmt: skip
+    meta_path.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    data = (folder / "dataset.parquet").read_bytes()
+    stamp = (folder / "dataset.parquet").stat().st_mtime_ns
+
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "0 to run, 1 complete" in again.stdout
+    assert (folder / "dataset.parquet").stat().st_mtime_ns == stamp and (
+        folder / "dataset.parquet"
+    ).read_bytes() == data
+    (row,) = read_rows(tmp_path / "data/processed/augsets" / "manifest_final.csv")
+    assert row["resumed"] == "True" and int(row["rows_rejected"]) == rejected
+    assert json.loads(meta_path.read_text(encoding="utf-8")) == old  # read, not rewritten
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
