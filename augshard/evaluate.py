@@ -25,7 +25,7 @@ from augshard.classifiers import FEATURES
 from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
-from augshard.export import normalise
+from augshard.export import FACTS, ExportFacts, normalise
 from augshard.findings import EVALUATION, build_document, write_document
 from augshard.fingerprint import sha
 from augshard.lock import ReadLock
@@ -187,17 +187,18 @@ def load_run(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
 def load_export(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
     folder = options.export_dir
     assert folder is not None
-    facts_path = folder / "export.json"
+    facts_path = folder / FACTS
     try:
-        facts = json.loads(facts_path.read_text(encoding="utf-8"))
-        src = facts["source"]
-        files = tuple(str(folder / f) for f in facts["files"])
+        raw = json.loads(facts_path.read_text(encoding="utf-8"))
+        facts = ExportFacts.from_json(raw)
+        src = facts.source
+        files = tuple(str(folder / f) for f in facts.files)
     except (OSError, ValueError, KeyError, TypeError):
         raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable)") \
             from None  # fmt: skip
     col = _column(options.field, src["text_col"], src.get("evidence_col"))
-    fingerprint = sha(facts)
-    methods = tuple(sorted(facts.get("methods", {})))
+    fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
+    methods = tuple(sorted(facts.methods or {}))
     candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
     plans = facts.get("plan_fingerprints") or []
     source = Source("export", str(folder), src["path"], src["sha256"], src["text_col"], src.get("evidence_col"),
@@ -388,8 +389,7 @@ def _run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> dict[
 
 
 def _export_quality(folder: Path) -> dict[str, Any]:
-    facts = json.loads((folder / "export.json").read_text(encoding="utf-8"))
-    return dict(facts.get("quality") or {})
+    return dict(ExportFacts.read(folder).quality or {})
 
 
 def _with_usable_vectors(candidate: Candidate, identity: str, field_name: str, source: Source) -> Candidate:

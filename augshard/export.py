@@ -292,15 +292,64 @@ def check_target(options: ExportOptions, inputs: tuple[str, ...] = ()) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ExportFacts:
+    """export.json (and `export --format json`): what went in, what was dropped and why, what came out. Field order
+    is the printed document's key order; the file sorts its keys."""
+
+    made_by: str
+    plan: str
+    combo_plans: list[str]
+    rows: int
+    files: list[str]  # relative to the export folder
+    features: dict[str, Any]
+    source: dict[str, Any]  # meta.json's `source` of the combos
+    seed: int
+    variants_per_sample: int
+    quality: dict[str, Any]
+    config_fingerprint: str
+    methods: dict[str, Any]
+    method_classes: dict[str, Any]
+    export: dict[str, Any]
+    originals: int
+    combos: list[dict[str, Any]]  # a row per combo: its ExportCounts and `kept`
+    dropped: dict[str, int]
+    label_check: dict[str, Any] | None
+    labels_before: dict[str, int]
+    labels_after: dict[str, int]
+    left_out: list[dict[str, Any]]
+    not_run: list[dict[str, Any]]
+    input: dict[str, Any]
+    class_label: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ExportFacts:
+        """The facts of a parsed export.json; ValueError when it is not one. A key an earlier export.json lacks
+        reads as None, but for the three every one of them has."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        missing = [n for n in ("made_by", "files", "source") if n not in doc]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        return cls(**{f.name: doc.get(f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def read(cls, folder: Path) -> ExportFacts:
+        """The export.json of `folder`; OSError or ValueError when there is none or it is not one."""
+        return cls.from_json(json.loads((Path(folder) / FACTS).read_text(encoding="utf-8")))
+
+
 def is_export(folder: Path) -> bool:
     """A folder an earlier export made: a real folder whose export.json says so."""
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
-        doc = json.loads((folder / FACTS).read_text(encoding="utf-8"))
+        return ExportFacts.read(folder).made_by == MADE_BY
     except (OSError, ValueError):
         return False
-    return isinstance(doc, dict) and doc.get("made_by") == MADE_BY
 
 
 def export(options: ExportOptions) -> Export:

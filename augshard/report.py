@@ -336,13 +336,11 @@ def _low_yields(combos: list[ComboReport]) -> list[str]:
 def _label_section(combos: list[ComboReport]) -> list[str]:
     """The label check (--label-col): how far its classifier can be trusted, and each combo's label-flip share."""
     from augshard.charts import chart_label_flips
-    from augshard.labels import LabelCheck
 
     checked = [c for c in _ok(combos) if c.meta and c.meta.label_check]
     if not checked:
         return []
     lc = checked[0].meta.label_check
-    check = LabelCheck(lc.label_col, lc.classes, lc.originals, lc.cv_accuracy, lc.majority_rate, lc.weak)
     parts = [
         "<h2 id='labels'>Label check</h2>",
         f"<p>A logistic regression on the originals' sentence embeddings predicts <code>{html.escape(lc.label_col)}"
@@ -351,8 +349,8 @@ def _label_section(combos: list[ComboReport]) -> list[str]:
         "predicted another class than its original: a hint that the augmentation changed what the text says, "
         "not proof; the check annotates, and <code>augshard export --drop-label-flips</code> decides.</p>",
     ]
-    if check.warning:
-        parts.append(f"<p class='failed'>{html.escape(check.warning)}</p>")
+    if lc.warning:
+        parts.append(f"<p class='failed'>{html.escape(lc.warning)}</p>")
     parts.append(f"<img alt='label flips per combo' src='data:image/png;base64,{chart_label_flips(checked)}'>")
     return parts
 

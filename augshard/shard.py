@@ -367,9 +367,7 @@ def _combo_meta(
 def _label_meta(ctx: ShardContext, stats: ComboStats) -> LabelMeta | None:
     if ctx.labeler is None:
         return None
-    c = ctx.labeler.check
-    return LabelMeta(c.label_col, c.classes, c.originals, c.cv_accuracy, c.majority_rate, c.weak, stats.labelled,
-                     stats.label_flips)  # fmt: skip
+    return LabelMeta.of(ctx.labeler.check, stats.labelled, stats.label_flips)
 
 
 def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMeta:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from augshard.combos import Combo
+from augshard.labels import LabelCheck
 from augshard.procs import pid_alive
 
 TMP_DIR = ".augshard-tmp"
@@ -171,18 +172,17 @@ class QualityMeta:
 
 
 @dataclass(frozen=True)
-class LabelMeta:
-    """The label-preservation check of a combo: how far its classifier can be trusted, and how many of the combo's
-    variants it predicts a different label for than for their original."""
+class LabelMeta(LabelCheck):
+    """The label-preservation check of a combo: the run's check (how far its classifier can be trusted: the same
+    fields, one type) and how many of the combo's variants it predicts a different label for than for their
+    original."""
 
-    label_col: str
-    classes: list[str]
-    originals: int
-    cv_accuracy: float | None
-    majority_rate: float
-    weak: bool
     labelled: int
     flips: int
+
+    @classmethod
+    def of(cls, check: LabelCheck, labelled: int, flips: int) -> LabelMeta:
+        return cls(**dataclasses.asdict(check), labelled=labelled, flips=flips)
 
     @property
     def flip_share(self) -> float | None:

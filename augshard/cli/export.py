@@ -95,15 +95,15 @@ def export(
         return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
     doc = facts(result)
     if fmt == "json":
-        write_json(doc)
+        write_json(doc.to_json())
         return 0
     out = console
     if fmt == "tsv":  # a row per combo on stdout; the summary lines go to stderr
-        print_rows(console, EXPORT_TSV, [[c[col] for col in EXPORT_TSV] for c in doc["combos"]], "tsv")
+        print_rows(console, EXPORT_TSV, [[c[col] for col in EXPORT_TSV] for c in doc.combos], "tsv")
         out = err_console
-    dropped = doc["dropped"]
+    dropped = doc.dropped
     out.print(
-        f"exported {doc['rows']:,} rows ({len(doc['files'])} file(s), {len(doc['combos'])} combos"
+        f"exported {doc.rows:,} rows ({len(doc.files)} file(s), {len(doc.combos)} combos"
         f"{f', {result.originals:,} originals' if result.originals else ''}) to {to}",
         markup=False,
     )
