@@ -4,6 +4,7 @@ complete), the run document, export facts and the label check as typed records t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -12,8 +13,12 @@ import pytest
 from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
 from augshard.config import RunConfig
+from augshard.export import FACTS, MADE_BY, ExportFacts, is_export
 from augshard.fingerprint import sha
-from augshard.store import LEGACY_COUNTS, ComboMeta, read_meta
+from augshard.labels import LabelCheck
+from augshard.manifest import Summary
+from augshard.store import LEGACY_COUNTS, ComboMeta, LabelMeta, read_meta
+from augshard.summary import SUMMARY_KEYS, Crash, Failure, LabelSummary, LowYield, RunDocument, Unavailable
 
 PAYLOAD = ["a", {"b": 1.5, "a": [1, "é"]}, None]
 
@@ -90,3 +95,54 @@ def test_a_combo_whose_meta_json_has_the_old_counters_is_complete_not_recomputed
 def read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+# --- the run document, export facts, the label check ---------------------------------------------------------
+
+
+def test_the_run_document_reads_back_what_it_wrote_with_its_keys_in_order() -> None:
+    doc = RunDocument(
+        plan="6b2e80618eae7182", num_shards=2, shards_reason="auto: 2 CPU cores",
+        shards=[dict.fromkeys(SUMMARY_KEYS, 0)], failed=[Failure("combo_1_x", "abc", "ValueError: no", "s.log:5")],
+        crashed=[Crash(1, "killed", "s1.log")], low_yield=[LowYield("combo_1_x", 3, 10, "kept 3 of 10")],
+        label_check=LabelSummary("label", ["neg", "pos"], 20, 0.9, 0.5, False, "", 0.1, 0.25),
+        unavailable_methods=[Unavailable("m", "no model", "pip", 3)], exit_code=1,
+        summary=Summary(combos=1, ok=0, failed=1, per_k={"1": 0}), manifest="out/manifest_final.csv", wall_s=1.5,
+    )  # fmt: skip
+    written = json.loads(json.dumps(doc.to_json()))
+    keys = ["plan", "num_shards", "shards_reason", "shards", "failed", "crashed", "low_yield", "label_check",
+            "unavailable_methods", "exit_code", "summary", "manifest", "wall_s"]  # fmt: skip
+    assert list(written) == keys
+    assert written["failed"] == [{"combo_dir": "combo_1_x", "combo_id": "abc", "error": "ValueError: no",
+                                  "log": "s.log:5"}]  # fmt: skip
+    assert list(written["label_check"]) == ["label_col", "classes", "originals", "cv_accuracy", "majority_rate",
+                                            "weak", "warning", "flip_share_min", "flip_share_max"]  # fmt: skip
+    assert RunDocument.from_json(written) == doc
+    one_shard = dataclasses.replace(doc, summary=None, manifest=None, rows=7, label_check=None)
+    written = one_shard.to_json()
+    assert written["rows"] == 7 and written["label_check"] is None and "summary" not in written
+    assert RunDocument.from_json(json.loads(json.dumps(written))) == one_shard
+
+
+def test_label_meta_is_the_label_check_with_its_flips() -> None:
+    check = LabelCheck("label", ["neg", "pos"], 40, 0.52, 0.5, True)
+    meta = LabelMeta.of(check, labelled=10, flips=3)
+    assert meta.warning == check.warning and "weak" in meta.warning
+    assert {f.name: getattr(meta, f.name) for f in dataclasses.fields(LabelCheck)} == dataclasses.asdict(check)
+    old = json.loads(OLD_META.read_text(encoding="utf-8"))
+    old["label_check"] = {**dataclasses.asdict(meta), "flip_share": 0.3}
+    assert ComboMeta.from_dict(old).label_check == meta
+    assert ComboMeta.from_dict(old).to_dict()["label_check"] == old["label_check"]
+
+
+def test_export_facts_read_back_and_an_older_export_json_is_still_an_export(tmp_path: Path) -> None:
+    names = [f.name for f in dataclasses.fields(ExportFacts)]
+    doc = {name: i for i, name in enumerate(names)} | {"made_by": MADE_BY, "files": ["data/x.parquet"], "source": {}}
+    (tmp_path / FACTS).write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
+    facts = ExportFacts.read(tmp_path)
+    assert facts.to_json() == doc and list(facts.to_json()) == names
+    del doc["class_label"], doc["not_run"]  # keys an earlier version did not write
+    (tmp_path / FACTS).write_text(json.dumps(doc), encoding="utf-8")
+    assert is_export(tmp_path) and ExportFacts.read(tmp_path).class_label is None
+    (tmp_path / FACTS).write_text(json.dumps({"made_by": MADE_BY}), encoding="utf-8")
+    assert not is_export(tmp_path)
