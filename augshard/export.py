@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard import columns as col
 from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.errors import ConfigError, OutputError
 from augshard.lock import ReadLock, TargetLock
@@ -442,7 +443,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
 
     options = result.options
     first = pq.read_schema(options.output_root / combos[0].dataset_path)
-    schema = first.insert(first.get_field_index("combo_id") + 1, pa.field("k", pa.int32()))
+    schema = first.insert(first.get_field_index(col.COMBO_ID) + 1, pa.field(col.K, pa.int32()))
     result.features = [(f.name, str(f.type)) for f in schema]
     dedupe = Dedupe(options.dedupe, options.near_threshold)
     label_col = next((m.label_check.label_col for m in result.metas if m.label_check), None)
@@ -475,7 +476,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
 
 def _keep(batch: Any, dedupe: Dedupe, count: ComboCount, options: ExportOptions, cols: tuple[str, str]) -> list[bool]:
     texts, spans = batch.column(cols[0]).to_pylist(), batch.column(cols[1]).to_pylist()
-    agrees = batch.column("label_agrees").to_pylist() if "label_agrees" in batch.schema.names else None
+    agrees = batch.column(col.LABEL_AGREES).to_pylist() if col.LABEL_AGREES in batch.schema.names else None
     keep = []
     for i, text in enumerate(texts):
         count.rows += 1
@@ -514,10 +515,11 @@ def _originals(dataset: Any, meta: ComboMeta, schema: Any) -> Iterator[Any]:
         records = dataset.table.take([r.index for r in rows]).to_pylist()
         for record, row in zip(records, rows, strict=True):
             if src.evidence_col:
-                record.update(evidence_original=row.evidence, evidence_match=row.match)
+                record[col.EVIDENCE_ORIGINAL], record[col.EVIDENCE_MATCH] = row.evidence, row.match
             else:
-                record["text_original"] = row.text
-            record.update(row_key=row.key, variant=0, similarity=None, combo_id=None, methods=None, k=0)
+                record[col.TEXT_ORIGINAL] = row.text
+            record |= {col.ROW_KEY: row.key, col.VARIANT: 0, col.SIMILARITY: None, col.COMBO_ID: None,
+                       col.METHODS: None, col.K: 0}  # fmt: skip
         yield pa.Table.from_pylist(records, schema=schema)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from augshard import columns as col
 from augshard.cache import Cache, cache_key
 from augshard.combos import Combo
 from augshard.config import RunConfig
@@ -106,15 +107,16 @@ def output_schema(input_schema: Any, has_evidence: bool, labels: bool = False) -
     import pyarrow as pa
 
     extra = [
-        pa.field("row_key", pa.string()),
-        pa.field("variant", pa.int32()),
-        pa.field("evidence_original" if has_evidence else "text_original", pa.string()),
+        pa.field(col.ROW_KEY, pa.string()),
+        pa.field(col.VARIANT, pa.int32()),
+        pa.field(col.original_column(has_evidence), pa.string()),
     ]
     if has_evidence:
-        extra.append(pa.field("evidence_match", pa.string()))
-    extra += [pa.field("similarity", pa.float64()), pa.field("combo_id", pa.string()), pa.field("methods", pa.string())]
+        extra.append(pa.field(col.EVIDENCE_MATCH, pa.string()))
+    extra += [pa.field(col.SIMILARITY, pa.float64()), pa.field(col.COMBO_ID, pa.string()),
+              pa.field(col.METHODS, pa.string())]  # fmt: skip
     if labels:
-        extra += [pa.field("label_pred", pa.string()), pa.field("label_agrees", pa.bool_())]
+        extra += [pa.field(col.LABEL_PRED, pa.string()), pa.field(col.LABEL_AGREES, pa.bool_())]
     return pa.schema(list(input_schema) + extra)
 
 
@@ -354,12 +356,13 @@ def _records(
             record[cfg.text_col] = splice(row.text, row.start, row.end, text)
             if cfg.evidence_col:
                 record[cfg.evidence_col] = text
-                record["evidence_original"] = row.evidence
-                record["evidence_match"] = row.match
+                record[col.EVIDENCE_ORIGINAL] = row.evidence
+                record[col.EVIDENCE_MATCH] = row.match
             else:
-                record["text_original"] = row.text
-            record.update(row_key=row.key, variant=variant, similarity=sim, combo_id=combo.combo_id, methods=combo.name)
+                record[col.TEXT_ORIGINAL] = row.text
+            record[col.ROW_KEY], record[col.VARIANT], record[col.SIMILARITY] = row.key, variant, sim
+            record[col.COMBO_ID], record[col.METHODS] = combo.combo_id, combo.name
             if st.labels:
-                record["label_pred"], record["label_agrees"] = st.labels[variant]
+                record[col.LABEL_PRED], record[col.LABEL_AGREES] = st.labels[variant]
             records.append(record)
     return records

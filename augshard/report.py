@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard import columns as col
 from augshard.charts import chart_rows, chart_shards, chart_similarity
 from augshard.config import DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
@@ -91,7 +92,7 @@ def load(output_root: Path, output_name: str, examples: int) -> list[ComboReport
                 c.meta, c.problem = None, f"{type(exc).__name__}: {exc}"[:300]
                 combos.append(c)
                 continue
-            c.similarities = [s for s in table.column("similarity").to_pylist() if s is not None]
+            c.similarities = [s for s in table.column(col.SIMILARITY).to_pylist() if s is not None]
             c.examples = _pick_examples(table, c.meta, examples)
         combos.append(c)
     return combos
@@ -100,17 +101,15 @@ def load(output_root: Path, output_name: str, examples: int) -> list[ComboReport
 def _pick_examples(table: Any, meta: ComboMeta, n: int) -> list[dict[str, Any]]:
     """The first variant of `n` input rows spread over the dataset."""
     source = meta.source
-    if source.evidence_col:
-        original, variant = "evidence_original", source.evidence_col
-    else:
-        original, variant = "text_original", source.text_col
-    cols = [c for c in (original, variant, "similarity", "variant", "row_key") if c in table.column_names]
+    original = col.original_column(bool(source.evidence_col))
+    variant = source.evidence_col or source.text_col
+    cols = [c for c in (original, variant, col.SIMILARITY, col.VARIANT, col.ROW_KEY) if c in table.column_names]
     if n <= 0 or original not in cols or variant not in cols:
         return []
-    rows = [r for r in table.select(cols).to_pylist() if r.get("variant", 0) == 0]
+    rows = [r for r in table.select(cols).to_pylist() if r.get(col.VARIANT, 0) == 0]
     step = max(1, len(rows) // n)
     return [
-        {"original": r[original], "variant": r[variant], "similarity": r.get("similarity"), "key": r.get("row_key")}
+        {"original": r[original], "variant": r[variant], "similarity": r.get(col.SIMILARITY), "key": r.get(col.ROW_KEY)}
         for r in rows[::step][:n]
     ]
 
@@ -303,7 +302,7 @@ def _combo_table(combos: list[ComboReport]) -> str:
     for c in sorted(combos, key=lambda c: (c.k, c.name)):
         status = c.status
         y = c.meta.variants if c.meta else None
-        counts = [str(getattr(y, col)) if y else "-" for col in YIELD_COLUMNS]
+        counts = [str(getattr(y, name)) if y else "-" for name in YIELD_COLUMNS]
         flips = c.outcome.label_flip_share
         cells = [
             f"{c.rows:,}",
