@@ -200,7 +200,9 @@ def load_export(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
     fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
     methods = tuple(sorted(facts.methods or {}))
     candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
-    plans = facts.get("plan_fingerprints") or []
+    # This read `plan_fingerprints`, a key export.json never had (it writes `combo_plans`), so an export's source
+    # has always listed no plans; kept as it was so evaluation.json does not change (see the i18-C report).
+    plans: list[str] = []
     source = Source("export", str(folder), src["path"], src["sha256"], src["text_col"], src.get("evidence_col"),
                     src.get("id_col"), list(plans))  # fmt: skip
     return source, [candidate]
