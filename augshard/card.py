@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from augshard.store import write_atomic
 
 if TYPE_CHECKING:
-    from augshard.export import Export
+    from augshard.export import Export, ExportFacts
 
 # Arrow types as the `datasets` library names them in a card's `dataset_info.features`.
 DTYPES = {
@@ -27,49 +27,49 @@ DTYPES = {
 }
 
 
-def facts(result: Export) -> dict[str, Any]:
+def facts(result: Export) -> ExportFacts:
     """export.json: what went in, what was dropped and why, what came out."""
     first = result.metas[0]
     label = next((m.label_check for m in result.metas if m.label_check), None)
     counts = [dataclasses.asdict(c) | {"kept": c.kept} for c in result.counts]
-    from augshard.export import MADE_BY
+    from augshard.export import MADE_BY, ExportFacts
 
-    return {
-        "made_by": MADE_BY,
-        "plan": result.plan,
-        "combo_plans": sorted({m.plan_fingerprint for m in result.metas}),
-        "rows": result.rows,
-        "files": result.files,
-        "features": dict(result.features),
-        "source": dataclasses.asdict(first.source),
-        "seed": first.seed,
-        "variants_per_sample": first.variants_per_sample,
-        "quality": {k: v for k, v in dataclasses.asdict(first.quality).items() if k != "device"},
-        "config_fingerprint": first.config_fingerprint,
-        "methods": {m: args for meta in result.metas for m, args in meta.method_args.items()},
-        "method_classes": {m: _class_of(spec) for meta in result.metas for m, spec in meta.method_specs.items()},
-        "export": _options(result),
-        "originals": result.originals,
-        "combos": counts,
-        "dropped": {key: sum(c[key] for c in counts) for key in ("exact_duplicates", "near_duplicates", "label_flips")},
-        "label_check": None
+    return ExportFacts(
+        made_by=MADE_BY,
+        plan=result.plan,
+        combo_plans=sorted({m.plan_fingerprint for m in result.metas}),
+        rows=result.rows,
+        files=result.files,
+        features=dict(result.features),
+        source=dataclasses.asdict(first.source),
+        seed=first.seed,
+        variants_per_sample=first.variants_per_sample,
+        quality={k: v for k, v in dataclasses.asdict(first.quality).items() if k != "device"},
+        config_fingerprint=first.config_fingerprint,
+        methods={m: args for meta in result.metas for m, args in meta.method_args.items()},
+        method_classes={m: _class_of(spec) for meta in result.metas for m, spec in meta.method_specs.items()},
+        export=_options(result),
+        originals=result.originals,
+        combos=counts,
+        dropped={key: sum(c[key] for c in counts) for key in ("exact_duplicates", "near_duplicates", "label_flips")},
+        label_check=None
         if label is None
         else {k: getattr(label, k) for k in ("label_col", "classes", "cv_accuracy", "majority_rate", "weak")},
-        "labels_before": dict(sorted(result.labels_before.items(), key=lambda kv: str(kv[0]))),
-        "labels_after": dict(sorted(result.labels_after.items(), key=lambda kv: str(kv[0]))),
-        "left_out": [{"combo_dir": o.combo_dir, "status": o.status.value, "error": o.error} for o in result.skipped],
-        "not_run": [
+        labels_before=dict(sorted(result.labels_before.items(), key=lambda kv: str(kv[0]))),
+        labels_after=dict(sorted(result.labels_after.items(), key=lambda kv: str(kv[0]))),
+        left_out=[{"combo_dir": o.combo_dir, "status": o.status.value, "error": o.error} for o in result.skipped],
+        not_run=[
             {"combo_dir": o.combo_dir, "methods": o.methods, "status": o.status.value, "error": o.error}
             for o in result.unavailable
         ],
-        "input": {
+        input={
             "rows": result.input_rows,
             "usable": result.input_rows - len(result.skipped_rows),
             "skipped": dict(sorted(Counter(reason for _, _, reason in result.skipped_rows).items())),
             "skipped_rows": [{"row": i + 1, "row_key": key, "reason": why} for i, key, why in result.skipped_rows],
         },
-        "class_label": _class_label(result, label),
-    }
+        class_label=_class_label(result, label),
+    )
 
 
 def _class_of(spec: str) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def _options(result: Export) -> dict[str, Any]:
 
 
 def write_card(result: Export, folder: Path) -> None:
-    doc = facts(result)
+    doc = facts(result).to_json()  # the card reads the same facts as export.json holds
     # export.json last: the mark that `--force` trusts sits only in a folder that is otherwise complete.
     write_atomic(folder / "README.md", _front_matter(result, doc) + _body(doc))
     write_atomic(folder / "export.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")

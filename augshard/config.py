@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from augshard.errors import ConfigError
+from augshard.fingerprint import sha
 
 PACKAGE_CONF = Path(__file__).resolve().parent / "conf"
 DEFAULT_CONFIG = "conf/augshard.yaml"
 DEFAULT_METHODS_CONFIG = "conf/augment_methods.yaml"
+# Where a run writes, and where every command that reads a run looks, unless conf/augshard.yaml or a flag says
+# otherwise (`run_paths`).
+DEFAULT_OUTPUT_ROOT = "data/processed/augsets"
+DEFAULT_OUTPUT_NAME = "manifest_final.csv"
+DEFAULT_CACHE_DIR = "data/cache"
+DEFAULT_LOG_DIR = "logs/augment"
 # Written by `augshard methods --bench`, read by `run --calibrate`.
-DEFAULT_COSTS_PATH = "data/cache/method_costs.json"
+DEFAULT_COSTS_PATH = f"{DEFAULT_CACHE_DIR}/method_costs.json"
 
 QUALITY_METRICS = ("embedding", "char_ratio", "none")
 # final: the combo's result against the original; each-step (the original tool's filter): also every step's output
@@ -45,9 +50,9 @@ class RunConfig:
     evidence_col: str | None = None
     id_col: str | None = None
     methods_config: str = DEFAULT_METHODS_CONFIG
-    output_root: str = "data/processed/augsets"
-    cache_dir: str = "data/cache"
-    log_dir: str = "logs/augment"
+    output_root: str = DEFAULT_OUTPUT_ROOT
+    cache_dir: str = DEFAULT_CACHE_DIR
+    log_dir: str = DEFAULT_LOG_DIR
     # None is `auto`: min(CPU cores, combos to run), decided when the run is prepared.
     num_shards: int | None = None
     variants_per_sample: int = 2
@@ -85,7 +90,7 @@ class RunConfig:
     steal: bool = True
     shard_index: int | None = None
     keep_shards: bool = False
-    output_name: str = "manifest_final.csv"
+    output_name: str = DEFAULT_OUTPUT_NAME
     # `csv` also writes dataset.csv beside each dataset.parquet (the original tool's --save-format csv).
     save_format: str = "parquet"
     # Each combo folder also holds vectors.parquet: the embedding filter's vector of every variant it wrote, so a
@@ -134,12 +139,7 @@ class RunConfig:
         if self.keep_vectors:  # a combo folder then holds vectors.parquet too: one made without it is not complete
             payload["keep_vectors"] = True
         payload["algorithm"] = ALGORITHM_VERSION
-        return _sha(payload)
-
-
-def _sha(payload: Any) -> str:
-    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return sha(payload, compact=True)
 
 
 def resolve_conf_path(path: str | None, default: str) -> Path:
@@ -181,13 +181,12 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 _FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "config_path"}
 
 
-def load_config(config: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the YAML config file, then the non-None overrides (CLI flags); then validate."""
+def _file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str, Any]]:
+    """The config file in use (`--config`, else conf/augshard.yaml here, else the shipped one) and its settings."""
     path = resolve_conf_path(config, DEFAULT_CONFIG)
     file_values = _load_yaml(path) if path.is_file() else {}
     values: dict[str, Any] = {}
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    file_values = _flatten_input(file_values, path, cli_input="input" in overrides)
+    file_values = _flatten_input(file_values, path, cli_input=cli_input)
     for key, value in file_values.items():
         key = key.replace("-", "_")
         if key not in _FIELDS:
@@ -198,6 +197,13 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
     for key in ("input", "methods_config"):
         if isinstance(values.get(key), str) and not Path(values[key]).is_absolute():
             values[key] = os.path.normpath(base / values[key])
+    return path, values
+
+
+def load_config(config: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the YAML config file, then the non-None overrides (CLI flags); then validate."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    path, values = _file_settings(config, cli_input="input" in overrides)
     values.update(overrides)
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
@@ -206,6 +212,40 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
     cfg = RunConfig(**values, config_path=str(path))
     validate(cfg)
     return cfg
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run's files are: what `run` writes to and every command that reads a run looks in."""
+
+    output_root: str = DEFAULT_OUTPUT_ROOT
+    output_name: str = DEFAULT_OUTPUT_NAME
+    cache_dir: str = DEFAULT_CACHE_DIR
+    log_dir: str = DEFAULT_LOG_DIR
+
+
+def run_paths(
+    config: str | None = None,
+    *,
+    output_root: str | None = None,
+    output_name: str | None = None,
+    cache_dir: str | None = None,
+    log_dir: str | None = None,
+) -> RunPaths:
+    """The run's paths as `run` resolves them: built-in defaults <- the config file (`--config`, else
+    conf/augshard.yaml here) <- the flags given (None: not given). The file's other settings are checked as `run`
+    checks them (an unknown one is an error) but not used."""
+    path, values = _file_settings(config, cli_input=False)
+    flags = {"output_root": output_root, "output_name": output_name, "cache_dir": cache_dir, "log_dir": log_dir}
+    chosen: dict[str, str] = {}
+    for key, flag in flags.items():
+        value = flag if flag is not None else values.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{path}: '{key}' must be a path, got {value!r}")
+        chosen[key] = os.fspath(value)
+    return RunPaths(**chosen)
 
 
 INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col", "label_col")

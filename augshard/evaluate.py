@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from augshard.classifiers import FEATURES
+from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
-from augshard.export import normalise
+from augshard.export import FACTS, ExportFacts, normalise
 from augshard.findings import EVALUATION, build_document, write_document
+from augshard.fingerprint import sha
 from augshard.lock import ReadLock
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome, Status
@@ -46,8 +48,8 @@ FIELDS = ("text", "evidence")
 @dataclass(frozen=True)
 class EvaluateOptions:
     label_col: str
-    output_root: Path = Path("data/processed/augsets")
-    output_name: str = "manifest_final.csv"
+    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
+    output_name: str = DEFAULT_OUTPUT_NAME
     group_col: str | None = None
     folds: int = 5
     repeats: int = 1
@@ -60,7 +62,7 @@ class EvaluateOptions:
     num_shards: int | None = None  # worker processes; None: one per CPU core
     allow_incomplete: bool = False
     drop_rare_classes: bool = False
-    cache_dir: Path = Path("data/cache")
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
     out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
 
@@ -185,19 +187,22 @@ def load_run(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
 def load_export(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
     folder = options.export_dir
     assert folder is not None
-    facts_path = folder / "export.json"
+    facts_path = folder / FACTS
     try:
-        facts = json.loads(facts_path.read_text(encoding="utf-8"))
-        src = facts["source"]
-        files = tuple(str(folder / f) for f in facts["files"])
+        raw = json.loads(facts_path.read_text(encoding="utf-8"))
+        facts = ExportFacts.from_json(raw)
+        src = facts.source
+        files = tuple(str(folder / f) for f in facts.files)
     except (OSError, ValueError, KeyError, TypeError):
         raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable)") \
             from None  # fmt: skip
     col = _column(options.field, src["text_col"], src.get("evidence_col"))
-    fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
-    methods = tuple(sorted(facts.get("methods", {})))
+    fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
+    methods = tuple(sorted(facts.methods or {}))
     candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
-    plans = facts.get("plan_fingerprints") or []
+    # This read `plan_fingerprints`, a key export.json never had (it writes `combo_plans`), so an export's source
+    # has always listed no plans; kept as it was so evaluation.json does not change (see the i18-C report).
+    plans: list[str] = []
     source = Source("export", str(folder), src["path"], src["sha256"], src["text_col"], src.get("evidence_col"),
                     src.get("id_col"), list(plans))  # fmt: skip
     return source, [candidate]
@@ -386,8 +391,7 @@ def _run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> dict[
 
 
 def _export_quality(folder: Path) -> dict[str, Any]:
-    facts = json.loads((folder / "export.json").read_text(encoding="utf-8"))
-    return dict(facts.get("quality") or {})
+    return dict(ExportFacts.read(folder).quality or {})
 
 
 def _with_usable_vectors(candidate: Candidate, identity: str, field_name: str, source: Source) -> Candidate:

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard import columns as col
+from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.errors import ConfigError, OutputError
 from augshard.lock import ReadLock, TargetLock
 from augshard.manifest import find_shard_manifests, read_manifest
 from augshard.outcome import ComboOutcome, Status
 from augshard.procs import pid_alive
-from augshard.store import META, ComboMeta, read_meta
+from augshard.store import META, ComboMeta, move_folder_into_place, read_meta
 
 DEDUPE_MODES = ("none", "exact", "near")
 NEAR_PERMUTATIONS = 128
@@ -53,8 +55,8 @@ class ExportInterrupted(BaseException):
 @dataclass(frozen=True)
 class ExportOptions:
     to: Path
-    output_root: Path = Path("data/processed/augsets")
-    output_name: str = "manifest_final.csv"
+    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
+    output_name: str = DEFAULT_OUTPUT_NAME
     dedupe: str = "exact"
     near_threshold: float = 0.9
     drop_label_flips: bool = False
@@ -65,8 +67,8 @@ class ExportOptions:
     allow_incomplete: bool = False
     force: bool = False
     plan: str = ""  # export this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
-    cache_dir: Path = Path("data/cache")  # folders of the run that --to may not touch
-    log_dir: Path = Path("logs/augment")
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)  # folders of the run that --to may not touch
+    log_dir: Path = Path(DEFAULT_LOG_DIR)
     chosen_by: str = ""  # how the combos were chosen, when not by the user (`--best`, `--min-gain`): for the card
 
     def check(self) -> None:
@@ -291,15 +293,64 @@ def check_target(options: ExportOptions, inputs: tuple[str, ...] = ()) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ExportFacts:
+    """export.json (and `export --format json`): what went in, what was dropped and why, what came out. Field order
+    is the printed document's key order; the file sorts its keys."""
+
+    made_by: str
+    plan: str
+    combo_plans: list[str]
+    rows: int
+    files: list[str]  # relative to the export folder
+    features: dict[str, Any]
+    source: dict[str, Any]  # meta.json's `source` of the combos
+    seed: int
+    variants_per_sample: int
+    quality: dict[str, Any]
+    config_fingerprint: str
+    methods: dict[str, Any]
+    method_classes: dict[str, Any]
+    export: dict[str, Any]
+    originals: int
+    combos: list[dict[str, Any]]  # a row per combo: its ExportCounts and `kept`
+    dropped: dict[str, int]
+    label_check: dict[str, Any] | None
+    labels_before: dict[str, int]
+    labels_after: dict[str, int]
+    left_out: list[dict[str, Any]]
+    not_run: list[dict[str, Any]]
+    input: dict[str, Any]
+    class_label: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ExportFacts:
+        """The facts of a parsed export.json; ValueError when it is not one. A key an earlier export.json lacks
+        reads as None, but for the three every one of them has."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        missing = [n for n in ("made_by", "files", "source") if n not in doc]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        return cls(**{f.name: doc.get(f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def read(cls, folder: Path) -> ExportFacts:
+        """The export.json of `folder`; OSError or ValueError when there is none or it is not one."""
+        return cls.from_json(json.loads((Path(folder) / FACTS).read_text(encoding="utf-8")))
+
+
 def is_export(folder: Path) -> bool:
     """A folder an earlier export made: a real folder whose export.json says so."""
     if folder.is_symlink() or not folder.is_dir():
         return False
     try:
-        doc = json.loads((folder / FACTS).read_text(encoding="utf-8"))
+        return ExportFacts.read(folder).made_by == MADE_BY
     except (OSError, ValueError):
         return False
-    return isinstance(doc, dict) and doc.get("made_by") == MADE_BY
 
 
 def export(options: ExportOptions) -> Export:
@@ -381,18 +432,8 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     """An empty folder is replaced; an earlier export is moved aside, the new one renamed in, the old removed."""
     if target.is_dir() and not any(target.iterdir()):
         target.rmdir()
-    if target.exists():
-        old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}~{socket.gethostname()}")
-        target.rename(old)
-        try:
-            staging.rename(target)
-        except BaseException:
-            old.rename(target)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(target)
+    old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}~{socket.gethostname()}")
+    move_folder_into_place(staging, target, old)
 
 
 def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
@@ -402,7 +443,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
 
     options = result.options
     first = pq.read_schema(options.output_root / combos[0].dataset_path)
-    schema = first.insert(first.get_field_index("combo_id") + 1, pa.field("k", pa.int32()))
+    schema = first.insert(first.get_field_index(col.COMBO_ID) + 1, pa.field(col.K, pa.int32()))
     result.features = [(f.name, str(f.type)) for f in schema]
     dedupe = Dedupe(options.dedupe, options.near_threshold)
     label_col = next((m.label_check.label_col for m in result.metas if m.label_check), None)
@@ -435,7 +476,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
 
 def _keep(batch: Any, dedupe: Dedupe, count: ComboCount, options: ExportOptions, cols: tuple[str, str]) -> list[bool]:
     texts, spans = batch.column(cols[0]).to_pylist(), batch.column(cols[1]).to_pylist()
-    agrees = batch.column("label_agrees").to_pylist() if "label_agrees" in batch.schema.names else None
+    agrees = batch.column(col.LABEL_AGREES).to_pylist() if col.LABEL_AGREES in batch.schema.names else None
     keep = []
     for i, text in enumerate(texts):
         count.rows += 1
@@ -474,10 +515,11 @@ def _originals(dataset: Any, meta: ComboMeta, schema: Any) -> Iterator[Any]:
         records = dataset.table.take([r.index for r in rows]).to_pylist()
         for record, row in zip(records, rows, strict=True):
             if src.evidence_col:
-                record.update(evidence_original=row.evidence, evidence_match=row.match)
+                record[col.EVIDENCE_ORIGINAL], record[col.EVIDENCE_MATCH] = row.evidence, row.match
             else:
-                record["text_original"] = row.text
-            record.update(row_key=row.key, variant=0, similarity=None, combo_id=None, methods=None, k=0)
+                record[col.TEXT_ORIGINAL] = row.text
+            record |= {col.ROW_KEY: row.key, col.VARIANT: 0, col.SIMILARITY: None, col.COMBO_ID: None,
+                       col.METHODS: None, col.K: 0}  # fmt: skip
         yield pa.Table.from_pylist(records, schema=schema)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard.config import DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.outcome import COLUMNS, ComboOutcome, Status
 from augshard.store import atomic_file
@@ -131,13 +132,13 @@ def find_shard_manifests(output_root: Path) -> dict[int, dict[int, Path]]:
     return found
 
 
-def merged_before(output_root: str | Path, output_name: str = "manifest_final.csv") -> bool:
+def merged_before(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME) -> bool:
     """No shard manifest left, and a merged manifest: an earlier merge (or run) removed them after merging."""
     root = Path(output_root)
     return root.is_dir() and not find_shard_manifests(root) and (root / output_name).is_file()
 
 
-def merge(output_root: str | Path, output_name: str = "manifest_final.csv", keep_shards: bool = False) -> Summary:
+def merge(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME, keep_shards: bool = False) -> Summary:
     """Merge every shard manifest of one plan; refuse mixed plans or shard counts, and missing shards.
 
     Repeatable: once the shard manifests are gone (a merge removes them), merging again summarises the merged

@@ -35,7 +35,7 @@ class ComboOutcome:
     k: int
     rows: int
     rows_skipped: int
-    rows_rejected: int
+    rows_rejected: int  # candidates rejected; the original tool's manifest column name, kept for its readers
     status: Status
     dataset_path: str
     duration_s: float
@@ -55,7 +55,7 @@ class ComboOutcome:
             plan_fp,
             rows=meta.rows,
             rows_skipped=meta.rows_skipped,
-            rows_rejected=meta.rows_rejected,
+            rows_rejected=meta.candidates_rejected,
             duration_s=meta.timing.duration_seconds,
             resumed=resumed,
             label_flip_share=meta.label_check.flip_share if meta.label_check else None,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from augshard import columns as col
 from augshard.cache import Cache, cache_key
 from augshard.combos import Combo
 from augshard.config import RunConfig
@@ -43,7 +44,7 @@ class ComboStats:
     duplicates: int = 0  # another variant of the same row (ignoring case and surrounding space)
     below_min_sim: int = 0
     above_max_sim: int = 0
-    candidate_errors: int = 0  # a method raised on the candidate's text
+    call_errors: int = 0  # a method raised on the candidate's text
     step_rejected: int = 0  # `--quality-scope each-step`: a step that made no change, or one out of the range
     rows_short: int = 0  # input rows that got fewer variants than asked for
     first_error: str = ""
@@ -59,7 +60,7 @@ class ComboStats:
         return self.below_min_sim + self.above_max_sim
 
     @property
-    def rows_rejected(self) -> int:
+    def candidates_rejected(self) -> int:
         """Candidates rejected: unchanged, duplicate, empty, out of the similarity range, or at a step."""
         return self.rejected_unchanged + self.rejected_similarity + self.step_rejected
 
@@ -72,7 +73,7 @@ class ComboStats:
             "above": (self.above_max_sim, f"{self.above_max_sim:,} above max_sim {max_sim:g}"),
             "below": (self.below_min_sim, f"{self.below_min_sim:,} below min_sim {min_sim:g}"),
             "same": (self.rejected_unchanged, f"{self.unchanged:,} unchanged, {self.duplicates:,} duplicates"),
-            "errors": (self.candidate_errors, f"{self.candidate_errors:,} call errors"),
+            "errors": (self.call_errors, f"{self.call_errors:,} call errors"),
             "step": (self.step_rejected, f"{self.step_rejected:,} stopped at an intermediate step"),
         }
         counts = "; ".join(text for n, text in reasons.values() if n)
@@ -106,15 +107,16 @@ def output_schema(input_schema: Any, has_evidence: bool, labels: bool = False) -
     import pyarrow as pa
 
     extra = [
-        pa.field("row_key", pa.string()),
-        pa.field("variant", pa.int32()),
-        pa.field("evidence_original" if has_evidence else "text_original", pa.string()),
+        pa.field(col.ROW_KEY, pa.string()),
+        pa.field(col.VARIANT, pa.int32()),
+        pa.field(col.original_column(has_evidence), pa.string()),
     ]
     if has_evidence:
-        extra.append(pa.field("evidence_match", pa.string()))
-    extra += [pa.field("similarity", pa.float64()), pa.field("combo_id", pa.string()), pa.field("methods", pa.string())]
+        extra.append(pa.field(col.EVIDENCE_MATCH, pa.string()))
+    extra += [pa.field(col.SIMILARITY, pa.float64()), pa.field(col.COMBO_ID, pa.string()),
+              pa.field(col.METHODS, pa.string())]  # fmt: skip
     if labels:
-        extra += [pa.field("label_pred", pa.string()), pa.field("label_agrees", pa.bool_())]
+        extra += [pa.field(col.LABEL_PRED, pa.string()), pa.field(col.LABEL_AGREES, pa.bool_())]
     return pa.schema(list(input_schema) + extra)
 
 
@@ -153,7 +155,7 @@ def run_combo(
             vector_sink(*_vector_rows(states))
         if on_progress is not None:
             on_progress(start + len(chunk), len(rows))
-    if stats.candidates and stats.candidate_errors == stats.candidates:
+    if stats.candidates and stats.call_errors == stats.candidates:
         raise RuntimeError(f"every call failed in combo {combo.name}; first error: {stats.first_error}")
     return stats
 
@@ -332,7 +334,7 @@ def _call_group(
             texts[i] = found[keys[i]]
     for i, result in zip(misses, results, strict=True):
         if isinstance(result, Exception):
-            stats.candidate_errors += 1
+            stats.call_errors += 1
             if not stats.first_error:
                 stats.first_error = f"{method_id}: {type(result).__name__}: {result}"
             texts[i] = None
@@ -354,12 +356,13 @@ def _records(
             record[cfg.text_col] = splice(row.text, row.start, row.end, text)
             if cfg.evidence_col:
                 record[cfg.evidence_col] = text
-                record["evidence_original"] = row.evidence
-                record["evidence_match"] = row.match
+                record[col.EVIDENCE_ORIGINAL] = row.evidence
+                record[col.EVIDENCE_MATCH] = row.match
             else:
-                record["text_original"] = row.text
-            record.update(row_key=row.key, variant=variant, similarity=sim, combo_id=combo.combo_id, methods=combo.name)
+                record[col.TEXT_ORIGINAL] = row.text
+            record[col.ROW_KEY], record[col.VARIANT], record[col.SIMILARITY] = row.key, variant, sim
+            record[col.COMBO_ID], record[col.METHODS] = combo.combo_id, combo.name
             if st.labels:
-                record["label_pred"], record["label_agrees"] = st.labels[variant]
+                record[col.LABEL_PRED], record[col.LABEL_AGREES] = st.labels[variant]
             records.append(record)
     return records

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import json
 from dataclasses import dataclass
 
 from augshard.combos import Combo, enumerate_combos
 from augshard.config import RunConfig
+from augshard.fingerprint import sha
 from augshard.methods.base import library_version
 from augshard.methods.catalogue import MethodSpec
 
@@ -38,10 +37,6 @@ class Plan:
         return sum(pc.cost for pc in self.shards[index])
 
 
-def _sha(payload: object) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def combo_fingerprint(
     cfg_fp: str, input_sha: str, combo: Combo, specs: dict[str, MethodSpec], gpu: bool = False
 ) -> str:
@@ -50,7 +45,7 @@ def combo_fingerprint(
     for entry, m in zip(methods, combo.methods, strict=True):
         if gpu and specs[m].requires_gpu:
             entry.append("cuda")
-    return _sha([cfg_fp, input_sha, methods])
+    return sha([cfg_fp, input_sha, methods])
 
 
 def assign(costs: list[tuple[Combo, float]], num_shards: int) -> list[list[tuple[Combo, float]]]:
@@ -116,7 +111,7 @@ def make_plan(
     return Plan(
         num_shards=cfg.num_shards,
         shards=shards,
-        fingerprint=_sha(identity),
+        fingerprint=sha(identity),
         config_fingerprint=cfg_fp,
         methods=tuple(sorted(s.id for s in specs if s.id not in unavailable)),
         unavailable=tuple(blocked),

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from augshard import columns as col
 from augshard.charts import chart_rows, chart_shards, chart_similarity
+from augshard.config import DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.events import ComboDone, ComboStart, ShardDone, events_path, read_events
 from augshard.manifest import read_manifest
@@ -36,7 +38,7 @@ def load(output_root: Path, output_name: str, examples: int) -> list[ComboReport
                 c.meta, c.problem = None, f"{type(exc).__name__}: {exc}"[:300]
                 combos.append(c)
                 continue
-            c.similarities = [s for s in table.column("similarity").to_pylist() if s is not None]
+            c.similarities = [s for s in table.column(col.SIMILARITY).to_pylist() if s is not None]
             c.examples = _pick_examples(table, c.meta, examples)
         combos.append(c)
     return combos
@@ -45,24 +47,22 @@ def load(output_root: Path, output_name: str, examples: int) -> list[ComboReport
 def _pick_examples(table: Any, meta: ComboMeta, n: int) -> list[dict[str, Any]]:
     """The first variant of `n` input rows spread over the dataset."""
     source = meta.source
-    if source.evidence_col:
-        original, variant = "evidence_original", source.evidence_col
-    else:
-        original, variant = "text_original", source.text_col
-    wanted = (original, variant, "similarity", "variant", "row_key", "label_pred", "label_agrees")
+    original = col.original_column(bool(source.evidence_col))
+    variant = source.evidence_col or source.text_col
+    wanted = (original, variant, col.SIMILARITY, col.VARIANT, col.ROW_KEY, col.LABEL_PRED, col.LABEL_AGREES)
     cols = [c for c in wanted if c in table.column_names]
     if n <= 0 or original not in cols or variant not in cols:
         return []
-    rows = [r for r in table.select(cols).to_pylist() if r.get("variant", 0) == 0]
+    rows = [r for r in table.select(cols).to_pylist() if r.get(col.VARIANT, 0) == 0]
     step = max(1, len(rows) // n)
     return [
         {
             "original": r[original],
             "variant": r[variant],
-            "similarity": r.get("similarity"),
-            "key": r.get("row_key"),
-            "label_pred": r.get("label_pred"),  # with --label-col: the variant's predicted label
-            "label_agrees": r.get("label_agrees"),
+            "similarity": r.get(col.SIMILARITY),
+            "key": r.get(col.ROW_KEY),
+            "label_pred": r.get(col.LABEL_PRED),  # with --label-col: the variant's predicted label
+            "label_agrees": r.get(col.LABEL_AGREES),
         }
         for r in rows[::step][:n]
     ]
@@ -274,7 +274,7 @@ def _combo_table(combos: list[ComboReport]) -> str:
     for c in sorted(combos, key=lambda c: (c.k, c.name)):
         status = c.status
         y = c.meta.variants if c.meta else None
-        counts = [str(getattr(y, col)) if y else "-" for col in YIELD_COLUMNS]
+        counts = [str(getattr(y, name)) if y else "-" for name in YIELD_COLUMNS]
         flips = c.outcome.label_flip_share
         cells = [
             f"{c.rows:,}",
@@ -307,13 +307,11 @@ def _low_yields(combos: list[ComboReport]) -> list[str]:
 def _label_section(combos: list[ComboReport]) -> list[str]:
     """The label check (--label-col): how far its classifier can be trusted, and each combo's label-flip share."""
     from augshard.charts import chart_label_flips
-    from augshard.labels import LabelCheck
 
     checked = [c for c in _ok(combos) if c.meta and c.meta.label_check]
     if not checked:
         return []
     lc = checked[0].meta.label_check
-    check = LabelCheck(lc.label_col, lc.classes, lc.originals, lc.cv_accuracy, lc.majority_rate, lc.weak)
     parts = [
         "<h2 id='labels'>Label check</h2>",
         f"<p>A logistic regression on the originals' sentence embeddings predicts <code>{html.escape(lc.label_col)}"
@@ -322,8 +320,8 @@ def _label_section(combos: list[ComboReport]) -> list[str]:
         "predicted another class than its original: a hint that the augmentation changed what the text says, "
         "not proof; the check annotates, and <code>augshard export --drop-label-flips</code> decides.</p>",
     ]
-    if check.warning:
-        parts.append(f"<p class='failed'>{html.escape(check.warning)}</p>")
+    if lc.warning:
+        parts.append(f"<p class='failed'>{html.escape(lc.warning)}</p>")
     parts.append(f"<img alt='label flips per combo' src='data:image/png;base64,{chart_label_flips(checked)}'>")
     return parts
 
@@ -335,8 +333,8 @@ def _fingerprints(combos: list[ComboReport]) -> dict[str, str | None]:
 def write_report(
     output_root: str | Path,
     out: str | Path = "report.html",
-    output_name: str = "manifest_final.csv",
-    log_dir: str | Path = "logs/augment",
+    output_name: str = DEFAULT_OUTPUT_NAME,
+    log_dir: str | Path = DEFAULT_LOG_DIR,
     examples: int = 3,
 ) -> Path:
     import matplotlib

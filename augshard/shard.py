@@ -130,8 +130,8 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
             "combo %s: %d rows, %d rejected, %d call errors in %.1fs",
             combo.dir_name,
             meta.rows,
-            stats.rows_rejected,
-            stats.candidate_errors,
+            stats.candidates_rejected,
+            stats.call_errors,
             meta.timing.duration_seconds,
         )
         events.emit(_done_event(meta))
@@ -159,7 +159,7 @@ def _done_event(meta: ComboMeta, resumed: bool = False) -> ComboDone:
         combo_id=meta.combo_id,
         methods="+".join(meta.methods),
         rows=meta.rows,
-        rejected=meta.rows_rejected,
+        rejected=meta.candidates_rejected,
         skipped=meta.rows_skipped,
         duration=meta.timing.duration_seconds,
         rows_input=meta.rows_input,
@@ -213,12 +213,7 @@ def _combo_meta(
         rows_input=len(dataset.rows),
         rows_skipped=dataset.rows_skipped,
         rows_skipped_by_reason=dict(dataset.skipped),
-        rows_rejected=stats.rows_rejected,
-        rejected_similarity=stats.rejected_similarity,
-        rejected_unchanged=stats.rejected_unchanged,
-        rows_short=stats.rows_short,
-        candidates=stats.candidates,
-        candidate_errors=stats.candidate_errors,
+        variants=_yield(stats, len(dataset.rows) * cfg.variants_per_sample, rows, cfg),
         first_candidate_error=stats.first_error,
         source=SourceMeta(
             path=str(Path(cfg.input).resolve()),
@@ -237,7 +232,6 @@ def _combo_meta(
         config_fingerprint=cfg.fingerprint(),
         combo_fingerprint=pc.fingerprint,
         shard=job.index,
-        variants=_yield(stats, len(dataset.rows) * cfg.variants_per_sample, rows, cfg),
         label_check=_label_meta(ctx, stats),
         vectors=vectors,
     )
@@ -246,9 +240,7 @@ def _combo_meta(
 def _label_meta(ctx: ShardContext, stats: ComboStats) -> LabelMeta | None:
     if ctx.labeler is None:
         return None
-    c = ctx.labeler.check
-    return LabelMeta(c.label_col, c.classes, c.originals, c.cv_accuracy, c.majority_rate, c.weak, stats.labelled,
-                     stats.label_flips)  # fmt: skip
+    return LabelMeta.of(ctx.labeler.check, stats.labelled, stats.label_flips)
 
 
 def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMeta:
@@ -260,7 +252,7 @@ def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMet
         duplicates=stats.duplicates,
         below_min_sim=stats.below_min_sim,
         above_max_sim=stats.above_max_sim,
-        call_errors=stats.candidate_errors,
+        call_errors=stats.call_errors,
         step_rejected=stats.step_rejected,
         rows_short=stats.rows_short,
         explanation=stats.explain(asked, kept, cfg.quality_min_sim, cfg.quality_max_sim),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from augshard.combos import Combo
+from augshard.labels import LabelCheck
 from augshard.procs import pid_alive
 
 TMP_DIR = ".augshard-tmp"
@@ -105,6 +106,22 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
             fh.write(data)
 
 
+def move_folder_into_place(staging: Path, target: Path, aside: Path) -> None:
+    """`staging` (complete, on the same file system) becomes `target` by one rename; an earlier `target` is first
+    renamed to `aside`, put back if the rename fails, and removed once the new one is in place."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    target.rename(aside)
+    try:
+        staging.rename(target)
+    except BaseException:
+        aside.rename(target)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
     """`<pid>~<token>~<host>~<combo dir>`: '~' appears in neither hostnames nor combo folders, so the owner
     parses back even from a dotted hostname or a `.old` folder left behind."""
@@ -155,18 +172,17 @@ class QualityMeta:
 
 
 @dataclass(frozen=True)
-class LabelMeta:
-    """The label-preservation check of a combo: how far its classifier can be trusted, and how many of the combo's
-    variants it predicts a different label for than for their original."""
+class LabelMeta(LabelCheck):
+    """The label-preservation check of a combo: the run's check (how far its classifier can be trusted: the same
+    fields, one type) and how many of the combo's variants it predicts a different label for than for their
+    original."""
 
-    label_col: str
-    classes: list[str]
-    originals: int
-    cv_accuracy: float | None
-    majority_rate: float
-    weak: bool
     labelled: int
     flips: int
+
+    @classmethod
+    def of(cls, check: LabelCheck, labelled: int, flips: int) -> LabelMeta:
+        return cls(**dataclasses.asdict(check), labelled=labelled, flips=flips)
 
     @property
     def flip_share(self) -> float | None:
@@ -217,6 +233,31 @@ class YieldMeta:
     rows_short: int = 0  # rows that ran out of attempts before getting every variant
     explanation: str = ""  # set when fewer than half were kept: the numbers above and the bound to move
 
+    @property
+    def candidates_rejected(self) -> int:
+        """Candidates turned down: unchanged, duplicate, out of the similarity range, or at a step."""
+        return self.unchanged + self.duplicates + self.below_min_sim + self.above_max_sim + self.step_rejected
+
+    @classmethod
+    def from_legacy(cls, data: dict[str, Any], asked: int, kept: int) -> YieldMeta:
+        """A meta.json written before `variants` existed: its top-level totals (the split between unchanged and
+        duplicate, and between below and above the range, was not recorded: each total counts as the first)."""
+        return cls(
+            asked=asked,
+            kept=kept,
+            candidates=int(data.get("candidates", 0)),
+            unchanged=int(data.get("rejected_unchanged", 0)),
+            below_min_sim=int(data.get("rejected_similarity", 0)),
+            call_errors=int(data.get("candidate_errors", 0)),
+            rows_short=int(data.get("rows_short", 0)),
+        )
+
+
+# Counts an earlier meta.json also held at its top level, each a copy (or a sum) of one in `variants`: read, never
+# written (`rows_rejected` counted candidates; `candidate_errors` was `variants.call_errors`).
+LEGACY_COUNTS = ("rows_rejected", "rejected_similarity", "rejected_unchanged", "rows_short", "candidates",
+                 "candidate_errors")  # fmt: skip
+
 
 @dataclass(frozen=True)
 class ComboMeta:
@@ -237,12 +278,7 @@ class ComboMeta:
     rows_input: int
     rows_skipped: int
     rows_skipped_by_reason: dict[str, int]
-    rows_rejected: int
-    rejected_similarity: int
-    rejected_unchanged: int
-    rows_short: int
-    candidates: int
-    candidate_errors: int
+    variants: YieldMeta  # the run's counts of candidates and variants, each once (see LEGACY_COUNTS)
     first_candidate_error: str
     source: SourceMeta
     library_versions: dict[str, str]
@@ -251,10 +287,17 @@ class ComboMeta:
     config_fingerprint: str
     combo_fingerprint: str
     shard: int = 0
-    variants: YieldMeta | None = None  # None in a meta.json written before it existed
     label_check: LabelMeta | None = None  # with --label-col
     vectors: VectorsMeta | None = None  # with --keep-vectors
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
+
+    @property
+    def candidates(self) -> int:
+        return self.variants.candidates
+
+    @property
+    def candidates_rejected(self) -> int:
+        return self.variants.candidates_rejected
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -283,13 +326,17 @@ class ComboMeta:
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
         try:
+            if values.get("variants") is None and "candidates" in data:  # written before `variants` existed
+                asked = int(data.get("rows_input", 0)) * int(data.get("variants_per_sample", 0))
+                values["variants"] = dataclasses.asdict(YieldMeta.from_legacy(data, asked, int(data.get("rows", 0))))
             for key, kind in nested.items():
-                if key in ("variants", "label_check", "vectors") and values.get(key) is None:
+                if key in ("label_check", "vectors") and values.get(key) is None:
                     continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
                 values[key] = _known(kind, values[key])
-            return cls(**values, extra={k: v for k, v in data.items() if k not in names})
+            extra = {k: v for k, v in data.items() if k not in names and k not in LEGACY_COUNTS}
+            return cls(**values, extra=extra)
         except TypeError as exc:  # a required key absent
             raise ValueError(" ".join(str(exc).split()[1:]) or str(exc)) from None
 
@@ -414,14 +461,8 @@ class ComboWriter:
         for path in (*files, meta_path, self.tmp):
             _fsync(path)
         final = self.root / self.combo.dir_name
-        if final.exists():
-            # An out-of-date or forced combo: move the old folder out of the way first, then swap in the new one.
-            trash = self.tmp.with_name(self.tmp.name + ".old")
-            final.rename(trash)
-            self.tmp.rename(final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            self.tmp.rename(final)
+        # An out-of-date or forced combo: its old folder waits beside the temporary one while the new one moves in.
+        move_folder_into_place(self.tmp, final, self.tmp.with_name(self.tmp.name + ".old"))
         _fsync(self.root)
         return final
 

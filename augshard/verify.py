@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard import columns as col
+from augshard.config import DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome
@@ -23,7 +25,7 @@ from augshard.store import (
     stale_temp_file,
 )
 
-AUGSHARD_COLUMNS = ("row_key", "variant", "similarity", "combo_id", "methods")
+AUGSHARD_COLUMNS = (col.ROW_KEY, col.VARIANT, col.SIMILARITY, col.COMBO_ID, col.METHODS)
 
 
 @dataclass
@@ -56,7 +58,7 @@ class Verification:
         return [head, *stale, f"{len(self.problems)} problem(s)"]
 
 
-def verify(output_root: str | Path, output_name: str = "manifest_final.csv") -> Verification:
+def verify(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME) -> Verification:
     """Every ok combo's dataset exists, opens, has its recorded rows, and agrees with its meta.json; nothing else
     (orphan combo folders, temporary files) lies in the output root."""
     root = Path(output_root)
@@ -124,15 +126,15 @@ def _check_combo(root: Path, e: ComboOutcome) -> list[str]:
             problems.append(f"{name}: meta.json {key} is {in_meta!r}, the manifest says {in_manifest!r}")
     wanted = [*AUGSHARD_COLUMNS, meta.source.text_col]
     if meta.source.evidence_col:
-        wanted += [meta.source.evidence_col, "evidence_original", "evidence_match"]
+        wanted += [meta.source.evidence_col, col.EVIDENCE_ORIGINAL, col.EVIDENCE_MATCH]
     else:
-        wanted.append("text_original")
+        wanted.append(col.TEXT_ORIGINAL)
     missing = [c for c in wanted if c and c not in table.column_names]
     if missing:
         problems.append(f"{name}: dataset lacks column(s) {', '.join(missing)} that meta.json implies")
     problems += _check_vectors(name, data.parent, meta, table.num_rows)
-    if "combo_id" in table.column_names and table.num_rows:
-        ids = set(table.column("combo_id").to_pylist())
+    if col.COMBO_ID in table.column_names and table.num_rows:
+        ids = set(table.column(col.COMBO_ID).to_pylist())
         if ids != {e.combo_id}:
             problems.append(f"{name}: dataset rows carry combo ids {sorted(map(str, ids))}, expected {e.combo_id}")
     return problems

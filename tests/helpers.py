@@ -89,7 +89,7 @@ def fake_complete_nltk(root: Path) -> Path:
 
 def make_meta(combo: Any, fingerprint: str, rows: int = 3, **fields: Any) -> Any:
     """A complete `meta.json` record for `combo` (a `Combo`), as a shard writes one, with made-up counts."""
-    from augshard.store import ComboMeta, QualityMeta, SourceMeta, TimingMeta
+    from augshard.store import ComboMeta, QualityMeta, SourceMeta, TimingMeta, YieldMeta
 
     values: dict[str, Any] = {
         "combo_id": combo.combo_id,
@@ -106,12 +106,7 @@ def make_meta(combo: Any, fingerprint: str, rows: int = 3, **fields: Any) -> Any
         "rows_input": rows,
         "rows_skipped": 0,
         "rows_skipped_by_reason": {},
-        "rows_rejected": 0,
-        "rejected_similarity": 0,
-        "rejected_unchanged": 0,
-        "rows_short": 0,
-        "candidates": rows,
-        "candidate_errors": 0,
+        "variants": YieldMeta(asked=rows * 2, kept=rows, candidates=rows),
         "first_candidate_error": "",
         "source": SourceMeta("in.csv", "0" * 64, "text"),
         "library_versions": {},

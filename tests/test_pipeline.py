@@ -126,7 +126,7 @@ def test_similarity_within_thresholds(runs: dict, cfg: RunConfig, combo: Combo) 
         assert cfg.quality_min_sim <= r["similarity"] <= cfg.quality_max_sim
     stats = runs[combo]["cold_stats"]
     assert stats.candidates >= len(records)
-    assert stats.rows_rejected == stats.rejected_similarity + stats.rejected_unchanged
+    assert stats.candidates_rejected == stats.rejected_similarity + stats.rejected_unchanged
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=lambda c: c.name)
@@ -254,7 +254,7 @@ def test_case_and_space_only_changes_are_not_variants(tmp_path: Path, dataset: D
     assert [r["evidence"] for r in records] == ["Truly, " + row.evidence for row in dataset.rows]
     n = len(dataset.rows)
     assert (stats.candidates, stats.unchanged, stats.duplicates) == (6 * n, 3 * n, 2 * n)
-    assert stats.rows_short == n and stats.rows_rejected == 5 * n
+    assert stats.rows_short == n and stats.candidates_rejected == 5 * n
     why = stats.explain(asked=2 * n, kept=n, min_sim=0.55, max_sim=0.95)
     assert why == ""  # half of what was asked: not a low yield
     why = stats.explain(asked=4 * n, kept=n, min_sim=0.55, max_sim=0.95)
@@ -285,7 +285,7 @@ def test_each_step_scope_judges_every_method_of_a_pair_and_leaves_singles_alone(
         assert out["each-step"][single][1].step_rejected == 0
     records, stats = out["each-step"][pair]
     assert stats.step_rejected > 0 and out["final"][pair][1].step_rejected == 0
-    assert stats.rows_rejected == stats.rejected_unchanged + stats.rejected_similarity + stats.step_rejected
+    assert stats.candidates_rejected == stats.rejected_unchanged + stats.rejected_similarity + stats.step_rejected
     assert len(records) <= len(out["final"][pair][0])
     for r in records:  # the final check still holds
         assert final.quality_min_sim <= r["similarity"] <= final.quality_max_sim

@@ -8,6 +8,10 @@ from typing import Any
 import typer
 
 from augshard.cli.app import app, console, err_console, format_option, user_errors
+from augshard.config import DEFAULT_CACHE_DIR as CACHE_DIR
+from augshard.config import DEFAULT_CONFIG, run_paths
+from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
+from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.output import check_format, interactive
 
 SHOWN_BY_DEFAULT = 20  # combos of the table on a terminal, best and worst; --all shows every one
@@ -17,8 +21,9 @@ SHOWN_BY_DEFAULT = 20  # combos of the table on a terminal, best and worst; --al
 @user_errors
 def evaluate(
     label_col: str = typer.Option(..., "--label-col", help="The label column of the run's input."),
-    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="The run's output root."),
-    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="The run's merged manifest."),
+    output_root: str = typer.Option(None, "--output-root", help=f"The run's output root [{OUTPUT_ROOT}]."),
+    output_name: str = typer.Option(None, "--output-name", help=f"The run's merged manifest [{OUTPUT_NAME}]."),
+    config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     group_col: str = typer.Option(None, "--group-col", help="Rows sharing a value stay in one fold (e.g. a post id)."),
     folds: int = typer.Option(5, "--folds", help="Folds over the originals [5]."),
     repeats: int = typer.Option(1, "--repeats", help="Repeats of the folds with other seeds [1]."),
@@ -37,7 +42,7 @@ def evaluate(
     drop_rare_classes: bool = typer.Option(
         False, "--drop-rare-classes", help="Leave out classes with fewer rows than folds (else refused)."
     ),
-    cache_dir: str = typer.Option("data/cache", "--cache-dir", help="Where encoded vectors are cached."),
+    cache_dir: str = typer.Option(None, "--cache-dir", help=f"Where encoded vectors are cached [{CACHE_DIR}]."),
     embedding_model: str = typer.Option(
         None, "--embedding-model", help="Sentence model directory for --features embedding [the bundled MiniLM]."
     ),
@@ -53,6 +58,7 @@ def evaluate(
     from augshard.output import write_json
 
     check_format(fmt)
+    paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
     chosen = ("tfidf", "embedding") if features.strip() == "both" else tuple(_items(features))
     try:
         sizes = tuple(float(x) for x in _items(train_sizes))
@@ -60,10 +66,10 @@ def evaluate(
         raise ConfigError(f"--train-sizes: expected fractions like 0.1,0.25,1.0, got '{train_sizes}'") from None
     shards = None if num_shards == "auto" else _count(num_shards)
     options = EvaluateOptions(
-        label_col=label_col, output_root=Path(output_root), output_name=output_name, group_col=group_col,
+        label_col=label_col, output_root=Path(paths.output_root), output_name=paths.output_name, group_col=group_col,
         folds=folds, repeats=repeats, features=chosen, train_sizes=sizes, combos=tuple(_items(combos or "")),
         export_dir=Path(export_dir) if export_dir else None, field=field, seed=seed, num_shards=shards,
-        allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes, cache_dir=Path(cache_dir),
+        allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes, cache_dir=Path(paths.cache_dir),
         embedding_model=embedding_model, out=Path(out) if out else None,
     )  # fmt: skip
     options.check()

@@ -9,6 +9,9 @@ import typer
 from rich.markup import escape
 
 from augshard.cli.app import app, console, err_console, format_option, user_errors
+from augshard.config import DEFAULT_CONFIG, run_paths
+from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
+from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.output import check_format
 
 
@@ -16,8 +19,9 @@ from augshard.output import check_format
 @user_errors
 def export(
     to: str = typer.Option(..., "--to", help="The folder to write (refused when it exists and is not empty)."),
-    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="The run's output root."),
-    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="The run's merged manifest."),
+    output_root: str = typer.Option(None, "--output-root", help=f"The run's output root [{OUTPUT_ROOT}]."),
+    output_name: str = typer.Option(None, "--output-name", help=f"The run's merged manifest [{OUTPUT_NAME}]."),
+    config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     dedupe: str = typer.Option("exact", "--dedupe", help="none | exact | near (MinHash LSH) [exact]."),
     near_threshold: float = typer.Option(0.9, "--near-threshold", help="Jaccard similarity of a near duplicate."),
     drop_label_flips: bool = typer.Option(
@@ -40,8 +44,8 @@ def export(
     plan: str = typer.Option(
         "", "--plan", help="Export only the combos of this plan (its fingerprint), when a stopped run left two."
     ),
-    cache_dir: str = typer.Option("data/cache", "--cache-dir", help="The run's cache folder (--to may not touch it)."),
-    log_dir: str = typer.Option("logs/augment", "--log-dir", help="The run's log folder (--to may not touch it)."),
+    cache_dir: str = typer.Option(None, "--cache-dir", help="The run's cache folder (--to may not touch it)."),
+    log_dir: str = typer.Option(None, "--log-dir", help="The run's log folder (--to may not touch it)."),
     best: int = typer.Option(None, "--best", help="Only the N combos with the best gain in evaluation.json."),
     min_gain: float = typer.Option(
         None, "--min-gain", help="Only combos whose mean macro-F1 gain in evaluation.json is at least X."
@@ -59,6 +63,8 @@ def export(
     from augshard.output import print_rows, write_json
 
     check_format(fmt)
+    paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir, log_dir=log_dir)
+    output_root, output_name = paths.output_root, paths.output_name
     try:
         sizes = tuple(int(x) for x in k.split(",") if x.strip()) if k else ()
     except ValueError:
@@ -79,8 +85,8 @@ def export(
         to=Path(to), output_root=Path(output_root), output_name=output_name, dedupe=dedupe,
         near_threshold=near_threshold, drop_label_flips=drop_label_flips, include_originals=include_originals,
         combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
-        allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=Path(cache_dir),
-        log_dir=Path(log_dir), chosen_by=chosen_by,
+        allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=Path(paths.cache_dir),
+        log_dir=Path(paths.log_dir), chosen_by=chosen_by,
     )  # fmt: skip
     try:
         result = run_export(options)
@@ -89,15 +95,15 @@ def export(
         return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
     doc = facts(result)
     if fmt == "json":
-        write_json(doc)
+        write_json(doc.to_json())
         return 0
     out = console
     if fmt == "tsv":  # a row per combo on stdout; the summary lines go to stderr
-        print_rows(console, EXPORT_TSV, [[c[col] for col in EXPORT_TSV] for c in doc["combos"]], "tsv")
+        print_rows(console, EXPORT_TSV, [[c[col] for col in EXPORT_TSV] for c in doc.combos], "tsv")
         out = err_console
-    dropped = doc["dropped"]
+    dropped = doc.dropped
     out.print(
-        f"exported {doc['rows']:,} rows ({len(doc['files'])} file(s), {len(doc['combos'])} combos"
+        f"exported {doc.rows:,} rows ({len(doc.files)} file(s), {len(doc.combos)} combos"
         f"{f', {result.originals:,} originals' if result.originals else ''}) to {to}",
         markup=False,
     )

@@ -15,6 +15,10 @@ from augshard.cli.app import (
     format_option,
     user_errors,
 )
+from augshard.config import DEFAULT_CONFIG, run_paths
+from augshard.config import DEFAULT_LOG_DIR as LOG_DIR
+from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
+from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.errors import AugshardError
 from augshard.output import check_format, notice
 
@@ -22,8 +26,9 @@ from augshard.output import check_format, notice
 @app.command()
 @user_errors
 def merge(
-    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with shard manifests."),
-    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+    output_root: str = typer.Option(None, "--output-root", help=f"Folder with shard manifests [{OUTPUT_ROOT}]."),
+    output_name: str = typer.Option(None, "--output-name", help=f"Name of the merged manifest [{OUTPUT_NAME}]."),
+    config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
     fmt: str = format_option(),
 ) -> int:
@@ -36,6 +41,8 @@ def merge(
     from augshard.output import print_rows, write_json
 
     check_format(fmt)
+    paths = run_paths(config, output_root=output_root, output_name=output_name)
+    output_root, output_name = paths.output_root, paths.output_name
     if not Path(output_root).is_dir():
         summary = merge_manifests(output_root, output_name, keep_shards)  # says the root is missing
     else:
@@ -75,7 +82,8 @@ def _tsv_fields(doc: dict[str, Any]) -> list[list[Any]]:
 @app.command()
 @user_errors
 def monitor(
-    log_dir: str = typer.Option("logs/augment", "--log-dir", help="Where the shards write their event streams."),
+    log_dir: str = typer.Option(None, "--log-dir", help=f"Where the shards write their event streams [{LOG_DIR}]."),
+    config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep refreshing until every shard is finished."),
     interval: float = typer.Option(2.0, "--interval", help="Seconds between refreshes with --follow."),
     stall_after: float = typer.Option(
@@ -93,6 +101,7 @@ def monitor(
     from augshard.status import EventsWatcher
 
     check_format(fmt)
+    log_dir = run_paths(config, log_dir=log_dir).log_dir
     if interval <= 0 or stall_after <= 0:
         raise AugshardError("--interval and --stall-after must be positive")
     watcher = EventsWatcher(log_dir, stall_after=stall_after)
@@ -117,8 +126,9 @@ def monitor(
 @app.command()
 @user_errors
 def verify(
-    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with the manifest."),
-    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
+    output_root: str = typer.Option(None, "--output-root", help=f"Folder with the manifest [{OUTPUT_ROOT}]."),
+    output_name: str = typer.Option(None, "--output-name", help=f"Name of the merged manifest [{OUTPUT_NAME}]."),
+    config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     fmt: str = format_option(),
 ) -> int:
     """Check the manifest against the datasets on disk; exit 1 with the list of problems."""
@@ -126,7 +136,8 @@ def verify(
     from augshard.verify import verify as verify_outputs
 
     check_format(fmt)
-    report = verify_outputs(output_root, output_name)
+    paths = run_paths(config, output_root=output_root, output_name=output_name)
+    report = verify_outputs(paths.output_root, paths.output_name)
     if fmt == "json":
         write_json(report.as_json())
     elif fmt == "tsv":  # a problem a row on stdout; the counts are a summary: stderr
@@ -144,15 +155,17 @@ def verify(
 @app.command()
 @user_errors
 def report(
-    output_root: str = typer.Option("data/processed/augsets", "--output-root", help="Folder with the manifest."),
-    output_name: str = typer.Option("manifest_final.csv", "--output-name", help="Name of the merged manifest."),
-    log_dir: str = typer.Option("logs/augment", "--log-dir", help="Event streams, for the time per shard."),
+    output_root: str = typer.Option(None, "--output-root", help=f"Folder with the manifest [{OUTPUT_ROOT}]."),
+    output_name: str = typer.Option(None, "--output-name", help=f"Name of the merged manifest [{OUTPUT_NAME}]."),
+    log_dir: str = typer.Option(None, "--log-dir", help=f"Event streams, for the time per shard [{LOG_DIR}]."),
+    config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     out: str = typer.Option("report.html", "--out", help="Where to write the HTML page."),
     examples: int = typer.Option(3, "--examples", help="Original vs variant examples per combo."),
 ) -> int:
     """Write a self-contained HTML page with charts: rows, acceptance, similarity, examples, time per shard."""
     from augshard.report import write_report
 
-    path = write_report(output_root, out, output_name=output_name, log_dir=log_dir, examples=examples)
+    paths = run_paths(config, output_root=output_root, output_name=output_name, log_dir=log_dir)
+    path = write_report(paths.output_root, out, output_name=paths.output_name, log_dir=paths.log_dir, examples=examples)
     console.print(f"report: {path}")
     return 0

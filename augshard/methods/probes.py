@@ -3,7 +3,6 @@ that decides it, so a rerun probes only the methods whose entry, libraries or of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -12,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from augshard.fingerprint import sha
 from augshard.methods.base import library_version, method_version
 from augshard.methods.catalogue import MethodSpec
 from augshard.methods.offline import REQUIRED_FILES, augshard_home, find_nltk_data, offline_env, textattack_cache_dir
@@ -67,18 +67,14 @@ def machine_context() -> dict[str, Any]:
 def probe_key(spec: MethodSpec, context: dict[str, Any]) -> str:
     """The cache key of one method's probe: its entry, its registry entry, the files it reads, the machine."""
     fam = family(spec.lib, spec.kind)
-    blob = json.dumps(
-        {
-            "spec": spec.canonical(),
-            "version": method_version(spec),
-            "family": asdict(fam) if fam else None,
-            "resources": resources(spec, fam) if fam else {},
-            "machine": context,
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+    payload = {
+        "spec": spec.canonical(),
+        "version": method_version(spec),
+        "family": asdict(fam) if fam else None,
+        "resources": resources(spec, fam) if fam else {},
+        "machine": context,
+    }
+    return sha(payload, length=32)
 
 
 def resources(spec: MethodSpec, fam: Family) -> dict[str, Any]:
