@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.claims import claimed_by, claims_name, stop_file_path
-from augshard.outcome import ComboOutcome
+from augshard.outcome import ComboOutcome, ShardState
 from augshard.output import notice, plural
 from augshard.prepare import Prepared, devices_line, prepare
 from augshard.shard import ShardJob, ShardResult, run_shard
@@ -251,7 +251,9 @@ def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
 def _mark_crashed(crashed: dict[int, str], statuses: list[ShardStatus]) -> list[ShardStatus]:
     """A shard whose worker died, as its future told the supervisor, shows dead even before its pid is reaped."""
     return [
-        replace(st, state="dead") if st.shard in crashed and st.state in ("running", "pending") else st
+        replace(st, state=ShardState.DEAD)
+        if st.shard in crashed and st.state in (ShardState.RUNNING, ShardState.PENDING)
+        else st
         for st in statuses
     ]
 
