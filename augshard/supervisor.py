@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.claims import claimed_by, claims_name, stop_file_path
+from augshard.executors import ShardExecutor, make_executor
 from augshard.outcome import ComboOutcome, ShardState
 from augshard.output import notice, plural
 from augshard.prepare import Prepared, devices_line, prepare
@@ -118,7 +119,7 @@ class RunOutcome:
 class _Signals:
     """The first SIGINT/SIGTERM asks the shards to stop after their current chunk; the second kills them."""
 
-    def __init__(self, executor: Any) -> None:
+    def __init__(self, executor: ShardExecutor) -> None:
         self.executor = executor
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
@@ -172,7 +173,6 @@ class ShardRunner:
         return self.outcome
 
     def _run_on_executor(self, spawn: list[ShardJob]) -> None:
-        from augshard.executors import make_executor
         from augshard.monitor import ProgressView
         from augshard.status import EventsWatcher
 
@@ -181,7 +181,9 @@ class ShardRunner:
         if cfg.executor != "local":  # local shards get signals; remote ones read this file between chunks
             stop_file = stop_file_path(cfg.log_dir, self.prep.plan.fingerprint)
             stop_file.unlink(missing_ok=True)
-        executor = make_executor(cfg.executor, len(spawn), cfg.scheduler, stop_file)
+        executor = make_executor(
+            cfg.executor, len(spawn), cfg.scheduler, stop_file, shard_imports(self.prep), spawn[0].torch_threads
+        )
         watcher = EventsWatcher(cfg.log_dir, self.prep.plan.num_shards, [j.index for j in self.jobs])
         override = functools.partial(_mark_crashed, self.outcome.crashed)
         view = ProgressView(self.console, watcher, live=self.live, override=override)
@@ -198,7 +200,7 @@ class ShardRunner:
             if stop_file is not None:
                 stop_file.unlink(missing_ok=True)
 
-    def _wait(self, executor: Any, futures: dict[Future, ShardJob], signals: _Signals, view: Any) -> None:
+    def _wait(self, executor: ShardExecutor, futures: dict[Future, ShardJob], signals: _Signals, view: Any) -> None:
         deadline = None
         while futures:
             done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
@@ -230,6 +232,24 @@ class ShardRunner:
             self.outcome.crashed[job.index] = error
         self.outcome.results[job.index] = crashed_result(job, error, interrupted=signum is not None)
         return False
+
+
+def shard_imports(prep: Prepared) -> list[str]:
+    """The heavy modules this run's shards import (as `python -X importtime` shows a shard's process), for a local
+    forkserver to import once: what every shard reads and writes with, each method's library module, and the
+    similarity model's runtime."""
+    from augshard.methods.nlpaug_adapter import FAMILIES
+
+    cfg = prep.cfg
+    modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
+    for spec in prep.specs:
+        if spec.lib == "nlpaug" and spec.kind in FAMILIES:
+            modules.append(FAMILIES[spec.kind])
+        elif spec.lib == "textattack":
+            modules.append("textattack.transformations")
+    if cfg.quality_metric == "embedding":
+        modules += ["onnxruntime", "tokenizers"] if cfg.embedding_backend == "onnx" else ["sentence_transformers"]
+    return list(dict.fromkeys(modules))
 
 
 def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
