@@ -84,7 +84,7 @@ class LocalExecutor:
         self._mp = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             _start_forkserver(self._mp, preload, threads)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the supervisor's signal handler may stop or kill inside a submit
         self._submissions: list[_Submission] = []
         self._signal: int | None = None  # what every worker gets, even one started later: SIGTERM or SIGKILL
 

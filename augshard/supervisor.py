@@ -138,8 +138,10 @@ class _Signals:
             self.signum = signum
             self.executor.stop()
         else:
+            # Every worker dies now; the supervisor then unwinds (its lock, the executor's process-shared queues)
+            # instead of leaving them to the resource tracker, which would warn on stderr about leaked semaphores.
             self.executor.kill()
-            os._exit(128 + self.signum)
+            raise SystemExit(128 + self.signum)
 
 
 class ShardRunner:
