@@ -1,123 +1,255 @@
-"""Executors behind the one `concurrent.futures.Executor` interface: local spawned processes, or a Dask cluster.
-
-Both also take `stop()` (shards finish their chunk and return) and `kill()` (local workers die at once).
-"""
+"""Executors of shard jobs behind one declared protocol, `ShardExecutor`: local processes (the standard
+`ProcessPoolExecutor`, forked from one forkserver that imported the heavy modules once), or a Dask cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from augshard.errors import ConfigError
+from augshard.forkserver import PARENT_ENV, PRELOAD_ENV
 from augshard.procs import die_with_parent
 
 EXECUTORS = ("local", "dask", "dask-local")
-PARENT_ENV = "AUGSHARD_PARENT_PID"  # the process a Dask shard's own process must die with
+START_METHOD_ENV = "AUGSHARD_START_METHOD"  # forkserver (the default where there is one) or spawn
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class ShardExecutor(Protocol):
+    """What the supervisor needs of an executor: run a call somewhere, ask every running call to stop after its
+    current chunk, end them at once, and let go of the resources."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...
+
+    def stop(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
 
 
 class ShardProcessDied(RuntimeError):
     """A shard's process ended without a result: killed, out of memory, or a crash in a native library."""
 
 
-def make_executor(kind: str, max_workers: int, scheduler: str | None = None, stop_file: Path | None = None) -> Any:
-    """`local`: one spawned process per shard (spawn, not fork: torch and tokenizers dislike forked state), tied to
-    the supervisor's life. `dask`: the cluster at `scheduler`; `dask-local`: a LocalCluster of `max_workers`
-    workers. Dask tasks run each shard in a fresh Python process of their worker (see `run_job_in_fresh_process`)."""
+def make_executor(
+    kind: str,
+    max_workers: int,
+    scheduler: str | None = None,
+    stop_file: Path | None = None,
+    preload: Sequence[str] = (),
+    threads: int | None = None,
+) -> ShardExecutor:
+    """`local`: one process per shard, tied to the supervisor's life, forked from a forkserver that imported
+    `preload` once (with `threads` as the thread caps its libraries start with). `dask`: the cluster at `scheduler`;
+    `dask-local`: a LocalCluster of `max_workers` workers. Dask tasks run each shard in a fresh Python process of
+    their worker (see `run_job_in_fresh_process`)."""
     if kind == "local":
-        return LocalExecutor()
+        return LocalExecutor(preload, threads)
     if kind in ("dask", "dask-local"):
         return DaskExecutor(kind, max_workers, scheduler, stop_file)
     raise ConfigError(f"unknown executor '{kind}' (available: {', '.join(EXECUTORS)})")
 
 
-class LocalExecutor(Executor):
-    """Each submitted call runs in its own spawned process: a worker that dies fails its own future only.
+@dataclass
+class _Submission:
+    """One submitted call: the future the supervisor holds, and the pool of one process that runs it."""
 
-    The result comes back through a pipe; the worker then exits at once (interpreter teardown with torch loaded
-    takes seconds that nobody waits for), having created no process-shared lock that could leak.
-    """
+    future: Future
+    pool: ProcessPoolExecutor | None = None
+    processes: list[Any] = field(default_factory=list)
 
-    def __init__(self) -> None:
-        self._mp = multiprocessing.get_context("spawn")
-        self._procs: dict[Future, Any] = {}
-        self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        receiver, sender = self._mp.Pipe(duplex=False)
-        proc = self._mp.Process(
-            target=_worker_main, args=(sender, os.getpid(), fn, args, kwargs), name="augshard-shard"
-        )
-        proc.start()
-        sender.close()
-        future: Future = Future()
-        future.set_running_or_notify_cancel()
+class LocalExecutor:
+    """Each submitted call runs in a `ProcessPoolExecutor` of its own with one worker: a worker that dies breaks its
+    own pool and fails its own future only (one shared pool would fail every shard with `BrokenProcessPool`).
+
+    Workers fork from one forkserver (spawn where there is none, or with AUGSHARD_START_METHOD=spawn) that imported
+    the run's heavy modules once; a worker waiting for the forkserver to finish that is started by a thread of its
+    own, so the supervisor answers signals meanwhile. Workers die with the supervisor (`procs.die_with_parent`)."""
+
+    def __init__(self, preload: Sequence[str] = (), threads: int | None = None) -> None:
+        self.start_method = _start_method()
+        self._mp = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            _start_forkserver(self._mp, preload, threads)
+        self._lock = threading.RLock()  # the supervisor's signal handler may stop or kill inside a submit
+        self._submissions: list[_Submission] = []
+        self._signal: int | None = None  # what every worker gets, even one started later: SIGTERM or SIGKILL
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        sub = _Submission(Future())
+        sub.future.set_running_or_notify_cancel()
         with self._lock:
-            self._procs[future] = proc
-        threading.Thread(target=self._collect, args=(future, proc, receiver), daemon=True).start()
-        return future
-
-    def _collect(self, future: Future, proc: Any, receiver: Any) -> None:
-        try:
-            ok, value = receiver.recv()
-        except (EOFError, OSError):
-            proc.join()
-            ok, value = False, ShardProcessDied(f"its process {proc.pid} exited with code {proc.exitcode}")
-        finally:
-            receiver.close()
-        proc.join()
-        with self._lock:
-            self._procs.pop(future, None)
-        if ok:
-            future.set_result(value)
+            self._submissions.append(sub)
+        if self.start_method == "forkserver":
+            threading.Thread(target=self._run, args=(sub, fn, args), name="augshard-shard-start", daemon=True).start()
         else:
-            future.set_exception(value)
+            # A spawned worker's parent is this thread: it must outlive the worker (the parent-death signal is sent
+            # when the thread that started a process ends), so the start happens here and the wait in a thread.
+            self._start(sub, fn, args)
+            threading.Thread(target=self._await, args=(sub,), name="augshard-shard-wait", daemon=True).start()
+        return sub.future
 
-    def _signal(self, signum: int) -> None:
+    def _run(self, sub: _Submission, fn: Callable[..., Any], args: tuple) -> None:
+        self._start(sub, fn, args)
+        self._await(sub)
+
+    def _start(self, sub: _Submission, fn: Callable[..., Any], args: tuple) -> None:
+        pool = ProcessPoolExecutor(1, mp_context=self._mp, initializer=_start_worker, initargs=(os.getpid(),))
+        try:
+            inner = pool.submit(_call, fn, args)
+        except Exception as exc:  # noqa: BLE001 - the forkserver is gone, or no process can be started
+            pool.shutdown(wait=False)
+            _settle(sub.future, exc=ShardProcessDied(f"its process could not start: {exc}"))
+            return
         with self._lock:
-            pids = [p.pid for p in self._procs.values() if p.pid]
-        for pid in pids:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+            sub.pool, sub.processes = pool, _workers(pool)
+            signum = self._signal if not sub.future.done() else signal.SIGKILL
+        if signum is not None:  # a stop or a kill came while this worker was starting
+            _send(sub.processes, signum)
+        inner.add_done_callback(lambda done: _settle_from(sub, done))
+
+    def _await(self, sub: _Submission) -> None:
+        """Once the call has settled, the pool lets its worker go (it exits without interpreter teardown)."""
+        try:
+            sub.future.exception()
+            if sub.pool is not None:
+                sub.pool.shutdown(wait=True)
+        finally:
+            with self._lock:
+                self._submissions.remove(sub)
+
+    def _send_all(self, signum: int) -> None:
+        with self._lock:
+            self._signal = signum if self._signal != signal.SIGKILL else self._signal
+            processes = [p for sub in self._submissions for p in sub.processes]
+            waiting = [sub.future for sub in self._submissions if sub.pool is None]
+        _send(processes, signum)
+        for future in waiting:  # not started yet: nothing of it to wait for
+            _settle(future, exc=ShardProcessDied("stopped before its process started"))
 
     def stop(self) -> None:
         """Every worker finishes its current chunk and returns what it has."""
-        self._signal(signal.SIGTERM)
+        self._send_all(signal.SIGTERM)
 
     def kill(self) -> None:
-        self._signal(signal.SIGKILL)
+        self._send_all(signal.SIGKILL)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if cancel_futures:
             self.kill()
         if wait:
             with self._lock:
-                procs = list(self._procs.values())
-            for proc in procs:
-                proc.join()
+                futures = [sub.future for sub in self._submissions]
+            for future in futures:
+                future.exception()
 
 
-def _worker_main(sender: Any, parent: int, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
-    die_with_parent(parent)
-    _thread_locks_for_tqdm()
+def _start_method() -> str:
+    available = multiprocessing.get_all_start_methods()
+    wanted = os.environ.get(START_METHOD_ENV) or "forkserver"
+    if wanted not in ("forkserver", "spawn"):
+        raise ConfigError(f"{START_METHOD_ENV}={wanted}: use forkserver or spawn (never fork: torch dislikes it)")
+    return wanted if wanted in available else "spawn"
+
+
+def _start_forkserver(mp: Any, preload: Sequence[str], threads: int | None) -> None:
+    """Start the forkserver now, from this thread (its parent-death signal follows the thread that starts it), with
+    `augshard.forkserver` preloaded: it imports `preload` with the thread caps the shards will use (numpy's BLAS
+    sizes its pool when it is loaded) and the same augshard as this process. One forkserver serves the process:
+    a later executor reuses the first one's imports."""
+    import multiprocessing.forkserver
+
+    import augshard
+
+    mp.set_forkserver_preload(["augshard.forkserver"])
+    root = str(Path(augshard.__file__).resolve().parent.parent)
+    env = {
+        PRELOAD_ENV: ",".join(preload),
+        PARENT_ENV: str(os.getpid()),
+        "PYTHONPATH": os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARS, str(threads)))
+    with _environ(env):
+        multiprocessing.forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """These variables for the processes started meanwhile; the standard library starts the forkserver with this
+    process's environment and takes no other."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
-        outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
-    except Exception as exc:  # noqa: BLE001 - the supervisor decides; the exception may not pickle
-        outcome = (False, RuntimeError(f"{type(exc).__name__}: {exc}"))
-    sender.send(outcome)
-    sender.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _workers(pool: ProcessPoolExecutor) -> list[Any]:
+    """The processes of a pool. The standard library exposes them only from Python 3.14 (`terminate_workers`,
+    `kill_workers`); until then every version since 3.9 keeps them in this dictionary, filled in by `submit`."""
+    return list(getattr(pool, "_processes", {}).values())
+
+
+def _send(processes: list[Any], signum: int) -> None:
+    for proc in processes:
+        if proc.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signum)
+
+
+def _settle(future: Future, result: Any = None, exc: BaseException | None = None) -> None:
+    with contextlib.suppress(Exception):  # settled already (a stop settles calls that never started)
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
+def _settle_from(sub: _Submission, done: Future) -> None:
+    exc = done.exception()
+    if isinstance(exc, BrokenProcessPool):
+        proc = sub.processes[0] if sub.processes else None
+        if proc is not None:
+            proc.join(1.0)  # it is dead already: this only reads its exit code
+        code = proc.exitcode if proc is not None else None
+        exc = ShardProcessDied(f"its process {proc.pid if proc else '?'} exited with code {code}")
+    _settle(sub.future, None if exc else done.result(), exc)
+
+
+def _start_worker(supervisor: int) -> None:
+    """A worker's first act: die with the supervisor (its parent, or through the forkserver its grandparent)."""
+    die_with_parent(ancestor=supervisor)
+    _thread_locks_for_tqdm()
+
+
+def _call(fn: Callable[..., Any], args: tuple) -> Any:
+    """`fn(*args)` in the worker; its exception comes back as one line (its own class may not pickle)."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the supervisor decides
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 def _thread_locks_for_tqdm() -> None:

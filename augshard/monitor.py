@@ -13,24 +13,35 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from augshard.outcome import Status
+from augshard.outcome import ShardState, Status
 from augshard.output import interactive, plural
-from augshard.status import FINISHED, EventsWatcher, ShardStatus
+from augshard.status import EventsWatcher, ShardStatus
 
 if TYPE_CHECKING:
     from augshard.plan import Plan
     from augshard.shard import ShardResult
 
-GLYPH = {"pending": "⏳", "running": "▶", "done": "✓", "failed": "✗", "stopped": "⏹", "dead": "☠", "stalled": "☠"}
-STYLE = {
-    "pending": "dim",
-    "running": "cyan",
-    "done": "green",
-    "failed": "red",
-    "stopped": "yellow",
-    "dead": "bold red",
-    "stalled": "red",
+GLYPH = {
+    ShardState.PENDING: "⏳",
+    ShardState.RUNNING: "▶",
+    ShardState.DONE: "✓",
+    ShardState.FAILED: "✗",
+    ShardState.STOPPED: "⏹",
+    ShardState.DEAD: "☠",
+    ShardState.STALLED: "☠",
+    ShardState.CRASHED: "☠",
 }
+STYLE = {
+    ShardState.PENDING: "dim",
+    ShardState.RUNNING: "cyan",
+    ShardState.DONE: "green",
+    ShardState.FAILED: "red",
+    ShardState.STOPPED: "yellow",
+    ShardState.DEAD: "bold red",
+    ShardState.STALLED: "red",
+    ShardState.CRASHED: "bold red",
+}
+SHOWN = tuple(s for s in ShardState if s is not ShardState.CRASHED)  # what events and `judge` can tell
 PLAIN_INTERVAL_S = 10.0
 LIVE_REFRESH_S = 1.0
 
@@ -47,7 +58,7 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def state_label(st: ShardStatus) -> str:
-    return f"{GLYPH.get(st.state, '?')} {st.state}"
+    return f"{GLYPH.get(st.state, '?')} {st.state.value}"
 
 
 def current_label(st: ShardStatus, now: float | None = None) -> str:
@@ -55,44 +66,47 @@ def current_label(st: ShardStatus, now: float | None = None) -> str:
     if st.current:
         rows = f" ({st.current_done:,}/{st.current_total:,} rows)" if st.current_total else " (setting up)"
         doing = st.current + rows
-    if st.state == "dead":
+    if st.state is ShardState.DEAD:
         return f"process {st.pid} is gone" + (f" during {doing}" if doing else "")
-    if st.state == "stalled":
+    if st.state is ShardState.STALLED:
         silent = f" for {fmt_duration(now - st.last_ts)}" if now is not None and st.last_ts is not None else ""
         return f"no event{silent}" + (f" during {doing}" if doing else "")
-    if st.state == "pending":
+    if st.state is ShardState.PENDING:
         return "waiting for its process"
     return doing
 
 
 def eta_label(st: ShardStatus, now: float) -> str:
-    if st.state in ("done", "failed", "stopped"):
+    if st.state.ended:
         return f"took {fmt_duration(st.duration)}" if st.duration is not None else "-"
     eta = st.eta(now)
-    if st.state == "running" and eta is None:
+    if st.state is ShardState.RUNNING and eta is None:
         return "measuring"
     return fmt_duration(eta)
 
 
 def overall_line(statuses: Sequence[ShardStatus]) -> str:
-    n = {s: sum(1 for st in statuses if st.state == s) for s in GLYPH}
-    line = f"Overall: {n['done']} completed | {n['running']} running | {n['failed']} failed | {n['pending']} pending"
-    dead = n["dead"] + n["stalled"]
-    return line + (f" | {n['stopped']} stopped" if n["stopped"] else "") + (f" | {dead} dead" if dead else "")
+    n = {s: sum(1 for st in statuses if st.state is s) for s in SHOWN}
+    line = (
+        f"Overall: {n[ShardState.DONE]} completed | {n[ShardState.RUNNING]} running | {n[ShardState.FAILED]} failed | "
+        f"{n[ShardState.PENDING]} pending"
+    )
+    dead, stopped = n[ShardState.DEAD] + n[ShardState.STALLED], n[ShardState.STOPPED]
+    return line + (f" | {stopped} stopped" if stopped else "") + (f" | {dead} dead" if dead else "")
 
 
 def total_line(statuses: Sequence[ShardStatus]) -> str:
     finished = sum(st.combos_finished for st in statuses)
     total = sum(st.combos_total for st in statuses)
     rows = sum(st.rows for st in statuses)
-    known = all(st.state != "pending" for st in statuses)
+    known = all(st.state is not ShardState.PENDING for st in statuses)
     of = f"/{total}" if known else ""
     return f"Total: {finished}{of} {plural(total if known else finished, 'combo')} processed | {rows:,} rows generated"
 
 
 def run_eta(statuses: Sequence[ShardStatus], now: float) -> float | None:
     """The run ends with its slowest shard."""
-    etas = [st.eta(now) for st in statuses if st.state == "running"]
+    etas = [st.eta(now) for st in statuses if st.state is ShardState.RUNNING]
     return max(etas) if etas and None not in etas else None
 
 
@@ -116,7 +130,7 @@ def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str
             Text(state_label(st), style=style),
             ProgressBar(total=100, completed=pct, width=16),
             f"{pct:.0f}%",
-            f"{st.combos_finished}/{st.combos_total}" if st.state != "pending" else "-",
+            f"{st.combos_finished}/{st.combos_total}" if st.state is not ShardState.PENDING else "-",
             Text(current_label(st, now)),
             f"{st.rows:,}",
             eta_label(st, now),
@@ -142,7 +156,7 @@ def status_rows(statuses: Sequence[ShardStatus], now: float) -> list[list[str]]:
             str(st.shard),
             f"[{STYLE.get(st.state, '')}]{state_label(st)}[/]",
             f"{st.fraction * 100:.0f}%",
-            f"{st.combos_finished}/{st.combos_total}" if st.state != "pending" else "-",
+            f"{st.combos_finished}/{st.combos_total}" if st.state is not ShardState.PENDING else "-",
             escape(current_label(st, now)),
             f"{st.rows:,}",
             eta_label(st, now),
@@ -156,7 +170,7 @@ def status_document(statuses: Sequence[ShardStatus], now: float) -> dict[str, An
     shards = [
         {
             "shard": st.shard,
-            "state": st.state,
+            "state": st.state.value,
             "fraction": round(st.fraction, 4),
             "combos_total": st.combos_total,
             "combos_done": st.combos_done,
@@ -177,7 +191,7 @@ def status_document(statuses: Sequence[ShardStatus], now: float) -> dict[str, An
         }
         for st in statuses
     ]
-    counts = {state: sum(1 for st in statuses if st.state == state) for state in GLYPH}
+    counts = {state.value: sum(1 for st in statuses if st.state is state) for state in SHOWN}
     return {"shards": shards, "states": counts, "rows": sum(st.rows for st in statuses)}
 
 
@@ -203,7 +217,7 @@ def print_statuses(console: Console, statuses: Sequence[ShardStatus], fmt: str, 
 def plain_line(st: ShardStatus, now: float) -> str:
     """One shard as a line a log file or CI page can show (no colours, no redraws)."""
     parts = [f"shard {st.shard} {state_label(st):<10}", f"{st.fraction * 100:3.0f}%"]
-    if st.state != "pending":
+    if st.state is not ShardState.PENDING:
         parts.append(f"combos {st.combos_finished}/{st.combos_total}")
     current = current_label(st, now)
     if current:
@@ -216,7 +230,7 @@ def plain_line(st: ShardStatus, now: float) -> str:
 
 
 def all_finished(statuses: Sequence[ShardStatus]) -> bool:
-    return bool(statuses) and all(st.state in FINISHED for st in statuses)
+    return bool(statuses) and all(st.state.finished for st in statuses)
 
 
 class ProgressView:
@@ -292,7 +306,7 @@ class ProgressView:
             key = (st.state, st.combos_finished)
             if self._seen.get(st.shard) != key:
                 self._seen[st.shard] = key
-                if st.state != "pending" or force:
+                if st.state is not ShardState.PENDING or force:
                     changed.append(st)
         periodic = force or now - self._last_plain >= self.interval
         shown = statuses if periodic else changed
@@ -300,7 +314,7 @@ class ProgressView:
         for st in shown:
             line = plain_line(st, now)
             # A finished shard's line never changes: once is enough.
-            if not (st.state in FINISHED and self._printed.get(st.shard) == line):
+            if not (st.state.finished and self._printed.get(st.shard) == line):
                 lines.append(line)
             self._printed[st.shard] = line
         if periodic:
@@ -328,8 +342,8 @@ def follow(
             newest = watcher.newest_event()
             if (
                 statuses
-                and not any(st.state == "running" for st in statuses)
-                and any(st.state != "pending" for st in statuses)
+                and not any(st.state is ShardState.RUNNING for st in statuses)
+                and any(st.state is not ShardState.PENDING for st in statuses)
                 and newest is not None
                 and time.time() - newest > patience
             ):
@@ -372,18 +386,25 @@ def summary_rows(results: Sequence[ShardResult], crashed: dict[int, str], plain:
     for r in results:
         ok = [o for o in r.outcomes if o.ok]
         if r.index in crashed:
-            state, style, glyph = "crashed", "bold red", GLYPH["dead"]
+            state = ShardState.CRASHED
         elif r.failed:
-            state, style, glyph = "failed", "red", GLYPH["failed"]
+            state = ShardState.FAILED
         else:
-            state, style, glyph = "done", "green", GLYPH["done"]
+            state = ShardState.DONE
+        style, glyph = STYLE[state], GLYPH[state]
         ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
         counts = [ran, len(ok), sum(1 for o in ok if o.resumed), len(r.failed), sum(o.rows for o in ok)]
         if plain:
-            rows.append([r.index, state, *counts, r.duration_s, r.log_path])
+            rows.append([r.index, state.value, *counts, r.duration_s, r.log_path])
         else:
             cells = [str(n) for n in counts[:4]] + [f"{counts[4]:,}"]
             rows.append(
-                [str(r.index), f"[{style}]{glyph} {state}[/{style}]", *cells, fmt_duration(r.duration_s), r.log_path]
+                [
+                    str(r.index),
+                    f"[{style}]{glyph} {state.value}[/{style}]",
+                    *cells,
+                    fmt_duration(r.duration_s),
+                    r.log_path,
+                ]
             )
     return rows

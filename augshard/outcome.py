@@ -25,6 +25,32 @@ class Status(str, Enum):
         return self.value
 
 
+class ShardState(str, Enum):
+    """What a shard is doing or came to; the values are what events readers, `monitor` and the summary print."""
+
+    PENDING = "pending"  # no event yet: its process has not started
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"  # it ended with some combo failed
+    STOPPED = "stopped"  # a signal stopped it; a rerun resumes it
+    DEAD = "dead"  # judged: its process on this host is gone without a last event
+    STALLED = "stalled"  # judged: no event for longer than the stall limit
+    CRASHED = "crashed"  # the run's summary: its process died and no retry was left
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more will come from this shard's current attempt."""
+        return self in (ShardState.DONE, ShardState.FAILED, ShardState.STOPPED, ShardState.DEAD, ShardState.STALLED)
+
+    @property
+    def ended(self) -> bool:
+        """It ended by itself and said so (done, failed or stopped): it has a duration."""
+        return self in (ShardState.DONE, ShardState.FAILED, ShardState.STOPPED)
+
+
 @dataclass(frozen=True)
 class ComboOutcome:
     """One row of a manifest; field order is the manifest's column order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def pid_alive(pid: int) -> bool:
@@ -35,11 +36,13 @@ def cap_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
-def die_with_parent(parent: int | None = None) -> None:
+def die_with_parent(parent: int | None = None, ancestor: int | None = None) -> None:
     """Linux: the kernel sends SIGKILL to this process when its parent dies, so no shard is ever orphaned.
 
     A parent that died before this process could ask (while it was starting up) is not the parent any more:
-    given its pid, the process then ends at once instead of running on as an orphan."""
+    given its pid, the process then ends at once instead of running on as an orphan. `ancestor` is the same check
+    for a process started by a server of that ancestor (a forkserver's child): its parent must be the ancestor or
+    a child of it."""
     try:
         import ctypes
         import signal
@@ -51,3 +54,16 @@ def die_with_parent(parent: int | None = None) -> None:
         pass
     if parent is not None and os.getppid() != parent:
         os._exit(1)
+    if ancestor is not None:
+        grandparent = parent_of(os.getppid())
+        if os.getppid() != ancestor and grandparent not in (ancestor, None):
+            os._exit(1)
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent of a process of this host, from /proc (None where there is no /proc or no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the name may hold spaces and parentheses: fields follow the last

@@ -23,10 +23,10 @@ from augshard.events import (
     events_path,
     parse_line,
 )
+from augshard.outcome import ShardState
 from augshard.procs import pid_alive
 
 STALL_AFTER_S = 30.0
-FINISHED = ("done", "failed", "stopped", "dead", "stalled")
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ShardStatus:
     """What one shard is doing, as told by its events alone."""
 
     shard: int
-    state: str = "pending"  # pending, running, done, failed, stopped; and, judged by `judge`, dead or stalled
+    state: ShardState = ShardState.PENDING  # from its events; DEAD and STALLED only as `judge` decides
     combos_total: int = 0
     combos_done: int = 0  # complete, including the ones resumed from an earlier run
     combos_failed: int = 0
@@ -67,8 +67,9 @@ class ShardStatus:
     @property
     def fraction(self) -> float:
         """Share of the shard's input rows (over all its combos) processed; whole combos before any row count."""
-        if self.state in ("done", "failed") or self.combos_total == 0:
-            return 1.0 if self.state in ("done", "failed") else 0.0
+        complete = self.state in (ShardState.DONE, ShardState.FAILED)
+        if complete or self.combos_total == 0:
+            return 1.0 if complete else 0.0
         per = self.rows_per_combo or self.current_total
         current = self.current_done / per if per and self.current else 0.0
         return min(1.0, (self.combos_finished + current) / self.combos_total)
@@ -83,7 +84,7 @@ class ShardStatus:
 
     def eta(self, now: float) -> float | None:
         """Seconds left: remaining input rows at the measured throughput, less the time since it was measured."""
-        if self.state != "running":
+        if self.state is not ShardState.RUNNING:
             return None
         rate = self.rate
         per = self.rows_per_combo or self.current_total
@@ -99,7 +100,7 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
     if isinstance(ev, ShardStart):
         return ShardStatus(
             status.shard,
-            state="running",
+            state=ShardState.RUNNING,
             combos_total=ev.combos,
             pid=ev.pid,
             host=ev.host,
@@ -131,9 +132,9 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
         status.combos_total += 1
     elif isinstance(ev, ShardDone):
         if ev.interrupted:
-            status.state = "stopped"
+            status.state = ShardState.STOPPED
         else:
-            status.state = "failed" if status.combos_failed or ev.combos_failed else "done"
+            status.state = ShardState.FAILED if status.combos_failed or ev.combos_failed else ShardState.DONE
         status.finished, status.duration = ts, ev.duration
         status.current = status.current_id = ""
     return status
@@ -179,13 +180,13 @@ def fold(shard: int, events: list[Event]) -> ShardStatus:
 
 def judge(status: ShardStatus, now: float, stall_after: float = STALL_AFTER_S, host: str | None = None) -> ShardStatus:
     """A running shard whose process is gone (on this host) is dead; one silent for `stall_after` s is stalled."""
-    if status.state != "running":
+    if status.state is not ShardState.RUNNING:
         return status
     host = socket.gethostname() if host is None else host
     if status.pid and status.host == host and not pid_alive(int(status.pid)):
-        return replace(status, state="dead")
+        return replace(status, state=ShardState.DEAD)
     if status.last_ts is not None and now - status.last_ts > stall_after:
-        return replace(status, state="stalled")
+        return replace(status, state=ShardState.STALLED)
     return status
 
 

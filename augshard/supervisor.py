@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.claims import claimed_by, claims_name, stop_file_path
-from augshard.outcome import ComboOutcome
+from augshard.executors import ShardExecutor, make_executor
+from augshard.outcome import ComboOutcome, ShardState
 from augshard.output import notice, plural
 from augshard.prepare import Prepared, devices_line, prepare
 from augshard.shard import ShardJob, ShardResult, run_shard
@@ -122,7 +123,7 @@ class RunOutcome:
 class _Signals:
     """The first SIGINT/SIGTERM asks the shards to stop after their current chunk; the second kills them."""
 
-    def __init__(self, executor: Any) -> None:
+    def __init__(self, executor: ShardExecutor) -> None:
         self.executor = executor
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
@@ -141,8 +142,10 @@ class _Signals:
             self.signum = signum
             self.executor.stop()
         else:
+            # Every worker dies now; the supervisor then unwinds (its lock, the executor's process-shared queues)
+            # instead of leaving them to the resource tracker, which would warn on stderr about leaked semaphores.
             self.executor.kill()
-            os._exit(128 + self.signum)
+            raise SystemExit(128 + self.signum)
 
 
 class ShardRunner:
@@ -176,7 +179,6 @@ class ShardRunner:
         return self.outcome
 
     def _run_on_executor(self, spawn: list[ShardJob]) -> None:
-        from augshard.executors import make_executor
         from augshard.monitor import ProgressView
         from augshard.status import EventsWatcher
 
@@ -185,7 +187,9 @@ class ShardRunner:
         if cfg.executor != "local":  # local shards get signals; remote ones read this file between chunks
             stop_file = stop_file_path(cfg.log_dir, self.prep.plan.fingerprint)
             stop_file.unlink(missing_ok=True)
-        executor = make_executor(cfg.executor, len(spawn), cfg.scheduler, stop_file)
+        executor = make_executor(
+            cfg.executor, len(spawn), cfg.scheduler, stop_file, shard_imports(self.prep), spawn[0].torch_threads
+        )
         watcher = EventsWatcher(cfg.log_dir, self.prep.plan.num_shards, [j.index for j in self.jobs])
         override = functools.partial(_mark_crashed, self.outcome.crashed)
         view = ProgressView(self.console, watcher, live=self.live, override=override)
@@ -202,7 +206,7 @@ class ShardRunner:
             if stop_file is not None:
                 stop_file.unlink(missing_ok=True)
 
-    def _wait(self, executor: Any, futures: dict[Future, ShardJob], signals: _Signals, view: Any) -> None:
+    def _wait(self, executor: ShardExecutor, futures: dict[Future, ShardJob], signals: _Signals, view: Any) -> None:
         deadline = None
         while futures:
             done, _ = wait(list(futures), timeout=1.0, return_when=FIRST_COMPLETED)
@@ -236,6 +240,24 @@ class ShardRunner:
         return False
 
 
+def shard_imports(prep: Prepared) -> list[str]:
+    """The heavy modules this run's shards import (as `python -X importtime` shows a shard's process), for a local
+    forkserver to import once: what every shard reads and writes with, each method's library module, and the
+    similarity model's runtime."""
+    from augshard.methods.nlpaug_adapter import FAMILIES
+
+    cfg = prep.cfg
+    modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
+    for spec in prep.specs:
+        if spec.lib == "nlpaug" and spec.kind in FAMILIES:
+            modules.append(FAMILIES[spec.kind])
+        elif spec.lib == "textattack":
+            modules.append("textattack.transformations")
+    if cfg.quality_metric == "embedding":
+        modules += ["onnxruntime", "tokenizers"] if cfg.embedding_backend == "onnx" else ["sentence_transformers"]
+    return list(dict.fromkeys(modules))
+
+
 def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
     """After a stop, a shard killed before it could say so gets its last event from the supervisor, so `run`,
     `monitor` and the report show it stopped rather than dead."""
@@ -255,7 +277,9 @@ def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
 def _mark_crashed(crashed: dict[int, str], statuses: list[ShardStatus]) -> list[ShardStatus]:
     """A shard whose worker died, as its future told the supervisor, shows dead even before its pid is reaped."""
     return [
-        replace(st, state="dead") if st.shard in crashed and st.state in ("running", "pending") else st
+        replace(st, state=ShardState.DEAD)
+        if st.shard in crashed and st.state in (ShardState.RUNNING, ShardState.PENDING)
+        else st
         for st in statuses
     ]
 

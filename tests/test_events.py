@@ -26,6 +26,7 @@ from augshard.events import (
     parse_event,
     read_events,
 )
+from augshard.outcome import ShardState
 from augshard.status import EventsWatcher, ShardStatus, ShardTracker, discover, fold, judge
 
 HOST = socket.gethostname()
@@ -62,7 +63,7 @@ def attempt(t0: float = 1000.0) -> list[Event]:
 
 def test_fold_follows_a_shard_through_its_combos() -> None:
     st = fold(0, attempt())
-    assert st.state == "running"
+    assert st.state is ShardState.RUNNING
     assert (st.combos_total, st.combos_done, st.combos_failed, st.combos_finished) == (3, 1, 1, 2)
     assert st.current == "nlp_crop+nlp_keyboard" and st.current_id == "c3"
     assert (st.current_done, st.current_total, st.rows_per_combo) == (50, 100, 100)
@@ -87,21 +88,21 @@ def test_fold_ends_in_done_or_failed_and_a_new_attempt_starts_afresh() -> None:
         ev(1031, "shard_done", combos_failed=1, duration=31.0),
     ]
     st = fold(0, evs)
-    assert st.state == "failed" and st.fraction == 1.0 and st.eta(2000) is None
+    assert st.state is ShardState.FAILED and st.fraction == 1.0 and st.eta(2000) is None
     assert st.rows == 330 and st.duration == 31.0 and st.current == ""
     retry = evs + [
         ev(1100, "shard_start", pid=456, host="elsewhere", combos=3, plan_fingerprint="p1", num_shards=2),
         ev(1100, "combo_done", combo_id="c1", methods="nlp_keyboard", rows=180, resumed=True, rows_input=100),
     ]
     st = fold(0, retry)
-    assert st.state == "running" and st.pid == 456
+    assert st.state is ShardState.RUNNING and st.pid == 456
     assert (st.combos_done, st.combos_resumed, st.combos_failed, st.rows) == (1, 1, 0, 180)
     assert st.work_rows == 0 and st.rate is None  # a resumed combo is not throughput
 
 
 def test_eta_needs_a_measured_throughput() -> None:
     st = fold(0, attempt()[:3])  # started, progress 0/100 only
-    assert st.state == "running" and st.rate is None and st.eta(1005) is None
+    assert st.state is ShardState.RUNNING and st.rate is None and st.eta(1005) is None
     assert st.fraction == 0.0
 
 
@@ -114,16 +115,16 @@ def test_combo_done_completes_the_throughput_when_the_last_progress_was_not_seen
 def test_judge_tells_dead_and_stalled_shards() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    running = ShardStatus(0, state="running", pid=proc.pid, host=HOST, last_ts=1000.0)
-    assert judge(running, now=1001.0).state == "dead"
+    running = ShardStatus(0, state=ShardState.RUNNING, pid=proc.pid, host=HOST, last_ts=1000.0)
+    assert judge(running, now=1001.0).state is ShardState.DEAD
     # The pid check only applies on the shard's own host; elsewhere only silence counts.
-    remote = ShardStatus(0, state="running", pid=proc.pid, host="other-host", last_ts=1000.0)
-    assert judge(remote, now=1001.0).state == "running"
-    assert judge(remote, now=1031.0, stall_after=30).state == "stalled"
-    alive = ShardStatus(0, state="running", pid=os.getpid(), host=HOST, last_ts=1000.0)
-    assert judge(alive, now=1010.0).state == "running"
-    done = ShardStatus(0, state="done", pid=proc.pid, host=HOST, last_ts=1000.0)
-    assert judge(done, now=5000.0).state == "done"
+    remote = ShardStatus(0, state=ShardState.RUNNING, pid=proc.pid, host="other-host", last_ts=1000.0)
+    assert judge(remote, now=1001.0).state is ShardState.RUNNING
+    assert judge(remote, now=1031.0, stall_after=30).state is ShardState.STALLED
+    alive = ShardStatus(0, state=ShardState.RUNNING, pid=os.getpid(), host=HOST, last_ts=1000.0)
+    assert judge(alive, now=1010.0).state is ShardState.RUNNING
+    done = ShardStatus(0, state=ShardState.DONE, pid=proc.pid, host=HOST, last_ts=1000.0)
+    assert judge(done, now=5000.0).state is ShardState.DONE
 
 
 def test_writer_heartbeat_repeats_progress_and_stops_at_shard_done(tmp_path: Path, monkeypatch) -> None:
@@ -148,27 +149,27 @@ def test_writer_heartbeat_repeats_progress_and_stops_at_shard_done(tmp_path: Pat
     assert all((r["rows_done"], r["rows_total"]) == (10, 40) for r in repeats)
     assert json.loads(lines[0])["pid"] == os.getpid() and json.loads(lines[0])["host"] == HOST
     st = fold(0, read_events(path))
-    assert st.state == "done" and st.rows == 5 and st.work_rows == 40
+    assert st.state is ShardState.DONE and st.rows == 5 and st.work_rows == 40
 
 
 def test_tracker_reads_incrementally_ignores_torn_lines_and_restarts_on_a_new_file(tmp_path: Path) -> None:
     path = tmp_path / "shard_0_of_1.events.jsonl"
     tracker = ShardTracker(path, 0)
-    assert tracker.poll().state == "pending"
+    assert tracker.poll().state is ShardState.PENDING
     evs = attempt()
     with open(path, "w") as fh:
         fh.write("".join(line(e) for e in evs[:5]))
         fh.write(line(evs[5])[:20])  # a writer mid-line
     st = tracker.poll()
-    assert st.state == "running" and st.combos_done == 0 and st.current_done == 100
+    assert st.state is ShardState.RUNNING and st.combos_done == 0 and st.current_done == 100
     with open(path, "a") as fh:
         fh.write(line(evs[5])[20:])
     assert tracker.poll().combos_done == 1
     path.unlink()
-    assert tracker.poll().state == "pending"
+    assert tracker.poll().state is ShardState.PENDING
     path.write_text(line(evs[0]))
     st = tracker.poll()
-    assert st.state == "running" and st.combos_done == 0
+    assert st.state is ShardState.RUNNING and st.combos_done == 0
 
 
 def test_watcher_follows_the_newest_group_of_streams(tmp_path: Path) -> None:
@@ -219,7 +220,7 @@ def test_events_of_a_real_run_fold_into_the_right_statuses(tmp_path: Path) -> No
         assert st.combos_total == len(manifest)
         assert st.combos_done == len(ok) and st.combos_failed == len(failed)
         assert st.rows == sum(int(m["rows"]) for m in ok)
-        assert st.state == ("failed" if failed else "done")
+        assert st.state is (ShardState.FAILED if failed else ShardState.DONE)
         assert st.host == HOST and st.pid != os.getpid() and st.fraction == 1.0
         assert st.rows_per_combo == 14  # every input row goes through each combo
         assert [f["combo_id"] for f in st.failures] == [m["combo_id"] for m in failed]

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from augshard.events import events_path, read_events
 from augshard.monitor import ProgressView, fmt_duration, overall_line, plain_line, render, total_line
+from augshard.outcome import ShardState
 from augshard.status import EventsWatcher, ShardStatus
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -28,10 +29,10 @@ METHODS = "nlp_keyboard,nlp_randword_delete"
 
 def statuses() -> list[ShardStatus]:
     return [
-        ShardStatus(0, state="done", combos_total=2, combos_done=2, rows=80, duration=12.0),
+        ShardStatus(0, state=ShardState.DONE, combos_total=2, combos_done=2, rows=80, duration=12.0),
         ShardStatus(
             1,
-            state="running",
+            state=ShardState.RUNNING,
             combos_total=3,
             combos_done=1,
             current="nlp_keyboard+nlp_randword_delete",
@@ -45,8 +46,8 @@ def statuses() -> list[ShardStatus]:
             work_ts=1030.0,
             last_ts=1030.0,
         ),
-        ShardStatus(2, state="failed", combos_total=1, combos_failed=1, duration=3.0),
-        ShardStatus(3, state="dead", combos_total=2, pid=4242, current="", rows=0),
+        ShardStatus(2, state=ShardState.FAILED, combos_total=1, combos_failed=1, duration=3.0),
+        ShardStatus(3, state=ShardState.DEAD, combos_total=2, pid=4242, current="", rows=0),
         ShardStatus(4),
     ]
 
@@ -73,7 +74,7 @@ def test_the_table_shows_state_progress_current_combo_and_eta() -> None:
 
 
 def test_footer_lines_and_durations() -> None:
-    done = [ShardStatus(0, state="done", combos_total=2, combos_done=2, rows=1234)]
+    done = [ShardStatus(0, state=ShardState.DONE, combos_total=2, combos_done=2, rows=1234)]
     assert overall_line(done) == "Overall: 1 completed | 0 running | 0 failed | 0 pending"
     assert total_line(done) == "Total: 2/2 combos processed | 1,234 rows generated"
     assert [fmt_duration(s) for s in (None, 4.4, 65, 3725)] == ["-", "4s", "1m05s", "1h02m"]

@@ -193,10 +193,12 @@ def test_sigkill_at_random_moments_then_resume_gives_identical_datasets(tmp_path
     cwd = setup_dir(tmp_path)
     rng = random.Random(7)
     for _ in range(3):
+        for stale in (cwd / "logs/augment").glob("*.events.jsonl"):  # only this attempt's events may say "working"
+            stale.unlink()
         proc = start(cwd)
         wait_for(lambda p=proc: any(working(cwd, s) for s in (0, 1)) or p.poll() is not None)
         time.sleep(rng.uniform(0, 1.5))
-        pids = [worker_pid(cwd, s) for s in (0, 1) if events(cwd, s)]
+        pids = [e.pid for s in (0, 1) for e in events(cwd, s) if e.kind == "shard_start"]  # one read per stream
         proc.kill()
         proc.wait()
         wait_for(lambda pids=pids: not any(alive(p) for p in pids), timeout=10)  # workers die with the supervisor

@@ -98,6 +98,7 @@ def monitor(
 
     from augshard.monitor import follow as follow_events
     from augshard.monitor import print_statuses
+    from augshard.outcome import ShardState
     from augshard.status import EventsWatcher
 
     check_format(fmt)
@@ -120,7 +121,7 @@ def monitor(
     final = follow_events(out, watcher, interval, live=not no_live, patience=stall_after, final_table=fmt == "table")
     if fmt != "table":
         print_statuses(console, final, fmt, title)
-    return 0 if all(st.state == "done" for st in final) else 1
+    return 0 if all(st.state is ShardState.DONE for st in final) else 1
 
 
 @app.command()
