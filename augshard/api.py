@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from augshard.config import RunConfig, load_config, validate
 from augshard.errors import ConfigError, OutputError
 from augshard.outcome import ComboOutcome
-from augshard.status import FINISHED, ShardStatus
+from augshard.status import ShardStatus
 
 # `import augshard` imports this module; the rooms below it (prepare, supervisor, export, evaluate) load libraries
 # and the catalogue, so each function imports the one it calls: `augshard --help` and every worker start fast.
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from augshard.prepare import Prepared
+    from augshard.preflight import Prepared
 
 __all__ = [
     "Action",
@@ -134,7 +134,7 @@ class RunPlan:
 
 
 def _run_plan(prep: Prepared, notes: tuple[str, ...] = ()) -> RunPlan:
-    from augshard.prepare import dry_run_document
+    from augshard.preflight import dry_run_document
 
     doc = dry_run_document(prep)  # the dry run's JSON document: one description of a plan, typed here
     combos = tuple(
@@ -162,7 +162,7 @@ def _run_plan(prep: Prepared, notes: tuple[str, ...] = ()) -> RunPlan:
 
 def plan(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunPlan:
     """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
-    from augshard.prepare import prepare
+    from augshard.preflight import prepare
 
     cfg = make_config(config, **settings)
     with _notes() as notes:
@@ -172,7 +172,7 @@ def plan(config: RunConfig | str | os.PathLike[str] | None = None, **settings: A
 
 def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
     """`augshard run --dry-run`: the plan printed as a table, TSV or JSON; returns the exit code."""
-    from augshard.prepare import dry_run
+    from augshard.preflight import dry_run
 
     return dry_run(cfg, console, fmt)
 
@@ -206,7 +206,7 @@ class RunProgress:
     @property
     def finished(self) -> bool:
         """Every shard done, failed, stopped or dead."""
-        return bool(self.shards) and all(st.state in FINISHED for st in self.shards)
+        return bool(self.shards) and all(st.state.finished for st in self.shards)
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,7 @@ def run(
     the live shard table in a Jupyter notebook only; True shows it anywhere (on stderr); False never.
     Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
     """
-    from augshard.prepare import prepare
+    from augshard.preflight import prepare
 
     display = _display_console(progress)
     cfg = make_config(config, **settings)
@@ -273,7 +273,7 @@ def run(
 
 def run_and_print(cfg: RunConfig, console: Console, live: bool = True, fmt: str = "table") -> RunResult:
     """`augshard run`: the run with its header, progress and summary printed on `console` (the CLI's output)."""
-    from augshard.prepare import prepare
+    from augshard.preflight import prepare
 
     t0 = time.time()
     prep = prepare(cfg, console)
@@ -555,8 +555,8 @@ def export(
     """One training set of a finished run, as `augshard export --to TO`: deduplicated, with a dataset card and
     export.json. `options`: the fields of `augshard.export.ExportOptions` (dedupe, combos, k, include_originals)."""
     from augshard.card import facts
-    from augshard.export import ExportOptions
-    from augshard.export import export as export_run
+    from augshard.exporting import ExportOptions
+    from augshard.exporting import export as export_run
 
     fields = {f.name: f for f in dataclasses.fields(ExportOptions)}
     unknown = [k for k in options if k not in fields or k == "to"]
@@ -616,8 +616,8 @@ def evaluate(
     """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
     evaluation.json. `options`: the fields of `augshard.evaluate.EvaluateOptions` (folds, features, combos, ...);
     `on_progress(done, total)` is called as the tasks finish."""
-    from augshard.evaluate import EvaluateOptions
-    from augshard.evaluate import evaluate as evaluate_run
+    from augshard.evaluation import EvaluateOptions
+    from augshard.evaluation import evaluate as evaluate_run
 
     fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
     unknown = [k for k in options if k not in fields or k == "label_col"]

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from augshard import __version__
 from augshard.cache import Cache
 from augshard.claims import WorkItem
 from augshard.combos import Combo
@@ -21,10 +20,11 @@ from augshard.methods.base import library_version
 from augshard.methods.offline import apply_offline_env
 from augshard.methods.registry import LIBRARIES as METHOD_LIBRARIES
 from augshard.pipeline import output_schema
-from augshard.plan import PlannedCombo
+from augshard.planning import PlannedCombo
 from augshard.procs import cap_threads
 from augshard.quality import CachedScorer, make_scorer
 from augshard.store import read_complete
+from augshard.version import __version__
 
 # Recorded in every meta.json: the method libraries (the registry's) and those of the filter and the output.
 LIBRARIES = (*METHOD_LIBRARIES, "sentence-transformers", "pyarrow")

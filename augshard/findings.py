@@ -29,7 +29,7 @@ def build_document(
     holds the baseline's scores, then one per candidate."""
     import sklearn
 
-    from augshard import __version__
+    from augshard.version import __version__
 
     features, sizes = protocol["features"], protocol["train_sizes"]
     protocol = {

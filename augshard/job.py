@@ -12,7 +12,7 @@ from augshard.combos import Combo
 from augshard.config import RunConfig
 from augshard.methods.catalogue import MethodSpec
 from augshard.outcome import ComboOutcome
-from augshard.plan import PlannedCombo
+from augshard.planning import PlannedCombo
 
 JOB_VERSION = 1  # of ShardJob.to_json
 

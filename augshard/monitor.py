@@ -18,7 +18,7 @@ from augshard.output import interactive, plural
 from augshard.status import EventsWatcher, ShardStatus
 
 if TYPE_CHECKING:
-    from augshard.plan import Plan
+    from augshard.planning import Plan
     from augshard.shard import ShardResult
 
 GLYPH = {

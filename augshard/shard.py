@@ -9,7 +9,7 @@ import time
 import traceback
 from pathlib import Path
 
-from augshard.claims import ShardInterrupted, StopFlag, WorkItem, stop_file_path, work_order
+from augshard.claims import WorkItem, work_order
 from augshard.config import RunConfig
 from augshard.context import ShardContext
 from augshard.events import (
@@ -30,8 +30,9 @@ from augshard.job import ShardJob, ShardResult
 from augshard.manifest import write_shard_manifest
 from augshard.outcome import ComboOutcome, Status
 from augshard.pipeline import ComboStats, run_combo
-from augshard.plan import PlannedCombo
+from augshard.planning import PlannedCombo
 from augshard.procs import peak_rss_mb
+from augshard.stopping import ShardInterrupted, StopFlag, stop_file_path
 from augshard.store import (
     VECTORS,
     ComboMeta,

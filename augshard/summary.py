@@ -17,7 +17,7 @@ from augshard.manifest import Summary
 from augshard.output import notice, plural
 
 if TYPE_CHECKING:
-    from augshard.prepare import Prepared
+    from augshard.preflight import Prepared
     from augshard.shard import ShardJob, ShardResult
     from augshard.supervisor import RunOutcome
 

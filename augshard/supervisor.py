@@ -15,13 +15,14 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from augshard.claims import claimed_by, claims_name, stop_file_path
+from augshard.claims import claimed_by, claims_name
 from augshard.executors import ShardExecutor, make_executor
 from augshard.outcome import ComboOutcome, ShardState
 from augshard.output import notice, plural
-from augshard.prepare import Prepared, devices_line, prepare
+from augshard.preflight import Prepared, devices_line, prepare
 from augshard.shard import ShardJob, ShardResult, run_shard
 from augshard.status import ShardStatus
+from augshard.stopping import stop_file_path
 
 STOP_GRACE_S = 5.0  # after the first signal, shards get this long to finish their chunk before being killed
 

@@ -19,7 +19,7 @@ from augshard.config import DEFAULT_COSTS_PATH, load_config
 from augshard.errors import ConfigError
 from augshard.methods import load_catalogue
 from augshard.methods.bench import load_costs
-from augshard.plan import make_plan
+from augshard.planning import make_plan
 
 CHEAP = ("nlp_keyboard", "nlp_randword_delete", "nlp_spelling")
 BOGUS = {"id": "ta_bogus", "lib": "textattack", "kind": "WordSwapNoSuchClass", "args": {"pct_words_to_swap": 0.1}}

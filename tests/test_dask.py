@@ -136,7 +136,7 @@ def test_a_dask_job_crosses_as_json_and_a_swapped_job_file_runs_nothing(tmp_path
 
     from augshard.config import RunConfig
     from augshard.executors import DaskExecutor
-    from augshard.prepare import prepare
+    from augshard.preflight import prepare
     from augshard.shard import ShardJob, ShardResult, run_shard
     from augshard.supervisor import make_jobs
 
@@ -204,7 +204,7 @@ def test_a_tls_scheduler_takes_its_certificates_from_dasks_configuration(tmp_pat
     from augshard.config import RunConfig
     from augshard.errors import ConfigError
     from augshard.executors import DaskExecutor
-    from augshard.prepare import prepare
+    from augshard.preflight import prepare
     from augshard.shard import run_shard
     from augshard.supervisor import make_jobs
 

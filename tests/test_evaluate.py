@@ -13,7 +13,7 @@ import pytest
 from helpers import run_cli, sample_rows, write_csv
 
 from augshard.classifiers import TfidfSettings, TfidfSpace, fit_predict_tfidf
-from augshard.evaluate import EvaluateOptions, Originals, make_splits
+from augshard.evaluation import EvaluateOptions, Originals, make_splits
 from augshard.gains import holm, paired_gain
 
 ROOT = Path("data/processed/augsets")
@@ -359,7 +359,7 @@ def test_embedding_features_use_the_vectors_the_run_kept_and_encode_only_what_is
 
 def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> None:
     """As in ReDSM5: one sentence on several rows (one per symptom), and sentences of one post (--group-col)."""
-    from augshard.evaluate import _groups
+    from augshard.evaluation import _groups
 
     rng = random.Random(1)
     rows = []

@@ -21,7 +21,7 @@ import pytest
 from helpers import run_cli, sample_rows, tree, write_csv
 
 from augshard.errors import OutputError
-from augshard.export import ExportOptions, check_target, normalise
+from augshard.exporting import ExportOptions, check_target, normalise
 
 pytestmark = pytest.mark.slow
 
@@ -266,7 +266,7 @@ def test_an_export_never_holds_the_runs_input(tmp_path: Path) -> None:
 def test_sigterm_or_sighup_during_an_export_removes_its_staging_folder(
     runs: dict[int, Path], monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
-    module = importlib.import_module("augshard.export")  # `augshard.export` is the API function
+    module = importlib.import_module("augshard.exporting")  # `augshard.export` is the API function
 
     cwd = runs[1]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -10,7 +10,7 @@ import pytest
 from augshard.combos import Combo
 from augshard.config import RunConfig
 from augshard.methods.catalogue import MethodSpec
-from augshard.plan import Plan, assign, combo_fingerprint, make_plan
+from augshard.planning import Plan, assign, combo_fingerprint, make_plan
 
 INPUT_SHA = "ab" * 32
 

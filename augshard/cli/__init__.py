@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from augshard.cli import catalogue, evaluate, export, outputs, run  # noqa: F401 - importing a module registers its commands
+from augshard.cli import catalogue, evaluate, export, run, run_files  # noqa: F401 - importing a module registers its commands
 from augshard.cli.app import app, err_console
 
 __all__ = ["app", "main"]

@@ -53,8 +53,8 @@ def evaluate(
     """Which combos make a classifier better: folds over the originals, baseline vs baseline + a combo's variants
     of the training originals, scored on test originals only; paired gains with corrected intervals."""
     from augshard.errors import ConfigError
-    from augshard.evaluate import EvaluateOptions
-    from augshard.evaluate import evaluate as run_evaluate
+    from augshard.evaluation import EvaluateOptions
+    from augshard.evaluation import evaluate as run_evaluate
     from augshard.output import write_json
 
     check_format(fmt)

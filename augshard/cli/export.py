@@ -58,8 +58,8 @@ def export(
     """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
     from augshard.card import facts
     from augshard.errors import ConfigError
-    from augshard.export import ExportInterrupted, ExportOptions
-    from augshard.export import export as run_export
+    from augshard.exporting import ExportInterrupted, ExportOptions
+    from augshard.exporting import export as run_export
     from augshard.output import print_rows, write_json
 
     check_format(fmt)

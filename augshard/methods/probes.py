@@ -50,7 +50,7 @@ def probe_cache_path() -> Path:
 def machine_context() -> dict[str, Any]:
     """What decides every method's probe besides its entry: augshard's and the libraries' versions, the
     interpreter and its installed packages, the offline environment and the variables behind it."""
-    from augshard import __version__
+    from augshard.version import __version__
 
     site = sorted({p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)})
     return {

@@ -25,7 +25,7 @@ from augshard.classifiers import FEATURES
 from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.errors import ConfigError, OutputError
-from augshard.export import FACTS, ExportFacts, normalise
+from augshard.exporting import FACTS, ExportFacts, normalise
 from augshard.findings import EVALUATION, build_document, write_document
 from augshard.fingerprint import sha
 from augshard.lock import ReadLock

@@ -18,7 +18,7 @@ from augshard.methods import MethodSpec, MethodStatus, check_methods, method_che
 from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
 from augshard.methods.probes import probe_line
 from augshard.output import notice, plural
-from augshard.plan import Plan, PlannedCombo, make_plan, plan_combos
+from augshard.planning import Plan, PlannedCombo, make_plan, plan_combos
 
 if TYPE_CHECKING:
     from augshard.data import Dataset
