@@ -17,17 +17,28 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from augshard.config import RunConfig, load_config, validate
+from augshard import output
+from augshard.card import facts
+from augshard.config import RunConfig, _coerce, load_config, validate
+from augshard.dry_run import dry_run, dry_run_document
 from augshard.errors import ConfigError, OutputError
+from augshard.evaluation import EvaluateOptions
+from augshard.evaluation import evaluate as evaluate_run
+from augshard.export_model import ExportOptions
+from augshard.exporting import export as export_run
+from augshard.lock import ReadLock
+from augshard.manifest import read_manifest, shard_manifest_name
+from augshard.monitor import render
 from augshard.outcome import ComboOutcome
-from augshard.status import ShardStatus
+from augshard.preflight import Preflight, preflight
+from augshard.status import EventsWatcher, ShardStatus
+from augshard.supervisor import run_checked
 
-# `import augshard` imports this module; the rooms below it (prepare, supervisor, export, evaluate) load libraries
+# `import augshard` imports this module; the rooms below it (preflight, supervisor, export, evaluate) load libraries
 # and the catalogue, so each function imports the one it calls: `augshard --help` and every worker start fast.
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from augshard.preflight import Prepared
 
 __all__ = [
     "Action",
@@ -62,8 +73,6 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
         raise ConfigError(_unknown(unknown[0], SETTINGS, "setting"))
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     if isinstance(config, RunConfig):
-        from augshard.config import _coerce  # the CLI's conversions (lists, 'auto', numbers), shared, not copied
-
         cfg = dataclasses.replace(config, **_coerce({k: v for k, v in settings.items() if v is not None}))
         validate(cfg)
         return cfg
@@ -133,9 +142,7 @@ class RunPlan:
         return tuple(costs)
 
 
-def _run_plan(prep: Prepared, notes: tuple[str, ...] = ()) -> RunPlan:
-    from augshard.preflight import dry_run_document
-
+def _run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
     doc = dry_run_document(prep)  # the dry run's JSON document: one description of a plan, typed here
     combos = tuple(
         ComboPlan(
@@ -162,18 +169,14 @@ def _run_plan(prep: Prepared, notes: tuple[str, ...] = ()) -> RunPlan:
 
 def plan(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunPlan:
     """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
-    from augshard.preflight import prepare
-
     cfg = make_config(config, **settings)
     with _notes() as notes:
-        prep = prepare(cfg, _quiet_console(), dry_run=True)
+        prep = preflight(cfg, _quiet_console(), dry_run=True)
     return _run_plan(prep, tuple(notes))
 
 
 def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
     """`augshard run --dry-run`: the plan printed as a table, TSV or JSON; returns the exit code."""
-    from augshard.preflight import dry_run
-
     return dry_run(cfg, console, fmt)
 
 
@@ -256,41 +259,33 @@ def run(
     the live shard table in a Jupyter notebook only; True shows it anywhere (on stderr); False never.
     Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
     """
-    from augshard.preflight import prepare
-
     display = _display_console(progress)
     cfg = make_config(config, **settings)
     t0 = time.time()
     console = _quiet_console()
     with _notes() as notes:
-        prep = prepare(cfg, console)
+        prep = preflight(cfg, console)
         watch = _Watch(prep, t0, on_progress, display)
         with _main_not_reimported(), watch:
-            code = _run_prepared(prep, console, live=False, fmt="table", t0=t0)
+            code = _run_checked(prep, console, live=False, fmt="table", t0=t0)
     watch.raise_callback_error()
     return _result(prep, code, t0, tuple(notes))
 
 
 def run_and_print(cfg: RunConfig, console: Console, live: bool = True, fmt: str = "table") -> RunResult:
     """`augshard run`: the run with its header, progress and summary printed on `console` (the CLI's output)."""
-    from augshard.preflight import prepare
-
     t0 = time.time()
-    prep = prepare(cfg, console)
-    code = _run_prepared(prep, console, live=live, fmt=fmt, t0=t0)
+    prep = preflight(cfg, console)
+    code = _run_checked(prep, console, live=live, fmt=fmt, t0=t0)
     return _result(prep, code, t0)
 
 
-def _run_prepared(prep: Prepared, console: Console, live: bool, fmt: str, t0: float) -> int:
-    from augshard.supervisor import run_prepared
-
-    return run_prepared(prep, console, live=live, fmt=fmt, t0=t0)
+def _run_checked(prep: Preflight, console: Console, live: bool, fmt: str, t0: float) -> int:
+    return run_checked(prep, console, live=live, fmt=fmt, t0=t0)
 
 
-def _result(prep: Prepared, code: int, t0: float, notes: tuple[str, ...] = ()) -> RunResult:
+def _result(prep: Preflight, code: int, t0: float, notes: tuple[str, ...] = ()) -> RunResult:
     """The run's outcomes, read back from the manifests it wrote (the record every other tool reads too)."""
-    from augshard.manifest import read_manifest, shard_manifest_name
-
     cfg, root = prep.cfg, Path(prep.cfg.output_root)
     interrupted = code >= 128
     if cfg.shard_index is None and not interrupted:
@@ -330,9 +325,7 @@ class _Watch:
 
     Streams an earlier run left are ignored until this run's shard starts over them (the supervisor removes them)."""
 
-    def __init__(self, prep: Prepared, t0: float, callback: ProgressCallback | None, display: Console | None) -> None:
-        from augshard.status import EventsWatcher
-
+    def __init__(self, prep: Preflight, t0: float, callback: ProgressCallback | None, display: Console | None) -> None:
         cfg, num_shards = prep.cfg, prep.plan.num_shards
         indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(num_shards))
         self.watcher = EventsWatcher(cfg.log_dir, num_shards, indexes)
@@ -366,8 +359,6 @@ class _Watch:
         if self._live is not None:
             self._live.stop()
         elif self.display is not None:
-            from augshard.monitor import render
-
             self.display.print(render(snapshot.shards))
 
     def snapshot(self) -> RunProgress:
@@ -385,8 +376,6 @@ class _Watch:
 
     def _report(self, snapshot: RunProgress) -> None:
         if self._live is not None:
-            from augshard.monitor import render
-
             self._live.update(render(snapshot.shards), refresh=True)
         key = [(st.state, st.combos_finished, st.current_done, st.rows) for st in snapshot.shards]
         if self.callback is None or self.error is not None or key == self._last:
@@ -434,8 +423,6 @@ def _main_not_reimported() -> Iterator[None]:
 def _notes() -> Iterator[list[str]]:
     """The `note:` and `warning:` lines the CLI prints on stderr, collected instead (plain text) for a result."""
     from rich.text import Text
-
-    from augshard import output
 
     lines: list[str] = []
     with output._stderr.capture() as captured:  # the one console every notice goes through
@@ -490,9 +477,6 @@ def _chosen(value: Any) -> tuple[str, ...]:
 def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
     import pyarrow as pa  # heavy: loaded when a run is read, not when augshard is imported
     import pyarrow.parquet as pq
-
-    from augshard.lock import ReadLock
-    from augshard.manifest import read_manifest
 
     manifest = root / output_name
     if not manifest.is_file():
@@ -554,9 +538,6 @@ def export(
 ) -> ExportResult:
     """One training set of a finished run, as `augshard export --to TO`: deduplicated, with a dataset card and
     export.json. `options`: the fields of `augshard.export.ExportOptions` (dedupe, combos, k, include_originals)."""
-    from augshard.card import facts
-    from augshard.exporting import ExportOptions
-    from augshard.exporting import export as export_run
 
     fields = {f.name: f for f in dataclasses.fields(ExportOptions)}
     unknown = [k for k in options if k not in fields or k == "to"]
@@ -616,8 +597,6 @@ def evaluate(
     """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
     evaluation.json. `options`: the fields of `augshard.evaluate.EvaluateOptions` (folds, features, combos, ...);
     `on_progress(done, total)` is called as the tasks finish."""
-    from augshard.evaluation import EvaluateOptions
-    from augshard.evaluation import evaluate as evaluate_run
 
     fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
     unknown = [k for k in options if k not in fields or k == "label_col"]

@@ -8,12 +8,10 @@ import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from augshard.export_model import MADE_BY, Export, ExportFacts
 from augshard.store import write_atomic
-
-if TYPE_CHECKING:
-    from augshard.exporting import Export, ExportFacts
 
 # Arrow types as the `datasets` library names them in a card's `dataset_info.features`.
 DTYPES = {
@@ -32,7 +30,6 @@ def facts(result: Export) -> ExportFacts:
     first = result.metas[0]
     label = next((m.label_check for m in result.metas if m.label_check), None)
     counts = [dataclasses.asdict(c) | {"kept": c.kept} for c in result.counts]
-    from augshard.exporting import MADE_BY, ExportFacts
 
     return ExportFacts(
         made_by=MADE_BY,

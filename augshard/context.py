@@ -12,11 +12,11 @@ from augshard.claims import WorkItem
 from augshard.combos import Combo
 from augshard.data import Dataset, load_dataset
 from augshard.encoders import Encoder, resolve_device
+from augshard.environment import library_version
 from augshard.gpu import GpuSlot, cuda_available
 from augshard.job import ShardJob
 from augshard.labels import Labeler, LabelModel
 from augshard.methods import LazyMethod
-from augshard.methods.base import library_version
 from augshard.methods.offline import apply_offline_env
 from augshard.methods.registry import LIBRARIES as METHOD_LIBRARIES
 from augshard.pipeline import output_schema

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from augshard.environment import augshard_home, library_version
 from augshard.errors import ConfigError
 
 DECIMALS = 6  # similarities are rounded so float noise in the last bits never flips a decision
@@ -99,8 +100,6 @@ def resolve_backend(backend: str, device: str) -> str:
 
 def onnx_export_dir(model_path: Path) -> Path:
     """Where the ONNX export of a model directory lives: one per machine, beside augshard's other resources."""
-    from augshard.methods.offline import augshard_home
-
     return augshard_home() / "encoders" / f"{model_path.name}-{model_stamp(model_path)}-onnx"
 
 
@@ -173,8 +172,6 @@ class Encoder:
     def __init__(
         self, model_path: str | None = None, batch_size: int = 64, backend: str = "torch", device: str = "cpu"
     ):
-        from augshard.methods.base import library_version
-
         path = resolve_embedding_model(model_path)
         self.source, self.batch_size, self.backend, self.device = path, batch_size, backend, device
         self.direct = backend == "onnx" and mean_pooled_and_normalised(path)

@@ -24,8 +24,10 @@ from typing import Any
 from augshard.classifiers import FEATURES
 from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.data import file_sha256, read_table, row_keys
+from augshard.encoders import resolve_backend
 from augshard.errors import ConfigError, OutputError
-from augshard.exporting import FACTS, ExportFacts, normalise
+from augshard.export_model import FACTS, ExportFacts
+from augshard.exporting import normalise
 from augshard.findings import EVALUATION, build_document, write_document
 from augshard.fingerprint import sha
 from augshard.lock import ReadLock
@@ -314,8 +316,6 @@ def encoder_spec(quality: dict[str, Any], model: str | None) -> dict[str, Any]:
     """The sentence encoder: `--embedding-model` (default: the bundled MiniLM) on the run's backend and device when
     it filtered by embedding, else on this machine's default CPU backend. Stored vectors are used only when their
     encoder's identity is this one's."""
-    from augshard.encoders import resolve_backend
-
     if quality.get("metric") == "embedding" and quality.get("backend"):
         return {"model": model, "backend": quality["backend"], "device": quality.get("device") or "cpu"}
     return {"model": model, "backend": resolve_backend("auto", "cpu"), "device": "cpu"}

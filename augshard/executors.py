@@ -19,7 +19,10 @@ from typing import Any, Protocol
 
 from augshard.errors import ConfigError
 from augshard.forkserver import PARENT_ENV, PRELOAD_ENV
+from augshard.job import ShardJob, ShardResult
+from augshard.methods.offline import offline_env
 from augshard.procs import die_with_parent
+from augshard.shard import run_shard
 
 EXECUTORS = ("local", "dask", "dask-local")
 START_METHOD_ENV = "AUGSHARD_START_METHOD"  # forkserver (the default where there is one) or spawn
@@ -172,10 +175,8 @@ def _start_forkserver(mp: Any, preload: Sequence[str], threads: int | None) -> N
     a later executor reuses the first one's imports."""
     import multiprocessing.forkserver
 
-    import augshard
-
     mp.set_forkserver_preload(["augshard.forkserver"])
-    root = str(Path(augshard.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent.parent)  # the folder holding this augshard package
     env = {
         PRELOAD_ENV: ",".join(preload),
         PARENT_ENV: str(os.getpid()),
@@ -297,7 +298,9 @@ class DaskExecutor(Executor):
                 f"cannot connect to the Dask scheduler at {address}: {exc}; give the TLS files through "
                 "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, __CLIENT__CERT and __CLIENT__KEY"
             ) from None
-        from augshard.dask_plugin import OfflineEnvPlugin  # imports distributed: only Dask runs pay for it
+
+        # Its module imports distributed (0.4 s of imports): only a Dask run pays for it.
+        from augshard.dask_plugin import OfflineEnvPlugin
 
         self.client.register_plugin(OfflineEnvPlugin(), name="augshard-offline-env")
         self._executor = self.client.get_executor(pure=False)
@@ -305,8 +308,6 @@ class DaskExecutor(Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """`run_shard(job)` on a worker: the job crosses as JSON data, the result comes back as JSON through the
         Dask future (see `run_job_in_fresh_process`); no other call can be sent."""
-        from augshard.shard import ShardJob, ShardResult, run_shard
-
         (job,) = args
         if fn is not run_shard or kwargs or not isinstance(job, ShardJob):
             raise TypeError("the Dask executor runs shard jobs only: submit(run_shard, job)")
@@ -346,8 +347,6 @@ def run_job_in_fresh_process(job_json: str) -> str:
     The job goes in on the process's stdin and the result comes out through a pipe of its own: nothing crosses
     through files on shared storage, where whoever can write the log folder could swap a job or plant a link, and
     nothing that crosses is code (no pickle): the process only ever calls `run_shard`."""
-    from augshard.methods.offline import offline_env
-
     read_fd, write_fd = os.pipe()
     env = {**os.environ, **offline_env(), PARENT_ENV: str(os.getpid())}
     try:
@@ -378,8 +377,6 @@ def run_job_in_fresh_process(job_json: str) -> str:
 
 def _main(result_fd: str) -> int:
     """The fresh process of `run_job_in_fresh_process`: a JSON job on stdin, the JSON result on `result_fd`."""
-    from augshard.shard import ShardJob, run_shard
-
     die_with_parent(int(os.environ.get(PARENT_ENV, "0")) or None)
     _thread_locks_for_tqdm()
     out = os.fdopen(int(result_fd), "wb")

@@ -13,6 +13,7 @@ from augshard.errors import ConfigError, OutputError
 from augshard.gains import Gain, holm, mean_std, paired_gain, verdict
 from augshard.scoring import Candidate, Split
 from augshard.store import META, read_meta, write_atomic
+from augshard.version import __version__
 
 EVALUATION = "evaluation.json"
 SCHEMA_VERSION = 1
@@ -28,8 +29,6 @@ def build_document(
     """evaluation.json's deterministic part (docs/cli.md has its schema): everything but `run_info`. `results[0]`
     holds the baseline's scores, then one per candidate."""
     import sklearn
-
-    from augshard.version import __version__
 
     features, sizes = protocol["features"], protocol["train_sizes"]
     protocol = {

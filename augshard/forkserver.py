@@ -8,6 +8,7 @@ import os
 import signal
 import warnings
 
+from augshard.methods.offline import apply_offline_env
 from augshard.procs import die_with_parent
 
 PRELOAD_ENV = "AUGSHARD_PRELOAD"  # comma-separated module names, set for the forkserver only
@@ -19,8 +20,6 @@ def preload(modules: list[str]) -> None:
 
     Warnings printed while importing would reach the run's stderr from a process nobody knows: they are silenced
     here (the filters are restored after, so a shard still sees every warning of its own work)."""
-    from augshard.methods.offline import apply_offline_env
-
     apply_offline_env()  # before any import: transformers and nltk read these variables when first imported
     for name in modules:
         try:

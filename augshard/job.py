@@ -1,5 +1,5 @@
 """What crosses between the supervisor and a shard: the shard's job and its result, each also as JSON (data, never
-pickle, for a worker on another machine)."""
+pickle, for a worker on another machine), and what the shards of a run came to."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from augshard.combos import Combo
 from augshard.config import RunConfig
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods.spec import MethodSpec
 from augshard.outcome import ComboOutcome
 from augshard.planning import PlannedCombo
 
@@ -134,3 +134,16 @@ def _combo_doc(pc: PlannedCombo) -> list[Any]:
 def _outcome_doc(o: ComboOutcome) -> dict[str, str]:
     """A manifest row as strings, the way `ComboOutcome.from_row` reads a manifest."""
     return {k: "" if v is None else str(v) for k, v in o.as_row().items()}
+
+
+@dataclass
+class RunOutcome:
+    """What the shards of a run came to."""
+
+    results: dict[int, ShardResult] = field(default_factory=dict)
+    crashed: dict[int, str] = field(default_factory=dict)  # shard -> why its worker died (after the last retry)
+    signum: int | None = None  # the first signal received, if any
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signum is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console, Group
 from rich.markup import escape
@@ -13,13 +13,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from augshard.outcome import ShardState, Status
-from augshard.output import interactive, plural
+from augshard.outcome import ShardState
+from augshard.output import fmt_duration, interactive, plural, print_rows, write_json
 from augshard.status import EventsWatcher, ShardStatus
-
-if TYPE_CHECKING:
-    from augshard.planning import Plan
-    from augshard.shard import ShardResult
 
 GLYPH = {
     ShardState.PENDING: "⏳",
@@ -44,17 +40,6 @@ STYLE = {
 SHOWN = tuple(s for s in ShardState if s is not ShardState.CRASHED)  # what events and `judge` can tell
 PLAIN_INTERVAL_S = 10.0
 LIVE_REFRESH_S = 1.0
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def state_label(st: ShardStatus) -> str:
@@ -197,8 +182,6 @@ def status_document(statuses: Sequence[ShardStatus], now: float) -> dict[str, An
 
 def print_statuses(console: Console, statuses: Sequence[ShardStatus], fmt: str, title: str | None = None) -> None:
     """A snapshot of the shards: the Rich table on a terminal, aligned lines elsewhere, or TSV / JSON."""
-    from augshard.output import print_rows, write_json
-
     now = time.time()
     if fmt == "json":
         write_json(status_document(statuses, now))
@@ -352,59 +335,3 @@ def follow(
     if not view.live and final_table:
         print_statuses(console, view.statuses, "table")
     return view.statuses
-
-
-PLAN_COLUMNS = ("shard", "combo", "k", "est. cost", "action")
-
-
-def plan_rows(plan: Plan, complete: set[str], shard_index: int | None = None) -> tuple[list[list[str]], list[int]]:
-    """The plan of a dry run, a row per combo (markup cells), each shard closed by its total; and the row indexes
-    after which a table draws a rule."""
-    rows: list[list[str]] = []
-    sections = []
-    for i, shard in enumerate(plan.shards):
-        if shard_index is not None and i != shard_index:
-            continue
-        for pc in shard:
-            action = "skip (complete)" if pc.combo.combo_id in complete else "run"
-            rows.append([str(i), pc.combo.dir_name, str(pc.combo.k), f"{pc.cost:g}", action])
-        total = f"[bold]shard total: {len(shard)} {plural(len(shard), 'combo')}[/bold]"
-        rows.append([str(i), total, "", f"{plan.shard_cost(i):g}", ""])
-        sections.append(len(rows) - 1)
-    for combo, reason in plan.unavailable:
-        rows.append(["-", combo.dir_name, str(combo.k), "-", f"unavailable ({escape(reason[:60])})"])
-    return rows, sections
-
-
-SUMMARY_COLUMNS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time", "log")
-
-
-def summary_rows(results: Sequence[ShardResult], crashed: dict[int, str], plain: bool = False) -> list[list[Any]]:
-    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log; as
-    markup cells, or (`plain`) as values for a JSON document."""
-    rows: list[list[Any]] = []
-    for r in results:
-        ok = [o for o in r.outcomes if o.ok]
-        if r.index in crashed:
-            state = ShardState.CRASHED
-        elif r.failed:
-            state = ShardState.FAILED
-        else:
-            state = ShardState.DONE
-        style, glyph = STYLE[state], GLYPH[state]
-        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
-        counts = [ran, len(ok), sum(1 for o in ok if o.resumed), len(r.failed), sum(o.rows for o in ok)]
-        if plain:
-            rows.append([r.index, state.value, *counts, r.duration_s, r.log_path])
-        else:
-            cells = [str(n) for n in counts[:4]] + [f"{counts[4]:,}"]
-            rows.append(
-                [
-                    str(r.index),
-                    f"[{style}]{glyph} {state.value}[/{style}]",
-                    *cells,
-                    fmt_duration(r.duration_s),
-                    r.log_path,
-                ]
-            )
-    return rows

@@ -135,3 +135,14 @@ def write_json(document: Any) -> None:
     """One JSON document on stdout (never through Rich: no highlighting, no wrapping)."""
     sys.stdout.write(json.dumps(finite(document), indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"

@@ -5,18 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from augshard import columns as col
 from augshard.cache import Cache, cache_key
 from augshard.combos import Combo
 from augshard.config import RunConfig
 from augshard.data import Dataset, Row, splice
+from augshard.labels import Labeler
 from augshard.methods import Augmenter
 from augshard.quality import Scorer
-
-if TYPE_CHECKING:
-    from augshard.labels import Labeler
 
 
 def call_seed(seed: int, prefix: tuple[str, ...], row_key: str, attempt: int) -> int:

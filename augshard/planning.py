@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from augshard.combos import Combo, enumerate_combos
 from augshard.config import RunConfig
+from augshard.environment import library_version
 from augshard.fingerprint import sha
-from augshard.methods.base import library_version
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods.spec import MethodSpec
 
 
 @dataclass(frozen=True)

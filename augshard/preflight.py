@@ -7,25 +7,27 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from augshard.config import DEFAULT_METHODS_CONFIG, POWERSET_CONFIRM_ABOVE, RunConfig, auto_shards, resolve_conf_path
+from augshard.data import Dataset, load_dataset, require_column
+from augshard.encoders import resolve_backend, resolve_device
 from augshard.errors import ConfigError, InputError, MethodError, OutputError
 from augshard.methods import MethodSpec, MethodStatus, check_methods, method_check_record
+from augshard.methods.bench import load_costs
 from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
+from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
-from augshard.output import notice, plural
+from augshard.output import notice
 from augshard.planning import Plan, PlannedCombo, make_plan, plan_combos
-
-if TYPE_CHECKING:
-    from augshard.data import Dataset
+from augshard.quality import ensure_onnx_export, resolve_embedding_model
+from augshard.store import read_complete
 
 
 @dataclass
-class Prepared:
+class Preflight:
     """Everything validated before any shard starts."""
 
     cfg: RunConfig
@@ -55,10 +57,8 @@ def shared_paths(cfg: RunConfig) -> RunConfig:
     return replace(cfg, methods_config=os.path.abspath(catalogue), **paths)
 
 
-def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared:
+def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Preflight:
     """Input, catalogue and methods are checked here, so user errors surface before anything is written."""
-    from augshard.methods.offline import apply_offline_env
-
     if cfg.executor != "local":
         cfg = shared_paths(cfg)
     catalogue_path = resolve_conf_path(cfg.methods_config, DEFAULT_METHODS_CONFIG)
@@ -86,7 +86,7 @@ def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared
         num_shards, reason = auto_shards(todo)
         cfg = replace(cfg, num_shards=num_shards)
     plan = make_plan(cfg, specs, dataset.sha256, unavailable, costs, combos=combos)
-    return Prepared(
+    return Preflight(
         cfg,
         plan,
         specs,
@@ -101,8 +101,6 @@ def prepare(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prepared
 
 
 def _load_input(cfg: RunConfig) -> Dataset:
-    from augshard.data import load_dataset, require_column
-
     dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
     for name, flag in ((cfg.label_col, "--label-col"), (cfg.criterion_col, "--criterion-col")):
         require_column(dataset.table, name, flag, str(cfg.input))
@@ -127,8 +125,6 @@ def check_combo_count(cfg: RunConfig, methods: int) -> None:
 def resolve_devices(cfg: RunConfig) -> RunConfig:
     """`--device auto` and `--embedding-backend auto` decided once, here: every shard then runs the same way (and
     the decision is part of the fingerprints where it can change an output)."""
-    from augshard.encoders import resolve_backend, resolve_device
-
     device = resolve_device(cfg.device)
     backend = cfg.embedding_backend
     if cfg.quality_metric == "embedding" or cfg.label_col:  # the label check uses the sentence model too
@@ -151,7 +147,6 @@ def devices_line(cfg: RunConfig, specs: list[MethodSpec]) -> str:
 def _check_embedding_model(cfg: RunConfig, console: Console, dry_run: bool) -> None:
     if cfg.quality_metric != "embedding":
         return
-    from augshard.quality import ensure_onnx_export, resolve_embedding_model
 
     resolve_embedding_model(cfg.embedding_model)  # a missing model is a user error, said before any shard starts
     if cfg.embedding_backend == "onnx":
@@ -162,7 +157,6 @@ def _check_embedding_model(cfg: RunConfig, console: Console, dry_run: bool) -> N
 def _costs(cfg: RunConfig, specs: list[MethodSpec], console: Console) -> dict[str, float] | None:
     if not cfg.calibrate:
         return None
-    from augshard.methods.bench import load_costs
 
     costs = load_costs(cfg.calibrate)
     measured = sum(s.id in costs for s in specs)
@@ -171,8 +165,6 @@ def _costs(cfg: RunConfig, specs: list[MethodSpec], console: Console) -> dict[st
 
 
 def _complete_in(cfg: RunConfig, combos: list[PlannedCombo]) -> set[str]:
-    from augshard.store import read_complete
-
     if cfg.force:
         return set()
     return {pc.combo.combo_id for pc in combos if read_complete(cfg.output_root, pc.combo, pc.fingerprint)}
@@ -235,89 +227,3 @@ def check_output_root(root: Path, what: str = "output root") -> None:
     except OSError as exc:
         reason = f"cannot create entries in {probe}: {exc.strerror}"
         raise OutputError(f"{what} is not writable: {root} ({reason})") from None
-
-
-def dry_run(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
-    """Validate everything and print the plan; write nothing."""
-    from augshard.monitor import PLAN_COLUMNS, plan_rows
-    from augshard.output import print_rows, write_json
-
-    prep = prepare(cfg, console, dry_run=True)
-    if fmt == "json":
-        write_json(dry_run_document(prep))
-        return 0
-    cfg, plan = prep.cfg, prep.plan
-    if fmt == "tsv":  # one row per combo on stdout; the shard totals are sums of its cost column
-        combos = dry_run_document(prep)["combos"]
-        print_rows(console, DRY_RUN_TSV, [[c.get(col) for col in DRY_RUN_TSV] for c in combos], "tsv")
-    else:
-        rows, sections = plan_rows(plan, prep.complete, cfg.shard_index)
-        title = f"augshard plan {plan.fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
-        print_rows(console, PLAN_COLUMNS, rows, fmt, title, right=("shard", "k", "est. cost"), sections=sections)
-    for line in _dry_run_lines(prep):  # with tsv, `console` is stderr: the summary never mixes with the rows
-        console.print(line)
-    return 0
-
-
-# `run --dry-run --format tsv`: the fields of the JSON document's combos (docs/cli.md).
-DRY_RUN_TSV = ("shard", "combo_dir", "combo_id", "methods", "k", "cost", "action", "reason")
-
-
-def _dry_run_lines(prep: Prepared) -> list[str]:
-    cfg, plan = prep.cfg, prep.plan
-    skipped = ", ".join(f"{n} {r}" for r, n in prep.rows_skipped.items()) or "none"
-    lines = [
-        f"methods ({len(plan.methods)}): {', '.join(plan.methods)}",
-        f"input {cfg.input}: {prep.rows_usable:,} usable rows; skipped: {skipped}",
-        f"{len(plan.combos)} {plural(len(plan.combos), 'combo')} planned on {plan.num_shards} "
-        f"{plural(plan.num_shards, 'shard')} ({prep.shards_reason}): {prep.todo} to run, {len(prep.complete)} already "
-        f"complete, {len(plan.unavailable)} unavailable; quality filter {cfg.quality_metric} "
-        f"[{cfg.quality_min_sim}, {cfg.quality_max_sim}]; output root {cfg.output_root}",
-    ]
-    if prep.unavailable_methods:
-        lines.insert(1, f"unavailable methods: {', '.join(prep.unavailable_methods)}")
-    lines.insert(1, devices_line(cfg, prep.specs))
-    if cfg.executor != "local":
-        roots = ", ".join(getattr(cfg, k) for k in ("output_root", "log_dir", "cache_dir"))
-        lines.append(f"executor {cfg.executor}: every worker must see the same storage at {roots}")
-    return [*lines, "dry run: nothing was written"]
-
-
-def dry_run_document(prep: Prepared) -> dict:
-    """`run --dry-run --format json`: the plan and what a run would do (schema in docs/cli.md)."""
-    cfg, plan = prep.cfg, prep.plan
-    shard_of = {pc.combo.combo_id: i for i, shard in enumerate(plan.shards) for pc in shard}
-    combos = [
-        {
-            "shard": shard_of[pc.combo.combo_id],
-            "combo_dir": pc.combo.dir_name,
-            "combo_id": pc.combo.combo_id,
-            "methods": pc.combo.name,
-            "k": pc.combo.k,
-            "cost": pc.cost,
-            "action": "skip" if pc.combo.combo_id in prep.complete else "run",
-        }
-        for pc in plan.combos
-        if cfg.shard_index is None or shard_of[pc.combo.combo_id] == cfg.shard_index
-    ]
-    combos += [
-        {"shard": None, "combo_dir": c.dir_name, "combo_id": c.combo_id, "methods": c.name, "k": c.k, "cost": None,
-         "action": "unavailable", "reason": reason}
-        for c, reason in plan.unavailable
-    ]  # fmt: skip
-    return {
-        "plan": plan.fingerprint,
-        "num_shards": plan.num_shards,
-        "shards_reason": prep.shards_reason,
-        "shard_index": cfg.shard_index,
-        "methods": list(plan.methods),
-        "unavailable_methods": {m: st.reason for m, st in prep.unavailable_methods.items()},
-        "input": {"path": str(cfg.input), "rows_usable": prep.rows_usable, "rows_skipped": prep.rows_skipped},
-        "quality": {"metric": cfg.quality_metric, "min_sim": cfg.quality_min_sim, "max_sim": cfg.quality_max_sim},
-        "device": cfg.device,
-        "embedding_backend": cfg.embedding_backend if cfg.quality_metric == "embedding" else None,
-        "output_root": cfg.output_root,
-        "to_run": prep.todo,
-        "complete": len(prep.complete),
-        "combos": combos,
-    }

@@ -6,13 +6,11 @@ import difflib
 import hashlib
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
+from augshard.cache import Cache
 from augshard.encoders import DECIMALS, Encoder, ensure_onnx_export, resolve_embedding_model
 from augshard.errors import ConfigError
-
-if TYPE_CHECKING:
-    from augshard.cache import Cache
 
 __all__ = ["DECIMALS", "Encoder", "ensure_onnx_export", "resolve_embedding_model"]
 

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from augshard import columns as col
-from augshard.charts import chart_rows, chart_shards, chart_similarity
+from augshard.charts import chart_label_flips, chart_rows, chart_shards, chart_similarity
 from augshard.config import DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.events import ComboDone, ComboStart, ShardDone, events_path, read_events
 from augshard.manifest import read_manifest
 from augshard.report_evaluation import evaluation_html
 from augshard.report_model import ComboReport
+from augshard.status import discover
 from augshard.store import META, ComboMeta, read_meta, write_atomic
 
 
@@ -255,8 +256,6 @@ def _examples(combos: list[ComboReport]) -> list[str]:
 
 def _num_shards(log_dir: Path, combos: list[ComboReport]) -> int:
     """The shard count of the run: from the shards' events if they exist, else the highest shard seen."""
-    from augshard.status import discover
-
     n = discover(log_dir)
     seen = [c.outcome.shard for c in combos]
     return n if n is not None and (not seen or max(seen) < n) else (max(seen) + 1 if seen else 0)
@@ -306,8 +305,6 @@ def _low_yields(combos: list[ComboReport]) -> list[str]:
 
 def _label_section(combos: list[ComboReport]) -> list[str]:
     """The label check (--label-col): how far its classifier can be trusted, and each combo's label-flip share."""
-    from augshard.charts import chart_label_flips
-
     checked = [c for c in _ok(combos) if c.meta and c.meta.label_check]
     if not checked:
         return []

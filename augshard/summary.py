@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from augshard.events import events_path, read_events
+from augshard.job import RunOutcome, ShardJob, ShardResult
 from augshard.labels import LabelCheck
-from augshard.manifest import Summary
-from augshard.output import notice, plural
-
-if TYPE_CHECKING:
-    from augshard.preflight import Prepared
-    from augshard.shard import ShardJob, ShardResult
-    from augshard.supervisor import RunOutcome
-
+from augshard.manifest import Summary, merge
+from augshard.monitor import GLYPH, STYLE
+from augshard.outcome import ShardState, Status
+from augshard.output import fmt_duration, notice, plural, print_rows, write_json
+from augshard.preflight import Preflight
+from augshard.status import fold
+from augshard.store import META, read_meta
 
 LOW_YIELD_SHOWN = 20
 
@@ -112,10 +114,8 @@ class RunDocument:
         )
 
 
-def _low_yield(prep: Prepared, results: dict[int, ShardResult]) -> list[LowYield]:
+def _low_yield(prep: Preflight, results: dict[int, ShardResult]) -> list[LowYield]:
     """Combos of this run that kept fewer than half the variants they asked for, each with why in numbers."""
-    from augshard.store import META, read_meta
-
     asked = prep.rows_usable * prep.cfg.variants_per_sample
     low = sorted((o for r in results.values() for o in r.outcomes if o.ok and o.rows * 2 < asked), key=lambda o: o.rows)
     out = []
@@ -129,11 +129,9 @@ def _low_yield(prep: Prepared, results: dict[int, ShardResult]) -> list[LowYield
     return out
 
 
-def _label_check(prep: Prepared, results: dict[int, ShardResult]) -> LabelSummary | None:
+def _label_check(prep: Preflight, results: dict[int, ShardResult]) -> LabelSummary | None:
     """The label check of the run (--label-col): the classifier's cross-validated accuracy, and the range of the
     combos' label-flip shares."""
-    from augshard.store import META, read_meta
-
     if not prep.cfg.label_col:
         return None
     ok = [o for r in results.values() for o in r.outcomes if o.ok and o.label_flip_share is not None]
@@ -150,13 +148,9 @@ def _label_check(prep: Prepared, results: dict[int, ShardResult]) -> LabelSummar
     return None
 
 
-def run_document(prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome) -> RunDocument:
+def run_document(prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome) -> RunDocument:
     """What a finished run says: its shards, failures with where to look, low yields, unavailable methods, and
     the merged manifest's summary."""
-    from augshard.events import events_path, read_events
-    from augshard.manifest import merge
-    from augshard.monitor import summary_rows
-    from augshard.status import fold
 
     cfg, results = prep.cfg, outcome.results
     statuses = {j.index: fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in jobs}
@@ -197,11 +191,9 @@ SUMMARY_KEYS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows",
 
 
 def summarize_run(
-    prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome, console: Console, t0: float, fmt: str
+    prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome, console: Console, t0: float, fmt: str
 ) -> int:
     """The end of a run: each shard's outcome, every failure with where to look, the merge, the wall time."""
-    from augshard.output import write_json
-
     doc = dataclasses.replace(run_document(prep, jobs, outcome), wall_s=round(time.time() - t0, 1))
     if fmt == "json":
         write_json(doc.to_json())
@@ -211,10 +203,8 @@ def summarize_run(
 
 
 def _print_summary(
-    prep: Prepared, jobs: list[ShardJob], outcome: RunOutcome, doc: RunDocument, console: Console, fmt: str
+    prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome, doc: RunDocument, console: Console, fmt: str
 ) -> None:
-    from augshard.monitor import SUMMARY_COLUMNS, fmt_duration, summary_rows
-    from augshard.output import print_rows
 
     if fmt == "tsv":  # the shard rows as values on stdout; the rest below goes to `console`, stderr here
         print_rows(console, SUMMARY_KEYS, [[row[k] for k in SUMMARY_KEYS] for row in doc.shards], "tsv")
@@ -257,3 +247,37 @@ def _print_summary(
         )
     wall = doc.wall_s or 0.0
     console.print(f"wall time: {fmt_duration(wall)} ({wall:.1f}s)")
+
+
+SUMMARY_COLUMNS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time", "log")
+
+
+def summary_rows(results: Sequence[ShardResult], crashed: dict[int, str], plain: bool = False) -> list[list[Any]]:
+    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log; as
+    markup cells, or (`plain`) as values for a JSON document."""
+    rows: list[list[Any]] = []
+    for r in results:
+        ok = [o for o in r.outcomes if o.ok]
+        if r.index in crashed:
+            state = ShardState.CRASHED
+        elif r.failed:
+            state = ShardState.FAILED
+        else:
+            state = ShardState.DONE
+        style, glyph = STYLE[state], GLYPH[state]
+        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
+        counts = [ran, len(ok), sum(1 for o in ok if o.resumed), len(r.failed), sum(o.rows for o in ok)]
+        if plain:
+            rows.append([r.index, state.value, *counts, r.duration_s, r.log_path])
+        else:
+            cells = [str(n) for n in counts[:4]] + [f"{counts[4]:,}"]
+            rows.append(
+                [
+                    str(r.index),
+                    f"[{style}]{glyph} {state.value}[/{style}]",
+                    *cells,
+                    fmt_duration(r.duration_s),
+                    r.log_path,
+                ]
+            )
+    return rows

@@ -8,21 +8,29 @@ import shutil
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from augshard.claims import claimed_by, claims_name
+from augshard.claims import claimed_by, claims_name, sweep_claims
+from augshard.events import EventWriter, ShardDone, ShardStart, events_path, log_path, read_events
 from augshard.executors import ShardExecutor, make_executor
+from augshard.job import RunOutcome, ShardJob, ShardResult
+from augshard.lock import RunLock
+from augshard.manifest import find_shard_manifests, write_shard_manifest
+from augshard.methods.registry import family
+from augshard.monitor import ProgressView
 from augshard.outcome import ComboOutcome, ShardState
 from augshard.output import notice, plural
-from augshard.preflight import Prepared, devices_line, prepare
-from augshard.shard import ShardJob, ShardResult, run_shard
-from augshard.status import ShardStatus
+from augshard.preflight import Preflight, devices_line, preflight
+from augshard.shard import run_shard
+from augshard.status import EventsWatcher, ShardStatus
 from augshard.stopping import stop_file_path
+from augshard.store import clean_stale_temp, read_complete, remove_empty_temp, sweep_temp_files
+from augshard.summary import summarize_run
 
 STOP_GRACE_S = 5.0  # after the first signal, shards get this long to finish their chunk before being killed
 
@@ -33,22 +41,18 @@ def run(cfg: Any, console: Console, live: bool = True, fmt: str = "table") -> in
     Progress is the live shard table on a terminal (`live`), plain lines otherwise.
     """
     t0 = time.time()
-    return run_prepared(prepare(cfg, console), console, live, fmt, t0)
+    return run_checked(preflight(cfg, console), console, live, fmt, t0)
 
 
-def run_prepared(prep: Prepared, console: Console, live: bool = True, fmt: str = "table", t0: float = 0.0) -> int:
+def run_checked(prep: Preflight, console: Console, live: bool = True, fmt: str = "table", t0: float = 0.0) -> int:
     """`run` of a plan already prepared (the API keeps `prep` for its typed results); `t0`: when the run began."""
-    from augshard.lock import RunLock
-
     cfg = prep.cfg
     lock = RunLock(cfg.output_root, None if cfg.shard_index is None else (cfg.shard_index, prep.plan.num_shards))
     with lock:
         return _run_locked(prep, console, live, t0 or time.time(), fmt)
 
 
-def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: str) -> int:
-    from augshard.claims import sweep_claims
-    from augshard.store import clean_stale_temp, sweep_temp_files
+def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: str) -> int:
 
     cfg = prep.cfg
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
@@ -60,7 +64,6 @@ def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: st
     if cfg.shard_index is None:
         # A whole run writes every shard's manifest anew (resumed combos included): manifests an earlier, stopped
         # run left, with another shard count (`auto` follows the work left), would only make the merge refuse.
-        from augshard.manifest import find_shard_manifests
 
         for paths in find_shard_manifests(Path(cfg.output_root)).values():
             for path in paths.values():
@@ -78,13 +81,12 @@ def _run_locked(prep: Prepared, console: Console, live: bool, t0: float, fmt: st
             shutil.rmtree(claims, ignore_errors=True)
     if outcome.interrupted:
         return _interrupted(prep, outcome, console)
-    from augshard.summary import summarize_run
 
     _clean_temp(prep.cfg.output_root)
     return summarize_run(prep, jobs, outcome, console, t0, fmt)
 
 
-def make_jobs(prep: Prepared, claims_dir: str = "") -> list[ShardJob]:
+def make_jobs(prep: Preflight, claims_dir: str = "") -> list[ShardJob]:
     cfg, plan = prep.cfg, prep.plan
     indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(plan.num_shards))
     busy = [i for i in indexes if plan.shards[i]]
@@ -106,19 +108,6 @@ def make_jobs(prep: Prepared, claims_dir: str = "") -> list[ShardJob]:
         )
         for i in indexes
     ]
-
-
-@dataclass
-class RunOutcome:
-    """What the shards of a run came to."""
-
-    results: dict[int, ShardResult] = field(default_factory=dict)
-    crashed: dict[int, str] = field(default_factory=dict)  # shard -> why its worker died (after the last retry)
-    signum: int | None = None  # the first signal received, if any
-
-    @property
-    def interrupted(self) -> bool:
-        return self.signum is not None
 
 
 class _Signals:
@@ -152,14 +141,12 @@ class _Signals:
 class ShardRunner:
     """Runs the jobs of a run on its executor: the live view, retries of dead shards, signals, a stop deadline."""
 
-    def __init__(self, prep: Prepared, jobs: list[ShardJob], console: Console, live: bool) -> None:
+    def __init__(self, prep: Preflight, jobs: list[ShardJob], console: Console, live: bool) -> None:
         self.prep, self.cfg, self.jobs, self.console, self.live = prep, prep.cfg, jobs, console, live
         self.outcome = RunOutcome()
         self.attempts: dict[int, int] = {}
 
     def run(self) -> RunOutcome:
-        from augshard.events import events_path
-
         cfg, prep = self.cfg, self.prep
         for job in self.jobs:  # this run's events start fresh (other shards' jobs may be running); logs keep history
             events_path(cfg.log_dir, job.index, job.num_shards).unlink(missing_ok=True)
@@ -180,8 +167,6 @@ class ShardRunner:
         return self.outcome
 
     def _run_on_executor(self, spawn: list[ShardJob]) -> None:
-        from augshard.monitor import ProgressView
-        from augshard.status import EventsWatcher
 
         cfg = self.cfg
         stop_file = None
@@ -241,19 +226,16 @@ class ShardRunner:
         return False
 
 
-def shard_imports(prep: Prepared) -> list[str]:
+def shard_imports(prep: Preflight) -> list[str]:
     """The heavy modules this run's shards import (as `python -X importtime` shows a shard's process), for a local
     forkserver to import once: what every shard reads and writes with, each method's library module, and the
     similarity model's runtime."""
-    from augshard.methods.nlpaug_adapter import FAMILIES
-
     cfg = prep.cfg
     modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
     for spec in prep.specs:
-        if spec.lib == "nlpaug" and spec.kind in FAMILIES:
-            modules.append(FAMILIES[spec.kind])
-        elif spec.lib == "textattack":
-            modules.append("textattack.transformations")
+        fam = family(spec.lib, spec.kind)
+        if fam is not None:  # the module of its class (nlpaug.augmenter.char, textattack.transformations)
+            modules.append(fam.cls.rsplit(".", 1)[0])
     if cfg.quality_metric == "embedding":
         modules += ["onnxruntime", "tokenizers"] if cfg.embedding_backend == "onnx" else ["sentence_transformers"]
     return list(dict.fromkeys(modules))
@@ -262,8 +244,6 @@ def shard_imports(prep: Prepared) -> list[str]:
 def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
     """After a stop, a shard killed before it could say so gets its last event from the supervisor, so `run`,
     `monitor` and the report show it stopped rather than dead."""
-    from augshard.events import EventWriter, ShardDone, ShardStart, events_path, read_events
-
     for job in jobs:
         path = events_path(log_dir, job.index, job.num_shards)
         events = read_events(path)
@@ -287,9 +267,6 @@ def _mark_crashed(crashed: dict[int, str], statuses: list[ShardStatus]) -> list[
 
 def crashed_result(job: ShardJob, error: str, interrupted: bool = False) -> ShardResult:
     """A shard whose process died or was killed: combos it finished are ok, the others failed (or interrupted)."""
-    from augshard.events import log_path
-    from augshard.manifest import write_shard_manifest
-    from augshard.store import read_complete
 
     outcomes = list(job.unavailable)
     taken = claimed_by(job.claims_dir, job.index)  # combos it took from other shards' lists are its to report
@@ -308,13 +285,11 @@ def crashed_result(job: ShardJob, error: str, interrupted: bool = False) -> Shar
 
 
 def _clean_temp(output_root: str) -> None:
-    from augshard.store import clean_stale_temp, remove_empty_temp
-
     clean_stale_temp(output_root)  # what a worker killed mid-combo left behind
     remove_empty_temp(output_root)
 
 
-def _interrupted(prep: Prepared, outcome: RunOutcome, console: Console) -> int:
+def _interrupted(prep: Preflight, outcome: RunOutcome, console: Console) -> int:
     _clean_temp(prep.cfg.output_root)
     done_ok = sum(1 for r in outcome.results.values() for o in r.outcomes if o.ok)
     console.print(

@@ -139,7 +139,7 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
 
 def test_api_functions_share_no_name_with_a_module() -> None:
     code = (
-        "import augshard; from augshard.exporting import ExportOptions; "
+        "import augshard; from augshard.export_model import ExportOptions; "
         "from augshard.evaluation import EvaluateOptions; "
         "from augshard.planning import make_plan; import augshard.api as api; "
         "assert augshard.export is api.export and augshard.evaluate is api.evaluate and augshard.plan is api.plan; "

@@ -8,8 +8,9 @@ import pytest
 
 from augshard.errors import ConfigError, MethodError
 from augshard.methods import PROBE, build_method, check_method
-from augshard.methods.catalogue import MethodSpec, load_catalogue, read_catalogue, resolve_selection, select
+from augshard.methods.catalogue import load_catalogue, read_catalogue, resolve_selection, select
 from augshard.methods.compat import unsupported
+from augshard.methods.spec import MethodSpec
 
 REPO = Path(__file__).resolve().parents[1]
 OWN = load_catalogue(REPO / "conf" / "augment_methods.yaml")

@@ -136,8 +136,9 @@ def test_a_dask_job_crosses_as_json_and_a_swapped_job_file_runs_nothing(tmp_path
 
     from augshard.config import RunConfig
     from augshard.executors import DaskExecutor
-    from augshard.preflight import prepare
-    from augshard.shard import ShardJob, ShardResult, run_shard
+    from augshard.job import ShardJob, ShardResult
+    from augshard.preflight import preflight
+    from augshard.shard import run_shard
     from augshard.supervisor import make_jobs
 
     write_csv(tmp_path / "in.csv", sample_rows(6))
@@ -147,7 +148,7 @@ def test_a_dask_job_crosses_as_json_and_a_swapped_job_file_runs_nothing(tmp_path
     cfg = RunConfig(input=str(tmp_path / "in.csv"), text_col="text", evidence_col="evidence", id_col="id",
                     methods=("nlp_keyboard",), quality_metric="char_ratio", num_shards=1, executor="dask",
                     **folders)  # fmt: skip
-    (job,) = make_jobs(prepare(cfg, Console(file=io.StringIO())))
+    (job,) = make_jobs(preflight(cfg, Console(file=io.StringIO())))
 
     # Another writer of the log folder swaps every job file it sees and plants a link where a result would go.
     seen: list[str] = []
@@ -204,7 +205,7 @@ def test_a_tls_scheduler_takes_its_certificates_from_dasks_configuration(tmp_pat
     from augshard.config import RunConfig
     from augshard.errors import ConfigError
     from augshard.executors import DaskExecutor
-    from augshard.preflight import prepare
+    from augshard.preflight import preflight
     from augshard.shard import run_shard
     from augshard.supervisor import make_jobs
 
@@ -222,7 +223,7 @@ def test_a_tls_scheduler_takes_its_certificates_from_dasks_configuration(tmp_pat
     cfg = RunConfig(input=str(tmp_path / "in.csv"), text_col="text", evidence_col="evidence", id_col="id",
                     methods=("nlp_keyboard",), quality_metric="char_ratio", num_shards=1, executor="dask",
                     **folders)  # fmt: skip
-    (job,) = make_jobs(prepare(cfg, Console(file=io.StringIO())))
+    (job,) = make_jobs(preflight(cfg, Console(file=io.StringIO())))
     env = dict(os.environ)
     try:
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,

@@ -13,7 +13,7 @@ import pytest
 from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
 from augshard.config import RunConfig
-from augshard.exporting import FACTS, MADE_BY, ExportFacts, is_export
+from augshard.export_model import FACTS, MADE_BY, ExportFacts, is_export
 from augshard.fingerprint import sha
 from augshard.labels import LabelCheck
 from augshard.manifest import Summary

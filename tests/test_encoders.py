@@ -17,7 +17,7 @@ from augshard.combos import Combo
 from augshard.config import RunConfig
 from augshard.encoders import Encoder, OnnxSentenceModel, ensure_onnx_export, resolve_backend, resolve_device
 from augshard.errors import ConfigError
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods.spec import MethodSpec
 from augshard.planning import combo_fingerprint, plan_combos
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'augshard[onnx]')")
@@ -128,8 +128,8 @@ def test_only_model_method_combos_take_a_gpu_slot(monkeypatch: pytest.MonkeyPatc
     one of --gpu-slots for its shard."""
     from augshard import context
     from augshard.claims import WorkItem
+    from augshard.job import ShardJob
     from augshard.planning import PlannedCombo
-    from augshard.shard import ShardJob
 
     monkeypatch.setattr(context, "cuda_available", lambda: True)
     specs = (

@@ -21,7 +21,8 @@ import pytest
 from helpers import run_cli, sample_rows, tree, write_csv
 
 from augshard.errors import OutputError
-from augshard.exporting import ExportOptions, check_target, normalise
+from augshard.export_model import ExportOptions
+from augshard.exporting import check_target, normalise
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import run_cli, sample_rows, write_csv
 
 from augshard.methods import check_method, load_catalogue
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods.spec import MethodSpec
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,9 @@ from helpers import run_cli, sample_rows, write_csv
 from rich.console import Console
 
 from augshard.events import events_path, read_events
-from augshard.monitor import ProgressView, fmt_duration, overall_line, plain_line, render, total_line
+from augshard.monitor import ProgressView, overall_line, plain_line, render, total_line
 from augshard.outcome import ShardState
+from augshard.output import fmt_duration
 from augshard.status import EventsWatcher, ShardStatus
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

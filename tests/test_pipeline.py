@@ -225,7 +225,7 @@ class ScriptedCase:
     version = "scripted-1"
 
     def __init__(self, dataset: Dataset, cfg: RunConfig) -> None:
-        from augshard.methods.catalogue import MethodSpec
+        from augshard.methods.spec import MethodSpec
 
         self.spec = MethodSpec(id="case_games", lib="nlpaug", kind="Scripted")
         self.attempt = {call_seed(cfg.seed, ("case_games",), row.key, a): a for row in dataset.rows for a in range(6)}

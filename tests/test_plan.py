@@ -9,7 +9,7 @@ import pytest
 
 from augshard.combos import Combo
 from augshard.config import RunConfig
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods.spec import MethodSpec
 from augshard.planning import Plan, assign, combo_fingerprint, make_plan
 
 INPUT_SHA = "ab" * 32

@@ -15,8 +15,8 @@ from helpers import REPO, run_cli, sample_rows, write_csv
 
 from augshard.cli.catalogue import BENCH_TSV, METHOD_COLUMNS
 from augshard.cli.export import EXPORT_TSV
+from augshard.dry_run import DRY_RUN_TSV
 from augshard.monitor import STATUS_TSV
-from augshard.preflight import DRY_RUN_TSV
 from augshard.summary import SUMMARY_KEYS
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from helpers import run_cli, run_events, sample_rows, write_csv
 from augshard import methods as methods_pkg
 from augshard.cache import Cache
 from augshard.methods import LazyMethod, MethodStatus, build_method, check_methods, load_catalogue
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods.spec import MethodSpec
 from augshard.quality import CachedScorer, CharRatioScorer, EmbeddingScorer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,9 +15,18 @@ from augshard.cli.app import (
     method_ids,
     user_errors,
 )
-from augshard.config import DEFAULT_METHODS_CONFIG
+from augshard.config import DEFAULT_COSTS_PATH, DEFAULT_METHODS_CONFIG, resolve_conf_path
+from augshard.encoders import ensure_onnx_export, onnx_available
 from augshard.errors import AugshardError
-from augshard.output import check_format, notice
+from augshard.methods import check_methods, method_check_record
+from augshard.methods.bench import bench as bench_methods
+from augshard.methods.bench import costs_document, sample_texts, write_costs
+from augshard.methods.catalogue import read_catalogue, resolve_selection
+from augshard.methods.offline import apply_offline_env
+from augshard.methods.probes import probe_line
+from augshard.methods.provision import prepare as prepare_resources
+from augshard.methods.provision import write_homoglyph_file
+from augshard.output import check_format, notice, print_rows, write_json
 
 
 @app.command()
@@ -44,11 +53,6 @@ def methods(
 
     With --bench, time every available method instead and write the relative costs that `run --calibrate` uses.
     """
-    from augshard.config import resolve_conf_path
-    from augshard.methods import check_methods, method_check_record
-    from augshard.methods.catalogue import read_catalogue, resolve_selection
-    from augshard.methods.offline import apply_offline_env
-    from augshard.methods.probes import probe_line
 
     check_format(fmt)
     path = resolve_conf_path(methods_config, DEFAULT_METHODS_CONFIG)
@@ -76,8 +80,6 @@ METHOD_COLUMNS = ("id", "library", "class", "status", "reason", "fix")
 
 
 def _print_methods(path: Any, specs: dict, statuses: dict, fmt: str) -> None:
-    from augshard.output import print_rows, write_json
-
     records = []
     for spec in specs.values():
         st = statuses.get(spec.id)
@@ -113,11 +115,6 @@ def _bench_methods(
     """`methods --bench`: time every available method on the same texts and write the costs file; the timings as
     a table, TSV (BENCH_TSV) or the costs document (json), and every other line on stderr with tsv and json."""
     from rich.table import Table
-
-    from augshard.config import DEFAULT_COSTS_PATH
-    from augshard.methods.bench import bench as bench_methods
-    from augshard.methods.bench import costs_document, sample_texts, write_costs
-    from augshard.output import print_rows, write_json
 
     lines = console if fmt == "table" else err_console
     texts, source = sample_texts(input, text_col, rows)
@@ -160,9 +157,6 @@ def prepare(
     """Make the offline resources the methods need (NLTK data, TextAttack's cache marker); idempotent."""
     from pathlib import Path
 
-    from augshard.methods.provision import prepare as prepare_resources
-    from augshard.methods.provision import write_homoglyph_file
-
     try:
         where = prepare_resources(Path(target) if target else None, log=console.print)
         write_homoglyph_file(log=console.print)
@@ -176,8 +170,6 @@ def prepare(
 def _export_default_encoder() -> None:
     """The similarity model's ONNX export, made here (about a minute, once per machine) so that the first run
     does not pay for it; skipped, with a line, where `augshard[onnx]` is not installed."""
-    from augshard.encoders import ensure_onnx_export, onnx_available
-
     if not onnx_available():
         console.print(
             "ONNX Runtime not installed: the embedding filter will run on torch (pip install 'augshard[onnx]')"

@@ -12,7 +12,11 @@ from augshard.config import DEFAULT_CACHE_DIR as CACHE_DIR
 from augshard.config import DEFAULT_CONFIG, run_paths
 from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.output import check_format, interactive
+from augshard.errors import ConfigError
+from augshard.evaluation import EvaluateOptions
+from augshard.evaluation import evaluate as run_evaluate
+from augshard.findings import main_section
+from augshard.output import check_format, interactive, print_rows, write_json, write_tsv
 
 SHOWN_BY_DEFAULT = 20  # combos of the table on a terminal, best and worst; --all shows every one
 
@@ -52,10 +56,6 @@ def evaluate(
 ) -> int:
     """Which combos make a classifier better: folds over the originals, baseline vs baseline + a combo's variants
     of the training originals, scored on test originals only; paired gains with corrected intervals."""
-    from augshard.errors import ConfigError
-    from augshard.evaluation import EvaluateOptions
-    from augshard.evaluation import evaluate as run_evaluate
-    from augshard.output import write_json
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
@@ -89,8 +89,6 @@ def _items(text: str) -> list[str]:
 
 
 def _count(text: str) -> int:
-    from augshard.errors import ConfigError
-
     try:
         return int(text)
     except ValueError:
@@ -133,8 +131,6 @@ def _progress_lines() -> Any:
 
 
 def _tsv(doc: dict[str, Any]) -> None:
-    from augshard.output import write_tsv
-
     columns = ("features", "train_size", "combo_id", "combo_dir", "k", "variants_used", "macro_f1", "macro_f1_std",
                "accuracy", "gain", "ci_low", "ci_high", "p_value", "p_holm", "verdict")  # fmt: skip
     rows = []
@@ -151,8 +147,6 @@ def _tsv(doc: dict[str, Any]) -> None:
 
 
 def _table(doc: dict[str, Any], show_all: bool) -> None:
-    from augshard.findings import main_section
-    from augshard.output import print_rows
 
     p = doc["protocol"]
     console.print(
@@ -178,8 +172,6 @@ def _table(doc: dict[str, Any], show_all: bool) -> None:
 
 
 def _combo_table(section: dict[str, Any], show_all: bool) -> None:
-    from augshard.output import print_rows
-
     b = section["baseline"]["macro_f1"]
     combos = section["combos"]
     shown = combos
@@ -212,8 +204,6 @@ def _combo_table(section: dict[str, Any], show_all: bool) -> None:
 
 
 def _method_table(section: dict[str, Any]) -> None:
-    from augshard.output import print_rows
-
     if not section["methods"]:
         return
     rows = []

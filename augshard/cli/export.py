@@ -8,11 +8,17 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from augshard.card import facts
 from augshard.cli.app import app, console, err_console, format_option, user_errors
 from augshard.config import DEFAULT_CONFIG, run_paths
 from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.output import check_format
+from augshard.errors import ConfigError
+from augshard.export_model import ExportOptions
+from augshard.exporting import ExportInterrupted
+from augshard.exporting import export as run_export
+from augshard.findings import choose_combos
+from augshard.output import check_format, print_rows, write_json
 
 
 @app.command()
@@ -56,11 +62,6 @@ def export(
     fmt: str = format_option("table (lines) | json (export.json's facts) | tsv (rows per combo)."),
 ) -> int:
     """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
-    from augshard.card import facts
-    from augshard.errors import ConfigError
-    from augshard.exporting import ExportInterrupted, ExportOptions
-    from augshard.exporting import export as run_export
-    from augshard.output import print_rows, write_json
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir, log_dir=log_dir)
@@ -71,8 +72,6 @@ def export(
         raise ConfigError(f"--k: expected sizes like 1,2, got '{k}'") from None
     chosen_by = ""
     if best is not None or min_gain is not None:
-        from augshard.findings import choose_combos
-
         if combos or k:
             raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
         if best is not None and best < 1:

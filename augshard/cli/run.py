@@ -14,7 +14,7 @@ from augshard.cli.app import (
     method_ids,
     user_errors,
 )
-from augshard.config import DEFAULT_CONFIG, DEFAULT_METHODS_CONFIG
+from augshard.config import DEFAULT_CONFIG, DEFAULT_METHODS_CONFIG, load_config
 from augshard.output import check_format, notice
 
 
@@ -100,7 +100,6 @@ def run(
     overrides = dict(locals())  # every flag named as its setting, but these few
     for key in ("config", "dry_run", "no_live", "fmt", "no_steal", "calibrated", "global_dedupe"):
         overrides.pop(key)
-    from augshard.config import load_config
 
     overrides.update(
         force=force or None,

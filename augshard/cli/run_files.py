@@ -20,7 +20,16 @@ from augshard.config import DEFAULT_LOG_DIR as LOG_DIR
 from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.errors import AugshardError
-from augshard.output import check_format, notice
+from augshard.lock import RunLock
+from augshard.manifest import merge as merge_manifests
+from augshard.manifest import merged_before
+from augshard.monitor import follow as follow_events
+from augshard.monitor import print_statuses
+from augshard.outcome import ShardState
+from augshard.output import check_format, notice, print_rows, write_json
+from augshard.report import write_report
+from augshard.status import EventsWatcher
+from augshard.verify import verify as verify_outputs
 
 
 @app.command()
@@ -34,11 +43,6 @@ def merge(
 ) -> int:
     """Merge the shard manifests of one plan into one manifest and print a summary."""
     from pathlib import Path
-
-    from augshard.lock import RunLock
-    from augshard.manifest import merge as merge_manifests
-    from augshard.manifest import merged_before
-    from augshard.output import print_rows, write_json
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name)
@@ -96,11 +100,6 @@ def monitor(
     import time
     from pathlib import Path
 
-    from augshard.monitor import follow as follow_events
-    from augshard.monitor import print_statuses
-    from augshard.outcome import ShardState
-    from augshard.status import EventsWatcher
-
     check_format(fmt)
     log_dir = run_paths(config, log_dir=log_dir).log_dir
     if interval <= 0 or stall_after <= 0:
@@ -133,8 +132,6 @@ def verify(
     fmt: str = format_option(),
 ) -> int:
     """Check the manifest against the datasets on disk; exit 1 with the list of problems."""
-    from augshard.output import print_rows, write_json
-    from augshard.verify import verify as verify_outputs
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name)
@@ -164,8 +161,6 @@ def report(
     examples: int = typer.Option(3, "--examples", help="Original vs variant examples per combo."),
 ) -> int:
     """Write a self-contained HTML page with charts: rows, acceptance, similarity, examples, time per shard."""
-    from augshard.report import write_report
-
     paths = run_paths(config, output_root=output_root, output_name=output_name, log_dir=log_dir)
     path = write_report(paths.output_root, out, output_name=paths.output_name, log_dir=paths.log_dir, examples=examples)
     console.print(f"report: {path}")

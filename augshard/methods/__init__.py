@@ -9,7 +9,7 @@ from pathlib import Path
 
 from augshard.errors import MethodError
 from augshard.methods import registry
-from augshard.methods.base import Augmenter, method_version, seed_everything
+from augshard.methods.base import Augmenter, seed_everything
 from augshard.methods.catalogue import (
     Catalogue,
     MethodSpec,
@@ -19,8 +19,10 @@ from augshard.methods.catalogue import (
     resolve_selection,
     select,
 )
+from augshard.methods.models import MethodUnavailable
+from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 from augshard.methods.probes import machine_context, now, probe_cache_path, probe_key, read_cache, write_cache
-from augshard.methods.registry import family, unsupported
+from augshard.methods.registry import family, method_version, unsupported
 
 __all__ = [
     "Augmenter",
@@ -60,8 +62,6 @@ def build_method(spec: MethodSpec, device: str = "auto") -> Augmenter:
     """Build the library object for one catalogue entry (heavy imports happen here, inside the worker).
 
     `device` is the run's (`--device`); a model method whose entry says `device: auto` runs there."""
-    from augshard.methods.models import MethodUnavailable
-    from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 
     problem = unsupported(spec.lib, spec.kind, spec.args)
     if problem:

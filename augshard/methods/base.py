@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import random
 import sys
-from importlib import metadata
 from typing import Protocol
 
-from augshard.methods.catalogue import MethodSpec
-from augshard.methods.registry import family
+from augshard.methods.spec import MethodSpec
 
 
 class Augmenter(Protocol):
@@ -48,22 +45,6 @@ def batch_seed(seeds: list[int]) -> int:
 
     blob = ",".join(map(str, seeds)).encode()
     return int.from_bytes(hashlib.sha256(blob).digest()[:4], "big")
-
-
-@functools.cache
-def library_version(lib: str) -> str:
-    """The installed version of a distribution (looked up once per process: each lookup scans sys.path)."""
-    try:
-        return metadata.version(lib)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def method_version(spec: MethodSpec) -> str:
-    """The library versions that decide a method's outputs (part of every cache key): its library's, then those
-    its registry entry names (`versions`)."""
-    fam = family(spec.lib, spec.kind)
-    return "+".join(library_version(lib) for lib in (spec.lib, *(fam.versions if fam else ())))
 
 
 class PerTextAugmenter:

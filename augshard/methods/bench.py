@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augshard.data import read_table
 from augshard.errors import ConfigError, InputError
-from augshard.methods.catalogue import MethodSpec
+from augshard.methods import build_method, check_method
+from augshard.methods.spec import MethodSpec
 from augshard.store import atomic_file
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "reviews.csv"
@@ -56,8 +58,6 @@ class BenchResult:
 def sample_texts(input_path: str | None, text_col: str | None, rows: int) -> tuple[list[str], str]:
     """The first `rows` non-blank texts of the input (the shipped sample's evidence by default), repeated to
     fill `rows` when the file is shorter; returns them with a description of where they came from."""
-    from augshard.data import read_table
-
     if rows < 1:
         raise ConfigError(f"--rows must be at least 1, got {rows}")
     path = Path(input_path) if input_path else SAMPLE
@@ -87,8 +87,6 @@ def bench(
     specs: list[MethodSpec], texts: list[str], source: str, log: Callable[[str], None] | None = None
 ) -> BenchResult:
     """Check each method; time the ones that can run here, list the others with their reason."""
-    from augshard.methods import build_method, check_method
-
     timings, skipped = [], []
     for spec in specs:
         status = check_method(spec)

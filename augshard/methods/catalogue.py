@@ -8,11 +8,12 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from augshard.config import _load_yaml
 from augshard.errors import ConfigError, MethodError
 from augshard.methods import compat
 from augshard.methods.registry import ADAPTERS, registry
+from augshard.methods.spec import MethodSpec
 
 LIBS = tuple(ADAPTERS)
 ENTRY_KEYS = {"id", "lib", "kind", "args", "requires_gpu", "cost", "model_path", "embedding_path", "description"}
@@ -20,39 +21,6 @@ ENTRY_KEYS = {"id", "lib", "kind", "args", "requires_gpu", "cost", "model_path",
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 ID_RULE = "id may hold only letters, digits, '_', '-' and '.', and may not start with '.'"
 ALL = "all"
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One catalogue entry: which library class to build, with which arguments."""
-
-    id: str
-    lib: str
-    kind: str
-    args_json: str = "{}"
-    requires_gpu: bool = False
-    cost: float = 1.0
-    model_path: str | None = None
-    embedding_path: str | None = None
-    description: str = ""
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return json.loads(self.args_json)
-
-    def canonical(self) -> str:
-        """What identifies this method's behaviour: library, class and arguments (not its cost)."""
-        return json.dumps(
-            {
-                "lib": self.lib,
-                "kind": self.kind,
-                "args": self.args,
-                "model_path": self.model_path,
-                "embedding_path": self.embedding_path,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
 
 
 @dataclass(frozen=True)
@@ -70,8 +38,6 @@ def read_catalogue(path: str | Path) -> Catalogue:
 
     Entries whose `kind` is fully qualified (the original tool's format) are read through `compat`; what that
     changes or drops comes back as notes."""
-    from augshard.config import _load_yaml
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"method catalogue not found: {path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from augshard.encoders import resolve_device as decide
 from augshard.errors import MethodError
 
 HOMOGLYPH_FILE = "intentional_homoglyphs.txt"
@@ -49,7 +50,6 @@ def resolve_device(device: str) -> str:
     (CUDA when torch sees a GPU, else the CPU)."""
     if device != "auto":
         return device
-    from augshard.encoders import resolve_device as decide
 
     return decide("auto")
 

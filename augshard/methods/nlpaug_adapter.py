@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from augshard.methods.base import PerTextAugmenter, batch_seed, first_text, method_version, seed_everything
-from augshard.methods.catalogue import MethodSpec
-from augshard.methods.registry import Batching, Family, import_class
+from augshard.methods.base import PerTextAugmenter, batch_seed, first_text, seed_everything
+from augshard.methods.models import resolve_device, resolve_model
+from augshard.methods.registry import Batching, Family, import_class, method_version
+from augshard.methods.spec import MethodSpec
 
 
 def _build(fam: Family, args: dict) -> object:
@@ -40,8 +41,6 @@ class BatchedNlpaugAugmenter:
     batch_dependent = True
 
     def __init__(self, spec: MethodSpec, fam: Family, device: str = "auto") -> None:
-        from augshard.methods.models import resolve_device, resolve_model
-
         batching = fam.batching or Batching("batch_size", 32)
         self.spec = spec
         self.version = method_version(spec)

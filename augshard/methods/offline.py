@@ -7,6 +7,8 @@ import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from augshard.environment import augshard_home
+
 # The hash seed of every worker process (workers are spawned after apply_offline_env()).
 WORKER_HASH_SEED = "0"
 
@@ -50,14 +52,6 @@ REQUIRED_FILES: dict[str, tuple[str, ...]] = {
 # ---------------------------------------------------------------------------------------------
 # Locations
 # ---------------------------------------------------------------------------------------------
-
-
-def augshard_home() -> Path:
-    """`$AUGSHARD_HOME` if set, else `~/.cache/augshard`."""
-    home = os.environ.get("AUGSHARD_HOME")
-    if home:
-        return Path(home).expanduser().absolute()
-    return Path.home() / ".cache" / "augshard"
 
 
 def default_nltk_dir() -> Path:

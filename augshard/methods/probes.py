@@ -11,12 +11,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from augshard.environment import augshard_home, library_version
 from augshard.fingerprint import sha
-from augshard.methods.base import library_version, method_version
-from augshard.methods.catalogue import MethodSpec
-from augshard.methods.offline import REQUIRED_FILES, augshard_home, find_nltk_data, offline_env, textattack_cache_dir
-from augshard.methods.registry import FAMILIES_ENV, LIBRARIES, Family, family
+from augshard.methods.models import HOMOGLYPH_FILE
+from augshard.methods.offline import REQUIRED_FILES, find_nltk_data, offline_env, textattack_cache_dir
+from augshard.methods.registry import FAMILIES_ENV, LIBRARIES, Family, family, method_version
+from augshard.methods.spec import MethodSpec
 from augshard.store import write_atomic
+from augshard.version import __version__
 
 PROBE_CACHE_ENV = "AUGSHARD_PROBE_CACHE"
 CACHE_FORMAT = 1
@@ -50,8 +52,6 @@ def probe_cache_path() -> Path:
 def machine_context() -> dict[str, Any]:
     """What decides every method's probe besides its entry: augshard's and the libraries' versions, the
     interpreter and its installed packages, the offline environment and the variables behind it."""
-    from augshard.version import __version__
-
     site = sorted({p for p in sys.path if p.endswith("site-packages") and os.path.isdir(p)})
     return {
         "augshard": __version__,
@@ -80,8 +80,6 @@ def probe_key(spec: MethodSpec, context: dict[str, Any]) -> str:
 def resources(spec: MethodSpec, fam: Family) -> dict[str, Any]:
     """Size and modification time of every local file the method reads (NLTK data, its model, other data), or
     'missing': putting a model in place, or deleting one, changes the method's key."""
-    from augshard.methods.models import HOMOGLYPH_FILE
-
     out: dict[str, Any] = {}
     nltk_dir = find_nltk_data()
     for name in fam.nltk:

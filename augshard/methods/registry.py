@@ -6,13 +6,13 @@ import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from augshard.config import _load_yaml
+from augshard.environment import library_version
 from augshard.errors import ConfigError, MethodError
-
-if TYPE_CHECKING:
-    from augshard.methods.base import Augmenter
-    from augshard.methods.catalogue import MethodSpec
+from augshard.methods.base import Augmenter
+from augshard.methods.spec import MethodSpec
 
 # The adapter of each library, as "module:Class" (imported only when a method of the library is built).
 ADAPTERS = {
@@ -210,8 +210,6 @@ def unsupported(lib: str, kind: str, args: dict[str, Any]) -> tuple[str, str] | 
 def read_families(path: Path) -> list[Family]:
     """Extra registry entries from a YAML list (see 'Adding a method' in docs/methods.md); each problem is one
     ConfigError naming the file and the entry."""
-    from augshard.config import _load_yaml
-
     if not path.is_file():
         raise ConfigError(f"{FAMILIES_ENV}: registry file not found: {path}")
     data = _load_yaml(path)
@@ -247,3 +245,10 @@ def read_families(path: Path) -> list[Family]:
             )
         )
     return out
+
+
+def method_version(spec: MethodSpec) -> str:
+    """The library versions that decide a method's outputs (part of every cache key): its library's, then those
+    its registry entry names (`versions`)."""
+    fam = family(spec.lib, spec.kind)
+    return "+".join(library_version(lib) for lib in (spec.lib, *(fam.versions if fam else ())))

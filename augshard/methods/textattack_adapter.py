@@ -6,9 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from augshard.errors import MethodError
-from augshard.methods.base import PerTextAugmenter, first_text, method_version
-from augshard.methods.catalogue import MethodSpec
-from augshard.methods.registry import Family, import_class
+from augshard.methods.base import PerTextAugmenter, first_text
+from augshard.methods.models import (
+    MethodUnavailable,
+    homoglyph_file,
+    model_max_positions,
+    resolve_device,
+    resolve_model,
+)
+from augshard.methods.offline import forbid_nltk_downloads
+from augshard.methods.registry import Family, import_class, method_version
+from augshard.methods.spec import MethodSpec
 
 # Arguments of TextAttack's Augmenter; every other catalogue arg goes to the transformation.
 AUGMENTER_ARGS = ("pct_words_to_swap", "transformations_per_example", "high_yield", "fast_augment")
@@ -34,7 +42,6 @@ class TextAttackAugmenter(PerTextAugmenter):
 
     def __init__(self, spec: MethodSpec, fam: Family, device: str = "auto") -> None:
         super().__init__(spec, method_version(spec))
-        from augshard.methods.offline import forbid_nltk_downloads
 
         forbid_nltk_downloads()
         if device != "auto" and spec.requires_gpu:
@@ -261,15 +268,11 @@ def _use_device(device: str) -> None:
     import torch
     from textattack.shared import utils
 
-    from augshard.methods.models import resolve_device
-
     utils.device = torch.device(resolve_device(device))
 
 
 def _local_resources(spec: MethodSpec, fam: Family, args: dict) -> dict:
     """Point TextAttack's model-backed transformations at local copies; say what is missing otherwise."""
-    from augshard.methods.models import MethodUnavailable, homoglyph_file, model_max_positions, resolve_model
-
     if fam.model_arg:
         path = resolve_model(fam.model(spec))
         args[fam.model_arg] = path
@@ -290,8 +293,6 @@ def _counterfitted_embedding(spec: MethodSpec) -> object:
     """TextAttack downloads its counter-fitted GloVe vectors on first use; augshard loads a local copy only."""
     import os
     from pathlib import Path
-
-    from augshard.methods.models import MethodUnavailable
 
     folder = Path(spec.embedding_path).expanduser() if spec.embedding_path else None
     if folder is None:
