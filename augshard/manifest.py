@@ -52,7 +52,7 @@ def read_manifest(path: Path) -> list[ComboOutcome]:
 
 
 @dataclass
-class Summary:
+class ManifestSummary:
     combos: int = 0
     ok: int = 0
     failed: int = 0
@@ -71,7 +71,7 @@ class Summary:
         return self.failed + self.interrupted
 
     def as_json(self) -> dict[str, Any]:
-        """The summary as a JSON object (`merge --format json`, and a run's); Summary(**doc) reads it back."""
+        """The summary as a JSON object (`merge --format json`, and a run's); ManifestSummary(**doc) reads it back."""
         return {
             "combos": self.combos,
             "ok": self.ok,
@@ -99,8 +99,8 @@ class Summary:
         return out
 
 
-def summarize(outcomes: list[ComboOutcome]) -> Summary:
-    s = Summary(combos=len(outcomes))
+def summarize(outcomes: list[ComboOutcome]) -> ManifestSummary:
+    s = ManifestSummary(combos=len(outcomes))
     counts = []
     for o in outcomes:
         s.per_k[o.k] += 1
@@ -138,7 +138,9 @@ def merged_before(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAM
     return root.is_dir() and not find_shard_manifests(root) and (root / output_name).is_file()
 
 
-def merge(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME, keep_shards: bool = False) -> Summary:
+def merge(
+    output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME, keep_shards: bool = False
+) -> ManifestSummary:
     """Merge every shard manifest of one plan; refuse mixed plans or shard counts, and missing shards.
 
     Repeatable: once the shard manifests are gone (a merge removes them), merging again summarises the merged

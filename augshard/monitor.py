@@ -1,5 +1,5 @@
-"""Renderers: shard statuses as the table (or plain lines) `run` shows live and `monitor` shows, the plan of a dry
-run, and the summary of a run. Each is a plain function of the state it is given."""
+"""Shard statuses as the table (or plain lines) `run` shows live and `monitor` shows, as TSV rows or a JSON
+document; `follow` for `monitor --follow`. Each renderer is a plain function of the state it is given."""
 
 from __future__ import annotations
 

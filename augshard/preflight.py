@@ -1,4 +1,4 @@
-"""Preparing a run: input, catalogue, methods, model and output folders checked, and the plan made once; the dry run."""
+"""A run's preflight: input, catalogue, methods, model and output folders checked, and the plan made once."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 from augshard.events import events_path, read_events
 from augshard.job import RunOutcome, ShardJob, ShardResult
 from augshard.labels import LabelCheck
-from augshard.manifest import Summary, merge
+from augshard.manifest import ManifestSummary, merge
 from augshard.monitor import GLYPH, STYLE
 from augshard.outcome import ShardState, Status
 from augshard.output import fmt_duration, notice, plural, print_rows, write_json
@@ -82,7 +82,7 @@ class RunDocument:
     label_check: LabelSummary | None
     unavailable_methods: list[Unavailable]
     exit_code: int
-    summary: Summary | None = None
+    summary: ManifestSummary | None = None
     manifest: str | None = None
     rows: int | None = None
     wall_s: float | None = None
@@ -107,7 +107,7 @@ class RunDocument:
             label_check=LabelSummary(**label) if label is not None else None,
             unavailable_methods=[Unavailable(**u) for u in doc["unavailable_methods"]],
             exit_code=doc["exit_code"],
-            summary=Summary(**doc["summary"]) if "summary" in doc else None,
+            summary=ManifestSummary(**doc["summary"]) if "summary" in doc else None,
             manifest=doc.get("manifest"),
             rows=doc.get("rows"),
             wall_s=doc.get("wall_s"),

@@ -16,7 +16,7 @@ from augshard.config import RunConfig
 from augshard.export_model import FACTS, MADE_BY, ExportFacts, is_export
 from augshard.fingerprint import sha
 from augshard.labels import LabelCheck
-from augshard.manifest import Summary
+from augshard.manifest import ManifestSummary
 from augshard.store import LEGACY_COUNTS, ComboMeta, LabelMeta, read_meta
 from augshard.summary import SUMMARY_KEYS, Crash, Failure, LabelSummary, LowYield, RunDocument, Unavailable
 
@@ -107,7 +107,8 @@ def test_the_run_document_reads_back_what_it_wrote_with_its_keys_in_order() -> N
         crashed=[Crash(1, "killed", "s1.log")], low_yield=[LowYield("combo_1_x", 3, 10, "kept 3 of 10")],
         label_check=LabelSummary("label", ["neg", "pos"], 20, 0.9, 0.5, False, "", 0.1, 0.25),
         unavailable_methods=[Unavailable("m", "no model", "pip", 3)], exit_code=1,
-        summary=Summary(combos=1, ok=0, failed=1, per_k={"1": 0}), manifest="out/manifest_final.csv", wall_s=1.5,
+        summary=ManifestSummary(combos=1, ok=0, failed=1, per_k={"1": 0}), manifest="out/manifest_final.csv",
+        wall_s=1.5,
     )  # fmt: skip
     written = json.loads(json.dumps(doc.to_json()))
     keys = ["plan", "num_shards", "shards_reason", "shards", "failed", "crashed", "low_yield", "label_check",
