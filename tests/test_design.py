@@ -1,0 +1,87 @@
+"""The house as docs/design.md draws it: every module on the map, no import circle, the project's imports on top."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "augshard"
+# Function-local project imports that stay, each for a heavy third-party library its module imports.
+LAZY_ON_PURPOSE = {("augshard.executors", "augshard.dask_plugin")}  # dask_plugin imports distributed (0.4 s)
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def project_imports(name: str, path: Path, known: dict[str, Path]) -> list[tuple[str, bool]]:
+    """(imported module, whether the import sits inside a function or a TYPE_CHECKING block) for each import."""
+    found: list[tuple[str, bool]] = []
+
+    def target(node: ast.ImportFrom) -> list[str]:
+        base = node.module or ""
+        if node.level:
+            pkg = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+            base = ".".join(pkg[: len(pkg) - node.level + 1] + ([node.module] if node.module else []))
+        subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
+        return subs or [base]
+
+    def visit(node: ast.AST, hidden: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = hidden or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                inner = True
+            if isinstance(child, ast.Import):
+                found.extend((a.name, hidden) for a in child.names if a.name.split(".")[0] == "augshard")
+            elif isinstance(child, ast.ImportFrom) and (child.level or (child.module or "").startswith("augshard")):
+                found.extend((t, hidden) for t in target(child))
+            visit(child, inner)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return found
+
+
+def test_every_module_is_on_the_design_map() -> None:
+    design = (REPO / "docs" / "design.md").read_text(encoding="utf-8")
+    missing = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py") and f"`{path.name}`" not in design
+    )
+    assert missing == []
+
+
+def test_no_import_circle_and_project_imports_on_top() -> None:
+    known = modules()
+    edges: dict[str, set[str]] = {}
+    local = []
+    for name, path in known.items():
+        for target, hidden in project_imports(name, path, known):
+            while target not in known and "." in target:
+                target = target.rsplit(".", 1)[0]
+            if target == name or target not in known:
+                continue
+            edges.setdefault(name, set()).add(target)
+            if hidden and (name, target) not in LAZY_ON_PURPOSE:
+                local.append(f"{name} -> {target}")
+    assert local == []  # a project import inside a function (or TYPE_CHECKING) hides a room's real dependency
+
+    # Type-only imports count: a circle through a TYPE_CHECKING block is still a circle of the design.
+    circles = []
+    for start in sorted(edges):
+        stack, seen = [(start, [start])], {start}
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(edges.get(node, ())):
+                if nxt == start:
+                    circles.append(" -> ".join([*path, start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+    assert circles == []
