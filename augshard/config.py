@@ -204,6 +204,10 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
     """Defaults, then the YAML config file, then the non-None overrides (CLI flags); then validate."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     path, values = _file_settings(config, cli_input="input" in overrides)
+    if "methods_config" in overrides and "methods" not in overrides:
+        # The file's `methods` name entries of its own catalogue: a catalogue given with --methods-yaml (the original
+        # tool's flag) runs every one of its entries, as the original tool did, unless --methods says otherwise.
+        values.pop("methods", None)
     values.update(overrides)
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:

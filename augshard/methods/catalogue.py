@@ -50,14 +50,18 @@ def read_catalogue(path: str | Path) -> Catalogue:
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected a non-empty list under 'methods'")
     specs: dict[str, MethodSpec] = {}
-    notes: list[str] = []
+    changed: dict[str, list[str]] = {}  # one note per change, naming every entry it applies to
     for n, entry in enumerate(entries, start=1):
         spec, changes = _read_entry(entry, path, n)
         if spec.id in specs:
             raise ConfigError(f"{path}: duplicate method id '{spec.id}'")
         specs[spec.id] = spec
-        if changes:
-            notes.append(f"catalogue {path}: method {spec.id}: {'; '.join(changes)}")
+        for change in changes:
+            changed.setdefault(change, []).append(spec.id)
+    notes = [
+        f"catalogue {path}: {'method' if len(ids) == 1 else 'methods'} {', '.join(ids)}: {change}"
+        for change, ids in changed.items()
+    ]
     return Catalogue(str(path), specs, tuple(notes))
 
 

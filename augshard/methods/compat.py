@@ -78,8 +78,7 @@ def translate(lib: str, qualified: str, args: dict[str, Any], where: str) -> Tra
     problem = unsupported(lib, kind, args)
     if problem:
         changes.append(f"will be unavailable: {problem[0]}")
-    if changes and not changes[0].startswith("kind "):
-        changes.insert(0, f"kind {qualified} read as {kind}")
+    # Only what is changed or ignored is said: a class read under its own name (the module path dropped) is not.
     return Translation(kind, args, tuple(changes))
 
 
