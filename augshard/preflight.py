@@ -15,14 +15,14 @@ from augshard.config import DEFAULT_METHODS_CONFIG, POWERSET_CONFIRM_ABOVE, RunC
 from augshard.data import Dataset, load_dataset, require_column
 from augshard.encoders import resolve_backend, resolve_device
 from augshard.errors import ConfigError, InputError, MethodError, OutputError
-from augshard.methods import MethodSpec, MethodStatus, check_methods, method_check_record
+from augshard.methods import PROBE, MethodSpec, MethodStatus, check_methods, method_check_record
 from augshard.methods.bench import load_costs
 from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
 from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.output import notice
 from augshard.planning import Plan, PlannedCombo, make_plan, plan_combos
-from augshard.quality import ensure_onnx_export, resolve_embedding_model
+from augshard.quality import CharRatioScorer, ensure_onnx_export, resolve_embedding_model
 from augshard.store import read_complete
 
 
@@ -77,6 +77,8 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
     # Only methods that still have work are built and probed: a rerun of a finished job imports no library.
     needed = {m for pc in combos if pc.combo.combo_id not in complete for m in pc.combo.methods}
     statuses = _method_statuses(specs, needed, console, selection.named)
+    for warning in range_warnings(cfg, {m: st for m, st in statuses.items() if m in needed}):
+        notice(escape(warning), "warning")
     unavailable = {m: st.reason for m, st in statuses.items() if not st.ok}
     reason = "--num-shards"
     if cfg.num_shards is None:
@@ -139,9 +141,32 @@ def devices_line(cfg: RunConfig, specs: list[MethodSpec]) -> str:
         parts = [f"similarity: {model} on {cfg.device} ({cfg.embedding_backend})"]
     else:
         parts = [f"similarity: {cfg.quality_metric}"]
+    parts.append(f"kept in [{cfg.quality_min_sim}, {cfg.quality_max_sim}] ({cfg.quality_scope} scope)")
     if any(s.requires_gpu for s in specs):
         parts.append(f"model methods on {cfg.device}")
+    if cfg.evidence_col is None:
+        parts.append("the whole text is augmented (no --evidence-col: give one to augment only the evidence span)")
     return "; ".join(parts)
+
+
+def range_warnings(cfg: RunConfig, statuses: dict[str, MethodStatus]) -> list[str]:
+    """Methods whose edit of the probe sentence already falls outside the kept range (char_ratio, which costs
+    nothing to compute here): most of their variants will be rejected, and the user hears it before the run."""
+    if cfg.quality_metric != "char_ratio":
+        return []
+    scorer, lo, hi = CharRatioScorer(), cfg.quality_min_sim, cfg.quality_max_sim
+    out = []
+    for m, st in sorted(statuses.items()):
+        if not st.ok or not st.probe_output:
+            continue
+        (score,) = scorer.score([PROBE], [st.probe_output])
+        if score is not None and not lo <= score <= hi:
+            bound, flag = ("max", "--quality-max-sim") if score > hi else ("min", "--quality-min-sim")
+            out.append(
+                f"method {m}: its edit of the {len(PROBE)}-character probe sentence scores {score:.3f} (char_ratio), "
+                f"outside [{lo}, {hi}]: expect few of its variants to be kept (move {flag}, the {bound} bound)"
+            )
+    return out
 
 
 def _check_embedding_model(cfg: RunConfig, console: Console, dry_run: bool) -> None:

@@ -211,6 +211,7 @@ def _combo_meta(
             device=cfg.device if embedding else None,
         ),
         rows=rows,
+        columns=list(ctx.schema.names),
         rows_input=len(dataset.rows),
         rows_skipped=dataset.rows_skipped,
         rows_skipped_by_reason=dict(dataset.skipped),

@@ -253,6 +253,8 @@ class YieldMeta:
         )
 
 
+# Written for the original tool's readers, derived from augshard's own fields (timing.rows_skipped too).
+ORIGINAL_KEYS = ("combo_methods", "source_input")
 # Counts an earlier meta.json also held at its top level, each a copy (or a sum) of one in `variants`: read, never
 # written (`rows_rejected` counted candidates; `candidate_errors` was `variants.call_errors`).
 LEGACY_COUNTS = ("rows_rejected", "rejected_similarity", "rejected_unchanged", "rows_short", "candidates",
@@ -287,6 +289,7 @@ class ComboMeta:
     config_fingerprint: str
     combo_fingerprint: str
     shard: int = 0
+    columns: list[str] = field(default_factory=list)  # dataset.parquet's columns (the original tool's `columns`)
     label_check: LabelMeta | None = None  # with --label-col
     vectors: VectorsMeta | None = None  # with --keep-vectors
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
@@ -302,6 +305,10 @@ class ComboMeta:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(out.pop("extra"))
+        # The original tool's keys, for the scripts that read its meta.json (derived here, never read back).
+        out["combo_methods"] = list(self.methods)
+        out["source_input"] = self.source.path
+        out["timing"]["rows_skipped"] = self.rows_skipped
         if self.vectors is None:  # a meta.json without vectors reads as it always did
             del out["vectors"]
         if self.label_check is None:
@@ -335,7 +342,7 @@ class ComboMeta:
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
                 values[key] = _known(kind, values[key])
-            extra = {k: v for k, v in data.items() if k not in names and k not in LEGACY_COUNTS}
+            extra = {k: v for k, v in data.items() if k not in names and k not in (*LEGACY_COUNTS, *ORIGINAL_KEYS)}
             return cls(**values, extra=extra)
         except TypeError as exc:  # a required key absent
             raise ValueError(" ".join(str(exc).split()[1:]) or str(exc)) from None

@@ -299,3 +299,22 @@ def test_the_original_catalogue_alone_runs_every_entry_it_can(tmp_path: Path) ->
                    "--quality-metric", "char_ratio", "--dry-run", "--format", "json", cwd=tmp_path)  # fmt: skip
     assert narrowed.returncode == 0, narrowed.stderr
     assert json.loads(narrowed.stdout)["methods"] == ["nlp_keyboard", "nlp_ocr"]
+
+
+def test_the_plan_header_says_the_range_and_what_is_augmented_and_warns_of_methods_out_of_range(
+    tmp_path: Path,
+) -> None:
+    write_csv(tmp_path / "in.csv", sample_rows(6))
+    args = ("run", "--input", "in.csv", "--text-col", "text", "--methods", "ta_wordswap_qwerty,nlp_randword_delete",
+            "--quality-metric", "char_ratio", "--dry-run")  # fmt: skip
+    whole = cli(*args, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert "similarity: char_ratio; kept in [0.55, 0.95] (final scope); the whole text is augmented" in whole.stdout
+    # One changed character of a sentence scores about 0.99 with char_ratio: said before the run, for that method.
+    warned = [line for line in whole.stderr.splitlines() if line.startswith("warning: method ")]
+    assert len(warned) == 1 and warned[0].startswith("warning: method ta_wordswap_qwerty: its edit of the")
+    assert "outside [0.55, 0.95]" in warned[0] and "--quality-max-sim" in warned[0]
+    wide = cli(*args, "--evidence-col", "evidence", "--quality-max-sim", "0.999", cwd=tmp_path)
+    assert wide.returncode == 0, wide.stderr
+    assert "kept in [0.55, 0.999]" in wide.stdout and "whole text" not in wide.stdout
+    assert "warning:" not in wide.stderr

@@ -220,6 +220,22 @@ def test_meta_json_reads_back_as_the_record_it_was_written_from(tmp_path: Path) 
         read_meta(final / META)
 
 
+def test_meta_json_also_carries_the_original_tools_keys(tmp_path: Path) -> None:
+    """The original generator's meta.json had combo_methods, combo_id, variants_per_sample, seed, rows,
+    source_input, columns and timing {duration_seconds, rows_per_second, rows_skipped}: scripts that read them go on
+    working, and reading them back changes nothing."""
+    final = _commit(tmp_path)
+    data = json.loads((final / META).read_text(encoding="utf-8"))
+    meta = _meta()
+    assert data["combo_methods"] == meta.methods and data["combo_id"] == meta.combo_id
+    assert data["source_input"] == meta.source.path
+    assert data["timing"]["rows_skipped"] == meta.rows_skipped
+    for key in ("variants_per_sample", "seed", "rows", "columns"):
+        assert key in data
+    assert set(data["timing"]) >= {"duration_seconds", "rows_per_second", "rows_skipped"}
+    assert read_meta(final / META).extra == {}  # derived keys are not carried as unknown ones
+
+
 def _vectors_meta(rows: int, dim: int = 4) -> ComboMeta:
     return make_meta(COMBO, FP, rows=rows, vectors=VectorsMeta(VECTORS, dim, rows, "embedding|test", "evidence"))
 
