@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from augshard import output
 from augshard.card import facts
-from augshard.config import RunConfig, _coerce, load_config, validate
+from augshard.config import RunConfig, coerce_settings, load_config, validate
 from augshard.dry_run import dry_run, dry_run_document
 from augshard.errors import ConfigError, OutputError
 from augshard.evaluation import EvaluateOptions
@@ -73,7 +73,7 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
         raise ConfigError(_unknown(unknown[0], SETTINGS, "setting"))
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     if isinstance(config, RunConfig):
-        cfg = dataclasses.replace(config, **_coerce({k: v for k, v in settings.items() if v is not None}))
+        cfg = dataclasses.replace(config, **coerce_settings({k: v for k, v in settings.items() if v is not None}))
         validate(cfg)
         return cfg
     return load_config(None if config is None else os.fspath(config), settings)
@@ -425,7 +425,7 @@ def _notes() -> Iterator[list[str]]:
     from rich.text import Text
 
     lines: list[str] = []
-    with output._stderr.capture() as captured:  # the one console every notice goes through
+    with output.captured_notices() as captured:
         yield lines
     lines += [Text.from_ansi(line).plain for line in captured.get().splitlines() if line.strip()]
 
@@ -554,10 +554,11 @@ def export(
     result = export_run(ExportOptions(to=Path(to), **options))
     doc = facts(result)
     names = [f.name for f in dataclasses.fields(ExportedCombo)]
-    combos = tuple(ExportedCombo(**{n: c[n] for n in names}) for c in doc["combos"])
+    combos = tuple(ExportedCombo(**{n: c[n] for n in names}) for c in doc.combos)
     return ExportResult(
-        Path(to), result.rows, tuple(result.files), combos, result.originals, dict(doc["dropped"]), result.plan, doc
-    )
+        Path(to), result.rows, tuple(result.files), combos, result.originals, dict(doc.dropped), result.plan,
+        doc.to_json(),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

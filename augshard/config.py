@@ -212,7 +212,7 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
-    values = _coerce(values)
+    values = coerce_settings(values)
     cfg = RunConfig(**values, config_path=str(path))
     validate(cfg)
     return cfg
@@ -275,7 +275,8 @@ def _flatten_input(file_values: dict[str, Any], path: Path, cli_input: bool) -> 
     return out
 
 
-def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+def coerce_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Settings as a file or flags give them (strings, lists) turned into RunConfig's types."""
     out = dict(values)
     if "num_shards" in out:
         out["num_shards"] = parse_num_shards(out["num_shards"])

@@ -8,10 +8,11 @@ path is ever wrapped or cut, so `augshard methods | grep nlp_keyboard` finds its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -146,3 +147,11 @@ def fmt_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+@contextlib.contextmanager
+def captured_notices() -> Iterator[Any]:
+    """Every `note:` and `warning:` line printed meanwhile, captured instead of printed (the API returns them);
+    `.get()` on the yielded capture gives their text."""
+    with _stderr.capture() as captured:  # the one console every notice goes through
+        yield captured
