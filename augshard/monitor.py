@@ -52,7 +52,8 @@ def current_label(st: ShardStatus, now: float | None = None) -> str:
         rows = f" ({st.current_done:,}/{st.current_total:,} rows" if st.current_total else " (setting up"
         rate = st.rate if st.state is ShardState.RUNNING else None
         speed = f", {rate:,.0f} rows/s" if rate is not None and rate >= 10 else f", {rate:.1f} rows/s" if rate else ""
-        phase = f", {st.phase}" if st.phase and st.current_total else ""
+        # The phase, unless the ETA column already says it (building methods).
+        phase = f", {st.phase}" if st.phase and st.current_total and st.phase != st.measuring else ""
         doing = f"{st.current}{rows}{speed}{phase})"
     if st.state is ShardState.DEAD:
         return f"process {st.pid} is gone" + (f" during {doing}" if doing else "")

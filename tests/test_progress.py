@@ -71,15 +71,15 @@ def test_chunk_progress_never_goes_backwards_and_ends_at_the_chunk_end() -> None
 
 def test_probe_steps_are_one_line_per_method_off_a_terminal() -> None:
     out = io.StringIO()
-    steps = StepsShown("probing", stream=out)
+    steps = StepsShown("probing", "probed", stream=out)
     steps("nlp_keyboard", 0, 2, None)
     steps("nlp_keyboard", 1, 2, "ok")
     steps("ta_clare", 1, 2, None)
     steps("ta_clare", 2, 2, "unavailable: no model")
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("probing 1/2 nlp_keyboard: ok (")
-    assert lines[1].startswith("probing 2/2 ta_clare: unavailable: no model (")
+    assert lines[0].startswith("probed 1/2 nlp_keyboard: ok (")
+    assert lines[1].startswith("probed 2/2 ta_clare: unavailable: no model (")
 
 
 def test_methods_check_shows_each_probe_on_stderr_and_keeps_stdout(tmp_path: Path) -> None:
@@ -88,8 +88,8 @@ def test_methods_check_shows_each_probe_on_stderr_and_keeps_stdout(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.DictReader(io.StringIO(proc.stdout), delimiter="\t"))
     assert [(r["id"], r["status"]) for r in rows] == [("nlp_keyboard", "ok"), ("nlp_randchar_swap", "ok")]
-    probed = [line for line in proc.stderr.splitlines() if line.startswith("probing ")]
-    assert [p.split(" (")[0] for p in probed] == ["probing 1/2 nlp_keyboard: ok", "probing 2/2 nlp_randchar_swap: ok"]
+    probed = [line for line in proc.stderr.splitlines() if line.startswith("probed ")]
+    assert [p.split(" (")[0] for p in probed] == ["probed 1/2 nlp_keyboard: ok", "probed 2/2 nlp_randchar_swap: ok"]
     # Probed once: the second listing comes from the probe cache and says nothing of probes.
     again = run_cli("methods", "--methods", "nlp_keyboard,nlp_randchar_swap", "--format", "tsv", cwd=tmp_path, env=env)
-    assert again.stdout == proc.stdout and "probing" not in again.stderr
+    assert again.stdout == proc.stdout and "probed" not in again.stderr

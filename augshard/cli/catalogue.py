@@ -119,7 +119,7 @@ def _bench_methods(
     lines = console if fmt == "table" else err_console
     texts, source = sample_texts(input, text_col, rows)
     lines.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
-    result = bench_methods(list(specs.values()), texts, source, progress=StepsShown("timing"))
+    result = bench_methods(list(specs.values()), texts, source, progress=StepsShown("timing", "timed"))
     costs = result.relative_costs()
     timings = sorted(result.timings, key=lambda t: (costs[t.id], t.id))
     document = costs_document(result)

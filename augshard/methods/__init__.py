@@ -169,10 +169,11 @@ MethodProgress = Callable[[str, int, int, str | None], None]
 
 class StepsShown:
     """The default `MethodProgress`: a Rich progress bar on stderr when it is a terminal, one line per method on
-    stderr otherwise (stdout, which scripts parse, is never touched). `verb` says what is done to each method."""
+    stderr otherwise (stdout, which scripts parse, is never touched). `verb` says what is done to each method on the
+    bar ("probing"), `done` on its line ("probed")."""
 
-    def __init__(self, verb: str = "probing", stream: Any = None) -> None:
-        self.verb, self.stream = verb, stream if stream is not None else sys.stderr
+    def __init__(self, verb: str = "probing", done: str = "probed", stream: Any = None) -> None:
+        self.verb, self.done, self.stream = verb, done, stream if stream is not None else sys.stderr
         self._bar: Any = None
         self._task: Any = None
         self._started = 0.0
@@ -201,7 +202,7 @@ class StepsShown:
                 self._bar.stop()
                 self._bar = None
         else:
-            console.print(f"{self.verb} {done}/{total} {method_id}: {line} ({took:.1f}s)", markup=False)
+            console.print(f"{self.done} {done}/{total} {method_id}: {line} ({took:.1f}s)", markup=False)
 
 
 def method_check_record() -> Path:
@@ -238,7 +239,7 @@ def check_methods(
     if todo and on_probe is not None:
         on_probe([spec.id for spec in todo])
     found: dict[str, dict] = {}
-    tell = progress if progress is not None else StepsShown("probing")
+    tell = progress if progress is not None else StepsShown("probing", "probed")
     for n, spec in enumerate(todo):
         tell(spec.id, n, len(todo), None)
         statuses[spec.id] = status = check_method(spec)
