@@ -20,6 +20,10 @@ from typing import Any, ClassVar
 
 HEARTBEAT_S = 2.0
 PROGRESS_EVERY_S = 5.0
+# What a running combo is doing (Progress.phase): building its methods (imports, models), drawing candidates
+# through them, scoring candidates against their originals, writing a chunk.
+LOADING, AUGMENTING, SCORING, WRITING = "loading methods", "augmenting", "scoring", "writing"
+PHASES = (LOADING, AUGMENTING, SCORING, WRITING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,12 +70,18 @@ class ComboStart(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Progress(Event):
-    """After every chunk, and repeated by the heartbeat at least every `PROGRESS_EVERY_S` while a combo runs."""
+    """Where a running combo stands: inside each chunk (at most every `pipeline.PROGRESS_MIN_S` of work) and after
+    it, and repeated by the heartbeat at least every `PROGRESS_EVERY_S` while a combo runs.
+
+    `rows_done` never goes backwards within a combo: a row counts as done once it needs no more attempts, and the
+    attempts it may still get count for it in part (see `pipeline.ChunkProgress`); it reaches `rows_total` when
+    the last chunk is written."""
 
     kind: ClassVar[str] = "progress"
     combo_id: str = ""
     rows_done: int = 0
     rows_total: int = 0  # input rows of the combo
+    phase: str = ""  # what the combo is doing: PHASES (optional: older streams have none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +133,7 @@ class ComboStolen(Event):
     kind: ClassVar[str] = "combo_stolen"
     combo_id: str = ""
     methods: str = ""
+    from_shard: int = -1  # whose list it was on (-1: a stream of an older version, unknown)
 
 
 @dataclass(frozen=True, kw_only=True)

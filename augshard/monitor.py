@@ -49,8 +49,12 @@ def state_label(st: ShardStatus) -> str:
 def current_label(st: ShardStatus, now: float | None = None) -> str:
     doing = ""
     if st.current:
-        rows = f" ({st.current_done:,}/{st.current_total:,} rows)" if st.current_total else " (setting up)"
-        doing = st.current + rows
+        rows = f" ({st.current_done:,}/{st.current_total:,} rows" if st.current_total else " (setting up"
+        rate = st.rate if st.state is ShardState.RUNNING else None
+        speed = f", {rate:,.0f} rows/s" if rate is not None and rate >= 10 else f", {rate:.1f} rows/s" if rate else ""
+        # The phase, unless the ETA column already says it (building methods).
+        phase = f", {st.phase}" if st.phase and st.current_total and st.phase != st.measuring else ""
+        doing = f"{st.current}{rows}{speed}{phase})"
     if st.state is ShardState.DEAD:
         return f"process {st.pid} is gone" + (f" during {doing}" if doing else "")
     if st.state is ShardState.STALLED:
@@ -66,7 +70,7 @@ def eta_label(st: ShardStatus, now: float) -> str:
         return f"took {fmt_duration(st.duration)}" if st.duration is not None else "-"
     eta = st.eta(now)
     if st.state is ShardState.RUNNING and eta is None:
-        return "measuring"
+        return st.measuring  # building methods, or timing the first rows: no throughput to go by yet
     return fmt_duration(eta)
 
 
@@ -81,10 +85,12 @@ def overall_line(statuses: Sequence[ShardStatus]) -> str:
 
 
 def total_line(statuses: Sequence[ShardStatus]) -> str:
-    finished = sum(st.combos_finished for st in statuses)
-    total = sum(st.combos_total for st in statuses)
+    """The run's combos: the plan's count (each shard's list as planned, whoever runs it) and how many finished."""
+    total = sum(st.combos_planned or st.combos_total for st in statuses)
     rows = sum(st.rows for st in statuses)
     known = all(st.state is not ShardState.PENDING for st in statuses)
+    finished = sum(st.combos_finished for st in statuses)
+    finished = min(total, finished) if known else finished
     of = f"/{total}" if known else ""
     return f"Total: {finished}{of} {plural(total if known else finished, 'combo')} processed | {rows:,} rows generated"
 
@@ -208,7 +214,7 @@ def plain_line(st: ShardStatus, now: float) -> str:
     parts.append(f"{st.rows:,} rows")
     eta = eta_label(st, now)
     if eta != "-":
-        parts.append(eta if eta.startswith(("took", "measuring")) else f"ETA {eta}")
+        parts.append(f"ETA {eta}" if eta[:1].isdigit() else eta)
     return "  ".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,9 +13,89 @@ from augshard.cache import Cache, cache_key
 from augshard.combos import Combo
 from augshard.config import RunConfig
 from augshard.data import Dataset, Row, splice
+from augshard.events import AUGMENTING, LOADING, SCORING, WRITING
 from augshard.labels import Labeler
 from augshard.methods import Augmenter
 from augshard.quality import Scorer
+
+PROGRESS_MIN_S = 1.0  # inside a chunk, progress is told at most this often (and after every chunk)
+CALL_SLICE = 16  # a per-text method is called on this many candidates at a time, so progress can be told between
+
+# Told where the combo stands: (rows done, rows in all, phase); see `ChunkProgress`.
+ProgressFn = Callable[[int, int, str], None]
+
+
+class ChunkProgress:
+    """The rows counter of a combo, moving inside a chunk and never backwards.
+
+    Each row of a chunk may take up to `budget` attempts. The chunk's share done is one minus the attempts its rows
+    may still take over all it could take: a row that needs no more attempts counts whole, and the attempts of a
+    round count as their calls go through the methods. The counter thus moves with every slice of calls, jumps when
+    a round's rows settle, and reaches the chunk's end when it is written. Told to `report` at most every
+    `min_interval` s inside a chunk (a new phase, and the building of a method, `loading`, at once); the chunk's end
+    goes to `chunk_end` (done, total).
+    """
+
+    def __init__(
+        self,
+        report: ProgressFn | None,
+        total: int,
+        chunk_end: Callable[[int, int], None] | None = None,
+        min_interval: float = PROGRESS_MIN_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.report, self.total, self.chunk_end = report, total, chunk_end
+        self.min_interval, self.clock = min_interval, clock
+        self.start = self.size = 0
+        self.potential = self.left = self.round_left = 0
+        self.round_attempts = 0
+        self.shown = 0
+        self.last = clock()
+        self.phase = ""
+
+    def chunk(self, start: int, size: int, budget: int) -> None:
+        self.start, self.size = start, size
+        self.potential = self.left = self.round_left = size * budget
+
+    def round(self, left: int, attempts: int) -> None:
+        """A round begins: its rows may take `left` attempts in all (before this round's), it makes `attempts`."""
+        self.round_left, self.round_attempts = left, attempts
+        self.left = min(self.left, left)
+
+    def calls(self, fraction: float, phase: str = AUGMENTING) -> None:
+        """`fraction` of this round's calls went through every method."""
+        self.left = min(self.left, self.round_left - int(self.round_attempts * min(1.0, fraction)))
+        self._tell(phase)
+
+    def settled(self, left: int, phase: str = AUGMENTING) -> None:
+        """The round is judged: the rows still pending may take `left` more attempts."""
+        self.left = min(self.left, left)
+        self._tell(phase)
+
+    def loading(self) -> None:
+        self._tell(LOADING, force=True)
+
+    def chunk_done(self) -> None:
+        self.shown = self.start + self.size
+        self.last, self.phase = self.clock(), ""
+        if self.chunk_end is not None:
+            self.chunk_end(self.shown, self.total)
+
+    def _tell(self, phase: str, force: bool = False) -> None:
+        if self.report is None:
+            return
+        share = 1.0 - self.left / self.potential if self.potential else 0.0
+        rows = self.start + min(max(0, self.size - 1), int(self.size * share))  # the chunk ends when written
+        self.shown = max(self.shown, rows)
+        since = self.clock() - self.last
+        # A new phase is told at once (the heartbeat repeats the last word), unless phases flicker by.
+        if force or since >= self.min_interval or (phase != self.phase and since >= self.min_interval / 10):
+            self._emit(self.shown, phase)
+
+    def _emit(self, rows: int, phase: str) -> None:
+        self.last, self.phase = self.clock(), phase
+        if self.report is not None:
+            self.report(rows, self.total, phase)
 
 
 def call_seed(seed: int, prefix: tuple[str, ...], row_key: str, attempt: int) -> int:
@@ -130,18 +211,25 @@ def run_combo(
     check_stop: Callable[[], None] | None = None,
     labeler: Labeler | None = None,
     vector_sink: Callable[[list[tuple[str, int]], Any], None] | None = None,
+    on_work: ProgressFn | None = None,
 ) -> ComboStats:
     """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`.
 
     Only the chunk's input rows become Python objects (and only its records exist): memory does not grow
     with the input. With a `labeler` every variant gets the label check's prediction. With a `vector_sink`
     (--keep-vectors) it gets each chunk's `(row_key, variant)` keys and vectors, row for row with the records.
+    `on_progress(rows_done, rows_total)` hears of each chunk written; `on_work(rows_done, rows_total, phase)` where
+    the combo stands inside a chunk (`ChunkProgress`). The chunking and the order of every call are the same with
+    them or without them.
     """
     stats = ComboStats()
     rows = dataset.rows
+    progress = ChunkProgress(on_work, len(rows), on_progress)
     for start in range(0, len(rows), cfg.chunk_size):
         chunk = rows[start : start + cfg.chunk_size]
-        states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop)
+        progress.chunk(start, len(chunk), cfg.variants_per_sample * cfg.max_candidates_per_variant)
+        states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop, progress)
+        progress.settled(0, WRITING)
         if vector_sink is not None:
             _fill_vectors(states, scorer)
         if labeler is not None:
@@ -151,8 +239,7 @@ def run_combo(
         sink(_records(combo, states, input_rows, cfg))
         if vector_sink is not None:
             vector_sink(*_vector_rows(states))
-        if on_progress is not None:
-            on_progress(start + len(chunk), len(rows))
+        progress.chunk_done()
     if stats.candidates and stats.call_errors == stats.candidates:
         raise RuntimeError(f"every call failed in combo {combo.name}; first error: {stats.first_error}")
     return stats
@@ -167,10 +254,13 @@ def _variants_for_chunk(
     cfg: RunConfig,
     stats: ComboStats,
     check_stop: Callable[[], None] | None = None,
+    progress: ChunkProgress | None = None,
 ) -> list[_RowState]:
+    progress = progress or ChunkProgress(None, 0)
     wanted = cfg.variants_per_sample
     budget = wanted * cfg.max_candidates_per_variant
     states = [_RowState(row, dedupe_key(row.evidence)) for row in chunk]
+    progress.calls(0.0, SCORING)  # the originals are encoded first
     scorer.prime([row.evidence for row in chunk])
     pending = states
     while pending:
@@ -178,15 +268,19 @@ def _variants_for_chunk(
             check_stop()
         # Each row draws exactly the attempts it still needs; attempt numbers depend on that row alone.
         jobs: list[tuple[_RowState, int]] = []
+        left = sum(budget - st.next_attempt for st in pending)
         for st in pending:
             n = min(wanted - len(st.accepted), budget - st.next_attempt)
             jobs += [(st, a) for a in range(st.next_attempt, st.next_attempt + n)]
             st.next_attempt += n
         if not jobs:
             break
-        outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats, scorer)
+        progress.round(left, len(jobs))
+        outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats, scorer, progress)
+        progress.calls(1.0, SCORING)
         _judge([(st, text) for (st, _), text in zip(jobs, outputs, strict=True)], scorer, cfg, stats)
         pending = [st for st in pending if len(st.accepted) < wanted and st.next_attempt < budget]
+        progress.settled(sum(budget - st.next_attempt for st in pending))
     stats.rows_short += sum(1 for st in states if len(st.accepted) < wanted)
     return states
 
@@ -226,14 +320,21 @@ def _apply_chain(
     cfg: RunConfig,
     stats: ComboStats,
     scorer: Scorer | None = None,
+    progress: ChunkProgress | None = None,
 ) -> list[str | None]:
     """Run every job's evidence through the combo's methods in order; None marks a call that failed (or, with
-    `--quality-scope each-step`, a step that made no change or one out of the similarity range)."""
+    `--quality-scope each-step`, a step that made no change or one out of the similarity range).
+
+    `progress` hears the share of the round's calls made after each slice of them; slicing a per-text method's
+    calls changes no output (the same text and seed give the same output, whatever else is in the call)."""
     texts: list[str | None] = [st.row.evidence for st, _ in jobs]
     stats.candidates += len(jobs)
+    steps = len(combo.methods)
     for step, method_id in enumerate(combo.methods):
         inputs = list(texts)
         method = methods[method_id]
+        if progress is not None and not getattr(method, "built", True):
+            progress.loading()  # the first call builds it: imports, models (seconds, for a model minutes)
         prefix = combo.methods[: step + 1]
         alive = [i for i, t in enumerate(texts) if t is not None]
         seeds = {i: call_seed(cfg.seed, prefix, jobs[i][0].row.key, jobs[i][1]) for i in alive}
@@ -241,12 +342,20 @@ def _apply_chain(
         # batch by batch, with the batch in its cache key: a hit is then always the very output a fresh call gives.
         size = getattr(method, "batch_size", 0) if getattr(method, "batch_dependent", False) else 0
         groups = [alive[k : k + size] for k in range(0, len(alive), size)] if size else [alive]
+        made = 0
+
+        def tick(n: int, step: int = step, alive: int = len(alive)) -> None:
+            nonlocal made
+            made += n
+            if progress is not None and alive:
+                progress.calls((step + made / alive) / steps)
+
         for group in groups:
             context = ""
             if size:
                 blob = "\x1e".join(f"{seeds[i]}\x1f{texts[i]}" for i in group)
                 context = "|batch=" + hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest()
-            _call_group(method, method_id, group, texts, seeds, cache, stats, context, whole=bool(size))
+            _call_group(method, method_id, group, texts, seeds, cache, stats, context, whole=bool(size), tick=tick)
         if cfg.quality_scope == "each-step" and combo.k > 1 and scorer is not None:
             _judge_step(inputs, texts, scorer, cfg, stats)
     return texts
@@ -318,14 +427,25 @@ def _call_group(
     stats: ComboStats,
     context: str,
     whole: bool,
+    tick: Callable[[int], None] | None = None,
 ) -> None:
+    """One group's calls: found in the cache, or made (a per-text method's in slices of CALL_SLICE, each told to
+    `tick`; a batch as one call)."""
     canonical = method.spec.canonical() + context
     keys = {i: cache_key(method_id, canonical, method.version, seeds[i], texts[i]) for i in group}
     found = cache.get_many(list(keys.values()))
     misses = [i for i in group if keys[i] not in found]
     if whole and misses:
         misses = group  # the batch is recomputed as a whole, so every output comes from the same call
-    results = method.augment([texts[i] for i in misses], [seeds[i] for i in misses]) if misses else []
+    if tick is not None:
+        tick(len(group) - len(misses))
+    step = len(misses) if whole else CALL_SLICE
+    results: list[str | Exception] = []
+    for at in range(0, len(misses), step or 1):
+        part = misses[at : at + step]
+        results += method.augment([texts[i] for i in part], [seeds[i] for i in part])
+        if tick is not None:
+            tick(len(part))
     fresh = []
     for i in group:
         if keys[i] in found and i not in misses:

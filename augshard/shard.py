@@ -13,6 +13,7 @@ from augshard.claims import WorkItem, work_order
 from augshard.config import RunConfig
 from augshard.context import ShardContext
 from augshard.events import (
+    AUGMENTING,
     ComboDone,
     ComboFailed,
     ComboMoved,
@@ -75,9 +76,14 @@ def run_shard(job: ShardJob, install_signals: bool = True) -> ShardResult:
     outcomes = list(job.unavailable)
 
     def notify(what: str, pc: PlannedCombo) -> None:
-        moved = what == "moved"
-        log.info("combo %s: %s", pc.combo.dir_name, "taken over by another shard" if moved else STOLEN)
-        events.emit((ComboMoved if moved else ComboStolen)(combo_id=pc.combo.combo_id, methods=pc.combo.name))
+        log.info("combo %s: %s", pc.combo.dir_name, "taken over by another shard" if what == "moved" else STOLEN)
+        if what == "moved":
+            events.emit(ComboMoved(combo_id=pc.combo.combo_id, methods=pc.combo.name))
+            return
+        home = next(
+            (h for h, lst in job.others if any(o.combo.combo_id == pc.combo.combo_id for o in lst)), -1
+        )  # whose list it was on: its total drops now
+        events.emit(ComboStolen(combo_id=pc.combo.combo_id, methods=pc.combo.name, from_shard=home))
 
     try:
         for item in work_order(job.index, job.combos, job.others, job.claims_dir, stop, ctx.may_steal, notify):
@@ -112,17 +118,18 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         cfg = job.cfg
         writer = ComboWriter(cfg.output_root, combo, ctx.schema, csv=cfg.save_format == "csv", vectors=cfg.keep_vectors)
 
-        def progress(done: int, total: int) -> None:
-            events.emit(Progress(combo_id=combo.combo_id, rows_done=done, rows_total=total))
+        def progress(done: int, total: int, phase: str = "") -> None:
+            events.emit(Progress(combo_id=combo.combo_id, rows_done=done, rows_total=total, phase=phase))
             stop.check()
 
-        progress(0, len(ctx.dataset.rows))
+        progress(0, len(ctx.dataset.rows), AUGMENTING)
         scorer, cache = ctx.scorer_for(item.home), ctx.cache_for(item.home)
         methods = ctx.methods_for(combo)
         keep = writer.write_vectors if cfg.keep_vectors else None
         stats = run_combo(
-            combo, ctx.dataset, methods, scorer, cache, cfg, writer.write, progress, stop.check, ctx.labeler, keep
-        )
+            combo, ctx.dataset, methods, scorer, cache, cfg, writer.write, progress, stop.check, ctx.labeler, keep,
+            on_work=progress,
+        )  # fmt: skip
         vectors = _vectors_meta(ctx, writer, scorer.identity) if cfg.keep_vectors else None
         meta = _combo_meta(job, ctx, item.combo, stats, writer.rows, time.time() - t0, vectors)
         writer.commit(meta)

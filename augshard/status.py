@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from augshard.events import (
+    LOADING,
     ComboDone,
     ComboFailed,
     ComboMoved,
@@ -35,7 +37,8 @@ class ShardStatus:
 
     shard: int
     state: ShardState = ShardState.PENDING  # from its events; DEAD and STALLED only as `judge` decides
-    combos_total: int = 0
+    combos_total: int = 0  # its plan list, less what others took, plus what it took (see `reconcile`)
+    combos_planned: int = 0  # its plan list (ShardStart): what the run's total adds up, whoever runs them
     combos_done: int = 0  # complete, including the ones resumed from an earlier run
     combos_failed: int = 0
     combos_resumed: int = 0
@@ -46,10 +49,15 @@ class ShardStatus:
     rejected: int = 0
     current_done: int = 0  # input rows of the current combo processed so far
     current_total: int = 0
+    phase: str = ""  # what the current combo is doing (events.PHASES; "" when the stream does not say)
     rows_per_combo: int = 0  # input rows each combo goes through (the same input for every combo of a run)
     work_rows: int = 0  # input rows processed by this attempt (resumed combos excluded): the throughput's numerator
     work_started: float | None = None  # first progress of this attempt: set-up (imports, models) is not throughput
     work_ts: float | None = None  # when work_rows last grew
+    loading_since: float | None = None  # a method is being built (imports, models) since then: no throughput
+    finished_before: int = 0  # combos an earlier attempt of the same plan had finished: the count never drops
+    stolen: dict[str, int] = field(default_factory=dict)  # combo id -> the shard whose list it was on
+    moved: set[str] = field(default_factory=set)  # its own combos another shard took, as this shard saw
     pid: int | None = None
     host: str = ""
     plan_fingerprint: str = ""
@@ -62,7 +70,14 @@ class ShardStatus:
 
     @property
     def combos_finished(self) -> int:
-        return self.combos_done + self.combos_failed
+        return max(self.combos_done + self.combos_failed, self.finished_before)
+
+    @property
+    def measuring(self) -> str:
+        """What a running shard is doing while no ETA can be given yet: building methods, or timing its first rows."""
+        if self.phase == LOADING:
+            return LOADING
+        return "timing the first rows" if self.current else "setting up"
 
     @property
     def fraction(self) -> float:
@@ -88,7 +103,7 @@ class ShardStatus:
             return None
         rate = self.rate
         per = self.rows_per_combo or self.current_total
-        if rate is None or not per:
+        if rate is None or not per or self.loading_since is not None:
             return None
         remaining = (self.combos_total - self.combos_finished) * per - (self.current_done if self.current else 0)
         return max(0.0, remaining / rate - max(0.0, now - (self.work_ts or now)))
@@ -98,10 +113,13 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
     """One event onto a status; `ShardStart` begins a new attempt, so the latest attempt decides."""
     ts = ev.ts
     if isinstance(ev, ShardStart):
+        same_plan = status.plan_fingerprint == ev.plan_fingerprint
         return ShardStatus(
             status.shard,
             state=ShardState.RUNNING,
             combos_total=ev.combos,
+            combos_planned=ev.combos,
+            finished_before=max(status.combos_finished, status.finished_before) if same_plan else 0,
             pid=ev.pid,
             host=ev.host,
             plan_fingerprint=ev.plan_fingerprint,
@@ -115,6 +133,7 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
     if isinstance(ev, ComboStart):
         status.current, status.current_id = ev.methods, ev.combo_id
         status.current_done = status.current_total = 0
+        status.phase = ""
     elif isinstance(ev, Progress):
         _apply_progress(status, ev)
     elif isinstance(ev, ComboDone):
@@ -127,9 +146,13 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
         status.combos_stopped += 1
         _combo_ended(status)
     elif isinstance(ev, ComboMoved):  # another shard took it (work stealing): no longer this shard's to do
-        status.combos_total = max(status.combos_finished, status.combos_total - 1)
+        if ev.combo_id not in status.moved:
+            status.moved.add(ev.combo_id)
+            status.combos_total = max(status.combos_finished, status.combos_total - 1)
     elif isinstance(ev, ComboStolen):  # taken from another shard's list
-        status.combos_total += 1
+        if ev.combo_id not in status.stolen:
+            status.stolen[ev.combo_id] = ev.from_shard
+            status.combos_total += 1
     elif isinstance(ev, ShardDone):
         if ev.interrupted:
             status.state = ShardState.STOPPED
@@ -141,9 +164,18 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
 
 
 def _apply_progress(status: ShardStatus, ev: Progress) -> None:
-    if status.work_started is None:
-        status.work_started = ev.ts
-    if status.current and ev.rows_done > status.current_done:
+    grows = bool(status.current) and ev.rows_done > status.current_done
+    if status.work_started is None or not (status.work_rows or grows):
+        status.work_started = ev.ts  # the clock starts at the last word before the first rows moved
+    if status.loading_since is not None and ev.phase != LOADING:
+        # Building a method is no throughput: the time it took is taken out of the measured span.
+        if status.work_rows:
+            status.work_started += ev.ts - status.loading_since
+        status.loading_since = None
+    elif ev.phase == LOADING and status.loading_since is None:
+        status.loading_since = ev.ts
+    status.phase = ev.phase
+    if grows:
         status.work_rows += ev.rows_done - status.current_done
         status.work_ts = ev.ts
     status.current_done, status.current_total = ev.rows_done, ev.rows_total
@@ -166,8 +198,26 @@ def _apply_done(status: ShardStatus, ev: ComboDone) -> None:
 
 
 def _combo_ended(status: ShardStatus) -> None:
-    status.current = status.current_id = ""
+    status.current = status.current_id = status.phase = ""
     status.current_done = status.current_total = 0
+    if status.loading_since is not None and status.work_started is not None and status.work_rows:
+        status.work_started += (status.last_ts or status.loading_since) - status.loading_since
+    status.loading_since = None
+
+
+def reconcile(statuses: Sequence[ShardStatus]) -> list[ShardStatus]:
+    """The shards' statuses told together: a combo another shard took (its `ComboStolen` names whose list it was
+    on) leaves its home shard's total at once, not only when the home shard reaches it in its list and says so
+    (`ComboMoved`); so the totals add up to the plan's and each shard's ETA counts only what is still its own."""
+    taken: dict[int, set[str]] = {}
+    for st in statuses:
+        for combo_id, home in st.stolen.items():
+            taken.setdefault(home, set()).add(combo_id)
+    out = []
+    for st in statuses:
+        gone = len(taken.get(st.shard, set()) - st.moved) if st.state is not ShardState.PENDING else 0
+        out.append(replace(st, combos_total=max(st.combos_finished, st.combos_total - gone)) if gone else st)
+    return out
 
 
 def fold(shard: int, events: list[Event]) -> ShardStatus:
@@ -281,7 +331,7 @@ class EventsWatcher:
             if tracker is None:
                 tracker = self._trackers[key] = ShardTracker(events_path(self.log_dir, i, self.num_shards), i)
             out.append(judge(tracker.poll(), now, self.stall_after, self._host))
-        return out
+        return reconcile(out)
 
     def newest_event(self) -> float | None:
         stamps = [t.status.last_ts for t in self._trackers.values() if t.status.last_ts is not None]

@@ -66,7 +66,7 @@ def test_the_table_shows_state_progress_current_combo_and_eta() -> None:
     assert "✓ done" in row[0] and "100%" in row[0] and "2/2" in row[0] and "took 12s" in row[0]
     # 1.5 of 3 combos; 150 rows in 30 s = 5 rows/s, 150 rows left: 30 s.
     assert "▶ running" in row[1] and " 50%" in row[1] and "1/3" in row[1] and "30s" in row[1]
-    assert "nlp_keyboard+nlp_randword_delete (50/100 rows)" in row[1] and "190" in row[1]
+    assert "nlp_keyboard+nlp_randword_delete (50/100 rows, 5.0 rows/s)" in row[1] and "190" in row[1]
     assert "✗ failed" in row[2] and "1/1" in row[2]
     assert "☠ dead" in row[3] and "process 4242 is gone" in row[3]
     assert "⏳ pending" in row[4] and "waiting for its process" in row[4]
@@ -85,10 +85,29 @@ def test_plain_lines_are_one_readable_line_per_shard() -> None:
     sts = statuses()
     line = plain_line(sts[1], now=1030.0)
     assert line == (
-        "shard 1 ▶ running    50%  combos 1/3  nlp_keyboard+nlp_randword_delete (50/100 rows)  190 rows  ETA 30s"
+        "shard 1 ▶ running    50%  combos 1/3  nlp_keyboard+nlp_randword_delete (50/100 rows, 5.0 rows/s)  190 rows  "
+        "ETA 30s"
     )
     assert plain_line(sts[0], 1030.0) == "shard 0 ✓ done      100%  combos 2/2  80 rows  took 12s"
     assert plain_line(sts[4], 1030.0) == "shard 4 ⏳ pending     0%  waiting for its process  0 rows"
+
+
+def test_before_an_eta_the_line_says_what_is_measured_then_rate_phase_and_eta() -> None:
+    from augshard.events import LOADING, SCORING, Progress
+
+    def at(ts: float, done: int, phase: str) -> Progress:
+        return Progress(ts=ts, combo_id="c", rows_done=done, rows_total=100, phase=phase)
+
+    st = ShardStatus(1, state=ShardState.RUNNING, combos_total=2, current="nlp_keyboard", current_id="c")
+    assert plain_line(st, 1000.0).endswith("(setting up)  0 rows  timing the first rows")
+    from augshard.status import apply
+
+    st = apply(st, at(1000.0, 0, LOADING))
+    assert plain_line(st, 1001.0).endswith("(0/100 rows)  0 rows  loading methods")
+    st = apply(st, at(1010.0, 0, SCORING))  # 10 s building the method: not throughput
+    st = apply(st, at(1012.0, 20, SCORING))
+    assert st.rate == 10.0
+    assert plain_line(st, 1012.0).endswith("(20/100 rows, 10 rows/s, scoring)  0 rows  ETA 18s")
 
 
 def test_no_live_prints_plain_lines_even_on_a_terminal(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ import yaml
 from helpers import run_cli, run_events, sample_rows, write_csv
 
 from augshard.claims import claim, claimed_by
+from augshard.events import read_events
+from augshard.monitor import total_line
+from augshard.outcome import ShardState
+from augshard.status import ShardStatus, apply, reconcile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,6 +67,7 @@ def test_an_idle_shard_takes_work_from_a_busy_one_and_outputs_do_not_change(tmp_
     assert len(data["steal"]) == 4 and data["steal"] == data["nosteal"]
     assert len(run_events(runs["steal"], "combo_stolen")) == len(moved)
     assert len(run_events(runs["steal"], "combo_moved")) == len(moved)
+    _totals_hold_at_every_step(runs["steal"], planned=len(wanted))
     assert not list((runs["steal"] / "logs/augment").glob(".claims-*"))  # the run's claims are cleaned up
     # A taken combo used its plan shard's cache: rerun with the plan's layout, every call is found there.
     for folder in (runs["steal"] / "data/processed/augsets").glob("combo_*"):
@@ -71,3 +76,26 @@ def test_an_idle_shard_takes_work_from_a_busy_one_and_outputs_do_not_change(tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     done = run_events(runs["steal"], "shard_done")
     assert len(done) == 2 and sum(e.calls_computed for e in done) == 0 and sum(e.calls_cached for e in done) > 0
+
+
+def _totals_hold_at_every_step(cwd: Path, planned: int) -> None:
+    """Replay the shards' real event streams in time order, as a watcher reading them would see them: at every
+    step the run's total is the plan's, the shards' totals add up to it, no shard has finished more than it has,
+    and the finished count never goes backwards."""
+    paths = sorted((cwd / "logs/augment").glob("shard_*_of_2.events.jsonl"))
+    assert len(paths) == 2
+    stream = sorted(((e, i) for i, p in enumerate(paths) for e in read_events(p)), key=lambda pair: pair[0].ts)
+    statuses = [ShardStatus(i) for i in range(len(paths))]
+    finished_before, stolen_seen = 0, 0
+    for ev, i in stream:
+        statuses[i] = apply(statuses[i], ev)
+        shown = reconcile(statuses)
+        finished = sum(st.combos_finished for st in shown)
+        assert finished_before <= finished <= planned, (ev, shown)
+        finished_before = finished
+        assert all(st.combos_finished <= st.combos_total for st in shown), (ev, shown)
+        stolen_seen += ev.kind == "combo_stolen"
+        if all(st.state is not ShardState.PENDING for st in shown):
+            assert sum(st.combos_total for st in shown) == planned, (ev, shown)
+            assert total_line(shown).startswith(f"Total: {finished}/{planned} combos processed"), total_line(shown)
+    assert stolen_seen and finished_before == planned

@@ -18,7 +18,7 @@ from augshard.cli.app import (
 from augshard.config import DEFAULT_COSTS_PATH, DEFAULT_METHODS_CONFIG, resolve_conf_path
 from augshard.encoders import ensure_onnx_export, onnx_available
 from augshard.errors import AugshardError
-from augshard.methods import check_methods, method_check_record
+from augshard.methods import StepsShown, check_methods, method_check_record
 from augshard.methods.bench import bench as bench_methods
 from augshard.methods.bench import costs_document, sample_texts, write_costs
 from augshard.methods.catalogue import read_catalogue, resolve_selection
@@ -119,7 +119,7 @@ def _bench_methods(
     lines = console if fmt == "table" else err_console
     texts, source = sample_texts(input, text_col, rows)
     lines.print(f"timing {len(specs)} methods on {len(texts)} texts from {source}")
-    result = bench_methods(list(specs.values()), texts, source)
+    result = bench_methods(list(specs.values()), texts, source, progress=StepsShown("timing", "timed"))
     costs = result.relative_costs()
     timings = sorted(result.timings, key=lambda t: (costs[t.id], t.id))
     document = costs_document(result)

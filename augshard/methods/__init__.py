@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from augshard.errors import MethodError
 from augshard.methods import registry
@@ -30,6 +32,8 @@ __all__ = [
     "MethodSpec",
     "MethodStatus",
     "LazyMethod",
+    "MethodProgress",
+    "StepsShown",
     "build_method",
     "check_method",
     "check_methods",
@@ -158,6 +162,49 @@ def diagnose(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__}: {message[:300]}", "see the shard log for the traceback; check the entry's args"
 
 
+# Told of each method a command works through: (method id, how many are done, how many in all, its line when done,
+# or None as it begins). `check_methods` tells of each probe; `methods --bench` of each timing.
+MethodProgress = Callable[[str, int, int, str | None], None]
+
+
+class StepsShown:
+    """The default `MethodProgress`: a Rich progress bar on stderr when it is a terminal, one line per method on
+    stderr otherwise (stdout, which scripts parse, is never touched). `verb` says what is done to each method on the
+    bar ("probing"), `done` on its line ("probed")."""
+
+    def __init__(self, verb: str = "probing", done: str = "probed", stream: Any = None) -> None:
+        self.verb, self.done, self.stream = verb, done, stream if stream is not None else sys.stderr
+        self._bar: Any = None
+        self._task: Any = None
+        self._started = 0.0
+
+    def __call__(self, method_id: str, done: int, total: int, line: str | None) -> None:
+        from rich.console import Console  # rich only once there is something to show
+
+        console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        terminal = console.is_terminal and not console.is_dumb_terminal
+        if line is None:  # a method begins
+            self._started = time.perf_counter()
+            if terminal and self._bar is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+                columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+                self._bar = Progress(*columns, console=console, transient=True)
+                self._bar.start()
+                self._task = self._bar.add_task(self.verb, total=total)
+            if self._bar is not None:
+                self._bar.update(self._task, description=f"{self.verb} {method_id}", completed=done)
+            return
+        took = time.perf_counter() - self._started
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+            if done >= total:
+                self._bar.stop()
+                self._bar = None
+        else:
+            console.print(f"{self.done} {done}/{total} {method_id}: {line} ({took:.1f}s)", markup=False)
+
+
 def method_check_record() -> Path:
     """Where augshard remembers, per machine, what probing each method found (see `probes.probe_cache_path`)."""
     return probe_cache_path()
@@ -168,13 +215,17 @@ def check_methods(
     record: Path | None = None,
     trust_record: bool = True,
     on_probe: Callable[[list[str]], None] | None = None,
+    progress: MethodProgress | None = None,
 ) -> dict[str, MethodStatus]:
     """`check_method` for each spec; with a `record` (the probe cache), a method probed before under the very same
     entry, libraries, interpreter and local resources is not built again (building one imports torch and friends:
     seconds), whether it was found available or not: its status, reason and fix come from the cache.
 
     `on_probe` hears the ids about to be probed, once, before any is (none: nothing is probed). With
-    trust_record=False every method is probed and the cache rewritten from what was found."""
+    trust_record=False every method is probed and the cache rewritten from what was found.
+
+    `progress` hears of each probe as it begins and ends (building a method takes seconds); without one, each is
+    shown on stderr (`StepsShown`: a bar on a terminal, a line per method off one)."""
     known = read_cache(record) if record is not None else {}
     context = machine_context() if record is not None else {}
     keys = {spec.id: probe_key(spec, context) for spec in specs} if record is not None else {}
@@ -188,9 +239,12 @@ def check_methods(
     if todo and on_probe is not None:
         on_probe([spec.id for spec in todo])
     found: dict[str, dict] = {}
-    for spec in todo:
+    tell = progress if progress is not None else StepsShown("probing", "probed")
+    for n, spec in enumerate(todo):
+        tell(spec.id, n, len(todo), None)
         statuses[spec.id] = status = check_method(spec)
         found[keys.get(spec.id, spec.id)] = {**asdict(status), "probed_at": now()}
+        tell(spec.id, n + 1, len(todo), "ok" if status.ok else f"unavailable: {status.reason}")
     if record is not None and found:
         write_cache(record, {**read_cache(record), **found})  # read again: another process may have added some
     return {spec.id: statuses[spec.id] for spec in specs}

@@ -13,7 +13,7 @@ from typing import Any
 
 from augshard.data import read_table
 from augshard.errors import ConfigError, InputError
-from augshard.methods import build_method, check_method
+from augshard.methods import MethodProgress, build_method, check_method
 from augshard.methods.spec import MethodSpec
 from augshard.store import atomic_file
 
@@ -84,18 +84,29 @@ def time_method(method: Any, texts: list[str]) -> MethodTiming:
 
 
 def bench(
-    specs: list[MethodSpec], texts: list[str], source: str, log: Callable[[str], None] | None = None
+    specs: list[MethodSpec],
+    texts: list[str],
+    source: str,
+    log: Callable[[str], None] | None = None,
+    progress: MethodProgress | None = None,
 ) -> BenchResult:
-    """Check each method; time the ones that can run here, list the others with their reason."""
+    """Check each method; time the ones that can run here, list the others with their reason. `progress` hears of
+    each method as it begins and ends (checking and timing one takes seconds)."""
     timings, skipped = [], []
-    for spec in specs:
+    for n, spec in enumerate(specs):
+        if progress:
+            progress(spec.id, n, len(specs), None)
         status = check_method(spec)
         if not status.ok:
             skipped.append((spec.id, status.reason))
+            if progress:
+                progress(spec.id, n + 1, len(specs), f"skipped: {status.reason}")
             continue
         if log:
             log(f"timing {spec.id} on {len(texts)} texts")
-        timings.append(time_method(build_method(spec), texts))
+        timings.append(timing := time_method(build_method(spec), texts))
+        if progress:
+            progress(spec.id, n + 1, len(specs), f"{timing.rows_per_second:,.1f} rows/s")
     return BenchResult(tuple(timings), tuple(skipped), source, len(texts))
 
 
