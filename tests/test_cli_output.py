@@ -54,7 +54,10 @@ def disk_rows(cwd: Path) -> dict[str, int]:
 
 def test_a_piped_run_prints_whole_paths_and_no_warning(done: tuple[Path, subprocess.CompletedProcess]) -> None:
     cwd, proc = done
-    assert proc.stderr == ""  # no resource-tracker warning, nothing but augshard's own output (on stdout)
+    # No resource-tracker or library warning: stderr holds at most the probes of methods this machine had not
+    # probed yet (the suite's probe cache is shared by its tests, so whether they run depends on the order).
+    probes = [line for line in proc.stderr.splitlines() if line.startswith(("note: probing ", "probed "))]
+    assert proc.stderr.splitlines() == probes
     cores = os.cpu_count() or 1
     shards = min(cores, 6)
     assert f"6 combos on {shards} shard" in proc.stdout and f"auto: {cores} CPU core" in proc.stdout

@@ -132,6 +132,19 @@ def check_method(spec: MethodSpec, probe: bool = True) -> MethodStatus:
     return MethodStatus(**base, ok=True, probe_output=output)
 
 
+def _known_unavailable(spec: MethodSpec) -> MethodStatus | None:
+    """The status of a method the registry already rules out, without building it (nothing to probe or cache)."""
+    try:
+        registry.require_family(spec)
+        problem = unsupported(spec.lib, spec.kind, spec.args)
+        if problem:
+            raise MethodUnavailable(*problem)
+    except MethodError as exc:
+        reason, fix = diagnose(exc)
+        return MethodStatus(spec.id, spec.lib, spec.kind, ok=False, reason=reason, fix=fix)
+    return None
+
+
 def diagnose(exc: BaseException) -> tuple[str, str]:
     """Turn a build/probe failure into one line of reason and one line of fix."""
     message = " ".join(str(exc).split())
@@ -235,6 +248,9 @@ def check_methods(
         if trust_record and cached is not None:
             fields = {k: str(cached.get(k, "")) for k in ("reason", "fix", "probe_output")}
             statuses[spec.id] = MethodStatus(spec.id, spec.lib, spec.kind, ok=cached["ok"], **fields)
+    for spec in specs:  # what the registry alone decides (an unknown class, an action it lacks) needs no probe
+        if spec.id not in statuses and (static := _known_unavailable(spec)) is not None:
+            statuses[spec.id] = static
     todo = [spec for spec in specs if spec.id not in statuses]
     if todo and on_probe is not None:
         on_probe([spec.id for spec in todo])
