@@ -155,3 +155,8 @@ def captured_notices() -> Iterator[Any]:
     `.get()` on the yielded capture gives their text."""
     with _stderr.capture() as captured:  # the one console every notice goes through
         yield captured
+
+
+def stderr_console() -> Console:
+    """The one console for what goes to stderr (notes, warnings, progress of method probes): what the API captures."""
+    return _stderr

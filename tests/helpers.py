@@ -117,3 +117,9 @@ def make_meta(combo: Any, fingerprint: str, rows: int = 3, **fields: Any) -> Any
         **fields,
     }
     return ComboMeta(**values)
+
+
+def beyond_probes(stderr: str) -> list[str]:
+    """stderr's lines but those of method probes: the suite shares one probe cache, so whether a command is the
+    first to probe a method (and says so) depends on the order the tests run in."""
+    return [line for line in stderr.splitlines() if not line.startswith(("note: probing ", "probed "))]

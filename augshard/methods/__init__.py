@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from augshard.methods.models import MethodUnavailable
 from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 from augshard.methods.probes import machine_context, now, probe_cache_path, probe_key, read_cache, write_cache
 from augshard.methods.registry import family, method_version, unsupported
+from augshard.output import stderr_console
 
 __all__ = [
     "Augmenter",
@@ -186,7 +186,7 @@ class StepsShown:
     bar ("probing"), `done` on its line ("probed")."""
 
     def __init__(self, verb: str = "probing", done: str = "probed", stream: Any = None) -> None:
-        self.verb, self.done, self.stream = verb, done, stream if stream is not None else sys.stderr
+        self.verb, self.done, self.stream = verb, done, stream
         self._bar: Any = None
         self._task: Any = None
         self._started = 0.0
@@ -194,7 +194,10 @@ class StepsShown:
     def __call__(self, method_id: str, done: int, total: int, line: str | None) -> None:
         from rich.console import Console  # rich only once there is something to show
 
-        console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        # stderr's one console unless told otherwise: the API captures what it prints, like every note.
+        console = stderr_console()
+        if self.stream is not None:
+            console = Console(file=self.stream, highlight=False, soft_wrap=True)
         terminal = console.is_terminal and not console.is_dumb_terminal
         if line is None:  # a method begins
             self._started = time.perf_counter()
