@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tempfile
@@ -22,7 +23,7 @@ from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.output import notice
 from augshard.planning import Plan, PlannedCombo, make_plan, plan_combos
-from augshard.quality import CharRatioScorer, ensure_onnx_export, resolve_embedding_model
+from augshard.quality import ensure_onnx_export, resolve_embedding_model
 from augshard.store import read_complete
 
 
@@ -77,7 +78,8 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
     # Only methods that still have work are built and probed: a rerun of a finished job imports no library.
     needed = {m for pc in combos if pc.combo.combo_id not in complete for m in pc.combo.methods}
     statuses = _method_statuses(specs, needed, console, selection.named)
-    for warning in range_warnings(cfg, {m: st for m, st in statuses.items() if m in needed}):
+    needed_statuses = {m: st for m, st in statuses.items() if m in needed}
+    for warning in range_warnings(cfg, needed_statuses, [row.evidence for row in dataset.rows]):
         notice(escape(warning), "warning")
     unavailable = {m: st.reason for m, st in statuses.items() if not st.ok}
     reason = "--num-shards"
@@ -149,22 +151,29 @@ def devices_line(cfg: RunConfig, specs: list[MethodSpec]) -> str:
     return "; ".join(parts)
 
 
-def range_warnings(cfg: RunConfig, statuses: dict[str, MethodStatus]) -> list[str]:
-    """Methods whose edit of the probe sentence already falls outside the kept range (char_ratio, which costs
-    nothing to compute here): most of their variants will be rejected, and the user hears it before the run."""
-    if cfg.quality_metric != "char_ratio":
+def range_warnings(cfg: RunConfig, statuses: dict[str, MethodStatus], texts: list[str]) -> list[str]:
+    """Methods whose edits cannot fall in the kept `char_ratio` range on these texts: a method that changes one
+    character (as its probe shows) scores about 1 - 1/L on a text of L characters, so it stays above max_sim unless
+    L <= 1 / (1 - max_sim). When under 5% of the texts are that short, nearly every variant will be rejected: the
+    user hears it before the run, with the numbers."""
+    if cfg.quality_metric != "char_ratio" or cfg.quality_max_sim >= 1.0 or not texts:
         return []
-    scorer, lo, hi = CharRatioScorer(), cfg.quality_min_sim, cfg.quality_max_sim
     out = []
     for m, st in sorted(statuses.items()):
         if not st.ok or not st.probe_output:
             continue
-        (score,) = scorer.score([PROBE], [st.probe_output])
-        if score is not None and not lo <= score <= hi:
-            bound, flag = ("max", "--quality-max-sim") if score > hi else ("min", "--quality-min-sim")
+        ops = difflib.SequenceMatcher(None, PROBE.lower(), st.probe_output.lower(), autojunk=False).get_opcodes()
+        changed = sum(max(i2 - i1, j2 - j1) for op, i1, i2, j1, j2 in ops if op != "equal")
+        if changed != 1:  # one probe tells a method's edit size only when it is a single character (TextAttack's
+            continue  # character methods): a method that changes more varies from text to text
+        longest = changed / (1.0 - cfg.quality_max_sim)
+        fits = sum(1 for t in texts if len(t) <= longest)
+        if fits < 0.05 * len(texts):
             out.append(
-                f"method {m}: its edit of the {len(PROBE)}-character probe sentence scores {score:.3f} (char_ratio), "
-                f"outside [{lo}, {hi}]: expect few of its variants to be kept (move {flag}, the {bound} bound)"
+                f"method {m} changes one character per edit (its probe): that scores "
+                f"under max_sim {cfg.quality_max_sim} (char_ratio) only on texts of {longest:.0f} characters or "
+                f"fewer, and {fits} of {len(texts)} input texts are; expect almost none of its variants to be kept "
+                f"(raise --quality-max-sim)"
             )
     return out
 
