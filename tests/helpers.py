@@ -6,6 +6,8 @@ import csv
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,13 @@ def beyond_probes(stderr: str) -> list[str]:
     """stderr's lines but those of method probes: the suite shares one probe cache, so whether a command is the
     first to probe a method (and says so) depends on the order the tests run in."""
     return [line for line in stderr.splitlines() if not line.startswith(("note: probing ", "probed "))]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 120, every: float = 0.05) -> None:
+    """Poll `predicate` until it holds; an AssertionError after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError("timed out waiting")

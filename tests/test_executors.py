@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import beyond_probes, sample_rows, write_csv
+from helpers import beyond_probes, sample_rows, wait_for, write_csv
 
 from augshard.events import read_events
 from augshard.executors import START_METHOD_ENV
@@ -40,15 +39,6 @@ def start(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> subproce
 
 def events(cwd: Path, shard: int) -> list:
     return read_events(cwd / f"logs/augment/shard_{shard}_of_2.events.jsonl")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 def working(cwd: Path, shard: int) -> bool:

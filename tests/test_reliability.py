@@ -10,11 +10,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, sample_rows, write_csv
+from helpers import run_cli, sample_rows, wait_for, write_csv
 
 from augshard.events import read_events
 
@@ -45,15 +44,6 @@ def start(cwd: Path, *extra: str) -> subprocess.Popen:
 
 def events(cwd: Path, shard: int) -> list:
     return read_events(cwd / f"logs/augment/shard_{shard}_of_2.events.jsonl")
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def working(cwd: Path, shard: int) -> bool:
