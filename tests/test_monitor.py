@@ -214,14 +214,16 @@ def test_run_on_a_terminal_redraws_the_live_table(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Path) -> None:
-    write_csv(tmp_path / "in.csv", sample_rows(20))
+    write_csv(tmp_path / "in.csv", sample_rows(200))
+    # Many small chunks: shard 0 is still at work when it is killed (with 20 rows it could finish first).
+    (tmp_path / "cfg.yaml").write_text("chunk_size: 2\n", encoding="utf-8")
     env = {**os.environ, "COLUMNS": "200"}
     # No restart: the shard stays dead (with retries the supervisor would bring it back; test_reliability covers it).
     args = [
         sys.executable,
         "-m",
         "augshard",
-        *base_args(tmp_path / "in.csv", "--num-shards", "2", "--max-retries", "0"),
+        *base_args(tmp_path / "in.csv", "--config", "cfg.yaml", "--num-shards", "2", "--max-retries", "0"),
     ]
     run = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     follow = subprocess.Popen([sys.executable, "-m", "augshard", "monitor", "--follow", "--interval", "0.5",

@@ -132,21 +132,21 @@ def test_a_second_signal_kills_every_worker_at_once(tmp_path: Path) -> None:
     """The first Ctrl-C lets the shards finish their chunk; a second one does not wait: every worker dies at once
     (well before the supervisor's own grace period), nothing half-written stays visible, and a rerun completes."""
     cwd = setup_dir(tmp_path)
-    # With the embedding filter a shard's first chunk imports sentence-transformers (seconds) before its next stop
-    # check, so the first signal cannot be honoured at once: only the second one can end the run this fast.
+    # With the embedding filter a shard's first scoring round loads the sentence model before its next stop check.
     embedding = ("--quality-metric", "embedding")
     proc = start(cwd, *embedding)
     wait_for(lambda: all(any(e.kind == "progress" for e in events(cwd, s)) for s in (0, 1)))
     pids = [worker_pid(cwd, 0), worker_pid(cwd, 1)]
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    time.sleep(0.05)
     sent = time.time()
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
     wait_for(lambda: not any(alive(p) for p in pids), timeout=2)
     assert time.time() - sent < 2, "the second signal did not kill the workers at once"
-    assert not any(e.kind == "shard_done" for s in (0, 1) for e in events(cwd, s)), "a shard ended by itself"
+    # A shard may have honoured the first signal already (its stop checks now come between slices of calls, so a
+    # stop is often this fast); those that had not are killed, and no shard is left waiting for its chunk's end.
     root = cwd / "data/processed/augsets"
     for folder in root.glob("combo_*"):
         assert sorted(p.name for p in folder.iterdir()) == ["dataset.parquet", "meta.json"]
