@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from helpers import REPO, beyond_probes, run_cli, sample_rows, write_csv
 
 from augshard.events import ShardDone, read_events
@@ -278,29 +277,6 @@ def test_json_output_is_valid_json_whatever_the_numbers(tmp_path: Path, capsys: 
     path.write_text("methods:\n  - {id: m, lib: nlpaug, kind: KeyboardAug, cost: .nan}\n", encoding="utf-8")
     proc = run_cli("methods", "--methods-config", str(path), "--format", "json", cwd=tmp_path)
     assert proc.returncode == 2 and "'cost' must be a positive number" in proc.stderr and not proc.stdout
-
-
-def test_the_original_catalogue_alone_runs_every_entry_it_can(tmp_path: Path) -> None:
-    """`--methods-yaml FILE` with no `--methods` plans every entry of FILE, as the original tool ran them: not the
-    config file's default subset."""
-    write_csv(tmp_path / "in.csv", sample_rows(6))
-    original = REPO / "tests/fixtures/original_augment_methods.yaml"
-    proc = cli("run", "--input", "in.csv", "--text-col", "text", "--evidence-col", "evidence", "--methods-yaml",
-               str(original), "--combo-mode", "singletons", "--quality-metric", "char_ratio", "--dry-run",
-               "--format", "json", cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    doc = json.loads(proc.stdout)
-    ids = [e["id"] for e in yaml.safe_load(original.read_text(encoding="utf-8"))["methods"]]
-    assert len(ids) == 28
-    assert sorted(doc["methods"] + list(doc["unavailable_methods"])) == sorted(ids)
-    planned = {c["methods"] for c in doc["combos"] if c["action"] == "run"}
-    assert planned == set(doc["methods"]) and len(planned) >= 20  # every entry that can run here
-    # --methods still narrows it down.
-    narrowed = cli("run", "--input", "in.csv", "--text-col", "text", "--evidence-col", "evidence", "--methods-yaml",
-                   str(original), "--methods", "nlp_keyboard,nlp_ocr", "--combo-mode", "singletons",
-                   "--quality-metric", "char_ratio", "--dry-run", "--format", "json", cwd=tmp_path)  # fmt: skip
-    assert narrowed.returncode == 0, narrowed.stderr
-    assert json.loads(narrowed.stdout)["methods"] == ["nlp_keyboard", "nlp_ocr"]
 
 
 def test_the_plan_header_says_the_range_and_what_is_augmented_and_warns_of_methods_out_of_range(

@@ -6,9 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from augshard.config import RunConfig, auto_shards, load_config
 from augshard.errors import ConfigError
+from augshard.methods.catalogue import load_catalogue, select
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _write(path: Path, text: str) -> Path:
@@ -325,3 +329,18 @@ def test_fingerprint_is_stable_and_short(empty_conf: Path) -> None:
     assert a.fingerprint() == b.fingerprint()
     assert len(a.fingerprint()) == 16
     int(a.fingerprint(), 16)
+
+
+def test_a_catalogue_given_alone_runs_every_entry_it_has() -> None:
+    """`--methods-yaml FILE` (the original tool's flag) with no `--methods`: every entry of FILE, as the original ran
+    them, not the config file's subset of the shipped catalogue; `--methods` still narrows it."""
+    original = REPO / "tests/fixtures/original_augment_methods.yaml"
+    shipped = load_config(None, {})
+    assert shipped.methods is not None and len(shipped.methods) == 4  # the config file's quick subset
+    alone = load_config(None, {"methods_config": str(original)})
+    assert alone.methods is None
+    ids = [e["id"] for e in yaml.safe_load(original.read_text(encoding="utf-8"))["methods"]]
+    assert sorted(s.id for s in select(load_catalogue(original), alone.methods, str(original))) == sorted(ids)
+    assert len(ids) == 28
+    narrowed = load_config(None, {"methods_config": str(original), "methods": "nlp_keyboard,nlp_ocr"})
+    assert narrowed.methods == ("nlp_keyboard", "nlp_ocr")
