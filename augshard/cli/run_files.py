@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -42,8 +44,6 @@ def merge(
     fmt: str = format_option(),
 ) -> int:
     """Merge the shard manifests of one plan into one manifest and print a summary."""
-    from pathlib import Path
-
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name)
     output_root, output_name = paths.output_root, paths.output_name
@@ -97,9 +97,6 @@ def monitor(
     fmt: str = format_option(FORMAT_HELP + " With --follow, the final state; progress on stderr."),
 ) -> int:
     """Show every shard's state, progress and ETA from its event stream (from any terminal, during or after a run)."""
-    import time
-    from pathlib import Path
-
     check_format(fmt)
     log_dir = run_paths(config, log_dir=log_dir).log_dir
     if interval <= 0 or stall_after <= 0:
