@@ -212,12 +212,13 @@ class Encoder:
             return int(model.session.get_outputs()[0].shape[-1])
         return int(model.get_sentence_embedding_dimension())
 
-    def encode(self, texts: list[str]) -> Any:
-        """Normalised float32 embeddings (a numpy array), one row per text."""
+    def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> Any:
+        """Normalised float32 embeddings (a numpy array), one row per text. `on_batch(texts done)` hears of each batch
+        of the ONNX encoder (the torch path encodes in one call, unheard)."""
         model = self.model
         t0 = time.perf_counter()
         if self.direct:
-            vectors = model.encode(texts)
+            vectors = model.encode(texts, on_batch)
         else:
             batch = CUDA_BATCH if self.device.startswith("cuda") else self.batch_size
             vectors = model.encode(
@@ -270,10 +271,11 @@ class OnnxSentenceModel:
         self.tokenizer.no_padding()
         self.batch_size = batch_size
 
-    def encode(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> Any:
         import numpy as np
 
         encodings = self.tokenizer.encode_batch(texts)
+        done = 0
         by_length: dict[int, list[int]] = {}
         for i, enc in enumerate(encodings):
             by_length.setdefault(-(-len(enc.ids) // self.PAD_TO) * self.PAD_TO, []).append(i)
@@ -282,6 +284,9 @@ class OnnxSentenceModel:
             for start in range(0, len(indexes), self.batch_size):
                 part = indexes[start : start + self.batch_size]
                 out[part] = self._run([encodings[i] for i in part], length)
+                done += len(part)
+                if on_batch is not None:
+                    on_batch(done)
         return out
 
     def _run(self, encodings: list[Any], length: int) -> Any:

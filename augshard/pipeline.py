@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from augshard.methods import Augmenter
 from augshard.quality import Scorer
 
 PROGRESS_MIN_S = 1.0  # inside a chunk, progress is told at most this often (and after every chunk)
+SCORING_SHARE = 0.5  # of a round's work, when the scorer tells its progress (see ChunkProgress.scoring_share)
 CALL_SLICE = 16  # a per-text method is called on this many candidates at a time, so progress can be told between
 
 # Told where the combo stands: (rows done, rows in all, phase); see `ChunkProgress`.
@@ -52,6 +54,9 @@ class ChunkProgress:
         self.shown = 0
         self.last = clock()
         self.phase = ""
+        # The share of a round's work that is scoring, when the scorer tells how its scoring goes (an encoder at
+        # hundreds of texts/s is about as slow as cheap methods); 0: a round's calls are all of it.
+        self.scoring_share = 0.0
 
     def chunk(self, start: int, size: int, budget: int) -> None:
         self.start, self.size = start, size
@@ -64,7 +69,14 @@ class ChunkProgress:
 
     def calls(self, fraction: float, phase: str = AUGMENTING) -> None:
         """`fraction` of this round's calls went through every method."""
-        self.left = min(self.left, self.round_left - int(self.round_attempts * min(1.0, fraction)))
+        self._advance((1.0 - self.scoring_share) * min(1.0, fraction), phase)
+
+    def scored(self, fraction: float) -> None:
+        """`fraction` of this round's candidates are scored (when the scorer tells its progress)."""
+        self._advance(1.0 - self.scoring_share + self.scoring_share * min(1.0, fraction), SCORING)
+
+    def _advance(self, share: float, phase: str) -> None:
+        self.left = min(self.left, self.round_left - int(self.round_attempts * share))
         self._tell(phase)
 
     def settled(self, left: int, phase: str = AUGMENTING) -> None:
@@ -225,24 +237,41 @@ def run_combo(
     stats = ComboStats()
     rows = dataset.rows
     progress = ChunkProgress(on_work, len(rows), on_progress)
-    for start in range(0, len(rows), cfg.chunk_size):
-        chunk = rows[start : start + cfg.chunk_size]
-        progress.chunk(start, len(chunk), cfg.variants_per_sample * cfg.max_candidates_per_variant)
-        states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop, progress)
-        progress.settled(0, WRITING)
-        if vector_sink is not None:
-            _fill_vectors(states, scorer)
-        if labeler is not None:
-            _label(states, labeler, stats)
-        wanted = [st.row.index for st in states if st.accepted]
-        input_rows = dict(zip(wanted, dataset.table.take(wanted).to_pylist(), strict=True)) if wanted else {}
-        sink(_records(combo, states, input_rows, cfg))
-        if vector_sink is not None:
-            vector_sink(*_vector_rows(states))
-        progress.chunk_done()
+    with _scoring_told(scorer, progress, on_work is not None):
+        for start in range(0, len(rows), cfg.chunk_size):
+            chunk = rows[start : start + cfg.chunk_size]
+            progress.chunk(start, len(chunk), cfg.variants_per_sample * cfg.max_candidates_per_variant)
+            states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop, progress)
+            progress.settled(0, WRITING)
+            if vector_sink is not None:
+                _fill_vectors(states, scorer)
+            if labeler is not None:
+                _label(states, labeler, stats)
+            wanted = [st.row.index for st in states if st.accepted]
+            input_rows = dict(zip(wanted, dataset.table.take(wanted).to_pylist(), strict=True)) if wanted else {}
+            sink(_records(combo, states, input_rows, cfg))
+            if vector_sink is not None:
+                vector_sink(*_vector_rows(states))
+            progress.chunk_done()
     if stats.candidates and stats.call_errors == stats.candidates:
         raise RuntimeError(f"every call failed in combo {combo.name}; first error: {stats.first_error}")
     return stats
+
+
+@contextlib.contextmanager
+def _scoring_told(scorer: Scorer, progress: ChunkProgress, wanted: bool) -> Iterator[None]:
+    """While a combo runs, a scorer that can tell how its scoring goes (the ONNX encoder, batch by batch) moves
+    the rows counter through a round's scoring too, not only through its calls."""
+    watch = getattr(scorer, "watch", None) if wanted and getattr(scorer, "watchable", False) else None
+    if watch is None:
+        yield
+        return
+    progress.scoring_share = SCORING_SHARE
+    watch(progress.scored)
+    try:
+        yield
+    finally:
+        watch(None)
 
 
 def _variants_for_chunk(

@@ -6,6 +6,7 @@ import difflib
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from augshard.cache import Cache
@@ -91,6 +92,17 @@ class EmbeddingScorer:
         self.candidates_encoded = 0
         self.candidates_reencoded = 0
         self.last: dict[str, Any] = {}  # the vectors of the last call's candidates (the label check reuses them)
+        self._watcher: Callable[[float], None] | None = None
+        self._work = (0, 0)  # texts encoded so far in this score() call, and the most it may encode
+
+    @property
+    def watchable(self) -> bool:
+        """Whether `watch` hears anything: the ONNX encoder tells its batches; the torch path encodes unheard."""
+        return bool(self.encoder.direct)
+
+    def watch(self, watcher: Callable[[float], None] | None) -> None:
+        """`watcher(share)` hears, batch by batch, the share of a score() call's encoding done (None: stop)."""
+        self._watcher = watcher
 
     @property
     def encode_calls(self) -> int:
@@ -101,7 +113,12 @@ class EmbeddingScorer:
         return self.encoder.seconds
 
     def _encode(self, texts: list[str]) -> Any:
-        return self.encoder.encode(texts)
+        watcher, (base, total) = self._watcher, self._work
+        if watcher is None or not total:
+            return self.encoder.encode(texts)
+        vectors = self.encoder.encode(texts, lambda done: watcher(min(1.0, (base + done) / total)))
+        self._work = (base + len(texts), total)
+        return vectors
 
     def prime(self, originals: list[str]) -> None:
         """Name the next chunk's originals; they are encoded together, once, when a score first needs one of them.
@@ -142,9 +159,15 @@ class EmbeddingScorer:
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
         if not candidates:
             return []
-        self._load_originals(originals)
         unique = list(dict.fromkeys(candidates))
-        vectors = dict(zip(unique, self._encode(unique), strict=True))
+        if self._watcher is not None:  # at most: the originals not in memory (some may come from the cache)
+            loaded = self._originals
+            self._work = (0, sum(1 for t in dict.fromkeys(self._group + originals) if t not in loaded) + len(unique))
+        try:
+            self._load_originals(originals)
+            vectors = dict(zip(unique, self._encode(unique), strict=True))
+        finally:
+            self._work = (0, 0)
         self.candidates_encoded += len(unique)
         self.last = vectors
         return [_cosine(self._originals[o], vectors[c]) for o, c in zip(originals, candidates, strict=True)]
@@ -202,6 +225,16 @@ class CachedScorer:
 
     def prime(self, originals: list[str]) -> None:
         self.inner.prime(originals)
+
+    def watch(self, watcher: Callable[[float], None] | None) -> None:
+        """The inner scorer's progress (an embedding scorer's encoding; other scorers have none to tell)."""
+        inner_watch = getattr(self.inner, "watch", None)
+        if inner_watch is not None:
+            inner_watch(watcher)
+
+    @property
+    def watchable(self) -> bool:
+        return bool(getattr(self.inner, "watchable", False))
 
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
         return self._cached(originals, candidates, self.inner.score)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import itertools
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -11,9 +14,10 @@ from augshard.cache import Cache
 from augshard.combos import Combo
 from augshard.config import RunConfig, load_config
 from augshard.data import Dataset, load_dataset, splice
+from augshard.events import SCORING
 from augshard.methods import Augmenter, build_method, load_catalogue
-from augshard.pipeline import call_seed, output_schema, run_combo
-from augshard.quality import make_scorer
+from augshard.pipeline import ChunkProgress, call_seed, output_schema, run_combo
+from augshard.quality import CachedScorer, EmbeddingScorer, make_scorer
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "conf" / "augment_methods.yaml"
 METHOD_IDS = ("nlp_keyboard", "nlp_randword_delete")
@@ -289,3 +293,45 @@ def test_each_step_scope_judges_every_method_of_a_pair_and_leaves_singles_alone(
     assert len(records) <= len(out["final"][pair][0])
     for r in records:  # the final check still holds
         assert final.quality_min_sim <= r["similarity"] <= final.quality_max_sim
+
+
+def test_scoring_moves_the_rows_counter_batch_by_batch_and_changes_no_output(
+    tmp_path: Path, dataset: Dataset, methods: dict, cfg: RunConfig
+) -> None:
+    """With the ONNX encoder, each batch it encodes moves the counter (the scoring phase of a round is half its
+    work); the rows written are those of a run nobody watches."""
+    embed = dataclasses.replace(cfg, quality_metric="embedding", quality_min_sim=0.5, quality_max_sim=0.99,
+                                chunk_size=10, embedding_backend="onnx")  # fmt: skip
+    combo = Combo(METHOD_IDS)
+
+    def run(watched: bool) -> tuple[list[dict], list[tuple[int, int, str]]]:
+        scorer = CachedScorer(EmbeddingScorer(batch_size=4, backend="onnx"), Cache(tmp_path / f"{watched}.db"))
+        told: list[tuple[int, int, str]] = []
+        chunks: list[list[dict]] = []
+        on_work = (lambda done, total, phase: told.append((done, total, phase))) if watched else None
+        run_combo(combo, dataset, methods, scorer, Cache(tmp_path / f"aug{watched}.db"), embed, chunks.append,
+                  on_work=on_work)  # fmt: skip
+        assert scorer.inner._watcher is None  # let go when the combo ends
+        return [r for chunk in chunks for r in chunk], told
+
+    with mock.patch.object(ChunkProgress, "__init__", _every_word(ChunkProgress.__init__)):
+        watched, told = run(True)
+    plain, _ = run(False)
+    assert watched == plain and len(plain) > 0
+    # One chunk of 10 rows: 10 originals and up to 20 candidates a round, in batches of 4. Unwatched, a round's
+    # scoring is one word; watched, the first round's scoring is told batch by batch and the counter moves in it.
+    runs = [[done for done, _, _ in group] for phase, group in itertools.groupby(told, key=lambda t: t[2])
+            if phase == SCORING]  # fmt: skip
+    assert max(len(set(run)) for run in runs) >= 2 and max(len(run) for run in runs) >= 4, told
+    rows = [done for done, _, _ in told]
+    assert rows == sorted(rows) and max(rows) < 10
+
+
+def _every_word(init):  # noqa: ANN001, ANN202
+    """ChunkProgress as the shard makes it, but told every reading (no minimum interval), for the test to see all."""
+
+    def patched(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        kwargs["min_interval"] = 0.0
+        init(self, *args, **kwargs)
+
+    return patched
