@@ -73,7 +73,12 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
         raise ConfigError(_unknown(unknown[0], SETTINGS, "setting"))
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     if isinstance(config, RunConfig):
-        cfg = dataclasses.replace(config, **coerce_settings({k: v for k, v in settings.items() if v is not None}))
+        given = coerce_settings({k: v for k, v in settings.items() if v is not None})
+        if "quality_metric" in given and config.default_range:
+            # A range left at its metric's default follows the metric: char_ratio then keeps its own default range.
+            given.setdefault("quality_min_sim", None)
+            given.setdefault("quality_max_sim", None)
+        cfg = dataclasses.replace(config, **given)
         validate(cfg)
         return cfg
     return load_config(None if config is None else os.fspath(config), settings)

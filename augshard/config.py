@@ -24,6 +24,10 @@ DEFAULT_LOG_DIR = "logs/augment"
 DEFAULT_COSTS_PATH = f"{DEFAULT_CACHE_DIR}/method_costs.json"
 
 QUALITY_METRICS = ("embedding", "char_ratio", "none")
+# The accepted range of each metric when none is given: MiniLM cosines of a light edit sit around 0.6-0.95, while a
+# difflib ratio of one-character edits sits at 0.95-0.99, so char_ratio keeps the original tool's 0.40-0.98.
+# (`none` keeps every variant; its range is only recorded.)
+DEFAULT_RANGES = {"embedding": (0.55, 0.95), "char_ratio": (0.40, 0.98), "none": (0.55, 0.95)}
 # final: the combo's result against the original; each-step (the original tool's filter): also every step's output
 # against that step's input, so every method of a combo must itself make an in-range change.
 QUALITY_SCOPES = ("final", "each-step")
@@ -56,8 +60,9 @@ class RunConfig:
     # None is `auto`: min(CPU cores, combos to run), decided when the run is prepared.
     num_shards: int | None = None
     variants_per_sample: int = 2
-    quality_min_sim: float = 0.55
-    quality_max_sim: float = 0.95
+    # None: the metric's own default range (DEFAULT_RANGES), filled in when the config is made.
+    quality_min_sim: float | None = None  # type: ignore[assignment]
+    quality_max_sim: float | None = None  # type: ignore[assignment]
     quality_metric: str = "embedding"
     quality_scope: str = "final"
     seed: int = 42
@@ -106,6 +111,18 @@ class RunConfig:
     # not in fingerprint() (the plan fingerprint records the costs it used).
     calibrate: str | None = None
     config_path: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        low, high = DEFAULT_RANGES.get(self.quality_metric, DEFAULT_RANGES["embedding"])
+        if self.quality_min_sim is None:
+            object.__setattr__(self, "quality_min_sim", low)
+        if self.quality_max_sim is None:
+            object.__setattr__(self, "quality_max_sim", high)
+
+    @property
+    def default_range(self) -> bool:
+        """Whether the accepted range is the metric's default (what the run header says)."""
+        return DEFAULT_RANGES.get(self.quality_metric) == (self.quality_min_sim, self.quality_max_sim)
 
     def fingerprint(self) -> str:
         """A hash of every setting that changes a combo's output (not where outputs go, nor shard counts)."""

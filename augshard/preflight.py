@@ -143,7 +143,10 @@ def devices_line(cfg: RunConfig, specs: list[MethodSpec]) -> str:
         parts = [f"similarity: {model} on {cfg.device} ({cfg.embedding_backend})"]
     else:
         parts = [f"similarity: {cfg.quality_metric}"]
-    parts.append(f"kept in [{cfg.quality_min_sim}, {cfg.quality_max_sim}] ({cfg.quality_scope} scope)")
+    scope = f"{cfg.quality_scope} scope"
+    if cfg.default_range and cfg.quality_metric != "embedding":
+        scope += f"; {cfg.quality_metric}'s default range"
+    parts.append(f"kept in [{cfg.quality_min_sim:g}, {cfg.quality_max_sim:g}] ({scope})")
     if any(s.requires_gpu for s in specs):
         parts.append(f"model methods on {cfg.device}")
     if cfg.evidence_col is None:

@@ -17,6 +17,9 @@ REDSM5 = REPO.parent / "shared" / "data" / "redsm5" / "sentences.csv"
 RESULTS = REPO / "bench" / "results"
 CHEAP = ["nlp_keyboard", "nlp_randchar_swap", "nlp_randword_delete"]
 # The original tool's workload W (shared/ANCHORS.md): 6 methods, k <= 2 -> 21 combos, 2 variants, difflib filter.
+# The char_ratio runs keep the range they were first measured with (the original tool's W invocation), not
+# char_ratio's default [0.40, 0.98], so their figures stay comparable from one results file to the next.
+BOUNDS = ("--quality-min-sim", "0.55", "--quality-max-sim", "0.95")
 W_METHODS = ["nlp_keyboard", "nlp_ocr", "nlp_randchar_del", "nlp_randword_delete", "nlp_spelling", "ta_wordswap_qwerty"]
 
 

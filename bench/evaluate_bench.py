@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import CHEAP, REDSM5, RESULTS, augshard, check, write_result
+from common import BOUNDS, CHEAP, REDSM5, RESULTS, augshard, check, write_result
 from run import available_methods
 
 FULL_ROWS = 2058
@@ -99,7 +99,8 @@ def e_tfidf(work: Path, rows: int | None) -> dict:
     run_s = None
     if not made.is_file():
         run_s = augshard(run_dir, "--input", str(csv_path), "--text-col", "text", "--methods", ",".join(methods),
-                         "--max-combo-size", "2", "--quality-metric", "char_ratio", "--num-shards", "2")  # fmt: skip
+                         "--max-combo-size", "2", "--quality-metric", "char_ratio", *BOUNDS,
+                         "--num-shards", "2")  # fmt: skip
     import pyarrow.parquet as pq
 
     rows_total = sum(

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import augshard, check, data
+from common import BOUNDS, augshard, check, data
 from filter import FULL_ROWS
 
 
@@ -35,7 +35,8 @@ def x(work: Path, rows: int | None) -> dict:
     cwd.mkdir()
     methods = available_methods()
     wall = augshard(cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(methods),
-                    "--max-combo-size", "2", "--quality-metric", "char_ratio", "--num-shards", "2")  # fmt: skip
+                    "--max-combo-size", "2", "--quality-metric", "char_ratio", *BOUNDS,
+                    "--num-shards", "2")  # fmt: skip
     import pyarrow.parquet as pq
 
     generated = sum(pq.read_metadata(p).num_rows for p in cwd.glob("data/processed/augsets/combo_*/dataset.parquet"))

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REPO, augshard, busy_by_shard, check, data, manifest, shard_events
+from common import BOUNDS, REPO, augshard, busy_by_shard, check, data, manifest, shard_events
 
 FULL_ROWS = 2058  # ReDSM5 sentences: B6 below this many rows is a slice, reported but never counted as met
 
@@ -156,7 +156,8 @@ def b6(work: Path, rows: int | None) -> dict:
         cwd = work / label / "run"
         cwd.mkdir()
         wall = augshard(cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(methods),
-                        "--max-combo-size", "2", "--quality-metric", metric, "--embedding-backend", backend,
+                        "--max-combo-size", "2", "--quality-metric", metric,
+                        *(BOUNDS if metric == "char_ratio" else ()), "--embedding-backend", backend,
                         "--num-shards", "2", "--calibrate", str(costs))  # fmt: skip
         res = _b6_result(cwd, n, wall)
         full = n >= FULL_ROWS

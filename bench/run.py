@@ -22,7 +22,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import CHEAP, REPO, W_METHODS, augshard, busy_by_shard, check, data, manifest, shard_events, write_result
+from common import (
+    BOUNDS,
+    CHEAP,
+    REPO,
+    W_METHODS,
+    augshard,
+    busy_by_shard,
+    check,
+    data,
+    manifest,
+    shard_events,
+    write_result,
+)
 from export_bench import x
 from filter import B6_ONLY, B6_VARIANTS, b2, b5, b6, newcomer
 
@@ -103,7 +115,7 @@ def b4(work: Path, rows: int | None) -> dict:
     cwd = work / "b4"
     cwd.mkdir()
     args = ["--input", str(csv_path), "--text-col", col, "--methods", ",".join(CHEAP), "--quality-metric", "char_ratio",
-            "--num-shards", "2"]  # fmt: skip
+            *BOUNDS, "--num-shards", "2"]  # fmt: skip
     cold = augshard(cwd, *args)
     warm = augshard(cwd, *args)
     for folder in (cwd / "data/processed/augsets").glob("combo_*"):
@@ -143,7 +155,7 @@ def w(work: Path, rows: int | None) -> dict:
         cwd.mkdir()
         out[f"augshard_{shards}_shards_s"] = augshard(
             cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(W_METHODS), "--quality-metric",
-            "char_ratio", "--variants-per-sample", "2", "--seed", "42", "--num-shards", str(shards),
+            "char_ratio", *BOUNDS, "--variants-per-sample", "2", "--seed", "42", "--num-shards", str(shards),
         )  # fmt: skip
         datasets[shards] = {p.parent.name: p.read_bytes() for p in cwd.glob("data/processed/augsets/combo_*/*.parquet")}
         out[f"combo_s_{shards}"] = busiest_shard_combo_s(cwd)
@@ -248,7 +260,7 @@ def b3(work: Path, rows: int | None) -> dict:
         cwd.mkdir()
         out[f"wall_{shards}_shards_s"] = augshard(
             cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(methods), "--max-combo-size", "2",
-            "--quality-metric", "char_ratio", "--num-shards", str(shards), "--calibrate", str(costs),
+            "--quality-metric", "char_ratio", *BOUNDS, "--num-shards", str(shards), "--calibrate", str(costs),
         )  # fmt: skip
         datasets[shards] = {p.parent.name: p.read_bytes() for p in cwd.glob("data/processed/augsets/combo_*/*.parquet")}
         out[f"combo_s_{shards}"] = busiest_shard_combo_s(cwd)

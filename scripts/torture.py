@@ -21,7 +21,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "augshard" / "sample" / "reviews.
 def run_args(cwd: Path, methods: str, shards: int) -> list[str]:
     return [sys.executable, "-m", "augshard", "run", "--config", str(cwd / "cfg.yaml"), "--input",
             str(cwd / "in.csv"), "--text-col", "text", "--evidence-col", "evidence", "--id-col", "id",
-            "--methods", methods, "--quality-metric", "char_ratio", "--num-shards", str(shards),
+            "--methods", methods, "--quality-metric", "char_ratio",
+            "--quality-min-sim", "0.55", "--quality-max-sim", "0.95", "--num-shards", str(shards),
             "--no-live"]  # fmt: skip
 
 

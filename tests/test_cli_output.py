@@ -287,15 +287,18 @@ def test_the_plan_header_says_the_range_and_what_is_augmented_and_warns_of_metho
             "--quality-metric", "char_ratio", "--dry-run")  # fmt: skip
     whole = cli(*args, cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr
-    assert "similarity: char_ratio; kept in [0.55, 0.95] (final scope); the whole text is augmented" in whole.stdout
+    assert (
+        "similarity: char_ratio; kept in [0.4, 0.98] (final scope; char_ratio's default range); the whole text is "
+        "augmented" in whole.stdout
+    )
     # One changed character of a sentence of L characters scores about 1 - 1/L: said before the run, with numbers.
     warned = [line for line in whole.stderr.splitlines() if line.startswith("warning: method ")]
     assert warned == [
         "warning: method ta_wordswap_qwerty changes one character per edit (its probe): that scores under max_sim "
-        "0.95 (char_ratio) only on texts of 20 characters or fewer, and 0 of 6 input texts are; expect almost none "
+        "0.98 (char_ratio) only on texts of 50 characters or fewer, and 0 of 6 input texts are; expect almost none "
         "of its variants to be kept (raise --quality-max-sim)"
     ]
     wide = cli(*args, "--evidence-col", "evidence", "--quality-max-sim", "0.999", cwd=tmp_path)
     assert wide.returncode == 0, wide.stderr
-    assert "kept in [0.55, 0.999]" in wide.stdout and "whole text" not in wide.stdout
+    assert "kept in [0.4, 0.999] (final scope)" in wide.stdout and "whole text" not in wide.stdout
     assert "warning:" not in wide.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from augshard.api import make_config
 from augshard.config import RunConfig, auto_shards, load_config
 from augshard.errors import ConfigError
 from augshard.methods.catalogue import load_catalogue, select
@@ -68,7 +69,42 @@ def test_file_overrides_defaults_and_flags_override_file(tmp_path: Path) -> None
     assert cfg.variants_per_sample == 4
     assert cfg.quality_metric == "char_ratio"  # file beats default
     assert cfg.methods == ("m_b", "m_a")
-    assert cfg.quality_max_sim == 0.95  # default when neither says
+    assert (cfg.quality_min_sim, cfg.quality_max_sim) == (0.40, 0.98)  # char_ratio's default when neither says
+
+
+# --- each metric's default range ------------------------------------------------------------------
+
+
+def test_each_metric_has_its_default_range_and_a_given_bound_wins(tmp_path: Path, empty_conf: Path) -> None:
+    assert (RunConfig().quality_min_sim, RunConfig().quality_max_sim) == (0.55, 0.95)
+    chars = RunConfig(quality_metric="char_ratio")
+    assert (chars.quality_min_sim, chars.quality_max_sim) == (0.40, 0.98) and chars.default_range
+    # One bound given: the other is still the metric's default.
+    one = _load(empty_conf, quality_metric="char_ratio", quality_max_sim="0.9")
+    assert (one.quality_min_sim, one.quality_max_sim) == (0.40, 0.9) and not one.default_range
+    # A range written in the config file beats the metric's default, and a flag beats the file.
+    conf = _write(tmp_path / "run.yaml", "quality_metric: char_ratio\nquality_min_sim: 0.5\nquality_max_sim: 0.97\n")
+    assert (_load(conf).quality_min_sim, _load(conf).quality_max_sim) == (0.5, 0.97)
+    assert _load(conf, quality_min_sim="0.6").quality_min_sim == 0.6
+    # The range is part of what a combo's output depends on: a char_ratio run of the old range is not reused.
+    old_range = RunConfig(input="x", quality_metric="char_ratio", quality_min_sim=0.55, quality_max_sim=0.95)
+    assert RunConfig(input="x", quality_metric="char_ratio").fingerprint() != old_range.fingerprint()
+
+
+def test_the_shipped_config_leaves_the_range_to_the_metric() -> None:
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "augshard" / "conf" / "augshard.yaml").read_text())
+    assert "quality_min_sim" not in shipped and "quality_max_sim" not in shipped
+    cfg = load_config(None, {"quality_metric": "char_ratio"})
+    assert (cfg.quality_min_sim, cfg.quality_max_sim) == (0.40, 0.98)
+
+
+def test_the_api_range_follows_a_changed_metric_unless_it_was_given() -> None:
+    base = make_config(RunConfig(input="x.csv"))
+    assert (base.quality_min_sim, base.quality_max_sim) == (0.55, 0.95)
+    moved = make_config(base, quality_metric="char_ratio")
+    assert (moved.quality_min_sim, moved.quality_max_sim) == (0.40, 0.98)
+    kept = make_config(RunConfig(input="x.csv", quality_max_sim=0.9), quality_metric="char_ratio")
+    assert (kept.quality_min_sim, kept.quality_max_sim) == (0.55, 0.9)
 
 
 def test_hyphenated_keys_in_file_are_accepted(tmp_path: Path) -> None:

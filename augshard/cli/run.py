@@ -41,8 +41,12 @@ def run(
         None, "--num-shards", "--num-proc", help="Shards, or 'auto' = min(CPU cores, combos to run) [auto]."
     ),
     variants_per_sample: str = typer.Option(None, "--variants-per-sample", help="Variants per row and combo [2]."),
-    quality_min_sim: str = typer.Option(None, "--quality-min-sim", help="Lowest accepted similarity [0.55]."),
-    quality_max_sim: str = typer.Option(None, "--quality-max-sim", help="Highest accepted similarity [0.95]."),
+    quality_min_sim: str = typer.Option(
+        None, "--quality-min-sim", help="Lowest accepted similarity [embedding 0.55, char_ratio 0.40]."
+    ),
+    quality_max_sim: str = typer.Option(
+        None, "--quality-max-sim", help="Highest accepted similarity [embedding 0.95, char_ratio 0.98]."
+    ),
     quality_metric: str = typer.Option(None, "--quality-metric", help="embedding | char_ratio | none [embedding]."),
     quality_scope: str = typer.Option(
         None, "--quality-scope", help="final | each-step (every step against its input too, as the original) [final]."
