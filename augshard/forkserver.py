@@ -3,11 +3,11 @@ the heavy modules the run's shards need, so every shard forks with them loaded (
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import warnings
 
+from augshard.methods.imports import import_module
 from augshard.methods.offline import apply_offline_env
 from augshard.procs import die_with_parent
 
@@ -25,7 +25,7 @@ def preload(modules: list[str]) -> None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                importlib.import_module(name)
+                import_module(name)  # as a shard imports it (methods.imports: deferred parts stay deferred)
         except Exception:  # noqa: BLE001,S110 - not only ImportError: an import may fail any way; the shard reports it
             pass
 

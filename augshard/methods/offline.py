@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from augshard.environment import augshard_home
+from augshard.methods.imports import after_import
 
 # The hash seed of every worker process (workers are spawned after apply_offline_env()).
 WORKER_HASH_SEED = "0"
@@ -186,13 +188,18 @@ def offline_env() -> dict[str, str]:
 def forbid_nltk_downloads() -> None:
     """Some library constructors call nltk.download (TextAttack's WordSwapWordNet asks for omw-1.4) even when
     the data is present; offline that can hang, so in augshard's processes it answers 'not downloaded' at once.
-    Missing data still fails loudly where it is used, and `augshard methods` reports it."""
-    import nltk
+    Missing data still fails loudly where it is used, and `augshard methods` reports it. NLTK is patched when it is
+    imported (now, if it is already): a method that never touches it never pays for importing it (2-3 s, with scipy).
+    """
+    after_import("nltk", _refuse_downloads)
 
-    def _no_download(*args: object, **kwargs: object) -> bool:
-        return False
 
-    nltk.download = _no_download  # type: ignore[assignment]
+def _no_download(*args: object, **kwargs: object) -> bool:
+    return False
+
+
+def _refuse_downloads(nltk: types.ModuleType) -> None:
+    nltk.download = _no_download  # type: ignore[attr-defined]
 
 
 def apply_offline_env() -> None:

@@ -12,6 +12,7 @@ from augshard.config import _load_yaml
 from augshard.environment import library_version
 from augshard.errors import ConfigError, MethodError
 from augshard.methods.base import Augmenter
+from augshard.methods.imports import import_module
 from augshard.methods.spec import MethodSpec
 
 # The adapter of each library, as "module:Class" (imported only when a method of the library is built).
@@ -185,7 +186,7 @@ def build(spec: MethodSpec, device: str = "auto") -> Augmenter:
 def import_class(fam: Family) -> type:
     """The library class of a family."""
     module, _, name = fam.cls.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+    return getattr(import_module(module), name)  # what the module imports for its other classes only is deferred
 
 
 def unsupported(lib: str, kind: str, args: dict[str, Any]) -> tuple[str, str] | None:
