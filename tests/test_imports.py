@@ -1,0 +1,57 @@
+"""methods/imports.py: a method is built without importing what only other methods use, and NLTK is patched when
+it is first imported (each check in a fresh interpreter, as a shard is)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from helpers import REPO
+
+CATALOGUE = REPO / "conf" / "augment_methods.yaml"
+SENTENCE = "the quick brown fox jumps over the lazy dog"
+
+
+def _fresh(code: str) -> dict:
+    """Run `code` in a new interpreter; it prints one JSON document."""
+    script = "import json, sys\n" + textwrap.dedent(code)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_word_method_is_built_without_transformers_or_nltk_and_works() -> None:
+    found = _fresh(
+        f"""
+        from augshard.methods import build_method, load_catalogue
+        method = build_method(load_catalogue({str(CATALOGUE)!r})["nlp_randword_delete"])
+        out = method.augment([{SENTENCE!r}], [7])
+        print(json.dumps({{"out": out, "loaded": [m for m in ("transformers", "nltk", "scipy.stats")
+                                                  if m in sys.modules]}}))
+        """
+    )
+    assert found["loaded"] == [], found
+    words = found["out"][0].split()
+    assert 0 < len(words) < 9 and set(words) <= set(SENTENCE.split())  # noqa: SIM905
+
+
+def test_a_deferred_package_is_imported_when_a_method_reads_it_and_nltk_never_downloads() -> None:
+    found = _fresh(
+        f"""
+        from augshard.methods import build_method, load_catalogue
+        specs = load_catalogue({str(CATALOGUE)!r})
+        build_method(specs["nlp_randword_delete"])
+        import nlpaug.model.word_dict as placeholder  # what nlpaug's synonym module bound
+        before = "nltk" in sys.modules
+        method = build_method(specs["nlp_wordnet_syn"])  # reads nlpaug.model.word_dict: imported now, with NLTK
+        out = method.augment([{SENTENCE!r}], [7])
+        import nltk
+        print(json.dumps({{"before": before, "after": "nltk" in sys.modules, "wordnet": hasattr(placeholder, "WordNet"),
+                          "download": nltk.download("wordnet"), "changed": out[0] != {SENTENCE!r}}}))
+        """
+    )
+    # NLTK came in only with the WordNet method, was patched on import (download answers False, offline, at once),
+    # and the placeholder modules bound earlier now hold the real package's names.
+    assert found == {"before": False, "after": True, "wordnet": True, "download": False, "changed": True}, found
