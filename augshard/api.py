@@ -313,16 +313,9 @@ def _display_console(progress: bool | str) -> Console | None:
 
     if progress is True:
         return Console(stderr=True)
-    if progress == "auto" and _in_notebook():
+    if progress == "auto" and output.in_notebook():
         return Console()
     return None
-
-
-def _in_notebook() -> bool:
-    """A Jupyter kernel (IPython's ZMQ shell), as opposed to a terminal IPython or a plain script."""
-    ipython = sys.modules.get("IPython")  # never imported here: a notebook has it loaded already
-    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 class _Watch:

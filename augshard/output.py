@@ -23,7 +23,9 @@ from augshard.errors import ConfigError
 
 FORMATS = ("table", "tsv", "json")
 # Warnings and notes go here in every format: stdout carries the result alone (a table, TSV or JSON).
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# Never a Jupyter display: in a notebook what augshard says on stderr stays the cell's stderr (and a capture of it shows
+# nothing: a Jupyter console displays even an empty buffer).
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True, force_jupyter=False)
 
 
 def plural(n: int, word: str) -> str:
@@ -155,6 +157,13 @@ def captured_notices() -> Iterator[Any]:
     `.get()` on the yielded capture gives their text."""
     with _stderr.capture() as captured:  # the one console every notice goes through
         yield captured
+
+
+def in_notebook() -> bool:
+    """A Jupyter kernel (IPython's ZMQ shell), as opposed to a terminal IPython or a plain script."""
+    ipython = sys.modules.get("IPython")  # never imported here: a notebook has it loaded already
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def stderr_console() -> Console:

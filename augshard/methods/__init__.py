@@ -24,7 +24,7 @@ from augshard.methods.models import MethodUnavailable
 from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 from augshard.methods.probes import machine_context, now, probe_cache_path, probe_key, read_cache, write_cache
 from augshard.methods.registry import family, method_version, unsupported
-from augshard.output import stderr_console
+from augshard.output import in_notebook, stderr_console
 
 __all__ = [
     "Augmenter",
@@ -198,7 +198,8 @@ class StepsShown:
         console = stderr_console()
         if self.stream is not None:
             console = Console(file=self.stream, highlight=False, soft_wrap=True)
-        terminal = console.is_terminal and not console.is_dumb_terminal
+        # A notebook's stderr may pass for a terminal, but a redrawn bar there is a pile of escape codes: lines.
+        terminal = console.is_terminal and not console.is_dumb_terminal and not in_notebook()
         if line is None:  # a method begins
             self._started = time.perf_counter()
             if terminal and self._bar is None:
