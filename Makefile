@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/augshard run
 
+# Two passes: the suite on two workers (its tests mostly wait on augshard's own processes), then the tests marked
+# `serial` alone, as their outcome depends on timing. Extra pytest flags: make test PYTEST_ARGS='-k export'.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m serial $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/run.py

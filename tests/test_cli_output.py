@@ -151,6 +151,7 @@ def test_patterns_that_match_nothing_and_powersets_are_refused(tmp_path: Path) -
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.serial  # a signal at a moment of the run
 def test_a_stopped_run_is_stopped_not_failed_and_prints_no_warning(tmp_path: Path) -> None:
     write_csv(tmp_path / "in.csv", sample_rows(200))
     (tmp_path / "cfg.yaml").write_text("chunk_size: 2\n", encoding="utf-8")  # many chunks: a run of some seconds

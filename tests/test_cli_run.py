@@ -102,7 +102,7 @@ def test_rows_respect_bounds_and_only_the_evidence_changes(two_shard_run) -> Non
         records = pq.read_table(path).to_pylist()
         per_row: dict[str, list[str]] = {}
         for rec in records:
-            assert 0.55 <= rec["similarity"] <= 0.95
+            assert 0.40 <= rec["similarity"] <= 0.98  # char_ratio's default range
             original = by_id[rec["id"]]
             assert rec["evidence_original"] == original["evidence"]
             assert rec["evidence"] != original["evidence"]

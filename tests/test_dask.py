@@ -17,7 +17,7 @@ from helpers import run_cli, sample_rows, write_csv
 from augshard.events import read_events
 
 pytest.importorskip("distributed")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing: run alone (see Makefile)
 
 BIN = Path(sys.executable).parent
 

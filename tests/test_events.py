@@ -29,6 +29,8 @@ from augshard.events import (
 from augshard.outcome import ShardState
 from augshard.status import EventsWatcher, ShardStatus, ShardTracker, discover, fold, judge
 
+pytestmark = pytest.mark.serial  # timing: run alone, after the parallel pass (see Makefile)
+
 HOST = socket.gethostname()
 
 

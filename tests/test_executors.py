@@ -17,7 +17,7 @@ from augshard.events import read_events
 from augshard.executors import START_METHOD_ENV
 from augshard.procs import parent_of
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing: run alone (see Makefile)
 
 METHODS = "nlp_keyboard,nlp_randchar_swap,nlp_spelling"  # nlp_spelling's output depends on the hash seed
 

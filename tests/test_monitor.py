@@ -24,6 +24,8 @@ from augshard.outcome import ShardState
 from augshard.output import fmt_duration
 from augshard.status import EventsWatcher, ShardStatus
 
+pytestmark = pytest.mark.serial  # timing: run alone, after the parallel pass (see Makefile)
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 METHODS = "nlp_keyboard,nlp_randword_delete"
 

@@ -17,7 +17,7 @@ from helpers import run_cli, sample_rows, wait_for, write_csv
 
 from augshard.events import read_events
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing: run alone (see Makefile)
 
 CONFIG = "chunk_size: 2\n"  # many chunks: many moments to be killed at, many progress events
 

@@ -7,6 +7,7 @@ import csv
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import run_cli, run_events, sample_rows, write_csv
 
@@ -15,6 +16,8 @@ from augshard.events import read_events
 from augshard.monitor import total_line
 from augshard.outcome import ShardState
 from augshard.status import ShardStatus, apply, reconcile
+
+pytestmark = pytest.mark.serial  # timing: run alone, after the parallel pass (see Makefile)
 
 REPO = Path(__file__).resolve().parents[1]
 
