@@ -12,7 +12,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from augshard.evaluation import EvaluateOptions
 from augshard.evaluation import evaluate as evaluate_run
 from augshard.export_model import ExportOptions
 from augshard.exporting import export as export_run
+from augshard.findings import choose_combos
 from augshard.lock import ReadLock
 from augshard.manifest import read_manifest, shard_manifest_name
 from augshard.monitor import render
@@ -529,33 +530,53 @@ class ExportResult:
     dropped: dict[str, int]  # exact_duplicates, near_duplicates, label_flips
     plan: str
     facts: dict[str, Any]  # export.json
+    left_out: dict[str, str] = field(default_factory=dict)  # combo folder -> why it is not in the export
 
 
 def export(
-    to: str | os.PathLike[str], output_root: str | os.PathLike[str] | None = None, **options: Any
+    to: str | os.PathLike[str],
+    output_root: str | os.PathLike[str] | None = None,
+    *,
+    best: int | None = None,
+    min_gain: float | None = None,
+    by_features: str | None = None,
+    **options: Any,
 ) -> ExportResult:
-    """One training set of a finished run, as `augshard export --to TO`: deduplicated, with a dataset card and
-    export.json. `options`: the fields of `augshard.export.ExportOptions` (dedupe, combos, k, include_originals)."""
+    """One training set of a finished run, as `augshard export --to TO` (which calls this): deduplicated, with a
+    dataset card and export.json. `options`: the fields of `augshard.export_model.ExportOptions` (dedupe, combos, k,
+    include_originals, ...). `best` / `min_gain` choose the combos from the run's evaluation.json instead (the N
+    best, or those gaining at least X), by the gains of `by_features` (tfidf | embedding; default the first)."""
 
     fields = {f.name: f for f in dataclasses.fields(ExportOptions)}
-    unknown = [k for k in options if k not in fields or k == "to"]
+    unknown = [k for k in options if k not in fields or k in ("to", "chosen_by")]
     if unknown:
-        raise ConfigError(_unknown(unknown[0], [f for f in fields if f != "to"], "export option"))
+        raise ConfigError(_unknown(unknown[0], [f for f in fields if f not in ("to", "chosen_by")], "export option"))
     if output_root is not None:
         options["output_root"] = output_root
     for key in ("output_root", "cache_dir", "log_dir"):
-        if key in options:
+        if options.get(key) is not None:
             options[key] = Path(options[key])
     for key in ("combos", "k"):
-        if key in options:
+        if options.get(key) is not None:
             options[key] = tuple(int(x) if key == "k" else x for x in _chosen(options[key]))
-    result = export_run(ExportOptions(to=Path(to), **options))
+    if best is not None or min_gain is not None:
+        if options.get("combos") or options.get("k"):
+            raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
+        if best is not None and best < 1:
+            raise ConfigError(f"--best must be at least 1, got {best}")
+        root = options.get("output_root", Path(ExportOptions.output_root))
+        chosen, options["chosen_by"] = choose_combos(Path(root), best, min_gain, by_features)
+        options["combos"] = tuple(chosen)
+    elif by_features:
+        raise ConfigError("--by-features goes with --best or --min-gain")
+    result = export_run(ExportOptions(to=Path(to), **{k: v for k, v in options.items() if v is not None}))
     doc = facts(result)
     names = [f.name for f in dataclasses.fields(ExportedCombo)]
     combos = tuple(ExportedCombo(**{n: c[n] for n in names}) for c in doc.combos)
+    left_out = {o.combo_dir: o.error if o.ok else o.status.value for o in result.skipped}  # an ok one: another plan's
     return ExportResult(
         Path(to), result.rows, tuple(result.files), combos, result.originals, dict(doc.dropped), result.plan,
-        doc.to_json(),
+        doc.to_json(), left_out,
     )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ from common import (
     write_result,
 )
 from export_bench import x
-from filter import B6_ONLY, B6_VARIANTS, b2, b5, b6, newcomer
+from filter import B6_ONLY, B6_VARIANTS, b2, b5, b6, newcomer, time_split
 
 
 def bare_loop(csv_path: Path, methods: list[str], variants: int, attempts: int) -> float:
@@ -128,8 +128,8 @@ def b4(work: Path, rows: int | None) -> dict:
     )
     return {"name": "B4 warm rerun", "cold_s": cold, "all_complete_s": warm, "datasets_deleted_cache_kept_s": cached,
             "cached": {"limits": limits},
-            "cold_over_cached": cold / cached, "target": "all complete <= 3 s; cold/cached >= 10",
-            "checks": [check("B4 rerun, all complete (s)", warm, 3, higher_is_better=False),
+            "cold_over_cached": cold / cached, "target": "all complete <= 2 s; cold/cached >= 10",
+            "checks": [check("B4 rerun, all complete (s)", warm, 2, higher_is_better=False),
                        check("B4 cold / datasets deleted, caches kept", cold / cached, 10)]}  # fmt: skip
 
 
@@ -161,6 +161,20 @@ def w(work: Path, rows: int | None) -> dict:
         out[f"combo_s_{shards}"] = busiest_shard_combo_s(cwd)
         out[f"build_s_{shards}"] = build_s(cwd)
         out[f"augshard_{shards}_shards_rows"] = sum(o.rows for o in manifest(cwd))
+    # The original's semantics (each step judged against its input too): what the original's 445.3 s bought.
+    cwd = work / "w_each_step"
+    cwd.mkdir()
+    wall = augshard(
+        cwd, "--input", str(csv_path), "--text-col", col, "--methods", ",".join(W_METHODS), "--quality-metric",
+        "char_ratio", *BOUNDS, "--quality-scope", "each-step", "--variants-per-sample", "2", "--seed", "42",
+        "--num-shards", "2",
+    )  # fmt: skip
+    combos = sorted(manifest(cwd), key=lambda o: -o.duration_s)
+    out["each_step"] = {
+        "augshard_2_shards_s": wall, "rows": sum(o.rows for o in combos), "split": time_split(cwd, wall),
+        "slowest_combos": [{"combo": o.combo_dir, "s": o.duration_s, "rows": o.rows} for o in combos[:6]],
+        "vs_original_recorded": W_ORIGINAL_RECORDED["wall_s"] / wall,
+    }  # fmt: skip
     out["original_recorded"] = W_ORIGINAL_RECORDED
     out["speedup_vs_recorded_original"] = W_ORIGINAL_RECORDED["wall_s"] / out["augshard_2_shards_s"]
     out["same_output_1_vs_2_shards"] = datasets[1] == datasets[2]
@@ -170,6 +184,8 @@ def w(work: Path, rows: int | None) -> dict:
     out["scaling"] = {"limits": scaling_limits(out, "augshard")}
     recorded = out["speedup_vs_recorded_original"]
     out["checks"] = [check("W vs the original's recorded 445 s (not side by side)", recorded, 5),
+                     check("W each-step vs the original's recorded 445 s (not side by side)",
+                           out["each_step"]["vs_original_recorded"], 20),
                      check("W identical output, 1 vs 2 shards", float(out["same_output_1_vs_2_shards"]), 1),
                      check("B3 scaling, 2 shards vs 1 (W)", scaling, 1.8)]  # fmt: skip
     return out

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 
+from augshard import api
 from augshard.cli.app import app, console, err_console, format_option, user_errors
 from augshard.config import DEFAULT_CACHE_DIR as CACHE_DIR
 from augshard.config import DEFAULT_CONFIG, run_paths
 from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.errors import ConfigError
-from augshard.evaluation import EvaluateOptions
-from augshard.evaluation import evaluate as run_evaluate
 from augshard.findings import main_section
 from augshard.output import check_format, interactive, print_rows, write_json, write_tsv
 
@@ -65,22 +63,21 @@ def evaluate(
     except ValueError:
         raise ConfigError(f"--train-sizes: expected fractions like 0.1,0.25,1.0, got '{train_sizes}'") from None
     shards = None if num_shards == "auto" else _count(num_shards)
-    options = EvaluateOptions(
-        label_col=label_col, output_root=Path(paths.output_root), output_name=paths.output_name, group_col=group_col,
-        folds=folds, repeats=repeats, features=chosen, train_sizes=sizes, combos=tuple(_items(combos or "")),
-        export_dir=Path(export_dir) if export_dir else None, field=field, seed=seed, num_shards=shards,
-        allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes, cache_dir=Path(paths.cache_dir),
-        embedding_model=embedding_model, out=Path(out) if out else None,
+    result = api.evaluate(
+        label_col, paths.output_root, on_progress=_progress() if interactive(err_console) else _progress_lines(),
+        output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=chosen,
+        train_sizes=sizes, combos=tuple(_items(combos or "")), export_dir=export_dir or None, field=field, seed=seed,
+        num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
+        cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None,
     )  # fmt: skip
-    options.check()
-    doc = run_evaluate(options, _progress() if interactive(err_console) else _progress_lines())
+    doc = result.document
     if fmt == "json":
         write_json(doc)
     elif fmt == "tsv":
         _tsv(doc)
     else:
         _table(doc, show_all)
-        err_console.print(f"evaluation: {options.destination}", markup=False, highlight=False)
+        err_console.print(f"evaluation: {result.path}", markup=False, highlight=False)
     return 0
 
 

@@ -8,16 +8,13 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from augshard.card import facts
+from augshard import api
 from augshard.cli.app import app, console, err_console, format_option, user_errors
 from augshard.config import DEFAULT_CONFIG, run_paths
 from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.errors import ConfigError
-from augshard.export_model import ExportOptions
 from augshard.exporting import ExportInterrupted
-from augshard.exporting import export as run_export
-from augshard.findings import choose_combos
 from augshard.output import check_format, print_rows, write_json
 
 
@@ -65,44 +62,33 @@ def export(
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir, log_dir=log_dir)
-    output_root, output_name = paths.output_root, paths.output_name
     try:
         sizes = tuple(int(x) for x in k.split(",") if x.strip()) if k else ()
     except ValueError:
         raise ConfigError(f"--k: expected sizes like 1,2, got '{k}'") from None
-    chosen_by = ""
-    if best is not None or min_gain is not None:
-        if combos or k:
-            raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
-        if best is not None and best < 1:
-            raise ConfigError(f"--best must be at least 1, got {best}")
-        chosen, chosen_by = choose_combos(Path(output_root), best, min_gain, by_features)
-        combos = ",".join(chosen)
-    elif by_features:
-        raise ConfigError("--by-features goes with --best or --min-gain")
-    options = ExportOptions(
-        to=Path(to), output_root=Path(output_root), output_name=output_name, dedupe=dedupe,
-        near_threshold=near_threshold, drop_label_flips=drop_label_flips, include_originals=include_originals,
-        combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
-        allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=Path(paths.cache_dir),
-        log_dir=Path(paths.log_dir), chosen_by=chosen_by,
-    )  # fmt: skip
     try:
-        result = run_export(options)
+        result = api.export(
+            to, paths.output_root, best=best, min_gain=min_gain, by_features=by_features,
+            output_name=paths.output_name, dedupe=dedupe, near_threshold=near_threshold,
+            drop_label_flips=drop_label_flips, include_originals=include_originals,
+            combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
+            allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=paths.cache_dir,
+            log_dir=paths.log_dir,
+        )  # fmt: skip
     except (ExportInterrupted, KeyboardInterrupt) as exc:
         err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")
         return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
-    doc = facts(result)
     if fmt == "json":
-        write_json(doc.to_json())
+        write_json(result.facts)
         return 0
     out = console
     if fmt == "tsv":  # a row per combo on stdout; the summary lines go to stderr
-        print_rows(console, EXPORT_TSV, [[c[col] for col in EXPORT_TSV] for c in doc.combos], "tsv")
+        rows = [[c[col] for col in EXPORT_TSV] for c in result.facts["combos"]]
+        print_rows(console, EXPORT_TSV, rows, "tsv")
         out = err_console
-    dropped = doc.dropped
+    dropped = result.dropped
     out.print(
-        f"exported {doc.rows:,} rows ({len(doc.files)} file(s), {len(doc.combos)} combos"
+        f"exported {result.rows:,} rows ({len(result.files)} file(s), {len(result.combos)} combos"
         f"{f', {result.originals:,} originals' if result.originals else ''}) to {to}",
         markup=False,
     )
@@ -111,9 +97,8 @@ def export(
         f"duplicates, {dropped['label_flips']:,} label flips",
         markup=False,
     )
-    for o in result.skipped:
-        why = o.error if o.ok else o.status.value  # an ok combo is left out for another plan's folder
-        out.print(f"[yellow]left out[/yellow] {o.combo_dir}: {escape(why)}")
+    for combo_dir, why in result.left_out.items():
+        out.print(f"[yellow]left out[/yellow] {combo_dir}: {escape(why)}")
     out.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)
     return 0
 
