@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -100,6 +102,18 @@ def test_evaluate_returns_each_combos_gain(session: dict, tmp_path: Path) -> Non
     assert result.path == out and out.is_file()
     assert sorted(g.combo_dir for g in result.gains) == sorted(o.combo_dir for o in session["first"].combos)
     assert all(g.ci_low <= g.gain <= g.ci_high for g in result.gains)
+
+
+def test_export_chooses_the_best_combos_by_the_evaluation(session: dict, tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    shutil.copytree(session["first"].output_root, root)
+    gains = augshard.evaluate("label", root, folds=2, num_shards=1).gains
+    best = max(gains, key=lambda g: g.gain)
+    result = augshard.export(tmp_path / "best", root, best=1)
+    assert [c.combo_dir for c in result.combos] == [best.combo_dir] and result.left_out == {}
+    assert "best" in json.dumps(result.facts)  # the card and export.json say how the combos were chosen
+    with pytest.raises(ConfigError, match="give no --combos or --k"):
+        augshard.export(tmp_path / "x", root, best=1, k=[1])
 
 
 def test_unknown_or_bad_settings_are_config_errors_naming_the_field(tmp_path: Path) -> None:
