@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.claims import claimed_by, claims_name, sweep_claims
+from augshard.config import RunConfig
 from augshard.events import EventWriter, ShardDone, ShardStart, events_path, log_path, read_events
 from augshard.executors import ShardExecutor, make_executor
 from augshard.job import RunOutcome, ShardJob, ShardResult
@@ -228,17 +229,31 @@ class ShardRunner:
 
 def shard_imports(prep: Preflight) -> list[str]:
     """The heavy modules this run's shards import (as `python -X importtime` shows a shard's process), for a local
-    forkserver to import once: what every shard reads and writes with, each method's library module, and the
-    similarity model's runtime."""
+    forkserver to import once: what every shard reads and writes with, each method's library module (and what its
+    build reads), and the similarity model's runtime.
+
+    A rerun whose method cache already exists may answer every call from it, and a shard answered from its cache
+    imports no library: then the forkserver imports only what every shard needs, and a shard that does compute
+    imports its methods' libraries itself (seconds, in parallel with the other shards), rather than every shard
+    waiting for seconds of imports first."""
     cfg = prep.cfg
     modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
+    if _method_cache_exists(cfg):
+        return modules
     for spec in prep.specs:
         fam = family(spec.lib, spec.kind)
         if fam is not None:  # the module of its class (nlpaug.augmenter.char, textattack.transformations)
-            modules.append(fam.cls.rsplit(".", 1)[0])
+            modules += [fam.cls.rsplit(".", 1)[0], *fam.imports]
     if cfg.quality_metric == "embedding":
         modules += ["onnxruntime", "tokenizers"] if cfg.embedding_backend == "onnx" else ["sentence_transformers"]
     return list(dict.fromkeys(modules))
+
+
+def _method_cache_exists(cfg: RunConfig) -> bool:
+    """Whether a shard's method cache is there already (a rerun), in the folder or file the run uses."""
+    if cfg.disk_cache:
+        return Path(cfg.disk_cache).is_file()
+    return any(Path(cfg.cache_dir).glob("augment_shard*.db"))
 
 
 def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:

@@ -28,8 +28,15 @@ def test_one_hasher_keeps_every_persisted_fingerprint() -> None:
     assert sha(PAYLOAD) == "0e446b2bdca8cf64"
     assert sha(PAYLOAD, compact=True) == "fba5933770292034"
     assert RunConfig().fingerprint() == "049378f7731c6692"
-    cfg = RunConfig(input="x.csv", quality_metric="char_ratio", label_col="label", keep_vectors=True,
-                    quality_scope="each-step", quality_min_sim=0.55, quality_max_sim=0.95)  # the range of that day
+    cfg = RunConfig(
+        input="x.csv",
+        quality_metric="char_ratio",
+        label_col="label",
+        keep_vectors=True,
+        quality_scope="each-step",
+        quality_min_sim=0.55,
+        quality_max_sim=0.95,
+    )  # the range of that day
     assert cfg.fingerprint() == "73b0de2177ca31a6"
     # Any length of the plain encoding (the method probe cache keys take 32 digits).
     plain = json.dumps(PAYLOAD, sort_keys=True).encode()

@@ -7,8 +7,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from helpers import REPO
+from rich.console import Console
+
+from augshard.config import load_config
+from augshard.preflight import preflight
+from augshard.supervisor import shard_imports
 
 CATALOGUE = REPO / "conf" / "augment_methods.yaml"
 SENTENCE = "the quick brown fox jumps over the lazy dog"
@@ -55,3 +61,23 @@ def test_a_deferred_package_is_imported_when_a_method_reads_it_and_nltk_never_do
     # NLTK came in only with the WordNet method, was patched on import (download answers False, offline, at once),
     # and the placeholder modules bound earlier now hold the real package's names.
     assert found == {"before": False, "after": True, "wordnet": True, "download": False, "changed": True}, found
+
+
+def test_the_forkserver_preloads_a_cold_runs_libraries_and_only_the_common_modules_on_a_rerun(tmp_path: Path) -> None:
+    """A cold run's shards will compute: their libraries (and what their builds read) are imported once, in the
+    forkserver. With a method cache there, a shard may import nothing: no shard waits for the libraries."""
+    rows = "id,text,evidence\nr1,It boils a litre in three minutes. Great.,It boils a litre in three minutes.\n"
+    (tmp_path / "in.csv").write_text(rows, encoding="utf-8")
+    cfg = load_config(None, {"input": str(tmp_path / "in.csv"), "text_col": "text", "evidence_col": "evidence",
+                             "methods": "nlp_keyboard,nlp_wordnet_syn", "quality_metric": "char_ratio",
+                             "cache_dir": str(tmp_path / "cache"), "output_root": str(tmp_path / "out"),
+                             "log_dir": str(tmp_path / "logs")})  # fmt: skip
+    prep = preflight(cfg, Console(quiet=True))
+    common = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
+    cold = shard_imports(prep)
+    assert cold[: len(common)] == common
+    assert {"nlpaug.augmenter.char", "nlpaug.augmenter.word", "nlpaug.model.word_dict"} <= set(cold)
+    assert "nlpaug.model.lang_models" not in cold  # no contextual method in this run
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "augment_shard0.db").write_bytes(b"")
+    assert shard_imports(prep) == common

@@ -37,7 +37,8 @@ def import_module(name: str) -> types.ModuleType:
     for i in range(1, len(parts) + 1):
         for deferred in DEFERRED.get(".".join(parts[:i]), ()):
             defer(deferred)
-    return importlib.import_module(name)
+    module = importlib.import_module(name)
+    return _load(module) if isinstance(module, _Deferred) else module  # asked for by name: wanted now
 
 
 class _Deferred(types.ModuleType):

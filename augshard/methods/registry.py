@@ -67,6 +67,9 @@ class Family:
     model_arg: str | None = None  # the arg naming its Hugging Face model (a hub name or a local folder)
     model_default: str = ""
     data: tuple[str, ...] = ()  # other local data it reads (keys of DATA)
+    # Modules its build reads besides its class's module (deferred by methods.imports until then): a forkserver
+    # preloads them with the class's module.
+    imports: tuple[str, ...] = ()
     actions: tuple[str, tuple[str, ...]] | None = None  # (default action, the actions it has)
     unsupported: tuple[str, str] | None = None  # (reason, fix): named by catalogues, never run by augshard
     extra: bool = field(default=False, compare=False)  # registered from an AUGSHARD_FAMILIES file
@@ -98,9 +101,9 @@ FAMILIES: tuple[Family, ...] = (
     _nlpaug("char", "OcrAug"),
     # --- nlpaug, words
     _nlpaug("word", "RandomWordAug", actions=("delete", ("substitute", "swap", "delete", "crop"))),
-    _nlpaug("word", "SynonymAug", nltk=_WORDNET),
-    _nlpaug("word", "AntonymAug", nltk=_WORDNET),
-    _nlpaug("word", "SpellingAug"),
+    _nlpaug("word", "SynonymAug", nltk=_WORDNET, imports=("nlpaug.model.word_dict",)),
+    _nlpaug("word", "AntonymAug", nltk=_WORDNET, imports=("nlpaug.model.word_dict",)),
+    _nlpaug("word", "SpellingAug", imports=("nlpaug.model.word_dict",)),
     _nlpaug("word", "SplitAug"),
     _nlpaug("word", "ReservedAug"),
     _nlpaug(
@@ -110,6 +113,7 @@ FAMILIES: tuple[Family, ...] = (
         versions=("transformers",),
         model_arg="model_path",
         model_default="roberta-base",
+        imports=("nlpaug.model.lang_models",),
     ),
     _nlpaug(
         "word",
