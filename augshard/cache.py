@@ -24,6 +24,22 @@ TABLES = (SCHEMA, SCORES, VECTORS)
 OPEN_ATTEMPTS = 20
 
 
+SHARD_CACHE = "augment_shard{}.db"  # in the run's cache folder, one per plan shard
+
+
+def method_cache_path(cache_dir: str | Path, disk_cache: str | None, home: int) -> Path:
+    """The SQLite cache of plan shard `home`: data/cache/augment_shard{home}.db, or the one file every shard shares
+    (`--disk-cache`, the original tool's flag)."""
+    return Path(disk_cache) if disk_cache else Path(cache_dir) / SHARD_CACHE.format(home)
+
+
+def method_caches(cache_dir: str | Path, disk_cache: str | None) -> list[Path]:
+    """The method caches of a run that exist already (none on a cold run)."""
+    if disk_cache:
+        return [p for p in [Path(disk_cache)] if p.is_file()]
+    return sorted(Path(cache_dir).glob(SHARD_CACHE.format("*")))
+
+
 def _busy(exc: sqlite3.OperationalError) -> bool:
     """Locked by another connection: not damage, a moment to wait."""
     return "locked" in str(exc) or "busy" in str(exc)

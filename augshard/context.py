@@ -4,10 +4,9 @@ scorer per plan shard, a GPU slot), its counters, and closing it all."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
-from augshard.cache import Cache
+from augshard.cache import Cache, method_cache_path
 from augshard.claims import WorkItem
 from augshard.combos import Combo
 from augshard.data import Dataset, load_dataset
@@ -120,8 +119,7 @@ class ShardContext:
         if cfg.disk_cache:  # one file for every shard (the original tool's --disk-cache)
             home = -1
         if home not in self._caches:
-            path = Path(cfg.disk_cache) if cfg.disk_cache else Path(cfg.cache_dir) / f"augment_shard{home}.db"
-            self._caches[home] = Cache(path)
+            self._caches[home] = Cache(method_cache_path(cfg.cache_dir, cfg.disk_cache, home))
         return self._caches[home]
 
     def scorer_for(self, home: int) -> CachedScorer:

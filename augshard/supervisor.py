@@ -15,8 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from augshard.cache import method_caches
 from augshard.claims import claimed_by, claims_name, sweep_claims
-from augshard.config import RunConfig
 from augshard.events import EventWriter, ShardDone, ShardStart, events_path, log_path, read_events
 from augshard.executors import ShardExecutor, make_executor
 from augshard.job import RunOutcome, ShardJob, ShardResult
@@ -238,7 +238,7 @@ def shard_imports(prep: Preflight) -> list[str]:
     waiting for seconds of imports first."""
     cfg = prep.cfg
     modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
-    if _method_cache_exists(cfg):
+    if method_caches(cfg.cache_dir, cfg.disk_cache):
         return modules
     for spec in prep.specs:
         fam = family(spec.lib, spec.kind)
@@ -247,13 +247,6 @@ def shard_imports(prep: Preflight) -> list[str]:
     if cfg.quality_metric == "embedding":
         modules += ["onnxruntime", "tokenizers"] if cfg.embedding_backend == "onnx" else ["sentence_transformers"]
     return list(dict.fromkeys(modules))
-
-
-def _method_cache_exists(cfg: RunConfig) -> bool:
-    """Whether a shard's method cache is there already (a rerun), in the folder or file the run uses."""
-    if cfg.disk_cache:
-        return Path(cfg.disk_cache).is_file()
-    return any(Path(cfg.cache_dir).glob("augment_shard*.db"))
 
 
 def close_killed_streams(jobs: list[ShardJob], log_dir: str) -> None:
