@@ -67,10 +67,7 @@ def build_method(spec: MethodSpec, device: str = "auto") -> Augmenter:
 
     `device` is the run's (`--device`); a model method whose entry says `device: auto` runs there."""
 
-    problem = unsupported(spec.lib, spec.kind, spec.args)
-    if problem:
-        raise MethodUnavailable(*problem)
-
+    _rule_out(spec)
     apply_offline_env()
     # nlpaug's WordNet methods (and TextAttack's) call nltk.download when data is missing: offline that prints
     # errors or hangs; refused at once here, the missing resource is then reported with its fix.
@@ -132,13 +129,19 @@ def check_method(spec: MethodSpec, probe: bool = True) -> MethodStatus:
     return MethodStatus(**base, ok=True, probe_output=output)
 
 
+def _rule_out(spec: MethodSpec) -> None:
+    """Raise what the registry alone decides: a class it does not know, a family it never runs, an action the class
+    lacks (nothing is imported)."""
+    registry.require_family(spec)
+    problem = unsupported(spec.lib, spec.kind, spec.args)
+    if problem:
+        raise MethodUnavailable(*problem)
+
+
 def _known_unavailable(spec: MethodSpec) -> MethodStatus | None:
     """The status of a method the registry already rules out, without building it (nothing to probe or cache)."""
     try:
-        registry.require_family(spec)
-        problem = unsupported(spec.lib, spec.kind, spec.args)
-        if problem:
-            raise MethodUnavailable(*problem)
+        _rule_out(spec)
     except MethodError as exc:
         reason, fix = diagnose(exc)
         return MethodStatus(spec.id, spec.lib, spec.kind, ok=False, reason=reason, fix=fix)
