@@ -473,6 +473,15 @@ def _chosen(value: Any) -> tuple[str, ...]:
     return tuple(str(c).strip() for c in items if str(c).strip())
 
 
+def _numbers(value: Any, kind: type, expected: str) -> tuple[Any, ...]:
+    """`_chosen`'s items as numbers; a ConfigError saying what was `expected` (and what was given) otherwise."""
+    try:
+        return tuple(kind(x) for x in _chosen(value))
+    except ValueError:
+        shown = value if isinstance(value, str) else ",".join(str(x) for x in value)
+        raise ConfigError(f"{expected}, got '{shown}'") from None
+
+
 def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
     import pyarrow as pa  # heavy: loaded when a run is read, not when augshard is imported
     import pyarrow.parquet as pq
@@ -556,9 +565,10 @@ def export(
     for key in ("output_root", "cache_dir", "log_dir"):
         if options.get(key) is not None:
             options[key] = Path(options[key])
-    for key in ("combos", "k"):
-        if options.get(key) is not None:
-            options[key] = tuple(int(x) if key == "k" else x for x in _chosen(options[key]))
+    if options.get("combos") is not None:
+        options["combos"] = _chosen(options["combos"])
+    if options.get("k") is not None:
+        options["k"] = _numbers(options["k"], int, "--k: expected sizes like 1,2")
     if best is not None or min_gain is not None:
         if options.get("combos") or options.get("k"):
             raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
@@ -627,11 +637,14 @@ def evaluate(
     for key in ("output_root", "cache_dir", "export_dir", "out"):
         if options.get(key) is not None:
             options[key] = Path(options[key])
-    for key in ("features", "combos"):
-        if key in options:
-            options[key] = _chosen(options[key])
-    if "train_sizes" in options:
-        options["train_sizes"] = tuple(float(x) for x in _chosen(options["train_sizes"]))
+    if options.get("features") is not None:
+        features = _chosen(options["features"])
+        options["features"] = ("tfidf", "embedding") if features == ("both",) else features
+    if options.get("combos") is not None:
+        options["combos"] = _chosen(options["combos"])
+    if options.get("train_sizes") is not None:
+        sizes = "--train-sizes: expected fractions like 0.1,0.25,1.0"
+        options["train_sizes"] = _numbers(options["train_sizes"], float, sizes)
     opts = EvaluateOptions(label_col=label_col, **options)
     with _main_not_reimported():
         doc = evaluate_run(opts, on_progress)

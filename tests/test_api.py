@@ -126,6 +126,10 @@ def test_unknown_or_bad_settings_are_config_errors_naming_the_field(tmp_path: Pa
         augshard.run(input=str(tmp_path / "in.csv"), progress="yes")
     with pytest.raises(ConfigError, match="unknown export option 'dedup'"):
         augshard.export(tmp_path / "x", dedup="near")
+    with pytest.raises(ConfigError, match="--k: expected sizes like 1,2, got '1,two'"):
+        augshard.export(tmp_path / "x", k=[1, "two"])
+    with pytest.raises(ConfigError, match="--train-sizes: expected fractions like 0.1,0.25,1.0, got 'half'"):
+        augshard.evaluate("label", tmp_path, train_sizes="half")
     with pytest.raises(ConfigError, match="as_ must be one of pandas, datasets"):
         augshard.load(tmp_path, as_="polars")
     with pytest.raises(OutputError, match="no finished run"):

@@ -57,16 +57,11 @@ def evaluate(
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
-    chosen = ("tfidf", "embedding") if features.strip() == "both" else tuple(_items(features))
-    try:
-        sizes = tuple(float(x) for x in _items(train_sizes))
-    except ValueError:
-        raise ConfigError(f"--train-sizes: expected fractions like 0.1,0.25,1.0, got '{train_sizes}'") from None
     shards = None if num_shards == "auto" else _count(num_shards)
     result = api.evaluate(
         label_col, paths.output_root, on_progress=_progress() if interactive(err_console) else _progress_lines(),
-        output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=chosen,
-        train_sizes=sizes, combos=tuple(_items(combos or "")), export_dir=export_dir or None, field=field, seed=seed,
+        output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
+        train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
         num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
         cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None,
     )  # fmt: skip
@@ -79,10 +74,6 @@ def evaluate(
         _table(doc, show_all)
         err_console.print(f"evaluation: {result.path}", markup=False, highlight=False)
     return 0
-
-
-def _items(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 def _count(text: str) -> int:

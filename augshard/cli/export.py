@@ -13,7 +13,6 @@ from augshard.cli.app import app, console, err_console, format_option, user_erro
 from augshard.config import DEFAULT_CONFIG, run_paths
 from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.errors import ConfigError
 from augshard.exporting import ExportInterrupted
 from augshard.output import check_format, print_rows, write_json
 
@@ -63,15 +62,11 @@ def export(
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir, log_dir=log_dir)
     try:
-        sizes = tuple(int(x) for x in k.split(",") if x.strip()) if k else ()
-    except ValueError:
-        raise ConfigError(f"--k: expected sizes like 1,2, got '{k}'") from None
-    try:
         result = api.export(
             to, paths.output_root, best=best, min_gain=min_gain, by_features=by_features,
             output_name=paths.output_name, dedupe=dedupe, near_threshold=near_threshold,
             drop_label_flips=drop_label_flips, include_originals=include_originals,
-            combos=tuple(c.strip() for c in (combos or "").split(",") if c.strip()), k=sizes, shard_size=shard_size,
+            combos=combos or "", k=k or "", shard_size=shard_size,
             allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=paths.cache_dir,
             log_dir=paths.log_dir,
         )  # fmt: skip
