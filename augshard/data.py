@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import json
 import math
@@ -14,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from augshard.errors import InputError
+
+try:  # difflib's SequenceMatcher compiled (Cython): the same blocks and ratios to the last bit, ~7x faster
+    from cydifflib import SequenceMatcher
+except ImportError:  # a platform without its wheel: the standard library's, slower, same results
+    from difflib import SequenceMatcher
 
 FUZZY_MIN_RATIO = 0.55
 # difflib's ratio costs about len(a) * len(b): a pair past this many character pairs (two sentences of ~1,600
@@ -236,7 +240,7 @@ def locate_evidence(text: str, evidence: str) -> tuple[int, int, str] | None:
     for start, end in sentence_spans(text):
         if (end - start) * len(target) > FUZZY_MAX_PAIRS:
             continue
-        matcher = difflib.SequenceMatcher(None, text[start:end].lower(), target, autojunk=False)
+        matcher = SequenceMatcher(None, text[start:end].lower(), target, autojunk=False)
         # Upper bounds of the ratio, cheap to compute: a sentence that cannot reach the best is never aligned.
         if matcher.real_quick_ratio() < best_ratio or matcher.quick_ratio() < best_ratio:
             continue

@@ -32,6 +32,31 @@ def test_char_ratio_equals_difflib_on_lowercase_rounded() -> None:
     assert all(round(s, 6) == s for s in got)
 
 
+def test_the_compiled_matcher_is_difflib_to_the_last_bit() -> None:
+    """The filter and the evidence locator use cydifflib's SequenceMatcher: it must be the one in use (a missing
+    wheel would silently cost 7x) and give exactly difflib's ratio, unrounded, with and without autojunk, on texts
+    with many ties (small alphabets), past autojunk's 200 characters, empty, and outside the BMP."""
+    import random
+
+    import cydifflib
+
+    from augshard import data
+
+    assert data.SequenceMatcher is cydifflib.SequenceMatcher
+    rng = random.Random(7)
+    alphabets = ["ab", "abc ", "the quick brown fox ", "aé😀\u0301 b"]
+    for _ in range(3000):
+        alphabet = rng.choice(alphabets)
+        a = "".join(rng.choice(alphabet) for _ in range(rng.choice([0, 1, 12, 150, 199, 200, 201, 320])))
+        cut = rng.randint(0, len(a))
+        b = a[:cut] + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) + a[rng.randint(cut, len(a)) :]
+        for autojunk in (True, False):
+            expected = difflib.SequenceMatcher(None, a, b, autojunk=autojunk)
+            got = data.SequenceMatcher(None, a, b, autojunk=autojunk)
+            assert got.ratio() == expected.ratio(), (a, b, autojunk)
+            assert got.quick_ratio() == expected.quick_ratio() and got.real_quick_ratio() == expected.real_quick_ratio()
+
+
 def test_char_ratio_mismatched_lengths() -> None:
     with pytest.raises(ValueError):
         CharRatioScorer().score(["a", "b"], ["a"])
