@@ -27,16 +27,40 @@ def test_one_at_a_time_equals_textattacks_own_loop(method_id: str) -> None:
     method = build_method(spec)
     assert isinstance(method, TextAttackAugmenter)
     assert method._draw_one  # the fast path is what runs
+    from textattack.shared import attacked_text
+    from textattack.shared.utils import words_from_text
+
+    assert attacked_text.words_from_text.remembered  # and with TextAttack's word splits remembered
     changed = 0
     for text in TEXTS:
         for seed in (1, 2, 3):
             seed_everything(seed)
             fast = method._augment_one(text)
             seed_everything(seed)
-            stock = first_text(method._aug.augment(text), text)
+            with pytest.MonkeyPatch.context() as mp:  # TextAttack's own word split, not the remembered one
+                mp.setattr(attacked_text, "words_from_text", words_from_text)
+                stock = first_text(method._aug.augment(text), text)
             assert fast == stock, (method_id, text, seed)
             changed += fast != text
     assert changed > 0  # the comparison is not between two no-ops
+
+
+def test_remembered_word_splits_are_textattacks_and_fresh_lists() -> None:
+    build_method(CATALOGUE["ta_wordswap_qwerty"])
+    from textattack.shared import attacked_text
+    from textattack.shared.utils import words_from_text
+
+    remembered = attacked_text.words_from_text
+    assert remembered.remembered and remembered is not words_from_text
+    texts = TEXTS + ["", "  ", "'quoted' don't co-op *x* @me", "Ünïcode — dashes… 'n' stuff", "l0ok ɑt ｍe"]
+    for text in texts:
+        for ignore in ([], ["the", "i"]):
+            expected = words_from_text(text, ignore)
+            first = remembered(text, ignore)
+            assert first == expected and remembered(text, ignore) == expected  # computed, then remembered
+            first.append("mutated")  # a caller changing its list changes no later answer
+            assert remembered(text, ignore) == expected
+    assert remembered("I am the one") == words_from_text("I am the one")  # the default words_to_ignore
 
 
 @pytest.mark.slow

@@ -71,6 +71,7 @@ class TextAttackAugmenter(PerTextAugmenter):
         self._aug = Augmenter(transformation=cls(**args), constraints=constraints, **aug_args)
         self._draw_one = _draws_one_at_a_time(self._aug)
         _memoize_lookups(self._aug.transformation)
+        remember_words()
 
     def _augment_one(self, text: str) -> str:
         if self._draw_one:
@@ -166,6 +167,33 @@ def _candidates(transformation: Any, current: Any, constraints: Any) -> Any:
             recipes.append((i, random.choice(synonyms)))
         return _Candidates(transformation, recipes, lambda iw: current.insert_text_before_word_index(*iw))
     return transformation(current, constraints)
+
+
+WORDS_REMEMBERED = 1 << 16  # texts and words whose split is kept (each a few hundred bytes)
+
+
+def remember_words() -> None:
+    """TextAttack splits every word of a text into words again each time it builds a changed text
+    (`AttackedText.generate_new_attacked_text`: two regex passes per word per candidate, ~20% of a TextAttack
+    method's time). `words_from_text` is a pure function of its arguments, so the splits `attacked_text` asks for
+    are remembered (bounded, handed out as fresh lists): the same words, in the same order, for the same draws."""
+    import functools
+
+    from textattack.shared import attacked_text
+
+    split = attacked_text.words_from_text
+    if getattr(split, "remembered", False):
+        return
+
+    @functools.lru_cache(maxsize=WORDS_REMEMBERED)
+    def cached(s: str, ignore: tuple) -> tuple[str, ...]:
+        return tuple(split(s, list(ignore)))
+
+    def words_from_text(s: str, words_to_ignore: Any = ()) -> list[str]:
+        return list(cached(s, tuple(words_to_ignore)))
+
+    words_from_text.remembered = True  # type: ignore[attr-defined]
+    attacked_text.words_from_text = words_from_text
 
 
 def _memoize_lookups(transformation: object) -> None:
