@@ -63,6 +63,29 @@ def test_a_deferred_package_is_imported_when_a_method_reads_it_and_nltk_never_do
     assert found == {"before": False, "after": True, "wordnet": True, "download": False, "changed": True}, found
 
 
+def test_the_spelling_method_reads_its_two_classes_without_the_wordnet_package_then_wordnet_still_loads() -> None:
+    """nlp_spelling reads `Spelling` (and its base `WordDictionary`) from their submodules: no NLTK, no scipy. A
+    WordNet method later in the same process imports the package in full, and the classes stay the same objects."""
+    found = _fresh(
+        f"""
+        from augshard.methods import build_method, load_catalogue
+        from augshard.methods.imports import import_module
+        specs = load_catalogue({str(CATALOGUE)!r})
+        import_module("nlpaug.model.word_dict.spelling")  # what the forkserver preloads for it
+        spelling = build_method(specs["nlp_spelling"])
+        out = spelling.augment([{SENTENCE!r}], [7])
+        without = [m for m in ("nltk", "scipy.stats", "nlpaug.model.word_dict.wordnet") if m in sys.modules]
+        import nlpaug.model.word_dict as placeholder
+        cls = placeholder.Spelling
+        build_method(specs["nlp_wordnet_syn"]).augment([{SENTENCE!r}], [7])
+        import nlpaug.model.word_dict as package
+        print(json.dumps({{"without": without, "changed": out[0] != {SENTENCE!r}, "same": package.Spelling is cls,
+                          "wordnet": "nltk" in sys.modules and hasattr(placeholder, "WordNet")}}))
+        """
+    )
+    assert found == {"without": [], "changed": True, "same": True, "wordnet": True}, found
+
+
 def test_the_forkserver_preloads_a_cold_runs_libraries_and_only_the_common_modules_on_a_rerun(tmp_path: Path) -> None:
     """A cold run's shards will compute: their libraries (and what their builds read) are imported once, in the
     forkserver. With a method cache there, a shard may import nothing: no shard waits for the libraries."""
@@ -77,6 +100,7 @@ def test_the_forkserver_preloads_a_cold_runs_libraries_and_only_the_common_modul
     cold = shard_imports(prep)
     assert cold[: len(common)] == common
     assert {"nlpaug.augmenter.char", "nlpaug.augmenter.word", "nlpaug.model.word_dict"} <= set(cold)
+    assert "nlpaug.model.word_dict.spelling" not in cold  # nlp_spelling's part, not in this run
     assert "nlpaug.model.lang_models" not in cold  # no contextual method in this run
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "augment_shard0.db").write_bytes(b"")

@@ -7,6 +7,11 @@ of imports a shard paid to build `RandomWordAug`. Those subpackages are bound by
 placeholder stands in for each, and the first attribute anyone reads from it imports the real package. A method
 that uses one imports it when it is built, exactly as before; the outputs are the same (every call is seeded).
 
+A placeholder can also hand out a few names without importing its whole package (`PARTIAL`): nlpaug's spelling
+augmenter reads only `Spelling` from `nlpaug.model.word_dict`, whose package also imports NLTK for WordNet (~1.5 s),
+so `Spelling` and its base class are read from their own submodules. Any other name imports the package in full,
+and the classes are the very same objects either way (a submodule is imported once).
+
 `after_import` runs a function on a module the moment it is first imported, without importing it now (augshard
 patches `nltk.download` that way, so a method that never touches NLTK never imports it).
 """
@@ -26,6 +31,14 @@ from typing import Any
 # Subpackages a library module imports for a few of its classes only: deferred whenever augshard imports it.
 DEFERRED = {
     "nlpaug.augmenter.word": ("nlpaug.model.lang_models", "nlpaug.model.word_dict"),
+    "nlpaug.model.word_dict.spelling": ("nlpaug.model.word_dict",),
+}
+# Names a deferred package hands out from one of its submodules, without importing the package itself.
+PARTIAL = {
+    "nlpaug.model.word_dict": {
+        "WordDictionary": "nlpaug.model.word_dict.word_dictionary",
+        "Spelling": "nlpaug.model.word_dict.spelling",
+    },
 }
 
 _lock = threading.RLock()
@@ -47,6 +60,11 @@ class _Deferred(types.ModuleType):
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__") and attr.endswith("__"):
             raise AttributeError(attr)  # introspection (copy, pickle, inspect) must not import the package
+        where = PARTIAL.get(self.__name__, {}).get(attr)
+        if where is not None:
+            value = getattr(importlib.import_module(where), attr)
+            setattr(self, attr, value)
+            return value
         return getattr(_load(self), attr)
 
 

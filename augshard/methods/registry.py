@@ -103,7 +103,7 @@ FAMILIES: tuple[Family, ...] = (
     _nlpaug("word", "RandomWordAug", actions=("delete", ("substitute", "swap", "delete", "crop"))),
     _nlpaug("word", "SynonymAug", nltk=_WORDNET, imports=("nlpaug.model.word_dict",)),
     _nlpaug("word", "AntonymAug", nltk=_WORDNET, imports=("nlpaug.model.word_dict",)),
-    _nlpaug("word", "SpellingAug", imports=("nlpaug.model.word_dict",)),
+    _nlpaug("word", "SpellingAug", imports=("nlpaug.model.word_dict.spelling",)),
     _nlpaug("word", "SplitAug"),
     _nlpaug("word", "ReservedAug"),
     _nlpaug(
