@@ -106,13 +106,32 @@ def data(rows: int | None, work: Path) -> tuple[Path, str]:
     return out, "text"
 
 
+LAST_RUN: dict[str, float] = {}  # epoch seconds at which the last `augshard` run was launched and ended
+
+
 def augshard(cwd: Path, *args: str) -> float:
     t0 = time.perf_counter()
+    LAST_RUN["launched"] = time.time()
     proc = subprocess.run([sys.executable, "-m", "augshard", "run", "--no-live", *args], cwd=cwd, capture_output=True,
                           text=True)  # fmt: skip
+    LAST_RUN["ended"] = time.time()
     if proc.returncode != 0:
         raise RuntimeError(f"augshard run failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     return time.perf_counter() - t0
+
+
+def start_split(cwd: Path) -> dict[str, float]:
+    """The last run's fixed costs from its events' clocks: launch to the first shard's start (Python, the CLI, its
+    checks and plan, the forkserver's imports), a shard's start to its first combo, and the last shard's end to the
+    run's end (the merge)."""
+    starts = [e.ts for e in shard_events(cwd, "shard_start")]
+    combos = [e.ts for e in shard_events(cwd, "combo_start")]
+    ends = [e.ts for e in shard_events(cwd, "shard_done")]
+    return {
+        "launch_to_first_shard_s": round(min(starts) - LAST_RUN["launched"], 3),
+        "shard_start_to_first_combo_s": round(min(combos) - min(starts), 3),
+        "last_shard_done_to_end_s": round(LAST_RUN["ended"] - max(ends), 3),
+    }
 
 
 def manifest(cwd: Path) -> list:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import BOUNDS, REPO, augshard, busy_by_shard, check, data, manifest, shard_events
+from common import BOUNDS, REPO, augshard, busy_by_shard, check, data, manifest, shard_events, start_split
 
 FULL_ROWS = 2058  # ReDSM5 sentences: B6 below this many rows is a slice, reported but never counted as met
 
@@ -228,6 +228,7 @@ def newcomer(work: Path, rows: int | None) -> dict:
         out[f"{label}_rows"] = sum(o.rows for o in manifest(cwd))
         if label == "defaults":
             out["split"] = time_split(cwd, out[f"{label}_s"])
+            out["start"] = start_split(cwd)
             texts = run_texts(cwd)
     raw = [raw_rate(texts, "onnx", work) for _ in range(3)]  # after both runs; its spread is kept
     encodes = out["split"]["encodes"]
