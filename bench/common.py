@@ -53,7 +53,21 @@ def host() -> dict:
         "memory_gib": round(mem_kb / 2**20, 1) if mem_kb else None,
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in LIBRARIES},
+        "python_speed_mops": python_speed(),
     }
+
+
+def python_speed() -> float:
+    """Millions of simple interpreter steps per second (median of 5 short loops) when the file is written: hosts of
+    one CPU model ran the same pure-Python work 2x apart on different days, so a file says how fast its host was."""
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i & 7
+        runs.append(1.0 / (time.perf_counter() - t0))
+    return round(sorted(runs)[2], 2)
 
 
 def _commit() -> dict:

@@ -167,7 +167,9 @@ def provenance(doc: dict) -> tuple[str, str, str]:
     if host.get("dirty"):
         commit += " with uncommitted changes"
     date = str(host["date"])[:10] if host.get("date") else "date not recorded"
-    return date, commit, f"{cpu(host)}, {host.get('cores', '?')} cores"
+    speed = host.get("python_speed_mops")
+    pace = f", Python at {speed:.1f} M loop steps/s" if isinstance(speed, (int, float)) else ""
+    return date, commit, f"{cpu(host)}, {host.get('cores', '?')} cores{pace}"
 
 
 def render(template: str, results: Results) -> str:
