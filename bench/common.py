@@ -75,9 +75,9 @@ def _commit() -> dict:
 
     def git(*args: str) -> str:
         proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return proc.stdout.strip() if proc.returncode == 0 else ""
+        return proc.stdout.rstrip("\n") if proc.returncode == 0 else ""  # a status line starts with a space
 
-    commit = git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD").strip()
     if not commit:
         return {"commit": None, "dirty": None}
     changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]

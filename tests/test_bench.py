@@ -258,6 +258,22 @@ def test_a_results_file_carries_the_host_it_was_measured_on(tmp_path: Path) -> N
     assert set(recorded["versions"]) == set(common.LIBRARIES) and recorded["versions"]["pyarrow"]
 
 
+def test_a_tree_whose_only_changes_are_results_files_is_not_dirty(tmp_path: Path, monkeypatch) -> None:
+    """A bench run writes results files; that alone does not make its figures "with uncommitted changes"."""
+    common = _bench_module("common")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "A.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "code.py").write_text("x = 1\n", encoding="utf-8")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "c"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, capture_output=True)
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    (tmp_path / "bench" / "results" / "A.json").write_text('{"a": 1}', encoding="utf-8")
+    assert common._commit()["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n", encoding="utf-8")
+    assert common._commit()["dirty"] is True
+
+
 def test_the_committed_benchmarks_doc_is_what_the_results_files_give() -> None:
     docs = _bench_module("docs")
     assert docs.main(["--check"]) == 0, "run .venv/bin/python bench/docs.py"
