@@ -9,44 +9,17 @@ Without --old-pythonpath the two sides are this tree with AUGSHARD_START_METHOD=
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
-LIBRARIES = ("torch", "transformers", "nlpaug", "numpy", "pyarrow", "onnxruntime", "textattack")
-
-
-def host() -> dict:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    versions = {}
-    for lib in LIBRARIES:
-        try:
-            versions[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            versions[lib] = None
-    return {
-        "commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": model,
-        "flags": sorted(f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "libraries": versions,
-    }
+from common import REPO, write_result
 
 
 def family(root: int) -> set[int]:
@@ -174,12 +147,10 @@ def main() -> int:
         "memory (sum over shard processes, and over every process of the run, sampled every 0.25 s from "
         "/proc/PID/smaps_rollup), spawn vs forkserver, sample run with --num-shards 2",
         "spawn_side": f"PYTHONPATH={args.old_pythonpath}" if args.old_pythonpath else "AUGSHARD_START_METHOD=spawn",
-        "host": host(),
         "summary": summary,
         "runs": runs,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "S.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_result("S", doc)  # with the host block every results file carries
     print(json.dumps(summary, indent=2))
     return 0
 
