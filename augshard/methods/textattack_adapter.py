@@ -174,9 +174,10 @@ WORDS_REMEMBERED = 1 << 16  # texts and words whose split is kept (each a few hu
 
 def remember_words() -> None:
     """TextAttack splits every word of a text into words again each time it builds a changed text
-    (`AttackedText.generate_new_attacked_text`: two regex passes per word per candidate, ~20% of a TextAttack
-    method's time). `words_from_text` is a pure function of its arguments, so the splits `attacked_text` asks for
-    are remembered (bounded, handed out as fresh lists): the same words, in the same order, for the same draws."""
+    (`AttackedText.generate_new_attacked_text`: two regex passes per word of every changed text; bench L measures
+    a word swap 2.4x faster without them). `words_from_text` is a pure function of its arguments, so the splits
+    `attacked_text` asks for are remembered (bounded, handed out as fresh lists): the same words, in the same order,
+    for the same draws."""
     import functools
 
     from textattack.shared import attacked_text
