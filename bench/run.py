@@ -1,12 +1,14 @@
 """augshard benchmarks: each runs augshard and its baseline in the same invocation and prints the ratio.
 
-    .venv/bin/python bench/run.py [--only B1,B2,B4,B5,W,B3,N,B6,B7,B8,X] [--rows N] [--b6 char_ratio,embedding_onnx,...]
+    .venv/bin/python bench/run.py [--only B1,B2,B4,B5,W,B3,N,B6,B7,B8,X,L] [--rows N]
+                                  [--b6 char_ratio,embedding_onnx,...]
 
 Data: ../shared/data/redsm5/sentences.csv when present, else the shipped sample. Results: bench/results/*.json,
 and a table of every target at the end: met, or missed by how much, and what limits the embedding runs. Not part
 of the tests; this host's speed drifts, so compare ratios from one invocation, not across runs. W compares with
 the original tool's time recorded on this machine class (its code cannot live here); B6 counts a target only at
-full size (--rows 2058); B8 runs only where torch sees a GPU.
+full size (--rows 2058); B8 runs only where torch sees a GPU; L measures the exact levers of issue 21 A/B
+(bench/levers.py).
 """
 
 from __future__ import annotations
