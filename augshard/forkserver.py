@@ -11,6 +11,8 @@ from augshard.methods.imports import import_module
 from augshard.methods.offline import apply_offline_env
 from augshard.procs import die_with_parent
 
+# What every shard reads and writes with, whatever its methods (preloaded first, ahead of the methods' libraries).
+SHARD_MODULES = ("numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline")
 PRELOAD_ENV = "AUGSHARD_PRELOAD"  # comma-separated module names, set for the forkserver only
 PARENT_ENV = "AUGSHARD_PARENT_PID"  # the process a shard's own process (or the forkserver) must die with
 

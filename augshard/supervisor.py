@@ -19,6 +19,7 @@ from augshard.cache import method_caches
 from augshard.claims import claimed_by, claims_name, sweep_claims
 from augshard.events import EventWriter, ShardDone, ShardStart, events_path, log_path, read_events
 from augshard.executors import ShardExecutor, make_executor
+from augshard.forkserver import SHARD_MODULES
 from augshard.job import RunOutcome, ShardJob, ShardResult
 from augshard.lock import RunLock
 from augshard.manifest import find_shard_manifests, write_shard_manifest
@@ -237,13 +238,13 @@ def shard_imports(prep: Preflight) -> list[str]:
     imports its methods' libraries itself (seconds, in parallel with the other shards), rather than every shard
     waiting for seconds of imports first."""
     cfg = prep.cfg
-    modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
+    modules = list(SHARD_MODULES)
     if method_caches(cfg.cache_dir, cfg.disk_cache):
         return modules
     for spec in prep.specs:
         fam = family(spec.lib, spec.kind)
-        if fam is not None:  # the module of its class (nlpaug.augmenter.char, textattack.transformations)
-            modules += [fam.cls.rsplit(".", 1)[0], *fam.imports]
+        if fam is not None:  # the module of its class (nlpaug.augmenter.char, textattack.transformations), ...
+            modules += fam.modules
     if cfg.quality_metric == "embedding":
         modules += ["onnxruntime", "tokenizers"] if cfg.embedding_backend == "onnx" else ["sentence_transformers"]
     return list(dict.fromkeys(modules))

@@ -103,11 +103,11 @@ apply_offline_env()
 from augshard.methods import load_catalogue
 from augshard.methods.imports import import_module
 from augshard.methods.registry import family
+from augshard.forkserver import SHARD_MODULES
 specs = load_catalogue({catalogue!r})
-modules = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]  # as shard_imports lists
+modules = list(SHARD_MODULES)  # then each method's, as supervisor.shard_imports lists them for a cold run
 for m in {methods!r}:
-    fam = family(specs[m].lib, specs[m].kind)
-    modules += [fam.cls.rsplit(".", 1)[0], *fam.imports]
+    modules += family(specs[m].lib, specs[m].kind).modules
 before = time.perf_counter() - t0
 seconds = {{}}
 for name in dict.fromkeys(modules):

@@ -75,6 +75,11 @@ class Family:
     extra: bool = field(default=False, compare=False)  # registered from an AUGSHARD_FAMILIES file
 
     @property
+    def modules(self) -> tuple[str, ...]:
+        """What building it imports: its class's module, then `imports` (what a forkserver preloads for it)."""
+        return (self.cls.rpartition(".")[0], *self.imports)
+
+    @property
     def kind(self) -> str:
         """The name a catalogue entry's `kind` gives: the class name."""
         return self.cls.rsplit(".", 1)[-1]
