@@ -45,6 +45,8 @@ class ShardContext:
         self._schema: Any = None
         self._methods: dict[str, LazyMethod] = {}
         self._released_build_s = 0.0  # building the GPU methods freed after their last combo
+        self.calls_s = 0.0  # inside the methods' computed calls, over the shard's completed combos
+        self.write_s = 0.0  # writing their Parquet files and committing their folders
         self._caches: dict[int, Cache] = {}
         self._scorers: dict[int, CachedScorer] = {}
         self._encoder: Encoder | None = None
@@ -177,6 +179,8 @@ class ShardContext:
             if key in out:
                 out[key] = sum(p[key] for p in parts)
         out["filter_s"] = round(sum(p["filter_s"] for p in parts), 3)
+        if "originals_encode_s" in out:
+            out["originals_encode_s"] = round(sum(p["originals_encode_s"] for p in parts), 3)
         return out
 
     @property

@@ -141,6 +141,7 @@ class ComboStats:
     first_error: str = ""
     labelled: int = 0  # variants given a label prediction (--label-col)
     label_flips: int = 0  # ... whose prediction differs from their original's
+    calls_s: float = 0.0  # seconds inside the methods' own calls (those the cache did not answer)
 
     @property
     def rejected_unchanged(self) -> int:
@@ -472,7 +473,9 @@ def _call_group(
     results: list[str | Exception] = []
     for at in range(0, len(misses), step or 1):
         part = misses[at : at + step]
+        t0 = time.perf_counter()
         results += method.augment([texts[i] for i in part], [seeds[i] for i in part])
+        stats.calls_s += time.perf_counter() - t0
         if tick is not None:
             tick(len(part))
     fresh = []

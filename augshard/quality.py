@@ -90,6 +90,7 @@ class EmbeddingScorer:
         self._originals: dict[str, object] = {}
         self._group: list[str] = []
         self.originals_encoded = 0
+        self.originals_encode_s = 0.0  # the share of the encoder's seconds spent on originals
         self.originals_from_cache = 0
         self.candidates_encoded = 0
         self.candidates_reencoded = 0
@@ -151,7 +152,9 @@ class EmbeddingScorer:
         self.originals_from_cache += len(todo) - len(missing)
         if not missing:
             return
+        t0 = time.perf_counter()
         vectors = self._encode(missing).astype(np.float32, copy=False)
+        self.originals_encode_s += time.perf_counter() - t0
         self.originals_encoded += len(missing)
         for t, vec in zip(missing, vectors, strict=True):
             self._originals[t] = vec
@@ -293,6 +296,7 @@ class CachedScorer:
                 out[name] = getattr(self.inner, name)
         if hasattr(self.inner, "encode_seconds"):
             out["encode_s"] = round(self.inner.encode_seconds, 3)
+            out["originals_encode_s"] = round(self.inner.originals_encode_s, 3)
         return out
 
 

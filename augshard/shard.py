@@ -133,6 +133,8 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         vectors = _vectors_meta(ctx, writer, scorer.identity) if cfg.keep_vectors else None
         meta = _combo_meta(job, ctx, item.combo, stats, writer.rows, time.time() - t0, vectors)
         writer.commit(meta)
+        ctx.calls_s += stats.calls_s
+        ctx.write_s += writer.seconds
         writer = None
         log.info(
             "combo %s: %d rows, %d rejected, %d call errors in %.1fs",
@@ -279,8 +281,8 @@ def _finish(
         log.info("filter %s: %s", job.cfg.quality_metric, ", ".join(f"{k} {v}" for k, v in counters.items()))
     cached, computed = ctx.calls
     if ctx.has_caches:
-        log.info("method calls: %d from the cache, %d computed; building methods took %.1fs", cached, computed,
-                 ctx.build_s)  # fmt: skip
+        log.info("method calls: %d from the cache, %d computed in %.1fs; building methods took %.1fs, writing %.1fs",
+                 cached, computed, ctx.calls_s, ctx.build_s, ctx.write_s)  # fmt: skip
     manifest = write_shard_manifest(job.cfg.output_root, job.index, job.num_shards, outcomes)
     lpath = log_path(job.cfg.log_dir, job.index, job.num_shards)
     result = ShardResult(job.index, outcomes, str(lpath), str(manifest), round(duration, 3))
@@ -294,6 +296,8 @@ def _finish(
             calls_computed=computed,
             peak_rss_mb=peak_rss_mb(),
             build_s=round(ctx.build_s, 3),
+            calls_s=round(ctx.calls_s, 3),
+            write_s=round(ctx.write_s, 3),
         )
     )
     events.close()

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -403,14 +404,17 @@ class ComboWriter:
         self._vector_writer: Any = None  # opened on the first vectors, when their dimension is known
         self.vector_rows = 0
         self.vector_dim: int | None = None
+        self.seconds = 0.0  # spent writing: records and vectors to Parquet, then the commit (a shard's time split)
 
     def write(self, records: list[dict[str, Any]]) -> None:
         """One chunk of records becomes one row group, so memory stays flat however many rows there are."""
         import pyarrow as pa
 
         if records:
+            t0 = time.perf_counter()
             self._writer.write_table(pa.Table.from_pylist(records, schema=self.schema))
             self.rows += len(records)
+            self.seconds += time.perf_counter() - t0
 
     def write_vectors(self, keys: list[tuple[str, int]], vectors: Any) -> None:
         """The vectors of the records just written, row for row (`(row_key, variant)` and an (n, dim) array)."""
@@ -419,6 +423,7 @@ class ComboWriter:
 
         if not keys:
             return
+        t0 = time.perf_counter()
         array = np.ascontiguousarray(vectors, dtype=np.float32)
         if array.ndim != 2 or len(array) != len(keys):
             raise ValueError(f"{len(keys)} keys but vectors of shape {array.shape}")
@@ -438,6 +443,7 @@ class ComboWriter:
         )
         self._vector_writer.write_table(table)
         self.vector_rows += len(keys)
+        self.seconds += time.perf_counter() - t0
 
     def _open_vectors(self, dim: int) -> Any:
         import pyarrow.parquet as pq
@@ -457,6 +463,7 @@ class ComboWriter:
         return self.tmp / VECTORS
 
     def commit(self, meta: ComboMeta) -> Path:
+        t0 = time.perf_counter()
         self._writer.close()
         files = [self.tmp / DATASET]
         if self.vectors:
@@ -471,6 +478,7 @@ class ComboWriter:
         # An out-of-date or forced combo: its old folder waits beside the temporary one while the new one moves in.
         move_folder_into_place(self.tmp, final, self.tmp.with_name(self.tmp.name + ".old"))
         _fsync(self.root)
+        self.seconds += time.perf_counter() - t0
         return final
 
     def _write_csv(self) -> Path:

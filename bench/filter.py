@@ -246,17 +246,22 @@ def newcomer(work: Path, rows: int | None) -> dict:
 
 def time_split(cwd: Path, wall: float) -> dict:
     """Where a run's time went, from its shards' `shard_done` events: per shard, building methods (imports,
-    models), encoding (the filter's encoder), and the rest of its combos (augmentation calls, the cache, writing);
-    outside the busiest shard: the supervisor's checks, starting the shards (the forkserver's imports), the merge.
-    And the encodes the run made (originals and candidates, every shard)."""
+    models), encoding the originals, the augmentation (the methods' computed calls), encoding the candidates (the
+    filter's encoder), writing (Parquet and the commit), and the rest of its combos (the cache, the filter's own
+    work, records); outside the busiest shard: the supervisor's checks, starting the shards (the forkserver's
+    imports), the merge. And the encodes the run made (originals and candidates, every shard)."""
     shards = {}
     for done in shard_events(cwd, "shard_done"):
         f = done.filter or {}
         n = sum(int(f.get(k, 0)) for k in ("originals_encoded", "candidates_encoded", "candidates_reencoded"))
-        encode = float(f.get("encode_s", 0.0))
+        encode, originals = float(f.get("encode_s", 0.0)), float(f.get("originals_encode_s", 0.0))
+        parts = done.build_s + encode + done.calls_s + done.write_s
         shards[done.shard] = {"in_shard_s": done.duration, "build_s": done.build_s, "encode_s": encode,
+                              "originals_encode_s": originals, "candidates_encode_s": round(encode - originals, 3),
+                              "augment_s": done.calls_s, "write_s": done.write_s,
                               "filter_s": float(f.get("filter_s", 0.0)), "calls_computed": done.calls_computed,
-                              "other_s": round(done.duration - done.build_s - encode, 3), "encodes": n}  # fmt: skip
+                              "other_s": round(done.duration - parts, 3), "encodes": n,
+                              "originals_encoded": int(f.get("originals_encoded", 0))}  # fmt: skip
     busiest = max(s["in_shard_s"] for s in shards.values())
     return {"encodes": sum(s["encodes"] for s in shards.values()), "shards": shards,
             "outside_busiest_shard_s": round(wall - busiest, 3)}  # fmt: skip
