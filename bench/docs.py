@@ -163,7 +163,9 @@ def provenance(doc: dict) -> tuple[str, str, str]:
     if not isinstance(host, dict):
         date = str(doc["measured_at"])[:10] if doc.get("measured_at") else "date not recorded"
         return date, "commit not recorded", "host not recorded"
-    commit = host.get("commit") or "commit not recorded"
+    commit = str(host.get("commit") or "commit not recorded")
+    if len(commit) == 40 and all(c in "0123456789abcdef" for c in commit):
+        commit = commit[:7]  # the short form git prints, as the other files record it
     if host.get("dirty"):
         commit += " with uncommitted changes"
     date = str(host["date"])[:10] if host.get("date") else "date not recorded"
