@@ -156,7 +156,7 @@ class ShardDone(Event):
     calls_computed: int = 0
     peak_rss_mb: int = 0
     build_s: float = 0.0  # building methods (imports, models), inside its combos' durations
-    calls_s: float = 0.0  # inside the methods' computed calls (its completed combos), inside their durations
+    calls_s: float = 0.0  # inside the methods' computed calls, building aside (its completed combos' durations)
     write_s: float = 0.0  # writing their Parquet files and committing their folders, inside their durations
 
 
