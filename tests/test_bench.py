@@ -290,12 +290,6 @@ def test_every_results_file_the_docs_cite_exists() -> None:
             assert (REPO / "bench" / "results" / cited).is_file(), f"docs/{doc} cites a missing {cited}"
 
 
-# Results files measured before the benches recorded their host, not rerun since: the docs say "host not recorded"
-# for each. B6 with `embedding` at full size took 49 min on 2026-11-30; this host's encoder ran at under half that
-# day's rate on 2026-12-02 (N.json: 133 texts/s), so the rerun (~2 h) did not fit that session.
-UNATTRIBUTED = {"B6-embedding_onnx"}
-
-
 def test_every_results_file_names_its_commit_and_host_and_none_is_stale() -> None:
     """Issue 21's rule: every figure the docs give comes from a results file that says where it was measured (the
     commit, the CPU and its flags), and no results file lies about unused."""
@@ -308,8 +302,6 @@ def test_every_results_file_names_its_commit_and_host_and_none_is_stale() -> Non
         cited |= {name.removesuffix(".json") for name in re.findall(r"bench/results/([\w.+-]+\.json)", text)}
     on_disk = {p.stem for p in docs.RESULTS.glob("*.json")}
     assert on_disk <= cited, f"results files no doc cites: {sorted(on_disk - cited)}"
-    for name in sorted(on_disk - UNATTRIBUTED):
+    for name in sorted(on_disk):
         host = json.loads((docs.RESULTS / f"{name}.json").read_text(encoding="utf-8")).get("host") or {}
         assert host.get("commit") and host.get("cpu") and "cpu_flags" in host and host.get("date"), name
-    for name in UNATTRIBUTED:  # once rerun, a file leaves this list
-        assert "host" not in json.loads((docs.RESULTS / f"{name}.json").read_text(encoding="utf-8")), name
