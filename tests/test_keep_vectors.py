@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_cli, sample_rows, write_csv
+from helpers import run_cli, run_events, sample_rows, write_csv
 
 from augshard.config import RunConfig
 from augshard.store import VECTORS, ComboMeta, read_meta, read_vectors
@@ -36,6 +36,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         folder = _run(base / name, csv, *(["--keep-vectors"] if name == "kept" else []))
         out[name] = folder
         out[name + "_bytes"] = (folder / "dataset.parquet").read_bytes()
+    (out["kept_done"],) = run_events(base / "kept", "shard_done")
     out["rerun"] = _run(base / "plain", csv, "--keep-vectors")
     out["rerun_log"] = (base / "plain/logs/augment/shard_0_of_1.log").read_text(encoding="utf-8")
     out["rerun_bytes"] = (base / "plain" / "data/processed/augsets" / COMBO / "dataset.parquet").read_bytes()
@@ -126,3 +127,14 @@ def test_keep_vectors_needs_the_embedding_metric(small_csv: Path) -> None:
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and "--keep-vectors" in lines[0] and "embedding" in lines[0], lines
     assert not (small_csv.parent / "data").exists()
+
+
+def test_a_shard_reports_where_its_time_went(runs: dict) -> None:
+    """The time split `bench/run.py` reports (N): building, the originals' encodes, the methods' calls, the
+    candidates' encodes and writing, each measured inside the shard, none larger than the shard's time (a method is
+    built inside its first call: that time is building, not the calls')."""
+    done = runs["kept_done"]
+    f = done.filter
+    assert f["originals_encoded"] == 20 and 0 < f["originals_encode_s"] < f["encode_s"]
+    assert done.calls_computed > 0 and done.calls_s > 0 and done.write_s > 0 and done.build_s > 0
+    assert done.build_s + f["encode_s"] + done.calls_s + done.write_s < done.duration
