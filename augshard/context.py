@@ -178,9 +178,9 @@ class ShardContext:
         for key in ("score_hits", "score_misses", *summed):
             if key in out:
                 out[key] = sum(p[key] for p in parts)
-        out["filter_s"] = round(sum(p["filter_s"] for p in parts), 3)
-        if "originals_encode_s" in out:
-            out["originals_encode_s"] = round(sum(p["originals_encode_s"] for p in parts), 3)
+        for key in ("filter_s", "originals_encode_s"):  # seconds: per scorer, so summed
+            if key in out:
+                out[key] = round(sum(p[key] for p in parts), 3)
         return out
 
     @property
