@@ -13,7 +13,14 @@ METHODS = "methods"  # the combo's method ids joined by '+'
 LABEL_PRED = "label_pred"  # with --label-col: the label check's prediction for the variant
 LABEL_AGREES = "label_agrees"  # ... and whether it is its original's
 K = "k"  # an export's combo size (0 for the originals)
+COMBO_DIR = "combo_dir"  # augshard.load(): the combo's folder
 VECTOR = "vector"  # vectors.parquet: the embedding filter's vector of the variant
+
+# Every column augshard adds beside the input's in a dataset.parquet, an export or `augshard.load()`'s table: an
+# input column of one of these names would be written twice (or read back as augshard's own), so preflight refuses
+# it. `tests/test_data.py` holds the output schema, the export's and load's added columns to this list.
+RESERVED = (ROW_KEY, VARIANT, EVIDENCE_ORIGINAL, TEXT_ORIGINAL, EVIDENCE_MATCH, SIMILARITY, COMBO_ID, METHODS,
+            LABEL_PRED, LABEL_AGREES, K, COMBO_DIR)  # fmt: skip
 
 
 def original_column(has_evidence: bool) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard import columns as col
 from augshard.errors import InputError
 
 try:  # difflib's SequenceMatcher compiled (Cython): the same blocks and ratios to the last bit, ~7x faster
@@ -142,6 +143,24 @@ def _read_csv(path: Path) -> Any:
 def require_column(table: Any, name: str | None, flag: str, path: str) -> None:
     if name is not None and name not in table.column_names:
         raise InputError(f"{path}: column '{name}' ({flag}) not found; columns are: {', '.join(table.column_names)}")
+
+
+def check_reserved_columns(table: Any, path: str, flags: dict[str, str | None]) -> None:
+    """Refuse an input column named like one augshard adds (`columns.RESERVED`): the output would hold it twice.
+    `flags`: the flag that names each input column (--text-col: 'text', ...), said in the rename to make."""
+    clashes = [name for name in table.column_names if name in col.RESERVED]
+    if not clashes:
+        return
+    name, new = clashes[0], f"input_{clashes[0]}"
+    while new in table.column_names:
+        new = f"input_{new}"
+    flag = next((f for f, value in flags.items() if value == name), None)
+    also = f" and pass {flag} {new}" if flag else ""
+    more = f" (so are {', '.join(repr(c) for c in clashes[1:])})" if len(clashes) > 1 else ""
+    raise InputError(
+        f"{path}: column '{name}' has the name of a column augshard adds to its output{more}; rename it in the "
+        f"input (e.g. to '{new}'){also}. Reserved: {', '.join(col.RESERVED)}"
+    )
 
 
 def _is_missing(value: Any) -> bool:

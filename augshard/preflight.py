@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.config import DEFAULT_METHODS_CONFIG, POWERSET_CONFIRM_ABOVE, RunConfig, auto_shards, resolve_conf_path
-from augshard.data import Dataset, load_dataset, require_column
+from augshard.data import Dataset, check_reserved_columns, load_dataset, require_column
 from augshard.encoders import resolve_backend, resolve_device
 from augshard.errors import ConfigError, InputError, MethodError, OutputError
 from augshard.methods import PROBE, MethodSpec, MethodStatus, check_methods, method_check_record
@@ -106,6 +106,9 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
 
 def _load_input(cfg: RunConfig) -> Dataset:
     dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+    flags = {"--text-col": cfg.text_col, "--evidence-col": cfg.evidence_col, "--id-col": cfg.id_col,
+             "--label-col": cfg.label_col, "--criterion-col": cfg.criterion_col}  # fmt: skip
+    check_reserved_columns(dataset.table, str(cfg.input), flags)
     for name, flag in ((cfg.label_col, "--label-col"), (cfg.criterion_col, "--criterion-col")):
         require_column(dataset.table, name, flag, str(cfg.input))
     if not dataset.rows:

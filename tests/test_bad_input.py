@@ -472,3 +472,28 @@ def test_disk_full_fails_the_combo_and_leaves_nothing_half_written(where: str, t
     assert {m["status"] for m in manifest(cwd)} == {"failed"}
     added = {p for p in tree(cwd) - before if not p.startswith(("data/cache", "logs"))}
     assert added <= {"data", "data/processed", str(ROOT), str(ROOT / "manifest_final.csv")}, added
+
+
+# --- an input column named like one augshard adds ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_column_named_like_an_added_one_is_refused_naming_the_rename(tmp_path: Path, dry_run: bool) -> None:
+    rows = [{**r, "row_key": f"k{n}"} for n, r in enumerate(sample_rows(5))]
+    write_csv(tmp_path / "in.csv", rows)
+    before = tree(tmp_path)
+    proc = run_cli("run", "--input", "in.csv", *GOOD, *(["--dry-run"] if dry_run else []), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "column 'row_key'" in lines[0] and "rename it in the input (e.g. to 'input_row_key')" in lines[0]
+    assert tree(tmp_path) == before  # nothing written: no output root, no logs
+
+
+def test_a_reserved_id_column_is_told_the_flag_to_pass_with_its_new_name(tmp_path: Path) -> None:
+    rows = [{"similarity": r["id"], "text": r["text"], "evidence": r["evidence"]} for r in sample_rows(5)]
+    write_csv(tmp_path / "in.csv", rows)
+    proc = run_cli("run", "--input", "in.csv", *with_flag("--id-col", "similarity"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "column 'similarity'" in proc.stderr and "and pass --id-col input_similarity" in proc.stderr
+    assert not (tmp_path / "data").exists()

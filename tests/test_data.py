@@ -325,3 +325,28 @@ def test_an_unmatched_long_evidence_loads_in_bounded_time(tmp_path: Path) -> Non
     load_dataset(str(path), "text", "evidence", "id")
     assert time.time() - t0 < 2.0
     assert locate_evidence("One. Two is here.", "two is her") == (5, 17, "fuzzy")  # short ones still match
+
+
+def test_reserved_names_cover_every_column_augshard_adds() -> None:
+    """One list (columns.RESERVED) that preflight refuses in the input: every column a dataset.parquet, an export
+    or augshard.load() adds beside the input's is in it."""
+    from augshard import columns as col
+    from augshard.pipeline import output_schema
+
+    plain = pa.schema([pa.field("text", pa.string())])
+    for evidence in (False, True):
+        added = set(output_schema(plain, evidence, labels=True).names) - {"text"}
+        assert added <= set(col.RESERVED), added - set(col.RESERVED)
+    assert {"combo_id", "combo_dir", "methods", "k"} <= set(col.RESERVED)  # load()'s and the export's
+
+
+def test_reserved_column_refused_in_one_line(tmp_path: Path) -> None:
+    from augshard.data import check_reserved_columns
+
+    table = pa.table({"text": ["a"], "combo_id": ["x"], "input_combo_id": ["y"], "k": ["1"]})
+    with pytest.raises(InputError) as err:
+        check_reserved_columns(table, "in.csv", {"--text-col": "text", "--id-col": None})
+    message = str(err.value)
+    assert "column 'combo_id'" in message and "(so are 'k')" in message and "input_input_combo_id" in message
+    assert "\n" not in message
+    check_reserved_columns(pa.table({"text": ["a"], "id": ["1"]}), "in.csv", {})  # no clash: nothing said
