@@ -22,7 +22,7 @@ from augshard.classifiers import (
 from augshard.encoders import Encoder
 from augshard.procs import cap_threads
 from augshard.quality import score_key
-from augshard.store import read_vectors
+from augshard.vectors import read_vectors
 
 
 @dataclass(frozen=True)

@@ -35,17 +35,16 @@ from augshard.planning import PlannedCombo
 from augshard.procs import peak_rss_mb
 from augshard.stopping import ShardInterrupted, StopFlag, stop_file_path
 from augshard.store import (
-    VECTORS,
     ComboMeta,
     ComboWriter,
     LabelMeta,
     QualityMeta,
     SourceMeta,
     TimingMeta,
-    VectorsMeta,
     YieldMeta,
     read_complete,
 )
+from augshard.vectors import VECTORS, VectorsMeta
 
 STOLEN = "taken from another shard's list"
 
@@ -178,7 +177,8 @@ def _done_event(meta: ComboMeta, resumed: bool = False) -> ComboDone:
 
 
 def _vectors_meta(ctx: ShardContext, writer: ComboWriter, encoder: str) -> VectorsMeta:
-    """What the combo's vectors.parquet holds; a combo without rows asks the encoder its dimension."""
+    """What the combo's vectors.parquet holds; a combo without rows asks the encoder its dimension. The writer adds
+    the file's dtype and sha256 when it closes it (`ComboWriter.commit`)."""
     return VectorsMeta(
         file=VECTORS,
         dim=writer.vector_dim or ctx.encoder.dim,

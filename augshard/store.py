@@ -20,12 +20,14 @@ from typing import IO, Any
 from augshard.combos import Combo
 from augshard.labels import LabelCheck
 from augshard.procs import pid_alive
+from augshard.vectors import VECTORS, VectorsMeta, VectorsWriter, read_vectors
+
+__all__ = ["VECTORS", "VectorsMeta", "read_vectors"]  # the kept vectors' names, where combo folders are read
 
 TMP_DIR = ".augshard-tmp"
 DATASET = "dataset.parquet"
 DATASET_CSV = "dataset.csv"  # beside the Parquet with --save-format csv
 META = "meta.json"
-VECTORS = "vectors.parquet"  # with --keep-vectors: row_key, variant, vector; one row per dataset row, same order
 
 
 def _fsync(path: Path) -> None:
@@ -188,18 +190,6 @@ class LabelMeta(LabelCheck):
     @property
     def flip_share(self) -> float | None:
         return round(self.flips / self.labelled, 4) if self.labelled else None
-
-
-@dataclass(frozen=True)
-class VectorsMeta:
-    """A combo's `vectors.parquet` (--keep-vectors): the embedding filter's vector of each variant of the dataset,
-    row for row; `field` says which text was encoded: the variant's evidence span, or its whole text."""
-
-    file: str
-    dim: int
-    rows: int
-    encoder: str  # the scorer's identity: vectors from another encoder are not comparable with these
-    field: str  # "evidence" (with an evidence column) or "text"
 
 
 @dataclass(frozen=True)
@@ -400,10 +390,7 @@ class ComboWriter:
         self._writer = pq.ParquetWriter(self.tmp / DATASET, schema, compression="zstd")
         self.csv = csv
         self.rows = 0
-        self.vectors = vectors
-        self._vector_writer: Any = None  # opened on the first vectors, when their dimension is known
-        self.vector_rows = 0
-        self.vector_dim: int | None = None
+        self.vectors = VectorsWriter(self.tmp) if vectors else None
         self.seconds = 0.0  # spent writing: records and vectors to Parquet, then the commit (a shard's time split)
 
     def write(self, records: list[dict[str, Any]]) -> None:
@@ -418,56 +405,30 @@ class ComboWriter:
 
     def write_vectors(self, keys: list[tuple[str, int]], vectors: Any) -> None:
         """The vectors of the records just written, row for row (`(row_key, variant)` and an (n, dim) array)."""
-        import numpy as np
-        import pyarrow as pa
-
-        if not keys:
-            return
+        if self.vectors is None:
+            raise ValueError("a combo writer opened without vectors")
         t0 = time.perf_counter()
-        array = np.ascontiguousarray(vectors, dtype=np.float32)
-        if array.ndim != 2 or len(array) != len(keys):
-            raise ValueError(f"{len(keys)} keys but vectors of shape {array.shape}")
-        if self._vector_writer is None:
-            self.vector_dim = int(array.shape[1])
-            self._vector_writer = self._open_vectors(self.vector_dim)
-        elif array.shape[1] != self.vector_dim:
-            raise ValueError(f"vectors of dimension {array.shape[1]} after {self.vector_dim}")
-        flat = pa.array(array.reshape(-1), type=pa.float32())
-        table = pa.table(
-            {
-                "row_key": pa.array([k for k, _ in keys], type=pa.string()),
-                "variant": pa.array([v for _, v in keys], type=pa.int32()),
-                "vector": pa.FixedSizeListArray.from_arrays(flat, self.vector_dim),
-            },
-            schema=vectors_schema(self.vector_dim),
-        )
-        self._vector_writer.write_table(table)
-        self.vector_rows += len(keys)
+        self.vectors.write(keys, vectors)
         self.seconds += time.perf_counter() - t0
 
-    def _open_vectors(self, dim: int) -> Any:
-        import pyarrow.parquet as pq
+    @property
+    def vector_rows(self) -> int:
+        return self.vectors.rows if self.vectors is not None else 0
 
-        # Dictionaries do not pay for float vectors nor for unique keys; zstd still trims a few percent.
-        return pq.ParquetWriter(self.tmp / VECTORS, vectors_schema(dim), compression="zstd", use_dictionary=False)
-
-    def _close_vectors(self, meta: ComboMeta) -> Path:
-        """Close vectors.parquet (an empty one for a combo without rows) once it holds a vector for every row."""
-        if meta.vectors is None:
-            raise ValueError("a combo written with vectors needs meta.vectors")
-        if self._vector_writer is None:
-            self._vector_writer = self._open_vectors(meta.vectors.dim)
-        self._vector_writer.close()
-        if self.vector_rows != self.rows or meta.vectors.rows != self.rows:
-            raise RuntimeError(f"{self.vector_rows} vectors for {self.rows} rows (meta says {meta.vectors.rows})")
-        return self.tmp / VECTORS
+    @property
+    def vector_dim(self) -> int | None:
+        return self.vectors.dim if self.vectors is not None else None
 
     def commit(self, meta: ComboMeta) -> Path:
         t0 = time.perf_counter()
         self._writer.close()
         files = [self.tmp / DATASET]
-        if self.vectors:
-            files.append(self._close_vectors(meta))
+        if self.vectors is not None:
+            if meta.vectors is None:
+                raise ValueError("a combo written with vectors needs meta.vectors")
+            # meta.json records the closed file's digest: verify and evaluate then know these are its vectors
+            meta = dataclasses.replace(meta, vectors=self.vectors.close(meta.vectors, self.rows))
+            files.append(self.vectors.path)
         if self.csv:
             files.append(self._write_csv())
         meta_path = self.tmp / META
@@ -500,39 +461,6 @@ class ComboWriter:
             # A close that failed (a full disk) is not retried by the writer's __del__, which would print a
             # traceback into the shard's output long after the combo was reported failed.
             self._writer.is_open = False
-        if self._vector_writer is not None:
-            try:
-                self._vector_writer.close()
-            except Exception:  # noqa: BLE001 - as above
-                self._vector_writer.is_open = False
+        if self.vectors is not None:
+            self.vectors.abort()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def vectors_schema(dim: int) -> Any:
-    import pyarrow as pa
-
-    return pa.schema(
-        [
-            pa.field("row_key", pa.string()),
-            pa.field("variant", pa.int32()),
-            pa.field("vector", pa.list_(pa.float32(), dim)),
-        ]
-    )
-
-
-def read_vectors(combo_folder: Path) -> tuple[list[tuple[str, int]], Any] | None:
-    """A combo's kept vectors: its `(row_key, variant)` keys in file order (the order of `dataset.parquet`) and an
-    (n, dim) float32 numpy array; None when the combo was written without --keep-vectors."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    path = Path(combo_folder) / VECTORS
-    if not path.is_file():
-        return None
-    table = pq.read_table(path)
-    keys = list(zip(table.column("row_key").to_pylist(), table.column("variant").to_pylist(), strict=True))
-    column = table.column("vector")
-    dim = column.type.list_size
-    chunks = [chunk.flatten().to_numpy(zero_copy_only=False) for chunk in column.chunks]
-    flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return keys, flat.astype(np.float32, copy=False).reshape(len(keys), dim)

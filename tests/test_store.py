@@ -254,7 +254,11 @@ def test_vectors_are_committed_with_the_combo_and_read_back(tmp_path: Path) -> N
     keys, back = read_vectors(final)
     assert keys == [("r0", 0), ("r1", 1), ("r2", 0)]
     assert back.dtype == np.float32 and np.array_equal(back, vectors)
-    assert read_meta(final / META).vectors == VectorsMeta(VECTORS, 4, 3, "embedding|test", "evidence")
+    from augshard.data import file_sha256
+
+    digest = file_sha256(final / VECTORS)  # recorded when the file is closed
+    recorded = VectorsMeta(VECTORS, 4, 3, "embedding|test", "evidence", "float32", digest)
+    assert read_meta(final / META).vectors == recorded
 
 
 def test_vectors_missing_for_some_rows_commit_nothing(tmp_path: Path) -> None:
