@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from augshard.errors import OutputError
-from augshard.store import pid_alive
+from augshard.procs import pid_alive
 
 log = logging.getLogger("augshard.lock")
 

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from augshard.combos import Combo
 from augshard.labels import LabelCheck
-from augshard.procs import pid_alive
+from augshard.temporaries import create_file, is_stale, parse_leftover, remove, sweep
 from augshard.vectors import VECTORS, VectorsMeta, VectorsWriter, read_vectors
 
 __all__ = ["VECTORS", "VectorsMeta", "read_vectors"]  # the kept vectors' names, where combo folders are read
@@ -38,62 +38,46 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-TMP_SUFFIX = ".tmp"
-
-
-def temp_file_name(name: str, host: str | None = None, pid: int | None = None) -> str:
-    """`.<name>~<pid>~<host>.tmp`: hidden, and naming its writer, so a sweep removes only a dead writer's temp."""
-    return f".{name}~{os.getpid() if pid is None else pid}~{host or socket.gethostname()}{TMP_SUFFIX}"
-
-
 def parse_temp_file_name(name: str) -> tuple[str, int] | None:
-    """(host, pid) of a temporary file's writer; (this host, pid) for the older `.<name>.<pid>.tmp`; else None."""
-    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
-        return None
-    stem = name[1 : -len(TMP_SUFFIX)]
-    parts = stem.rsplit("~", 2)
-    if len(parts) == 3 and parts[1].isdigit():
-        return parts[2], int(parts[1])
-    head, _, pid = stem.rpartition(".")
-    if head and pid.isdigit():
-        return socket.gethostname(), int(pid)
-    return None
+    """(host, pid) of a temporary file's writer, in any format it has had (`temporaries.LEFTOVERS`); else None."""
+    found = parse_leftover(name, ("file",))
+    return None if found is None or found.pid is None else (found.host, found.pid)
 
 
 def stale_temp_file(path: Path) -> bool:
     """A temporary file of this writer whose process (on this host) is gone: left by a crash or a full disk."""
-    owner = parse_temp_file_name(path.name)
-    return owner is not None and owner[0] == socket.gethostname() and not pid_alive(owner[1])
+    found = parse_leftover(path.name, ("file",))
+    return found is not None and is_stale(path, found)
 
 
 def sweep_temp_files(folder: str | Path) -> list[Path]:
-    """Remove the stale temporary files (`stale_temp_file`) directly in `folder`."""
-    removed = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
-    for path in sorted(root.iterdir()):
-        if path.is_file() and stale_temp_file(path):
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+    """Remove the stale temporary files (`stale_temp_file`) and staging folders directly in `folder`."""
+    return sweep(folder, "file", "folder")
 
 
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "w", **open_args: Any) -> Iterator[IO[Any]]:
-    """Write `path` whole or not at all: the body writes a temporary file in the same folder, which is fsynced and
-    renamed over `path`; on any failure (a full disk, an exception, a signal) the temporary is removed."""
+    """Write `path` whole or not at all: the body writes a temporary file in the same folder (created exclusively
+    under a random name, never through a link: `temporaries.create_file`), which is fsynced and renamed over
+    `path`; on any failure (a full disk, an exception, a signal) the temporary is removed."""
     path = Path(path)
-    tmp = path.with_name(temp_file_name(path.name))
+    tmp: Path | None = None
     try:
-        with open(tmp, mode, **open_args) as fh:
+        tmp, fd = create_file(path)
+        try:
+            fh = os.fdopen(fd, mode, **open_args)
+        except BaseException:
+            os.close(fd)
+            raise
+        with fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
             raise OSError(exc.errno, exc.strerror, str(path)) from None  # a full disk, said of the file it hit
         raise
@@ -122,7 +106,7 @@ def move_folder_into_place(staging: Path, target: Path, aside: Path) -> None:
         aside.rename(target)
         raise
     finally:
-        shutil.rmtree(aside, ignore_errors=True)
+        remove(aside)
 
 
 def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
@@ -133,26 +117,14 @@ def temp_name(dir_name: str, host: str, pid: int, token: str) -> str:
 
 def parse_temp_name(name: str) -> tuple[str, int] | None:
     """(host, pid) of a temp folder's writer, or None for a name augshard did not make."""
-    parts = name.split("~", 3)
-    if len(parts) != 4 or not parts[0].isdigit():
-        return None
-    return parts[2], int(parts[0])
+    found = parse_leftover(name, ("combo",))
+    return None if found is None or found.pid is None else (found.host, found.pid)
 
 
 def clean_stale_temp(output_root: str | Path) -> list[Path]:
-    """Remove temporary combo folders left by dead processes of this host (others may still be writing)."""
-    tmp_root = Path(output_root) / TMP_DIR
-    removed: list[Path] = []
-    if not tmp_root.is_dir():
-        return removed
-    host = socket.gethostname()
-    for entry in sorted(tmp_root.iterdir()):
-        owner = parse_temp_name(entry.name)
-        if owner is not None and (owner[0] != host or pid_alive(owner[1])):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
+    """Remove temporary combo folders left by dead processes of this host (others may still be writing), and
+    anything else in the hidden temp folder that augshard did not name; links are removed, never followed."""
+    return sweep(Path(output_root) / TMP_DIR, "combo", strays=True)
 
 
 def remove_empty_temp(output_root: str | Path) -> None:
