@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import threading
 import unicodedata
 from collections.abc import Iterator
@@ -24,25 +23,21 @@ from augshard.card import write_card
 from augshard.data import file_sha256, load_dataset
 from augshard.errors import ConfigError, OutputError
 from augshard.export_model import (
-    FACTS,
     ComboCount,
     Export,
     ExportOptions,
-    is_export,
 )
 from augshard.lock import ReadLock, TargetLock
 from augshard.manifest import find_shard_manifests, read_manifest
 from augshard.outcome import ComboOutcome, Status
-from augshard.procs import pid_alive
+from augshard.outputs import Protected, check_output, run_inputs
 from augshard.store import META, ComboMeta, move_folder_into_place, read_meta
+from augshard.temporaries import aside_path, staging_folder, sweep
 
 NEAR_PERMUTATIONS = 128
 SHINGLE = 5  # characters per shingle of the near-duplicate check
 ROW_GROUP = 10_000
 PART = re.compile(r"^train-(\d{5})-of-(\d{5})\.parquet$")
-# Beside the target: `.<to>.augshard-export-<pid>~<host>` (staging) and `.<to>.augshard-old-<pid>~<host>` (the
-# replaced export on its way out).
-LEFTOVER = re.compile(r"^\.(.+)\.augshard-(?:export|old)-(\d+)~(.+)$")
 
 
 class ExportInterrupted(BaseException):
@@ -196,33 +191,13 @@ def _foreign(ok: list[ComboOutcome], metas: dict[str, ComboMeta]) -> list[ComboO
 
 
 def check_target(options: ExportOptions, inputs: tuple[str, ...] = ()) -> None:
-    """`--to` may not be, contain or sit inside the output root, the cache or the log folder, nor be or contain the
-    run's input; an existing one is replaced (`--force`) only when an earlier export made it."""
-    target = options.to.resolve()
-    guarded = {"output root": options.output_root, "cache folder": options.cache_dir, "log folder": options.log_dir}
-    for what, path in guarded.items():
-        kept = path.resolve()
-        if target == kept or target in kept.parents or kept in target.parents:
-            how = "is" if target == kept else "contains" if target in kept.parents else "is inside"
-            raise OutputError(f"--to {options.to} {how} the run's {what} {path}; an export goes to a folder of its own")
-    for source in inputs:
-        folder = Path(source).resolve().parent
-        if target == folder or target in folder.parents:
-            raise OutputError(
-                f"--to {options.to} holds the run's input {source}; an export goes to a folder of its own"
-            )
-    to = options.to
-    if not to.exists() and not to.is_symlink():
-        return
-    if to.is_dir() and not to.is_symlink() and not any(to.iterdir()):
-        return
-    if not options.force:
-        raise OutputError(f"{to} exists and is not empty; choose another --to, or pass --force to replace it")
-    if not is_export(to):
-        raise OutputError(
-            f"--force replaces only a folder an earlier `augshard export` made, and {to} is not one (no "
-            f"{FACTS} made by it); choose another --to, or remove it yourself"
-        )
+    """`--to` through the one output-path rule (`outputs.check_output`): it may not be, contain or sit inside the
+    output root, the cache or the log folder, nor be a link or hold the run's input (`inputs`, and the inputs its
+    meta.json files name); an existing one is replaced (`--force`) only when an earlier export made it."""
+    folders = (("output root", options.output_root), ("cache folder", options.cache_dir),
+               ("log folder", options.log_dir))  # fmt: skip
+    found = (*(Path(p) for p in inputs), *run_inputs(options.output_root))
+    check_output(options.to, "--to", Protected(found, folders), "export", force=options.force, folder=True)
 
 
 def export(options: ExportOptions) -> Export:
@@ -255,10 +230,9 @@ def _export_locked(options: ExportOptions, target: Path) -> Export:
     if options.drop_label_flips and not any(m.label_check for m in result.metas):
         raise ConfigError("--drop-label-flips: this run has no label check; run it with --label-col COL first")
     sweep_leftovers(target)
-    staging = target.with_name(f".{target.name}.augshard-export-{os.getpid()}~{socket.gethostname()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(target)  # an exclusive mkdir under a random name: nothing planted there is followed
     try:
-        (staging / "data").mkdir(parents=True)
+        (staging / "data").mkdir()
         _write_rows(result, combos, staging / "data")
 
         write_card(result, staging)
@@ -287,24 +261,17 @@ def _leaving_no_trace() -> Iterator[None]:
 
 
 def sweep_leftovers(target: Path) -> list[Path]:
-    """Staging and replaced folders of exports to `target` whose process (on this host) is gone."""
-    removed: list[Path] = []
-    if not target.parent.is_dir():
-        return removed
-    for path in sorted(target.parent.iterdir()):
-        m = LEFTOVER.match(path.name)
-        if m and m.group(1) == target.name and m.group(3) == socket.gethostname() and not pid_alive(int(m.group(2))):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+    """Staging and replaced folders of exports to `target` whose process (on this host) is gone, in this version's
+    names and the older `.<to>.augshard-export|old-<pid>~<host>` (`temporaries.sweep`: links removed, never
+    followed)."""
+    return sweep(target.parent, "folder", "export", base=target.name)
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
     """An empty folder is replaced; an earlier export is moved aside, the new one renamed in, the old removed."""
     if target.is_dir() and not any(target.iterdir()):
         target.rmdir()
-    old = target.with_name(f".{target.name}.augshard-old-{os.getpid()}~{socket.gethostname()}")
-    move_folder_into_place(staging, target, old)
+    move_folder_into_place(staging, target, aside_path(target))
 
 
 def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
