@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -12,32 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augshard.planning import PlannedCombo
-from augshard.procs import pid_alive
 from augshard.stopping import StopFlag
-
-# `.claims-<plan>-<pid>-<time>~<host>`; folders of older versions lack the host (they were this host's).
-CLAIMS = re.compile(r"^\.claims-([0-9a-f]+)-(\d+)-(\d+)(?:~(.+))?$")
+from augshard.temporaries import sweep, token
 
 
 def claims_name(plan_fingerprint: str) -> str:
-    """The claims folder of one run, naming the supervisor that owns it, so a rerun can sweep it once it is gone."""
-    return f".claims-{plan_fingerprint}-{os.getpid()}-{int(time.time())}~{socket.gethostname()}"
+    """The claims folder of one run, `.claims-<plan>-<pid>-<time>~<host>~<token>`: naming the supervisor that owns
+    it, so a rerun can sweep it once it is gone, and drawn at random, so nobody can plant an entry there first."""
+    return f".claims-{plan_fingerprint}-{os.getpid()}-{int(time.time())}~{socket.gethostname()}~{token()}"
 
 
 def sweep_claims(log_dir: str | Path) -> list[Path]:
-    """Remove the claims folders of supervisors of this host that are gone (killed with -9: no cleanup ran)."""
-    removed: list[Path] = []
-    folder = Path(log_dir)
-    if not folder.is_dir():
-        return removed
-    host = socket.gethostname()
-    for path in sorted(folder.iterdir()):
-        m = CLAIMS.match(path.name)
-        if m is None or not path.is_dir() or (m.group(4) or host) != host or pid_alive(int(m.group(2))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
-    return removed
+    """Remove the claims folders of supervisors of this host that are gone (killed with -9: no cleanup ran), in
+    every name they have had (`temporaries.LEFTOVERS`); a link there is removed, never followed."""
+    return sweep(log_dir, "claims")
 
 
 def claim(claims_dir: str, combo_id: str, index: int) -> bool:

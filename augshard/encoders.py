@@ -13,6 +13,7 @@ from typing import Any
 
 from augshard.environment import augshard_home, library_version
 from augshard.errors import ConfigError
+from augshard.temporaries import staging_folder, sweep
 
 DECIMALS = 6  # similarities are rounded so float noise in the last bits never flips a decision
 ONNX_FILE = "onnx/model.onnx"
@@ -107,7 +108,6 @@ def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = prin
     """Export the model to ONNX once (offline, from the local directory; `augshard prepare` does it for the
     default model); later runs load the export. With `check_only`, only say whether one exists or can be made."""
     import shutil
-    import uuid
 
     source = resolve_embedding_model(model_path)
     target = onnx_export_dir(source)
@@ -127,7 +127,9 @@ def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = prin
     from sentence_transformers import SentenceTransformer
 
     log(f"exporting {source.name} to ONNX once (about a minute): {target}")
-    staging = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep(target.parent, "folder", "encoder", base=target.name)  # what an export killed mid-way left
+    staging = staging_folder(target)  # an exclusive mkdir under a random name: nothing planted there is followed
     try:
         import warnings
 

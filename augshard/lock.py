@@ -17,6 +17,18 @@ from augshard.procs import pid_alive
 
 log = logging.getLogger("augshard.lock")
 
+
+def holder(owner: dict) -> str:
+    """Who holds a lock, in its record's words: the command (from its argv), pid, host and start."""
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
+    argv = owner.get("argv")
+    command = ""
+    if isinstance(argv, list) and argv:
+        words = " ".join(str(a) for a in argv[1:])
+        command = f"`augshard {words[:77] + '...' if len(words) > 80 else words}`, "
+    return f"{command}pid {owner.get('pid')} on {owner.get('host')} since {since}"
+
+
 WHOLE = ".augshard.lock"
 READERS = ".augshard-read-*.lock"
 
@@ -32,10 +44,9 @@ class FileLock:
         return [self.path]
 
     def _busy(self, other: Path, owner: dict) -> str:
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
         return (
-            f"{self.path.parent} is in use by another augshard command (pid {owner.get('pid')} on "
-            f"{owner.get('host')} since {since}); wait for it, or delete {other} if that command is gone"
+            f"{self.path.parent} is in use by another augshard command ({holder(owner)}); wait for it, or delete "
+            f"{other} if that command is gone"
         )
 
     def _check(self) -> None:
@@ -113,11 +124,10 @@ class RunLock(FileLock):
         return [self.path, self.root / WHOLE, *sorted(self.root.glob(READERS))]
 
     def _busy(self, other: Path, owner: dict) -> str:
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
-        what = "an augshard export reading it" if other.match(READERS) else "another augshard run"
+        what = "an augshard command reading it" if other.match(READERS) else "another augshard run"
         return (
-            f"output root {self.root} is in use by {what} (pid {owner.get('pid')} on {owner.get('host')} since "
-            f"{since}); wait for it, or delete {other} if that command is gone"
+            f"output root {self.root} is in use by {what} ({holder(owner)}); wait for it, or delete {other} if that "
+            "command is gone"
         )
 
 
@@ -142,23 +152,23 @@ class ReadLock(FileLock):
             # A run archived read-only: no run can be writing it as this user, and there is nowhere to say we read.
 
     def _busy(self, other: Path, owner: dict) -> str:
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
         return (
-            f"output root {self.root} is being written by an augshard run (pid {owner.get('pid')} on "
-            f"{owner.get('host')} since {since}); {self.command} once it is finished, or delete {other} if that run is "
-            "gone"
+            f"output root {self.root} is being written by an augshard run ({holder(owner)}); {self.command} once it "
+            f"is finished, or delete {other} if that run is gone"
         )
 
 
 class TargetLock(FileLock):
-    """`.<to>.augshard-export.lock` beside an export's target: two exports to one folder never interleave."""
+    """`.<name>.augshard-<command>.lock` beside what a command writes (an export's `--to`, evaluate's
+    evaluation.json): two commands writing one output never interleave; the second is refused, naming the first."""
 
-    def __init__(self, target: Path) -> None:
-        super().__init__(target.parent / f".{target.name}.augshard-export.lock")
+    def __init__(self, target: Path, command: str = "export") -> None:
+        super().__init__(target.parent / f".{target.name}.augshard-{command}.lock")
         self.target = target
+        self.command = command
 
     def _busy(self, other: Path, owner: dict) -> str:
         return (
-            f"another augshard export is writing {self.target} (pid {owner.get('pid')} on {owner.get('host')}); "
-            f"wait for it, or delete {other} if it is gone"
+            f"another augshard {self.command} is writing {self.target} ({holder(owner)}); wait for it, or delete "
+            f"{other} if it is gone"
         )

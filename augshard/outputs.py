@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR
 from augshard.errors import OutputError
 from augshard.export_model import FACTS, ExportFacts, is_export
+from augshard.findings import EVALUATION
 from augshard.outcome import COLUMNS
 from augshard.store import META
 
@@ -153,18 +155,18 @@ def check_output(
     shown = f"{option} {path}"
     target = _where(Path(path))
     own = {_where(p) for p in protected.own}
-    for source in protected.inputs:
-        kept = source.resolve()
-        if target == kept or target in kept.parents:
-            how = "is" if target == kept else "holds"
-            raise OutputError(f"{shown} {how} the run's input {source}; choose another {option}")
+    tail = "an export goes to a folder of its own" if folder else f"choose another {option}"
     for what, where in protected.folders:
         kept = where.resolve()
         if target in own or not (target == kept or target in kept.parents or kept in target.parents):
             continue
         how = "is" if target == kept else "contains" if target in kept.parents else "is inside"
-        tail = "an export goes to a folder of its own" if folder else f"choose another {option}"
         raise OutputError(f"{shown} {how} the run's {what} {where}; {tail}")
+    for source in protected.inputs:
+        kept = source.resolve()
+        if target == kept or target in kept.parents:
+            how = "is" if target == kept else "holds"
+            raise OutputError(f"{shown} {how} the run's input {source}; {tail}")
     try:
         mode = os.lstat(target).st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -197,3 +199,43 @@ def check_output(
             "replace it"
         )
     return target
+
+
+SHARD_MANIFEST = re.compile(r"^manifest_shard\d+_of_\d+\.csv$")
+
+
+def check_merged_manifest(
+    output_root: str | Path,
+    output_name: str,
+    cache_dir: str | Path | None = None,
+    log_dir: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """`--output-name`: the merged manifest is a file directly in the output root (its one file there), neither
+    hidden (the locks, the temporaries) nor a shard manifest, and it passes `check_output` as a manifest."""
+    root = Path(output_root)
+    name = Path(output_name)
+    if name.is_absolute() or len(name.parts) != 1 or name.name.startswith(".") or SHARD_MANIFEST.match(name.name):
+        raise OutputError(
+            f"--output-name {output_name}: the merged manifest is a file of its own directly in the output root "
+            f"{root} (a plain name like manifest_final.csv, not a path, a hidden name or a shard manifest's)"
+        )
+    path = root / name
+    return check_output(path, "--output-name", run_protected(root, cache_dir, log_dir, own=(path,)), "manifest", force)
+
+
+def check_evaluation_out(
+    out: str | Path,
+    output_root: str | Path,
+    export_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+) -> Path:
+    """evaluate's `--out` (its default included): evaluation.json in the output root or the export folder is the
+    command's own file there; nothing else of the run, the export, the cache or the logs, nor their inputs."""
+    own = Path(export_dir or output_root) / EVALUATION
+    protected = run_protected(output_root, cache_dir, own=(own,))
+    if export_dir is not None:
+        folders = (*protected.folders, ("export folder", Path(export_dir)))
+        protected = Protected((*protected.inputs, *export_inputs(export_dir)), folders, protected.own)
+    return check_output(out, "--out", protected, "evaluation", force)

@@ -15,6 +15,7 @@ from augshard.config import DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
 from augshard.events import ComboDone, ComboStart, ShardDone, events_path, read_events
 from augshard.manifest import read_manifest
+from augshard.outputs import check_output, run_protected
 from augshard.report_evaluation import evaluation_html
 from augshard.report_model import ComboReport
 from augshard.status import discover
@@ -333,13 +334,20 @@ def write_report(
     output_name: str = DEFAULT_OUTPUT_NAME,
     log_dir: str | Path = DEFAULT_LOG_DIR,
     examples: int = 3,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
 ) -> Path:
+    """The page at `out`, which passes the one output-path rule first (`outputs.check_output`): never the run's
+    input, a file of the run, its cache or logs, a link or a non-file; an existing file only when it is an augshard
+    report, or with `force`."""
     import matplotlib
 
     matplotlib.use("Agg")
     root = Path(output_root)
     if not root.is_dir():
         raise OutputError(f"output root not found: {root}")
+    protected = run_protected(root, cache_dir, log_dir, own=(root / "report.html",))
+    check_output(out, "--out", protected, "report", force=force)
     combos = load(root, output_name, examples)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

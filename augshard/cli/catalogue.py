@@ -15,7 +15,7 @@ from augshard.cli.app import (
     method_ids,
     user_errors,
 )
-from augshard.config import DEFAULT_COSTS_PATH, DEFAULT_METHODS_CONFIG, resolve_conf_path
+from augshard.config import DEFAULT_COSTS_PATH, DEFAULT_METHODS_CONFIG, DEFAULT_OUTPUT_ROOT, resolve_conf_path
 from augshard.encoders import ensure_onnx_export, onnx_available
 from augshard.errors import AugshardError
 from augshard.methods import StepsShown, check_methods, method_check_record
@@ -27,6 +27,7 @@ from augshard.methods.probes import probe_line
 from augshard.methods.provision import prepare as prepare_resources
 from augshard.methods.provision import write_homoglyph_file
 from augshard.output import check_format, notice, print_rows, write_json
+from augshard.outputs import Protected, check_output, run_protected
 
 
 @app.command()
@@ -47,6 +48,7 @@ def methods(
     text_col: str = typer.Option(None, "--text-col", help="With --bench: column of --input [text; sample: evidence]."),
     rows: int = typer.Option(50, "--rows", help="With --bench: how many texts each method augments."),
     out: str = typer.Option(None, "--out", help="With --bench: the costs file [data/cache/method_costs.json]."),
+    force: bool = typer.Option(False, "--force", help="With --bench: replace an --out that is not a costs file."),
     fmt: str = format_option(),
 ) -> int:
     """List the catalogue: id, library, class, and whether each method can run here (and if not, why).
@@ -64,6 +66,7 @@ def methods(
     specs = {s.id: s for s in selection.specs}
     apply_offline_env()
     if bench:
+        check_output(out or DEFAULT_COSTS_PATH, "--out", _bench_protected(input), "costs", force)  # before timing
         return _bench_methods(specs, input, text_col, rows, out, fmt)
     # What the probe cache knows for this very entry, libraries and resources is not probed again (see probes.py).
     record = method_check_record()
@@ -104,6 +107,12 @@ def _print_methods(path: Any, specs: dict, statuses: dict, fmt: str) -> None:
     print_rows(console, METHOD_COLUMNS, rows, fmt, f"method catalogue {path}")
     if fmt == "table" and statuses:
         console.print(f"{available} of {len(records)} methods can run here")
+
+
+def _bench_protected(input: str | None) -> Protected:
+    """What the costs file may not touch: the texts it times on and the default run's input, outputs, cache and
+    logs, but for the costs file's own place in the cache."""
+    return run_protected(DEFAULT_OUTPUT_ROOT, own=(DEFAULT_COSTS_PATH,), inputs=(input,) if input else ())
 
 
 BENCH_TSV = ("id", "rows_per_second", "seconds_per_row", "relative_cost", "errors")

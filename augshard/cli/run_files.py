@@ -29,6 +29,7 @@ from augshard.monitor import follow as follow_events
 from augshard.monitor import print_statuses
 from augshard.outcome import ShardState
 from augshard.output import check_format, notice, print_rows, write_json
+from augshard.outputs import check_merged_manifest
 from augshard.report import write_report
 from augshard.status import EventsWatcher
 from augshard.verify import verify as verify_outputs
@@ -41,6 +42,9 @@ def merge(
     output_name: str = typer.Option(None, "--output-name", help=f"Name of the merged manifest [{OUTPUT_NAME}]."),
     config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     keep_shards: bool = typer.Option(False, "--keep-shards", help="Keep the shard manifests after merging."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a file at --output-name that is not a manifest augshard wrote."
+    ),
     fmt: str = format_option(),
 ) -> int:
     """Merge the shard manifests of one plan into one manifest and print a summary."""
@@ -50,6 +54,7 @@ def merge(
     if not Path(output_root).is_dir():
         summary = merge_manifests(output_root, output_name, keep_shards)  # says the root is missing
     else:
+        check_merged_manifest(output_root, output_name, paths.cache_dir, paths.log_dir, force)
         with RunLock(output_root):  # a run owns its shard manifests until it has merged them itself
             if merged_before(output_root, output_name):
                 notice(
@@ -156,9 +161,13 @@ def report(
     config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
     out: str = typer.Option("report.html", "--out", help="Where to write the HTML page."),
     examples: int = typer.Option(3, "--examples", help="Original vs variant examples per combo."),
+    force: bool = typer.Option(False, "--force", help="Replace a file at --out that is not an augshard report."),
 ) -> int:
     """Write a self-contained HTML page with charts: rows, acceptance, similarity, examples, time per shard."""
     paths = run_paths(config, output_root=output_root, output_name=output_name, log_dir=log_dir)
-    path = write_report(paths.output_root, out, output_name=paths.output_name, log_dir=paths.log_dir, examples=examples)
+    path = write_report(
+        paths.output_root, out, output_name=paths.output_name, log_dir=paths.log_dir, examples=examples,
+        cache_dir=paths.cache_dir, force=force,
+    )  # fmt: skip
     console.print(f"report: {path}")
     return 0

