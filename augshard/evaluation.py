@@ -30,9 +30,10 @@ from augshard.export_model import FACTS, ExportFacts
 from augshard.exporting import normalise
 from augshard.findings import EVALUATION, build_document, write_document
 from augshard.fingerprint import sha
-from augshard.lock import ReadLock
+from augshard.lock import ReadLock, TargetLock
 from augshard.manifest import read_manifest
 from augshard.outcome import ComboOutcome, Status
+from augshard.outputs import check_evaluation_out
 from augshard.scoring import (
     Candidate,
     Split,
@@ -67,6 +68,7 @@ class EvaluateOptions:
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
     embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
     out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
+    force: bool = False  # replace an --out that is not an evaluation.json augshard made
 
     def check(self) -> None:
         if self.folds < 2:
@@ -324,10 +326,13 @@ def encoder_spec(quality: dict[str, Any], model: str | None) -> dict[str, Any]:
 def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the protocol, write evaluation.json (atomically) and return its document."""
     options.check()
+    check_evaluation_out(options.destination, options.output_root, options.export_dir, options.cache_dir, options.force)
     if options.export_dir is not None:
-        return _evaluate(options, progress)
+        with TargetLock(options.destination, "evaluate"):  # one evaluation writes an evaluation.json at a time
+            return _evaluate(options, progress)
     _manifest(options)  # refused before any lock is taken in a folder that may not exist
-    with ReadLock(options.output_root, "evaluate"):  # no run, shard job or merge rewrites the combos meanwhile
+    # No run, shard job or merge rewrites the combos meanwhile; one evaluation writes an evaluation.json at a time.
+    with ReadLock(options.output_root, "evaluate"), TargetLock(options.destination, "evaluate"):
         return _evaluate(options, progress)
 
 

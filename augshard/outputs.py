@@ -19,7 +19,7 @@ from augshard.findings import EVALUATION
 from augshard.outcome import COLUMNS
 from augshard.store import META
 
-REPORT_HEAD = b"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>augshard report: "
+REPORT_TITLE = b"<title>augshard report: "  # in the head of every page `augshard report` writes
 
 
 def _json(path: Path) -> object:
@@ -47,9 +47,10 @@ def _is_costs(path: Path) -> bool:
 def _is_report(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(REPORT_HEAD)) == REPORT_HEAD
+            head = fh.read(512)
     except OSError:
         return False
+    return head.startswith(b"<!DOCTYPE html>") and REPORT_TITLE in head
 
 
 def _is_manifest(path: Path) -> bool:
@@ -63,8 +64,8 @@ def _is_manifest(path: Path) -> bool:
 
 # What each kind of output looks like when augshard made it: the mark `--force` is not needed to replace. The
 # file carries it already: evaluation.json its `libraries.augshard`, the costs file `method_costs` and
-# `measured_at`, the report its `<title>augshard report: ` head, a manifest its header row, an export its export.json
-# whose `made_by` is "augshard export".
+# `measured_at`, the report `<title>augshard report: ` in its head, a manifest its header row, an export its
+# export.json whose `made_by` is "augshard export".
 MARKS: dict[str, tuple[str, Callable[[Path], bool]]] = {
     "evaluation": ("an evaluation.json", _is_evaluation),
     "costs": ("a method costs file", _is_costs),

@@ -49,6 +49,7 @@ def evaluate(
         None, "--embedding-model", help="Sentence model directory for --features embedding [the bundled MiniLM]."
     ),
     out: str = typer.Option(None, "--out", help="Where to write evaluation.json [the output root or --export]."),
+    force: bool = typer.Option(False, "--force", help="Replace an --out that is not an evaluation.json augshard made."),
     show_all: bool = typer.Option(False, "--all", help="Every combo in the table (else the 20 best and worst)."),
     fmt: str = format_option("table | tsv (one row per section and combo) | json (evaluation.json)."),
 ) -> int:
@@ -63,7 +64,7 @@ def evaluate(
         output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
         train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
         num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
-        cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None,
+        cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None, force=force,
     )  # fmt: skip
     doc = result.document
     if fmt == "json":
