@@ -44,6 +44,7 @@ from augshard.scoring import (
     make_encoder,
 )
 from augshard.store import META, ComboMeta, read_meta
+from augshard.vectors import usable_vectors
 
 FIELDS = ("text", "evidence")
 
@@ -410,7 +411,8 @@ def _with_usable_vectors(candidate: Candidate, identity: str, field_name: str, s
     encoded = source.evidence_col if meta is not None and meta.field == "evidence" else source.text_col
     if meta is None or meta.encoder != identity or encoded != column:
         return replace(candidate, vectors=None)
-    return candidate
+    usable = usable_vectors(Path(candidate.vectors), meta, candidate.combo_dir)  # whole, else one warning
+    return candidate if usable else replace(candidate, vectors=None)
 
 
 def _run_tasks(

@@ -165,7 +165,8 @@ def _variant_vectors(candidate: Candidate | None, texts: list[str], tags: list[t
     missing = list(range(len(texts)))
     if candidate is not None and candidate.vectors and texts:
         stored = read_vectors(Path(candidate.vectors))
-        if stored is not None:
+        # evaluate checked them (vectors.usable_vectors); vectors that still do not fit are encoded, never used
+        if stored is not None and stored[1].shape[1] == dim and np.isfinite(stored[1]).all():
             where = {key: n for n, key in enumerate(stored[0])}
             still = []
             for i in missing:

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from augshard.data import file_sha256
+from augshard.output import notice
 
 VECTORS = "vectors.parquet"  # with --keep-vectors: row_key, variant, vector; one row per dataset row, same order
 DTYPE = "float32"
@@ -191,3 +194,13 @@ def vectors_problems(folder: Path, meta: VectorsMeta | None, keys: list[tuple[st
         problems.append(f"{VECTORS} has {int(off.sum()):,} vector(s) not of unit length ({zero:,} all zero): not "
                         "the encoder's")  # fmt: skip
     return problems
+
+
+def usable_vectors(folder: Path, meta: VectorsMeta, name: str) -> bool:
+    """Whether a combo's kept vectors may stand in for encoding its variants (`evaluate --features embedding`): they
+    pass `vectors_problems` against its meta.json and dataset.parquet. If not, one warning names the combo and why."""
+    problems = vectors_problems(folder, meta, dataset_keys(Path(folder) / "dataset.parquet"))
+    if problems:
+        why = "; ".join(problems)
+        notice(escape(f"combo {name}: its {VECTORS} is not used ({why}); its variants are encoded again"), "warning")
+    return not problems

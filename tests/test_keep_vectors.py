@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,156 @@ def test_a_shard_reports_where_its_time_went(runs: dict) -> None:
     assert f["originals_encoded"] == 20 and 0 < f["originals_encode_s"] < f["encode_s"]
     assert done.calls_computed > 0 and done.calls_s > 0 and done.write_s > 0 and done.build_s > 0
     assert done.build_s + f["encode_s"] + done.calls_s + done.write_s < done.duration
+
+
+# --- vectors with integrity: meta.json records them, verify checks them, evaluate uses only whole ones ----------
+
+OTHER = "combo_1_nlp_randchar_swap"
+
+
+def test_meta_records_the_vectors_digest_and_dtype(runs: dict) -> None:
+    from augshard.data import file_sha256
+
+    meta = read_meta(runs["kept"] / "meta.json")
+    assert meta.vectors.dtype == "float32" and meta.vectors.sha256 == file_sha256(runs["kept"] / VECTORS)
+
+
+@pytest.fixture(scope="module")
+def two_combos(runs: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`kept`'s input run with two combos (nlp_keyboard, nlp_randchar_swap), both with vectors: its cwd."""
+    cwd = tmp_path_factory.mktemp("two")
+    csv = read_meta(runs["kept"] / "meta.json").source.path
+    proc = run_cli("run", "--input", csv, *ARGS[:7], "nlp_keyboard,nlp_randchar_swap", *ARGS[8:], "--combo-mode",
+                   "single", "--keep-vectors", cwd=cwd)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return cwd
+
+
+def _damage(cwd: Path, how: str, dest: Path) -> Path:
+    """A copy of `two_combos`' cwd whose nlp_keyboard vectors were damaged `how`; the copy's output root."""
+    import shutil
+
+    import pyarrow as pa
+
+    from augshard.vectors import vectors_schema
+
+    shutil.copytree(cwd, dest)
+    root = dest / "data/processed/augsets"
+    path = root / COMBO / VECTORS
+    if how == "other-combo":
+        shutil.copyfile(root / OTHER / VECTORS, path)
+        return root
+    keys, vectors = read_vectors(root / COMBO)
+    if how == "zeroed":
+        vectors = np.zeros_like(vectors)
+    elif how == "shuffled":  # the vectors of other rows, the keys in place
+        vectors = np.roll(vectors, 1, axis=0)
+    elif how == "nan":
+        vectors[0, 3] = np.nan
+    elif how == "inf":
+        vectors[-1, 0] = np.inf
+    elif how == "wrong-dim":
+        vectors = vectors[:, :383]
+    table = pa.table(
+        {
+            "row_key": [k for k, _ in keys],
+            "variant": pa.array([v for _, v in keys], pa.int32()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1]),
+        },
+        schema=vectors_schema(vectors.shape[1]),
+    )
+    pq.write_table(table, path)
+    return root
+
+
+DAMAGE = {  # what verify says of each (besides the digest)
+    "zeroed": "not of unit length",
+    "shuffled": "sha256",
+    "other-combo": "row",
+    "nan": "NaN or inf",
+    "inf": "NaN or inf",
+    "wrong-dim": "dimension 383",
+}
+
+
+@pytest.mark.parametrize("how", sorted(DAMAGE))
+def test_verify_catches_damaged_vectors_one_line_per_problem(two_combos: Path, tmp_path: Path, how: str) -> None:
+    root = _damage(two_combos, how, tmp_path / "copy")
+    proc = run_cli("verify", "--output-root", str(root), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    problems = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("✗")]
+    assert problems and all(f"{COMBO}: {VECTORS}" in line for line in problems), problems
+    assert any("sha256" in line for line in problems) and any(DAMAGE[how] in line for line in problems), problems
+    assert not any(OTHER in line for line in problems)
+    report = json.loads(run_cli("verify", "--output-root", str(root), "--format", "json", cwd=tmp_path).stdout)
+    assert len(report["problems"]) == len(problems) and report["ok"] is False
+
+
+def test_verify_says_what_an_older_meta_json_leaves_unchecked(two_combos: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(two_combos / "data/processed/augsets", root)
+    assert run_cli("verify", "--output-root", str(root), cwd=tmp_path).returncode == 0
+    meta_path = root / COMBO / "meta.json"
+    data = json.loads(meta_path.read_text(encoding="utf-8"))
+    del data["vectors"]["sha256"], data["vectors"]["dtype"]  # as written before they were recorded
+    meta_path.write_text(json.dumps(data), encoding="utf-8")
+    proc = run_cli("verify", "--output-root", str(root), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{COMBO}: {VECTORS} has no sha256 in meta.json" in proc.stderr + proc.stdout
+    # Without the digest, rows, dimension, keys and values are still checked: zeroed vectors are caught.
+    keys, vectors = read_vectors(root / COMBO)
+    _zero_in_place(root / COMBO / VECTORS, keys, vectors)
+    proc = run_cli("verify", "--output-root", str(root), cwd=tmp_path)
+    assert proc.returncode == 1 and "not of unit length" in proc.stdout + proc.stderr
+
+
+def _zero_in_place(path: Path, keys: list, vectors: np.ndarray) -> None:
+    import pyarrow as pa
+
+    from augshard.vectors import vectors_schema
+
+    flat = pa.array(np.zeros_like(vectors).reshape(-1))
+    table = pa.table({"row_key": [k for k, _ in keys], "variant": pa.array([v for _, v in keys], pa.int32()),
+                      "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])},
+                     schema=vectors_schema(vectors.shape[1]))  # fmt: skip
+    pq.write_table(table, path)
+
+
+def _evaluate(cwd: Path, root: Path) -> subprocess.CompletedProcess:
+    return run_cli("evaluate", "--output-root", str(root), "--label-col", "label", "--folds", "2", "--features",
+                   "embedding", "--field", "evidence", "--format", "json", cwd=cwd)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def whole_evaluation(two_combos: Path, tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess:
+    """`evaluate --features embedding` of an undamaged copy of `two_combos`' run."""
+    import shutil
+
+    cwd = tmp_path_factory.mktemp("whole")
+    shutil.copytree(two_combos / "data/processed/augsets", cwd / "root")
+    good = _evaluate(cwd, cwd / "root")
+    assert good.returncode == 0 and "warning" not in good.stderr, good.stderr
+    return good
+
+
+@pytest.mark.parametrize("how", ["zeroed", "other-combo", "nan", "wrong-dim"])
+def test_evaluate_encodes_damaged_vectors_again_with_one_warning(
+    two_combos: Path, whole_evaluation: subprocess.CompletedProcess, tmp_path: Path, how: str
+) -> None:
+    good = whole_evaluation
+    root = _damage(two_combos, how, tmp_path / "copy")
+    proc = _evaluate(tmp_path, root)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"combo {COMBO}: its {VECTORS} is not used" in warnings[0], proc.stderr
+    assert "its variants are encoded again" in warnings[0]
+    doc, reference = json.loads(proc.stdout), json.loads(good.stdout)
+    rows = pq.ParquetFile(root / OTHER / VECTORS).metadata.num_rows  # the other combo's stay in use
+    assert doc["run_info"]["vectors"]["stored"] == rows
+    assert doc["run_info"]["vectors"]["stored"] + doc["run_info"]["vectors"]["encoded"] + \
+        doc["run_info"]["vectors"]["from_cache"] == reference["run_info"]["vectors"]["stored"]  # fmt: skip
+    # The gains are those of the whole vectors: nothing of the damaged file reached the classifier.
+    assert doc["results"] == reference["results"]
