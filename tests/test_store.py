@@ -1,4 +1,5 @@
-"""Tests for augshard.store: atomic combo folders, completeness checks, stale temp cleanup."""
+"""Tests for augshard.store and augshard.temporaries: atomic combo folders, completeness checks, exclusive
+temporaries, the one sweep of stale leftovers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import make_meta
 
+from augshard import temporaries
 from augshard.combos import Combo
 from augshard.store import (
     DATASET,
@@ -29,6 +31,7 @@ from augshard.store import (
     read_meta,
     read_vectors,
     temp_name,
+    write_atomic,
 )
 
 COMBO = Combo(("nlp_keyboard", "nlp_ocr"))
@@ -279,3 +282,145 @@ def test_a_combo_without_rows_gets_an_empty_vectors_file(tmp_path: Path) -> None
     keys, vectors = read_vectors(final)
     assert keys == [] and vectors.shape == (0, 384)
     assert read_vectors(tmp_path) is None
+
+
+# --- exclusive temporaries and the one sweep (augshard.temporaries) ---------------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    """A file a planted link points at: it must come out of every write and sweep byte-identical."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir(exist_ok=True)
+    victim = folder / "precious.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    return victim
+
+
+def test_a_link_planted_at_the_old_predictable_temp_name_is_never_followed(tmp_path: Path) -> None:
+    # Before: `.<name>~<pid>~<host>.tmp` opened with a plain open(), so this link redirected the manifest.
+    victim = _victim(tmp_path)
+    target = tmp_path / "manifest_final.csv"
+    for pid in (os.getpid(), os.getpid() + 1):
+        for name in (f".{target.name}~{pid}~{socket.gethostname()}.tmp", f".{target.name}.{pid}.tmp"):
+            (tmp_path / name).symlink_to(victim)
+    write_atomic(target, "combo_id\n")
+    assert target.read_text(encoding="utf-8") == "combo_id\n" and not target.is_symlink()
+    assert victim.read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_link_planted_at_the_drawn_temp_name_is_never_followed_and_never_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = _victim(tmp_path)
+    draws = iter(["a" * 16, "a" * 16, "b" * 16])
+    monkeypatch.setattr(temporaries, "token", lambda: next(draws))
+    target = tmp_path / "evaluation.json"
+    planted = tmp_path / f".evaluation.json~{os.getpid()}~{socket.gethostname()}~{'a' * 16}.tmp"
+    planted.symlink_to(victim)
+    write_atomic(target, "{}\n")  # the first two draws hit the link: O_EXCL | O_NOFOLLOW refuses it, b... is used
+    assert target.read_text(encoding="utf-8") == "{}\n"
+    assert victim.read_text(encoding="utf-8") == "keep me" and planted.is_symlink()
+    assert not list(tmp_path.glob(f".evaluation.json~*~{'b' * 16}.tmp"))  # renamed into place
+
+
+def test_a_staging_folder_is_an_exclusive_mkdir_never_a_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = _victim(tmp_path)
+    draws = iter(["c" * 16, "d" * 16])
+    monkeypatch.setattr(temporaries, "token", lambda: next(draws))
+    planted = tmp_path / f".train~{os.getpid()}~{socket.gethostname()}~{'c' * 16}.staging"
+    planted.symlink_to(victim.parent, target_is_directory=True)
+    staging = temporaries.staging_folder(tmp_path / "train")
+    assert staging.name.endswith(f"~{'d' * 16}.staging") and staging.is_dir() and not staging.is_symlink()
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["precious.txt"]
+
+
+def _leftovers(folder: Path, pid: int, host: str) -> dict[str, Path]:
+    """One leftover of every name format augshard has used, written by `pid` on `host`."""
+    names = {
+        "file": f".manifest_final.csv~{pid}~{host}~{'e' * 16}.tmp",
+        "file, before the token": f".evaluation.json~{pid}~{host}.tmp",
+        "file, before the host": f".report.html.{pid}.tmp",
+        "staging folder": f".train~{pid}~{host}~{'f' * 16}.staging",
+        "aside folder": f".train~{pid}~{host}~{'0' * 16}.old",
+        "export staging, before": f".train.augshard-export-{pid}~{host}",
+        "export aside, before": f".train.augshard-old-{pid}~{host}",
+        "claims": f".claims-0123abcd-{pid}-1700000000~{host}~{'1' * 16}",
+        "claims, before the token": f".claims-0123abcd-{pid}-1700000000~{host}",
+        "nltk aside, before": f".wordnet.old-{pid}-123456789",
+    }
+    out = {}
+    folder.mkdir(parents=True)
+    for what, name in names.items():
+        path = folder / name
+        if name.endswith(".tmp"):
+            path.write_text("partial", encoding="utf-8")
+        else:
+            (path / "data").mkdir(parents=True)
+            (path / "data" / "part").write_text("partial", encoding="utf-8")
+        out[what] = path
+    return out
+
+
+def test_the_sweep_removes_a_dead_writers_leftovers_of_every_format(tmp_path: Path) -> None:
+    host = socket.gethostname()
+    dead = _leftovers(tmp_path / "dead", _dead_pid(), host)
+    live = _leftovers(tmp_path / "live", os.getpid(), host)
+    remote = _leftovers(tmp_path / "remote", _dead_pid(), "some-other-host")
+    legacy_combo = tmp_path / "dead" / f".model.{_dead_pid()}.abcdef"  # the ONNX export's staging, before
+    legacy_combo.mkdir()
+    assert sorted(temporaries.sweep(tmp_path / "dead")) == sorted([*dead.values(), legacy_combo])
+    assert not list((tmp_path / "dead").iterdir())
+    assert temporaries.sweep(tmp_path / "live") == [] and all(p.exists() for p in live.values())
+    # Another machine's process may still be writing its own; a name without a host is this host's (older versions).
+    theirs = [p for p in remote.values() if "some-other-host" in p.name]
+    assert sorted(temporaries.sweep(tmp_path / "remote")) == sorted(set(remote.values()) - set(theirs))
+    assert all(p.exists() for p in theirs)
+
+
+def test_the_sweep_removes_a_link_itself_and_never_follows_it(tmp_path: Path) -> None:
+    victim = _victim(tmp_path)
+    host, pid = socket.gethostname(), _dead_pid()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    links = [folder / name for name in (f".x~{pid}~{host}.tmp", f".train~{pid}~{host}~{'a' * 16}.staging",
+                                         f".train.augshard-old-{pid}~{host}", f".wordnet.old-{pid}-1")]  # fmt: skip
+    for link in links:
+        link.symlink_to(victim.parent, target_is_directory=True)
+    tmp_root = tmp_path / "root" / TMP_DIR
+    tmp_root.mkdir(parents=True)
+    combo_link = tmp_root / temp_name(COMBO.dir_name, host, pid, "deadbeef")
+    combo_link.symlink_to(victim.parent, target_is_directory=True)
+    assert sorted(temporaries.sweep(folder)) == sorted(links)
+    assert clean_stale_temp(tmp_path / "root") == [combo_link]
+    assert not any(p.is_symlink() or p.exists() for p in [*links, combo_link])
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["precious.txt"]
+
+
+def test_each_owner_of_leftovers_sweeps_through_the_one_helper(tmp_path: Path) -> None:
+    from augshard.claims import sweep_claims
+    from augshard.exporting import sweep_leftovers
+    from augshard.methods.provision import _remove_stale_staging
+
+    host, pid = socket.gethostname(), _dead_pid()
+    victim = _victim(tmp_path)
+    logs, out, nltk = tmp_path / "logs", tmp_path / "out", tmp_path / "nltk"
+    for folder in (logs, out, nltk / "corpora"):
+        folder.mkdir(parents=True)
+    claims = [logs / f".claims-0a-{pid}-1~{host}", logs / f".claims-0a-{pid}-1~{host}~{'2' * 16}"]
+    exports = [out / f".train.augshard-export-{pid}~{host}", out / f".train~{pid}~{host}~{'3' * 16}.old"]
+    other_target = out / f".other.augshard-export-{pid}~{host}"  # another --to's: not this export's to sweep
+    olds = [nltk / "corpora" / f".wordnet.old-{pid}-77", nltk / "corpora" / f".wordnet~{pid}~{host}~{'4' * 16}.old"]
+    staging = nltk / f".augshard-staging~{pid}~{host}~{'5' * 16}.staging"
+    for path in (*claims, exports[0], other_target, olds[0], staging):
+        path.mkdir()
+    for path in (exports[1], olds[1]):
+        path.symlink_to(victim.parent, target_is_directory=True)  # an `.old` link: removed, never followed
+    assert sorted(sweep_claims(logs)) == sorted(claims)
+    assert sorted(sweep_leftovers(out / "train")) == sorted(exports) and other_target.is_dir()
+    _remove_stale_staging(nltk)
+    assert sorted(p.name for p in nltk.iterdir()) == ["corpora"]
+    assert list((nltk / "corpora").iterdir()) == []
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["precious.txt"]
