@@ -19,14 +19,14 @@ log = logging.getLogger("augshard.lock")
 
 
 def holder(owner: dict) -> str:
-    """Who holds a lock, in its record's words: the command (from its argv), pid, host and start."""
+    """Who holds a lock, in its record's words: pid, host, start and the command (from its argv)."""
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
     argv = owner.get("argv")
     command = ""
     if isinstance(argv, list) and argv:
         words = " ".join(str(a) for a in argv[1:])
-        command = f"`augshard {words[:77] + '...' if len(words) > 80 else words}`, "
-    return f"{command}pid {owner.get('pid')} on {owner.get('host')} since {since}"
+        command = f": `augshard {words[:77] + '...' if len(words) > 80 else words}`"
+    return f"pid {owner.get('pid')} on {owner.get('host')} since {since}{command}"
 
 
 WHOLE = ".augshard.lock"
