@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from augshard import output
+from augshard import output, parquet_files
 from augshard.card import facts
 from augshard.config import RunConfig, coerce_settings, load_config, validate
 from augshard.dry_run import dry_run, dry_run_document
@@ -484,7 +484,6 @@ def _numbers(value: Any, kind: type, expected: str) -> tuple[Any, ...]:
 
 def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
     import pyarrow as pa  # heavy: loaded when a run is read, not when augshard is imported
-    import pyarrow.parquet as pq
 
     manifest = root / output_name
     if not manifest.is_file():
@@ -501,7 +500,7 @@ def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
             raise OutputError(f"{manifest}: no complete combo to load")
         tables = []
         for o in complete:
-            t = pq.read_table(root / o.dataset_path)
+            t = parquet_files.read_table(root / o.dataset_path)
             for name, value, kind in (("combo_id", o.combo_id, pa.string()), ("combo_dir", o.combo_dir, pa.string()),
                                       ("methods", o.methods, pa.string()), ("k", o.k, pa.int32())):  # fmt: skip
                 if name not in t.column_names:

@@ -177,18 +177,34 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+# The JSON type each field type takes; a line with another (a hand edit, a damaged disk) is no event.
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+class Damaged(ValueError):
+    """A line of an event stream that is no event: not UTF-8, not JSON, or a known kind with a field of the wrong
+    type (a torn last line, or an event kind a newer augshard writes, is not damage)."""
+
+
 def parse_event(record: Any) -> Event | None:
-    """The typed event of one parsed JSON line; None for a line that is no event this version knows."""
+    """The typed event of one parsed JSON line; None for a line that is no event this version knows; Damaged for a
+    known kind whose fields are of the wrong types."""
     if not isinstance(record, dict):
-        return None
-    cls = EVENT_TYPES.get(record.get("event", ""))
+        raise Damaged("not a JSON object")
+    kind = record.get("event", "")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
-    try:
-        return cls(**{k: v for k, v in record.items() if k in names})
-    except TypeError:
-        return None
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in record:
+            continue
+        value, wanted = record[f.name], str(f.type).split("[")[0]
+        ok = _JSON_TYPES.get(wanted, (dict,) if wanted == "dict" else (object,))
+        if not isinstance(value, ok) or (isinstance(value, bool) and wanted in ("int", "float")):
+            raise Damaged(f"{kind}: '{f.name}' is {json.dumps(value)[:40]}, expected {f.type}")
+        values[f.name] = value
+    return cls(**values)
 
 
 def events_path(log_dir: str | Path, index: int, num_shards: int) -> Path:
@@ -278,23 +294,38 @@ class EventWriter:
                 pass  # the last buffered bytes did not fit: said in emit already
 
 
-def read_events(path: str | Path) -> list[Event]:
-    """Every complete line's event; a torn last line (a writer killed mid-write) is ignored."""
+def read_events(path: str | Path, damaged: list[str] | None = None) -> list[Event]:
+    """Every complete line's event; a torn last line (a writer killed mid-write) is ignored, a damaged one skipped
+    (and its reason added to `damaged`, when given)."""
     out = []
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, "rb") as fh:
             for line in fh:
-                if line.endswith("\n"):
-                    event = parse_line(line)
+                if line.endswith(b"\n"):
+                    event = parse_line(line, damaged)
                     if event is not None:
                         out.append(event)
     except FileNotFoundError:
         pass
+    except OSError as exc:  # a folder, a device that fails: no events, and said
+        if damaged is not None:
+            damaged.append(f"{path}: {exc.strerror or exc}")
     return out
 
 
-def parse_line(line: str | bytes) -> Event | None:
+def parse_line(line: str | bytes, damaged: list[str] | None = None) -> Event | None:
+    """The event of one line; None for a line that is none (a damaged one's reason goes to `damaged`)."""
     try:
-        return parse_event(json.loads(line))
-    except ValueError:
-        return None
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        if not text.strip():
+            return None
+        return parse_event(json.loads(text))
+    except RecursionError:
+        reason = "JSON nested too deep"
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 (byte {exc.start})"
+    except ValueError as exc:  # not JSON, or Damaged
+        reason = str(exc) if isinstance(exc, Damaged) else "not JSON"
+    if damaged is not None:
+        damaged.append(reason)
+    return None

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
@@ -132,12 +132,44 @@ class ExportFacts:
         missing = [n for n in ("made_by", "files", "source") if n not in doc]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
+        files, source = doc["files"], doc["source"]
+        if not isinstance(doc["made_by"], str):
+            raise ValueError("made_by is not a string")
+        if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+            raise ValueError("files is not a list of file names")
+        outside = [f for f in files if PurePosixPath(f).is_absolute() or PureWindowsPath(f).is_absolute() or ".." in
+                   PureWindowsPath(f).parts]  # fmt: skip
+        if outside:
+            raise ValueError(f"files names {outside[0]!r}, outside the export folder")
+        if not (
+            isinstance(source, dict) and all(isinstance(source.get(k), str) for k in ("path", "sha256", "text_col"))
+        ):
+            raise ValueError("source is not an object with path, sha256 and text_col")
+        for name in ("quality", "methods", "features", "export", "label_check", "class_label"):
+            if doc.get(name) is not None and not isinstance(doc[name], dict):
+                raise ValueError(f"{name} is not an object")
         return cls(**{f.name: doc.get(f.name) for f in dataclasses.fields(cls)})
 
     @classmethod
     def read(cls, folder: Path) -> ExportFacts:
         """The export.json of `folder`; OSError or ValueError when there is none or it is not one."""
-        return cls.from_json(json.loads((Path(folder) / FACTS).read_text(encoding="utf-8")))
+        return cls.from_json(load_json(Path(folder) / FACTS))
+
+    def data_files(self, folder: Path) -> tuple[Path, ...]:
+        """The paths of `files` in `folder`; ValueError naming one that is not a file there."""
+        paths = tuple(Path(folder) / f for f in self.files)
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise ValueError(f"{missing[0]} is missing (export.json lists it)")
+        return paths
+
+
+def load_json(path: Path) -> Any:
+    """A JSON file; OSError when it cannot be read, ValueError (one line) when it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deep") from None
 
 
 def is_export(folder: Path) -> bool:

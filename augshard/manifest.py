@@ -6,7 +6,7 @@ import csv
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from augshard.config import DEFAULT_OUTPUT_NAME
@@ -37,18 +37,46 @@ def write_shard_manifest(output_root: str | Path, index: int, num_shards: int, o
     return write_manifest(Path(output_root) / shard_manifest_name(index, num_shards), outcomes)
 
 
-def read_manifest(path: Path) -> list[ComboOutcome]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [
-            c for c in ("combo_id", "status", "rows", "k", "plan_fingerprint") if c not in (reader.fieldnames or [])
-        ]
-        if missing:
-            raise OutputError(f"{path}: not an augshard manifest (missing column(s) {', '.join(missing)})")
-        try:
-            return [ComboOutcome.from_row(row) for row in reader]
-        except ValueError as exc:
-            raise OutputError(f"{path}: line {reader.line_num}: not an augshard manifest row ({exc})") from None
+def read_manifest(path: Path, contained: bool = True) -> list[ComboOutcome]:
+    """The rows of a manifest; an OutputError (one line) for a file that is not one. With `contained` (every reader
+    but `verify`, which lists them), a row whose combo points outside the manifest's folder is refused too."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames or []
+            missing = [c for c in ("combo_id", "status", "rows", "k", "plan_fingerprint") if c not in fields]
+            if missing:
+                raise OutputError(f"{path}: not an augshard manifest (missing column(s) {', '.join(missing)})")
+            rows = []
+            for row in reader:
+                try:
+                    outcome = ComboOutcome.from_row(row)
+                except ValueError as exc:
+                    raise OutputError(f"{path}: line {reader.line_num}: not an augshard manifest row ({exc})") from None
+                why = outside_root(outcome) if contained else None
+                if why:
+                    raise OutputError(f"{path}: line {reader.line_num}: {why}; no reader follows it (`augshard verify` "
+                                      "lists such rows)")  # fmt: skip
+                rows.append(outcome)
+            return rows
+    except UnicodeDecodeError as exc:
+        raise OutputError(f"{path}: not an augshard manifest (not UTF-8 text at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise OutputError(f"{path}: not an augshard manifest ({exc})") from None
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def outside_root(outcome: ComboOutcome) -> str | None:
+    """Why a manifest row's combo lies outside its output root (a combo folder is a plain name in the root; its
+    dataset a relative path without `..`), or None when it does not."""
+    name, data = outcome.combo_dir, outcome.dataset_path
+    if name and (name in (".", "..") or any(c in name for c in "/\\\0")):
+        return f"combo {outcome.combo_id}: combo_dir {name!r} is not a folder of the output root"
+    if data and (PurePosixPath(data).is_absolute() or PureWindowsPath(data).is_absolute() or ".." in
+                 PureWindowsPath(data).parts or "\0" in data):  # fmt: skip
+        return f"combo {outcome.combo_id}: dataset_path {data!r} points outside the output root"
+    return None
 
 
 @dataclass

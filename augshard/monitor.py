@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from augshard.outcome import ShardState
-from augshard.output import fmt_duration, interactive, plural, print_rows, write_json
+from augshard.output import fmt_duration, interactive, plural, print_rows, stderr_console, write_json
 from augshard.status import EventsWatcher, ShardStatus
 
 GLYPH = {
@@ -130,7 +130,19 @@ def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str
     eta = run_eta(statuses, now)
     if eta is not None:
         footer.append(f" | ETA {fmt_duration(eta)}")
+    for line in damaged_lines(statuses):
+        footer.append(f"\n{line}", style="yellow")
     return Group(table, footer)
+
+
+def damaged_lines(statuses: Sequence[ShardStatus]) -> list[str]:
+    """One line per shard whose stream had lines that are no event (skipped, so its row may undercount)."""
+    return [
+        f"shard {st.shard}: skipped {len(st.damaged)} damaged {plural(len(st.damaged), 'line')} of its event stream "
+        f"(first: {st.damaged[0]})"
+        for st in statuses
+        if st.damaged
+    ]
 
 
 STATUS_COLUMNS = ("shard", "state", "%", "combos", "current combo", "rows", "ETA")
@@ -179,6 +191,7 @@ def status_document(statuses: Sequence[ShardStatus], now: float) -> dict[str, An
             "host": st.host,
             "plan_fingerprint": st.plan_fingerprint,
             "failures": st.failures,
+            "damaged_lines": len(st.damaged),
         }
         for st in statuses
     ]
@@ -201,6 +214,9 @@ def print_statuses(console: Console, statuses: Sequence[ShardStatus], fmt: str, 
         if fmt == "table":
             console.print(overall_line(statuses), markup=False)
             console.print(total_line(statuses), markup=False)
+    if fmt == "tsv" or not (fmt == "json" or interactive(console)):  # the live table shows them in its footer
+        for line in damaged_lines(statuses):
+            stderr_console().print(line, markup=False, highlight=False)
 
 
 def plain_line(st: ShardStatus, now: float) -> str:

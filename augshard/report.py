@@ -35,13 +35,14 @@ def load(output_root: Path, output_name: str, examples: int) -> list[ComboReport
             data = output_root / outcome.dataset_path
             try:
                 c.meta = read_meta(data.parent / META)
+                if not data.is_file():
+                    raise FileNotFoundError(f"no dataset file at {data}")
                 table = pq.read_table(data)
+                c.similarities = [s for s in table.column(col.SIMILARITY).to_pylist() if s is not None]
+                c.examples = _pick_examples(table, c.meta, examples)
             except Exception as exc:  # noqa: BLE001 - a broken combo is shown as such, `verify` says why
-                c.meta, c.problem = None, f"{type(exc).__name__}: {exc}"[:300]
-                combos.append(c)
-                continue
-            c.similarities = [s for s in table.column(col.SIMILARITY).to_pylist() if s is not None]
-            c.examples = _pick_examples(table, c.meta, examples)
+                c.meta, c.similarities, c.examples = None, [], []
+                c.problem = f"{type(exc).__name__}: {exc}"[:300]
         combos.append(c)
     return combos
 

@@ -58,6 +58,8 @@ class ShardStatus:
     finished_before: int = 0  # combos an earlier attempt of the same plan had finished: the count never drops
     stolen: dict[str, int] = field(default_factory=dict)  # combo id -> the shard whose list it was on
     moved: set[str] = field(default_factory=set)  # its own combos another shard took, as this shard saw
+    # Lines of its stream that are no event (not UTF-8, not JSON, wrong types): skipped, and each one's reason.
+    damaged: list[str] = field(default_factory=list)
     pid: int | None = None
     host: str = ""
     plan_fingerprint: str = ""
@@ -253,6 +255,7 @@ class ShardTracker:
         self._offset = 0
         self._inode = inode
         self._partial = b""
+        self._damaged: list[str] = []
 
     def poll(self) -> ShardStatus:
         try:
@@ -264,15 +267,20 @@ class ShardTracker:
         if st.st_ino != self._inode or st.st_size < self._offset:  # replaced or truncated
             self._reset(st.st_ino)
         if st.st_size > self._offset:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._offset)
-                data = self._partial + fh.read()
-                self._offset = fh.tell()
+            try:
+                with open(self.path, "rb") as fh:
+                    fh.seek(self._offset)
+                    data = self._partial + fh.read()
+                    self._offset = fh.tell()
+            except OSError as exc:  # a folder where the stream should be, a failing disk: said, not raised
+                self._damaged[:] = [f"{self.path}: {exc.strerror or exc}"]
+                data, self._offset = b"", st.st_size
             *lines, self._partial = data.split(b"\n")
             for line in lines:
-                ev = parse_line(line)
+                ev = parse_line(line, self._damaged)
                 if ev is not None:
                     self.status = apply(self.status, ev)
+        self.status.damaged = self._damaged  # kept across attempts: a new ShardStart does not undo the damage
         return self.status
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from augshard.combos import Combo
+from augshard.errors import OutputError
 from augshard.labels import LabelCheck
 from augshard.temporaries import create_file, is_stale, parse_leftover, remove, sweep
 from augshard.vectors import VECTORS, VectorsMeta, VectorsWriter, read_vectors
@@ -304,29 +305,71 @@ class ComboMeta:
                     continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
-                values[key] = _known(kind, values[key])
+                values[key] = _known(kind, values[key], f"{key}.")
             extra = {k: v for k, v in data.items() if k not in names and k not in (*LEGACY_COUNTS, *ORIGINAL_KEYS)}
+            _check_types(cls, {k: v for k, v in values.items() if k not in nested})
             return cls(**values, extra=extra)
         except TypeError as exc:  # a required key absent
             raise ValueError(" ".join(str(exc).split()[1:]) or str(exc)) from None
 
 
-def _known(kind: type, data: dict[str, Any]) -> Any:
+def _known(kind: type, data: dict[str, Any], prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(kind)}
-    return kind(**{k: v for k, v in data.items() if k in names})
+    values = {k: v for k, v in data.items() if k in names}
+    _check_types(kind, values, prefix)
+    return kind(**values)
+
+
+# A meta.json value of the wrong JSON type is named when read, not met later as a TypeError deep in a reader.
+_TYPES = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+}
+
+
+def _check_types(kind: type, values: dict[str, Any], prefix: str = "") -> None:
+    """ValueError naming the first of `values` whose JSON type is not its field's (dicts: any dict)."""
+    for f in dataclasses.fields(kind):
+        if f.name not in values or not isinstance(f.type, str):
+            continue
+        wanted, value = f.type.removesuffix(" | None"), values[f.name]
+        if value is None and f.type.endswith(" | None"):
+            continue
+        check = _TYPES.get(wanted) or ((lambda v: isinstance(v, dict)) if wanted.startswith("dict[") else None)
+        if check is not None and not check(value):
+            raise ValueError(f"'{prefix}{f.name}' is {json.dumps(value)[:40]}, expected {wanted}")
 
 
 def write_meta(path: Path, meta: ComboMeta) -> None:
     write_atomic(path, json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n")
 
 
+class MetaError(OutputError, ValueError):
+    """A `meta.json` that is not one: an OutputError (one line from the CLI) and a ValueError (a reader that skips
+    an unreadable combo catches it as it always did). `reason` says what is wrong without the path."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: not a usable meta.json ({reason})")
+        self.path, self.reason = Path(path), reason
+
+
 def read_meta(path: str | Path) -> ComboMeta:
-    """A combo's `meta.json`; OSError when it cannot be read, ValueError when it is not a meta.json."""
+    """A combo's `meta.json`; OSError when it cannot be read, MetaError (a ValueError) when it is not a meta.json."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
-    return ComboMeta.from_dict(data)
+        raise MetaError(path, f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise MetaError(path, f"not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise MetaError(path, "JSON nested too deep") from None
+    try:
+        return ComboMeta.from_dict(data)
+    except ValueError as exc:
+        raise MetaError(path, str(exc)) from None
 
 
 def read_complete(output_root: str | Path, combo: Combo, fingerprint: str) -> ComboMeta | None:
