@@ -9,7 +9,6 @@ for every combo: the differences are paired (see gains.py for how they are judge
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -26,7 +25,7 @@ from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTP
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.encoders import resolve_backend
 from augshard.errors import ConfigError, OutputError
-from augshard.export_model import FACTS, ExportFacts
+from augshard.export_model import FACTS, ExportFacts, load_json
 from augshard.exporting import normalise
 from augshard.findings import EVALUATION, build_document, write_document
 from augshard.fingerprint import sha
@@ -194,13 +193,13 @@ def load_export(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
     assert folder is not None
     facts_path = folder / FACTS
     try:
-        raw = json.loads(facts_path.read_text(encoding="utf-8"))
+        raw = load_json(facts_path)
         facts = ExportFacts.from_json(raw)
         src = facts.source
-        files = tuple(str(folder / f) for f in facts.files)
-    except (OSError, ValueError, KeyError, TypeError):
-        raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable)") \
-            from None  # fmt: skip
+        files = tuple(str(p) for p in facts.data_files(folder))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable: "
+                          f"{exc})") from None  # fmt: skip
     col = _column(options.field, src["text_col"], src.get("evidence_col"))
     fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
     methods = tuple(sorted(facts.methods or {}))

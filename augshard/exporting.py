@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from augshard import columns as col
+from augshard import parquet_files
 from augshard.card import write_card
 from augshard.data import file_sha256, load_dataset
 from augshard.errors import ConfigError, OutputError
@@ -277,10 +278,9 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
     """Stream every row group of every combo through the dedupe and the label filter into part files."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     options = result.options
-    first = pq.read_schema(options.output_root / combos[0].dataset_path)
+    first = parquet_files.read_schema(options.output_root / combos[0].dataset_path)
     schema = first.insert(first.get_field_index(col.COMBO_ID) + 1, pa.field(col.K, pa.int32()))
     result.features = [(f.name, str(f.type)) for f in schema]
     dedupe = Dedupe(options.dedupe, options.near_threshold)
@@ -301,7 +301,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
                 result.labels_after.update(batch.column(label_col).to_pylist())
     for combo in combos:
         count = ComboCount(combo.combo_dir, combo.methods, combo.k)
-        for batch in pq.ParquetFile(options.output_root / combo.dataset_path).iter_batches(ROW_GROUP):
+        for batch in parquet_files.iter_batches(options.output_root / combo.dataset_path, ROW_GROUP):
             keep = _keep(batch, dedupe, count, options, (text_col, span_col))
             table = pa.Table.from_batches([batch]).filter(pa.array(keep, pa.bool_()))
             table = table.add_column(schema.get_field_index("k"), "k", pa.array([combo.k] * table.num_rows, pa.int32()))

@@ -25,7 +25,7 @@ REPORT_TITLE = b"<title>augshard report: "  # in the head of every page `augshar
 def _json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested too deep
         return None
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augshard import parquet_files
 from augshard.cache import Cache
 from augshard.classifiers import (
     EmbeddingSettings,
@@ -83,14 +84,13 @@ def init_worker(setup: WorkerSetup) -> None:
 def _read_variants(candidate: Candidate, position: dict[str, int]) -> tuple[list[int], list[str], list[tuple]]:
     """(original position, text, (row key, variant)) of the candidate's variants of known originals, in a fixed
     order (original, then the file's order), whatever order the files hold them in."""
-    import pyarrow.parquet as pq
 
     key_col, text_col = candidate.columns
     rows = []
     for path in candidate.files:
-        names = pq.read_schema(path).names
+        names = parquet_files.read_schema(path).names
         extra = [c for c in ("variant", "combo_id", "k") if c in names]
-        table = pq.read_table(path, columns=[key_col, text_col, *extra])
+        table = parquet_files.read_table(path, columns=[key_col, text_col, *extra])
         keys, texts = table.column(key_col).to_pylist(), table.column(text_col).to_pylist()
         n = len(keys)
         variants = table.column("variant").to_pylist() if "variant" in names else [0] * n

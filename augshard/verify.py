@@ -10,7 +10,7 @@ from typing import Any
 from augshard import columns as col
 from augshard.config import DEFAULT_OUTPUT_NAME
 from augshard.errors import OutputError
-from augshard.manifest import read_manifest
+from augshard.manifest import outside_root, read_manifest
 from augshard.outcome import ComboOutcome
 from augshard.procs import pid_alive
 from augshard.store import (
@@ -77,7 +77,7 @@ def verify(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME) -> V
         result.problems.append(f"manifest missing: {result.manifest}{hint}")
         entries: list[ComboOutcome] = []
     else:
-        entries = read_manifest(result.manifest)
+        entries = read_manifest(result.manifest, contained=False)  # rows outside the root are listed below
     result.combos = len(entries)
     seen: dict[str, int] = {}
     for e in entries:
@@ -90,6 +90,10 @@ def verify(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME) -> V
         result.problems.append(f"the manifest mixes plans: {', '.join(sorted(plans))}")
     listed = set()
     for e in entries:
+        outside = outside_root(e)
+        if outside:
+            result.problems.append(f"{outside} (every other reader refuses the manifest)")
+            continue
         if not e.ok:
             continue
         listed.add(e.combo_dir)
@@ -156,7 +160,7 @@ def _read_meta(path: Path) -> ComboMeta | str:
     try:
         return read_meta(path)
     except (OSError, ValueError) as exc:
-        return f"meta.json unreadable ({path}): {exc}"
+        return f"meta.json unreadable ({path}): {getattr(exc, 'reason', exc)}"
 
 
 def _stray(root: Path, listed: set[str], stale: list[str]) -> list[str]:
