@@ -24,6 +24,10 @@ FUZZY_MIN_RATIO = 0.55
 # difflib's ratio costs about len(a) * len(b): a pair past this many character pairs (two sentences of ~1,600
 # characters each, about half a second) is not compared; such an evidence is matched exactly or not at all.
 FUZZY_MAX_PAIRS = 2_500_000
+# ... and a row's whole search is bounded too (a megabyte of sentences like its evidence would align each one): past
+# this many character pairs aligned, plus characters counted by the cheap bounds, the row is skipped as
+# `evidence_search_too_long` (docs/cli.md, "Long texts").
+FUZZY_MAX_WORK = 50_000_000
 _CSV_FIELD_LIMIT = 2**31 - 1  # the C long limit on every platform csv runs on
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)")
 
@@ -194,12 +198,15 @@ def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str
             continue
         elif _is_missing(evidences[i]) or not str(evidences[i]).strip():
             reason = "empty_evidence"
-        elif (located := locate_evidence(text, evidences[i])) is None:
-            reason = "evidence_not_found"
         else:
-            start, end, match = located
-            rows.append(Row(i, keys[i], text, start, end, match))
-            continue
+            try:
+                located = locate_evidence(text, evidences[i])
+            except EvidenceSearchTooLong:
+                located, reason = None, "evidence_search_too_long"
+            if located is not None:
+                rows.append(Row(i, keys[i], text, *located))
+                continue
+            reason = reason or "evidence_not_found"
         skipped[reason] += 1
         skipped_rows.append((i, keys[i], reason))
     return Dataset(path=str(path), sha256=file_sha256(path), table=table, rows=rows, skipped=skipped,
@@ -248,21 +255,33 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+class EvidenceSearchTooLong(Exception):
+    """The fuzzy search for a row's evidence went past FUZZY_MAX_WORK: the row is skipped with this reason."""
+
+
 def locate_evidence(text: str, evidence: str) -> tuple[int, int, str] | None:
-    """Exact substring first; else the sentence most similar to the evidence, if its ratio is ≥ 0.55."""
+    """Exact substring first; else the sentence most similar to the evidence, if its ratio is ≥ 0.55.
+    EvidenceSearchTooLong when that search would cost more than FUZZY_MAX_WORK."""
     evidence = evidence.strip()
     at = text.find(evidence)
     if at >= 0:
         return at, at + len(evidence), "exact"
     best, best_ratio = None, FUZZY_MIN_RATIO
     target = evidence.lower()
+    work = 0
     for start, end in sentence_spans(text):
         if (end - start) * len(target) > FUZZY_MAX_PAIRS:
             continue
         matcher = SequenceMatcher(None, text[start:end].lower(), target, autojunk=False)
         # Upper bounds of the ratio, cheap to compute: a sentence that cannot reach the best is never aligned.
-        if matcher.real_quick_ratio() < best_ratio or matcher.quick_ratio() < best_ratio:
+        if matcher.real_quick_ratio() < best_ratio:
             continue
+        work += end - start + len(target)
+        if matcher.quick_ratio() < best_ratio:
+            continue
+        work += (end - start) * len(target)
+        if work > FUZZY_MAX_WORK:
+            raise EvidenceSearchTooLong(f"over {FUZZY_MAX_WORK:,} character pairs")
         ratio = matcher.ratio()
         if ratio >= best_ratio and (best is None or ratio > best_ratio):
             best, best_ratio = (start, end), ratio

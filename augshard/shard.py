@@ -33,6 +33,7 @@ from augshard.outcome import ComboOutcome, Status
 from augshard.pipeline import ComboStats, run_combo
 from augshard.planning import PlannedCombo
 from augshard.procs import peak_rss_mb
+from augshard.quality import CHAR_RATIO_EXACT_MAX
 from augshard.stopping import ShardInterrupted, StopFlag, stop_file_path
 from augshard.store import (
     ComboMeta,
@@ -125,10 +126,15 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         scorer, cache = ctx.scorer_for(item.home), ctx.cache_for(item.home)
         methods = ctx.methods_for(combo)
         keep = writer.write_vectors if cfg.keep_vectors else None
+        bounded = _bounded(scorer)
         stats = run_combo(
             combo, ctx.dataset, methods, scorer, cache, cfg, writer.write, progress, stop.check, ctx.labeler, keep,
             on_work=progress,
         )  # fmt: skip
+        bounded = _bounded(scorer) - bounded
+        if bounded:
+            log.info("combo %s: %d char_ratio score(s) of a text over %s characters bounded in time (%s)",
+                     combo.dir_name, bounded, f"{CHAR_RATIO_EXACT_MAX:,}", BOUNDED_HOW)  # fmt: skip
         vectors = _vectors_meta(ctx, writer, scorer.identity) if cfg.keep_vectors else None
         meta = _combo_meta(job, ctx, item.combo, stats, writer.rows, time.time() - t0, vectors)
         writer.commit(meta)
@@ -174,6 +180,14 @@ def _done_event(meta: ComboMeta, resumed: bool = False) -> ComboDone:
         rows_input=meta.rows_input,
         resumed=resumed,
     )
+
+
+BOUNDED_HOW = "common prefix and suffix exact, the rest by difflib or character counts; docs/cli.md#long-texts"
+
+
+def _bounded(scorer: object) -> int:
+    """How many char_ratio scores so far were `bounded_char_ratio`'s (0 for the other metrics)."""
+    return getattr(getattr(scorer, "inner", scorer), "bounded", 0)
 
 
 def _vectors_meta(ctx: ShardContext, writer: ComboWriter, encoder: str) -> VectorsMeta:

@@ -497,3 +497,30 @@ def test_a_reserved_id_column_is_told_the_flag_to_pass_with_its_new_name(tmp_pat
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "column 'similarity'" in proc.stderr and "and pass --id-col input_similarity" in proc.stderr
     assert not (tmp_path / "data").exists()
+
+
+# --- a megabyte in one cell ---------------------------------------------------------------------------------------
+
+
+def test_a_megabyte_cell_under_char_ratio_finishes_with_heartbeats_and_says_why_in_the_shard_log(
+    tmp_path: Path,
+) -> None:
+    """The whole text augmented (no evidence column) and scored by char_ratio: difflib's ratio of two 1 MB texts
+    takes minutes and, compiled, holds the GIL (no heartbeat meanwhile). Bounded, the run takes seconds more than
+    the method's own calls, the shard log names the bound, and the heartbeat never pauses."""
+    from augshard.events import read_events
+
+    big = " ".join(r["text"] for r in sample_rows(50))
+    rows = [{"id": r["id"], "text": r["text"]} for r in sample_rows(4)]
+    rows[1]["text"] = ((big + " ") * 200)[:1_000_000]
+    write_csv(tmp_path / "in.csv", rows)
+    args = ["--input", "in.csv", "--text-col", "text", "--id-col", "id", "--methods", "nlp_keyboard", "--no-live",
+            "--quality-metric", "char_ratio", "--num-shards", "1", "--variants-per-sample", "1"]  # fmt: skip
+    proc = run_cli("run", *args, cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    log = (tmp_path / "logs/augment/shard_0_of_1.log").read_text(encoding="utf-8")
+    assert f"{COMBO}: 3 char_ratio score(s) of a text over 10,000 characters bounded in time" in log, log
+    stamps = [e.ts for e in read_events(tmp_path / "logs/augment/shard_0_of_1.events.jsonl")]
+    assert max(b - a for a, b in zip(stamps, stamps[1:], strict=False)) < 10.0
+    meta = json.loads((tmp_path / ROOT / COMBO / "meta.json").read_text(encoding="utf-8"))
+    assert meta["rows_input"] == 4

@@ -62,6 +62,52 @@ def test_char_ratio_mismatched_lengths() -> None:
         CharRatioScorer().score(["a", "b"], ["a"])
 
 
+def _long_text(n: int) -> str:
+    import random
+
+    rng = random.Random(3)
+    words = ["screen", "battery", "kettle", "boils", "litre", "shipping", "slow", "bright", "the", "a", "was"]
+    return " ".join(rng.choice(words) for _ in range(n // 5))[:n]
+
+
+def test_char_ratio_is_difflibs_up_to_the_bound() -> None:
+    """Texts up to CHAR_RATIO_EXACT_MAX characters (far past any sentence or review) keep difflib's exact ratio."""
+    from augshard.quality import CHAR_RATIO_EXACT_MAX
+
+    a = _long_text(CHAR_RATIO_EXACT_MAX)
+    b = a[:4000] + "an edit in the middle" + a[4030:] + "?"
+    b = b[:CHAR_RATIO_EXACT_MAX]
+    scorer = CharRatioScorer()
+    assert scorer.score([a, a.upper()], [b, a]) == [round(difflib.SequenceMatcher(None, a, b).ratio(), 6), 1.0]
+    assert scorer.bounded == 0
+
+
+def test_char_ratio_of_a_megabyte_is_bounded_in_time() -> None:
+    """A 1 MB text against a variant edited all along it: difflib's ratio would take minutes (holding the GIL in
+    cydifflib); the bound takes well under a second, and the scorer counts it."""
+    import random
+    import time
+
+    from augshard.quality import bounded_char_ratio
+
+    a = _long_text(1_000_000)
+    rng = random.Random(5)
+    b = list(a)
+    for _ in range(2000):  # edits everywhere: the middle left after the common prefix and suffix is the whole text
+        b[rng.randrange(len(b))] = "#"
+    b = "".join(b)
+    local = a[:500_000] + "a local edit" + a[500_040:]
+    scorer = CharRatioScorer()
+    t0 = time.perf_counter()
+    spread, one_edit, same = scorer.score([a, a, a], [b, local, a])
+    assert time.perf_counter() - t0 < 1.0
+    assert scorer.bounded == 3 and same == 1.0 and 0.99 < spread < 1.0 and 0.9999 < one_edit < 1.0
+    # A local edit: the prefix and suffix count whole and the middle is difflib's, as the docs say.
+    middle = difflib.SequenceMatcher(None, a[500_000:500_040], "a local edit")
+    matched = 1_000_000 - 40 + sum(m.size for m in middle.get_matching_blocks())
+    assert bounded_char_ratio(a, local) == 2 * matched / (len(a) + len(local))
+
+
 def test_none_scorer() -> None:
     scorer = make_scorer("none")
     assert isinstance(scorer, NoScorer)
