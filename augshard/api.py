@@ -72,6 +72,8 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
     unknown = [k for k in settings if k not in SETTINGS]
     if unknown:
         raise ConfigError(_unknown(unknown[0], SETTINGS, "setting"))
+    if config is not None and not isinstance(config, (RunConfig, str, os.PathLike)):
+        raise ConfigError(f"config must be a RunConfig or a YAML file's path, got {config!r}")
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     if isinstance(config, RunConfig):
         given = coerce_settings({k: v for k, v in settings.items() if v is not None})
@@ -266,6 +268,8 @@ def run(
     Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
     """
     display = _display_console(progress)
+    if on_progress is not None and not callable(on_progress):
+        raise ConfigError(f"on_progress must be a function of a RunProgress, got {on_progress!r}")
     cfg = make_config(config, **settings)
     t0 = time.time()
     console = _quiet_console()
@@ -454,7 +458,9 @@ def load(
     if isinstance(output_root, RunResult):
         root = output_root.output_root
     else:
-        root = Path(output_root if output_root is not None else RunConfig.output_root)
+        root = _path("output_root", output_root if output_root is not None else RunConfig.output_root)
+    if not isinstance(output_name, str):
+        raise ConfigError(f"output_name must be a file name, got {output_name!r}")
     table = _read_combos(root, output_name, _chosen(combos))
     if as_ == "pandas":
         return table.to_pandas()
@@ -463,6 +469,13 @@ def load(
     except ImportError:
         raise ConfigError("as_='datasets' needs the datasets package: pip install datasets") from None
     return datasets.Dataset(table)
+
+
+def _path(name: str, value: Any) -> Path:
+    """A path argument as a Path; a ConfigError (not a TypeError) for a value that is none."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"{name} must be a path (a str or os.PathLike), got {value!r}")
+    return Path(value)
 
 
 def _chosen(value: Any) -> tuple[str, ...]:
@@ -563,7 +576,11 @@ def export(
         options["output_root"] = output_root
     for key in ("output_root", "cache_dir", "log_dir"):
         if options.get(key) is not None:
-            options[key] = Path(options[key])
+            options[key] = _path(key, options[key])
+    to = _path("to", to)
+    for name, value, kind in (("best", best, int), ("min_gain", min_gain, (int, float))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
     if options.get("combos") is not None:
         options["combos"] = _chosen(options["combos"])
     if options.get("k") is not None:

@@ -36,6 +36,9 @@ COMBO_MODES = ("single", "bounded_k", "all")
 # The original tool's names for combo modes, accepted as they are.
 COMBO_MODE_ALIASES = {"singletons": "single"}
 SAVE_FORMATS = ("parquet", "csv")
+# A row's candidates of one chunk are held together (chunk_size x variants x max candidates): 1,000 variants of 256
+# rows and 3 candidates is 768,000 texts in memory per shard, past which a run is a memory error, not a dataset.
+MAX_VARIANTS_PER_SAMPLE = 1000
 # A plan of more combos than this (and any `--combo-mode all`) needs --confirm-powerset, as in the original tool.
 POWERSET_CONFIRM_ABOVE = 10_000
 
@@ -302,6 +305,8 @@ def coerce_settings(values: dict[str, Any]) -> dict[str, Any]:
             out[key] = tuple(m.strip() for m in out[key].split(",") if m.strip())
         elif isinstance(out.get(key), (list, tuple)):
             out[key] = tuple(str(m).strip() for m in out[key])
+        elif out.get(key) is not None:
+            raise ConfigError(f"{_flag(key)}: expected method ids (a string or a list), got {out[key]!r}")
     if isinstance(out.get("combo_mode"), str):
         out["combo_mode"] = COMBO_MODE_ALIASES.get(out["combo_mode"], out["combo_mode"])
     for key in ("quality_min_sim", "quality_max_sim"):
@@ -372,7 +377,18 @@ def auto_shards(todo: int) -> tuple[int, str]:
     return n, why
 
 
+# The JSON/YAML types of RunConfig's plain fields: an API call or a config file giving another is a ConfigError.
+_KINDS: dict[str, tuple[Any, str]] = {"str": (str, "a string"), "str | None": ((str, type(None)), "a string"),
+                                      "bool": (bool, "true or false"), "int": (int, "an integer"),
+                                      "int | None": ((int, type(None)), "an integer"),
+                                      "float | None": ((int, float), "a number")}  # fmt: skip
+
+
 def validate(cfg: RunConfig) -> None:
+    for f in _FIELDS.values():
+        value, (kind, expected) = getattr(cfg, f.name), _KINDS.get(str(f.type), (object, ""))
+        if not isinstance(value, kind):
+            raise ConfigError(f"{f.name} ({_flag(f.name)}): expected {expected}, got {value!r}")
     if cfg.num_shards is not None and cfg.num_shards < 1:
         raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {cfg.num_shards}")
     if cfg.shard_index is not None and cfg.num_shards is None:
@@ -383,8 +399,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"--shard-index must be in 0..{cfg.num_shards - 1} for --num-shards {cfg.num_shards}, got {cfg.shard_index}"
         )
-    if cfg.variants_per_sample < 1:
-        raise ConfigError(f"--variants-per-sample must be at least 1, got {cfg.variants_per_sample}")
+    if not 1 <= (n := cfg.variants_per_sample) <= MAX_VARIANTS_PER_SAMPLE:
+        raise ConfigError(f"--variants-per-sample must be at least 1 and at most {MAX_VARIANTS_PER_SAMPLE:,}, got {n}")
     for key in ("quality_min_sim", "quality_max_sim"):
         value = getattr(cfg, key)
         if not 0.0 <= value <= 1.0:
@@ -393,20 +409,12 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"--quality-min-sim ({cfg.quality_min_sim}) is greater than --quality-max-sim ({cfg.quality_max_sim})"
         )
-    if cfg.quality_scope not in QUALITY_SCOPES:
-        raise ConfigError(f"--quality-scope must be one of {', '.join(QUALITY_SCOPES)}, got '{cfg.quality_scope}'")
-    if cfg.quality_metric not in QUALITY_METRICS:
-        raise ConfigError(f"--quality-metric must be one of {', '.join(QUALITY_METRICS)}, got '{cfg.quality_metric}'")
-    if cfg.embedding_backend not in EMBEDDING_BACKENDS:
-        raise ConfigError(
-            f"--embedding-backend must be one of {', '.join(EMBEDDING_BACKENDS)}, got '{cfg.embedding_backend}'"
-        )
-    if cfg.combo_mode not in COMBO_MODES:
-        raise ConfigError(
-            f"--combo-mode must be one of {', '.join(COMBO_MODES)} (or singletons), got '{cfg.combo_mode}'"
-        )
-    if cfg.save_format not in SAVE_FORMATS:
-        raise ConfigError(f"--save-format must be one of {', '.join(SAVE_FORMATS)}, got '{cfg.save_format}'")
+    for key, allowed in (("quality_scope", QUALITY_SCOPES), ("quality_metric", QUALITY_METRICS),
+                         ("embedding_backend", EMBEDDING_BACKENDS), ("combo_mode", COMBO_MODES),
+                         ("save_format", SAVE_FORMATS), ("executor", ("local", "dask", "dask-local"))):  # fmt: skip
+        if getattr(cfg, key) not in allowed:
+            aka = " (or singletons)" if key == "combo_mode" else ""
+            raise ConfigError(f"{_flag(key)} must be one of {', '.join(allowed)}{aka}, got '{getattr(cfg, key)}'")
     if not isinstance(cfg.keep_vectors, bool):
         raise ConfigError(f"keep_vectors: expected true or false, got {cfg.keep_vectors!r}")
     if cfg.keep_vectors and cfg.quality_metric != "embedding":
@@ -418,8 +426,6 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
     if cfg.max_candidates_per_variant < 1:
         raise ConfigError("max_candidates_per_variant must be at least 1")
-    if cfg.executor not in ("local", "dask", "dask-local"):
-        raise ConfigError(f"--executor must be one of local, dask, dask-local, got '{cfg.executor}'")
     if cfg.executor == "dask" and not cfg.scheduler:
         raise ConfigError("--executor dask needs --scheduler tcp://HOST:8786 (the address of the cluster's scheduler)")
     if cfg.max_retries < 0:

@@ -39,7 +39,36 @@ def resolve_embedding_model(model_path: str | None) -> Path:
     path = Path(model_path or default_embedding_model()).expanduser()
     if not path.is_dir():
         raise ConfigError(f"embedding model directory not found: {path}")
+    problem = _not_a_model(path)
+    if problem:
+        raise ConfigError(f"embedding model directory {path} is not a sentence-transformers model: {problem}")
     return path.resolve()
+
+
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", ONNX_FILE, "model.onnx")
+
+
+def _not_a_model(path: Path) -> str:
+    """What a folder lacks to be a sentence model (its config, its module list when it has one, its weights); "" when
+    nothing: a folder that is no model is said before any shard or worker loads it."""
+    docs: dict[str, Any] = {"modules.json": []}
+    for name in ("config.json", "modules.json"):
+        if not (path / name).exists():
+            if name == "config.json":
+                return "no config.json"
+            continue
+        try:
+            docs[name] = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:
+            return f"{name} does not read as JSON ({type(exc).__name__})"
+    modules = docs["modules.json"]
+    if not isinstance(docs["config.json"], dict):
+        return "config.json is not a JSON object"
+    if not (isinstance(modules, list) and all(isinstance(m, dict) and isinstance(m.get("path"), str) for m in modules)):
+        return "modules.json is not a list of modules with a path"
+    if not any((path / w).is_file() for w in WEIGHTS):
+        return f"no weights ({', '.join(WEIGHTS)})"
+    return ""
 
 
 def model_stamp(path: Path) -> str:
@@ -135,7 +164,8 @@ def ensure_onnx_export(model_path: str | None, log: Callable[[str], None] = prin
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings are not the user's business
-            model = SentenceTransformer(str(source), device="cpu", local_files_only=True, backend="onnx")
+            model = _loaded(source, lambda: SentenceTransformer(str(source), device="cpu", local_files_only=True,
+                                                                backend="onnx"))  # fmt: skip
             model.save(str(staging))
         if not (staging / ONNX_FILE).is_file():
             raise ConfigError(f"the ONNX export of {source} did not produce {ONNX_FILE}")
@@ -241,14 +271,27 @@ def _sentence_transformer(source: Path, backend: str, device: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
     if backend != "onnx":
-        return SentenceTransformer(str(source), device=device, local_files_only=True)
+        return _loaded(source, lambda: SentenceTransformer(str(source), device=device, local_files_only=True))
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = _threads(), 1
     kwargs = {"file_name": ONNX_FILE, "provider": "CPUExecutionProvider", "session_options": options}
     export = ensure_onnx_export(str(source))  # made by `prepare` or the supervisor; a remote worker makes its own
-    return SentenceTransformer(str(export), device="cpu", local_files_only=True, backend="onnx", model_kwargs=kwargs)
+    return _loaded(source, lambda: SentenceTransformer(str(export), device="cpu", local_files_only=True, backend="onnx",
+                                                       model_kwargs=kwargs))  # fmt: skip
+
+
+def _loaded(source: Path, load: Callable[[], Any]) -> Any:
+    """`load()`'s sentence model; a ConfigError (one line) when the folder's files do not load (corrupt weights, a
+    config of another kind of model): the libraries raise anything from OSError to their own Rust errors."""
+    try:
+        return load()
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the loader raises, the user's fix is the folder
+        detail = " ".join(str(exc).split())[:200]
+        raise ConfigError(f"embedding model {source} does not load ({type(exc).__name__}: {detail})") from None
 
 
 class OnnxSentenceModel:
