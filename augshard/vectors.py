@@ -159,41 +159,47 @@ def vectors_problems(folder: Path, meta: VectorsMeta | None, keys: list[tuple[st
     if meta.sha256 is not None and (digest := file_sha256(path)) != meta.sha256:
         problems.append(f"{VECTORS} has sha256 {digest[:12]}…, meta.json records {meta.sha256[:12]}… (changed since)")
     try:
-        table = pq.read_table(path)
+        source = pq.ParquetFile(path)
+        schema, rows = source.schema_arrow, source.metadata.num_rows
     except Exception as exc:  # noqa: BLE001 - any failure to read is the problem being reported
-        reason = " ".join(str(exc).split())[:200]
-        return [*problems, f"{VECTORS} does not open ({path}): {type(exc).__name__}: {reason}"]
-    kind = table.schema.field("vector").type if "vector" in table.column_names else None
-    if (
-        kind is None
-        or not pa.types.is_fixed_size_list(kind)
-        or table.schema.names[:2] != ["row_key", "variant"]
-        or not pa.types.is_floating(kind.value_type)
-    ):
-        return [*problems, f"{VECTORS} is not a vectors file (columns {', '.join(map(str, table.schema))})"]
-    dtype = str(kind.value_type.to_pandas_dtype().__name__)
+        return [*problems, _unreadable(path, exc)]
+    kind = schema.field("vector").type if "vector" in schema.names else None
+    if kind is None or not pa.types.is_fixed_size_list(kind) or schema.names[:2] != ["row_key", "variant"]:
+        return [*problems, f"{VECTORS} is not a vectors file (columns {', '.join(map(str, schema))})"]
+    dtype = np.dtype(kind.value_type.to_pandas_dtype()).name
     if kind.list_size != meta.dim or dtype != (meta.dtype or DTYPE):
         problems.append(f"{VECTORS} holds {dtype} vectors of dimension {kind.list_size}, meta.json says "
                         f"{meta.dtype or DTYPE} of dimension {meta.dim}")  # fmt: skip
-    if table.num_rows != meta.rows or table.num_rows != len(keys):
-        problems.append(f"{VECTORS} has {table.num_rows:,} rows, meta.json says {meta.rows:,}, the dataset has "
-                        f"{len(keys):,}")  # fmt: skip
-    own, array = _keys_and_array(table)
+    if rows != meta.rows or rows != len(keys):
+        problems.append(f"{VECTORS} has {rows:,} rows, meta.json says {meta.rows:,}, the dataset has {len(keys):,}")
+    own: list[tuple[str, int]] = []
+    bad, off, zero = 0, 0, 0
+    try:  # a batch at a time: memory stays flat however many vectors the combo kept (every page is read)
+        for batch in source.iter_batches(batch_size=65_536):
+            batch_keys, array = _keys_and_array(pa.Table.from_batches([batch]))
+            own += batch_keys
+            finite = np.isfinite(array).all(axis=1)
+            norms = np.linalg.norm(np.where(finite[:, None], array, 0.0), axis=1)
+            unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+            bad += int((~finite).sum())
+            off += int((finite & ~unit).sum())
+            zero += int((finite & (norms == 0)).sum())
+    except Exception as exc:  # noqa: BLE001 - as above
+        return [*problems, _unreadable(path, exc)]
     if own != keys and len(own) == len(keys):
         at = next(i for i, (a, b) in enumerate(zip(own, keys, strict=True)) if a != b)
         how = "the same rows in another order" if sorted(own) == sorted(keys) else "other rows"
         problems.append(f"{VECTORS} row keys are not the dataset's ({how}; first at row {at}: {own[at]} against "
                         f"{keys[at]})")  # fmt: skip
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        problems.append(f"{VECTORS} has {int((~finite).sum()):,} vector(s) with NaN or inf values")
-    norms = np.linalg.norm(np.where(np.isfinite(array), array, 0.0), axis=1)
-    off = finite & (np.abs(norms - 1.0) > UNIT_TOLERANCE)
-    if off.any():
-        zero = int((norms[off] == 0).sum())
-        problems.append(f"{VECTORS} has {int(off.sum()):,} vector(s) not of unit length ({zero:,} all zero): not "
-                        "the encoder's")  # fmt: skip
+    if bad:
+        problems.append(f"{VECTORS} has {bad:,} vector(s) with NaN or inf values")
+    if off:
+        problems.append(f"{VECTORS} has {off:,} vector(s) not of unit length ({zero:,} all zero): not the encoder's")
     return problems
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    return f"{VECTORS} does not open ({path}): {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def usable_vectors(folder: Path, meta: VectorsMeta, name: str) -> bool:

@@ -292,3 +292,29 @@ def test_evaluate_encodes_damaged_vectors_again_with_one_warning(
         doc["run_info"]["vectors"]["from_cache"] == reference["run_info"]["vectors"]["stored"]  # fmt: skip
     # The gains are those of the whole vectors: nothing of the damaged file reached the classifier.
     assert doc["results"] == reference["results"]
+
+
+def test_vectors_problems_of_a_file_written_by_the_writer(tmp_path: Path) -> None:
+    """The check on its own: a whole file passes; a truncated, float64, missing or unannounced one is named."""
+    import pyarrow as pa
+
+    from augshard.vectors import VectorsMeta, VectorsWriter, vectors_problems
+
+    keys = [("a", 0), ("a", 1), ("b", 0)]
+    vectors = np.eye(3, 4, dtype=np.float32)
+    writer = VectorsWriter(tmp_path)
+    writer.write(keys, vectors)
+    meta = writer.close(VectorsMeta(VECTORS, 4, 3, "embedding|test", "evidence"), rows=3)
+    assert vectors_problems(tmp_path, meta, keys) == []
+    assert vectors_problems(tmp_path, None, keys) == [f"{VECTORS} that meta.json does not mention"]
+    whole = (tmp_path / VECTORS).read_bytes()
+    (tmp_path / VECTORS).write_bytes(whole[: len(whole) // 2])
+    assert any("does not open" in p for p in vectors_problems(tmp_path, meta, keys))
+    wide = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1).astype(np.float64)), 4)
+    pq.write_table(pa.table({"row_key": ["a", "a", "b"], "variant": pa.array([0, 1, 0], pa.int32()), "vector": wide}),
+                   tmp_path / VECTORS)  # fmt: skip
+    problems = vectors_problems(tmp_path, meta, keys)
+    assert any("holds float64 vectors of dimension 4, meta.json says float32" in p for p in problems), problems
+    (tmp_path / VECTORS).unlink()
+    assert vectors_problems(tmp_path, meta, keys) == [f"{VECTORS} missing ({tmp_path / VECTORS}), meta.json says it "
+                                                      "was kept"]  # fmt: skip
