@@ -144,3 +144,15 @@ def test_a_missing_manifest_and_a_missing_root(root: Path, tmp_path: Path) -> No
         verify(tmp_path / "nowhere")
     proc = run_cli("verify", "--output-root", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert proc.returncode == 2 and "output root not found" in proc.stderr
+
+
+def test_vectors_left_unchecked_by_an_older_meta_json_are_a_note_not_a_problem(tmp_path: Path) -> None:
+    """A meta.json written before the vectors' sha256 (`vectors_unchecked`): said, and the run still verifies."""
+    from augshard.verify import Verification
+
+    report = Verification(tmp_path / "manifest_final.csv", unchecked=["combo_1_nlp_keyboard"])
+    lines = report.lines()
+    assert any(line.startswith("combo_1_nlp_keyboard: vectors.parquet has no sha256 in meta.json") for line in lines)
+    assert lines[-1] == "OK: the manifest and the datasets agree"
+    doc = report.as_json()
+    assert doc["ok"] is True and doc["vectors_unchecked"] == ["combo_1_nlp_keyboard"]
