@@ -11,8 +11,6 @@ import hashlib
 import os
 import re
 import shutil
-import signal
-import threading
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from augshard.export_model import (
     Export,
     ExportOptions,
 )
+from augshard.interrupts import Interrupted, unwinding_on_signals
 from augshard.lock import ReadLock, TargetLock
 from augshard.manifest import find_shard_manifests, read_manifest
 from augshard.outcome import ComboOutcome, Status
@@ -41,13 +40,9 @@ ROW_GROUP = 10_000
 PART = re.compile(r"^train-(\d{5})-of-(\d{5})\.parquet$")
 
 
-class ExportInterrupted(BaseException):
+class ExportInterrupted(Interrupted):
     """SIGTERM or SIGHUP during an export (SLURM, `timeout`, a closed terminal): unwinds like Ctrl-C, so the
     staging folder is removed; the command exits 128 + the signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def normalise(text: str) -> str:
@@ -73,10 +68,13 @@ def combo_names(entries: list[ComboOutcome]) -> dict[str, str]:
     return names
 
 
-def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[ComboOutcome], list[ComboMeta]]:
+def select_combos(
+    options: ExportOptions, verb: str = "export"
+) -> tuple[list[ComboOutcome], list[ComboOutcome], list[ComboMeta]]:
     """The combos to export (sorted by k, then combo id: the order that decides which twin is kept) with their
     meta.json, and the ones left out. A run with failed, interrupted or half-written combos is refused unless
-    allowed; combos on disk from more than one plan are refused unless `--plan` chooses one."""
+    allowed; combos on disk from more than one plan are refused unless `--plan` chooses one. `evaluate` chooses
+    its combos here too (`verb` names the command in its refusals)."""
     root = options.output_root
     manifest, entries = _plan_entries(options)
     names = combo_names(entries)
@@ -92,7 +90,7 @@ def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[Comb
     if bad and not options.allow_incomplete:
         raise OutputError(
             f"{manifest}: {len(bad)} combo(s) failed, stopped or half-written ({_names(bad)}); rerun `augshard run` "
-            "to finish them, or pass --allow-incomplete to export the others"
+            f"to finish them, or pass --allow-incomplete to {verb} the others"
         )
     ok = [e for e in chosen if e.ok and e not in bad]
     foreign = _foreign(ok, metas)
@@ -103,13 +101,13 @@ def select_combos(options: ExportOptions) -> tuple[list[ComboOutcome], list[Comb
             f"{manifest}: the combos on disk come from more than one plan: {plan} (this manifest's, "
             f"{len(ok) - len(foreign)} combo(s)) and {', '.join(others)} ({len(foreign)} combo(s): {_names(foreign)}, "
             f"written by a later run that did not finish); rerun `augshard run` to finish one plan, or pass "
-            f"--plan {plan} to export this manifest's combos only"
+            f"--plan {plan} to {verb} this manifest's combos only"
         )
     # With --plan, a combo another plan wrote over is left out, and said so.
     gone = [dataclasses.replace(e, error=f"overwritten by plan {metas[e.combo_id].plan_fingerprint}") for e in foreign]
     ok = sorted((e for e in ok if e not in foreign), key=lambda e: (e.k, e.combo_id))
     if not ok:
-        raise OutputError(f"{manifest}: no complete combo to export")
+        raise OutputError(f"{manifest}: no complete combo to {verb}")
     skipped = [e for e in chosen if e not in ok and e not in foreign and e.status is not Status.UNAVAILABLE]
     return ok, skipped + gone, [metas[e.combo_id] for e in ok]
 
@@ -243,22 +241,9 @@ def _export_locked(options: ExportOptions, target: Path) -> Export:
     return result
 
 
-@contextlib.contextmanager
-def _leaving_no_trace() -> Iterator[None]:
+def _leaving_no_trace() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP unwind the export as SIGINT does (ExportInterrupted), so every `finally` runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, _frame: object) -> None:
-        raise ExportInterrupted(signum)
-
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    return unwinding_on_signals(ExportInterrupted)
 
 
 def sweep_leftovers(target: Path) -> list[Path]:
