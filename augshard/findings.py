@@ -171,7 +171,15 @@ def choose_combos(
         rule.append(f"mean macro-F1 gain >= {min_gain:+.4f}")
     if best is not None:
         rows = rows[:best]
-        rule.append(f"the {best} best by mean macro-F1 gain")
+        if len(rows) == best:
+            rule.append(f"the {best} best by mean macro-F1 gain")
+        else:  # never "the 5 best" for the 2 an evaluation of some of the combos (--combos) ranks
+            passing = " with that gain" if min_gain is not None else ""
+            evaluated = len(section["combos"])
+            rule.append(
+                f"--best {best}, but the evaluation ranks only {len(rows)} combo(s){passing} (of {evaluated} it "
+                f"evaluated): those {len(rows)}, by mean macro-F1 gain"
+            )
     if not rows:
         raise OutputError(f"no combo of {output_root / EVALUATION} has a mean gain >= {min_gain}")
     p = doc["protocol"]

@@ -73,6 +73,16 @@ def export(
     except (ExportInterrupted, KeyboardInterrupt) as exc:
         err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")
         return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
+    if best is not None:  # how many it found, on the terminal whatever the format (stdout may be a document)
+        found = len(result.combos) + len(result.left_out)
+        if found < best:
+            err_console.print(
+                f"[yellow]--best {best}[/yellow]: evaluation.json ranks only {found} combo(s) (it evaluated fewer, "
+                f"or fewer met --min-gain): chose those {found}, not {best}"
+            )
+        else:
+            err_console.print(f"--best {best}: chose the {best} combo(s) with the best gain in evaluation.json",
+                              markup=False, highlight=False)  # fmt: skip
     if fmt == "json":
         write_json(result.facts)
         return 0
