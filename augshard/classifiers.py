@@ -5,11 +5,16 @@ Both are fixed, documented models (no search): the point is the same model with 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
 FEATURES = ("tfidf", "embedding")
 HASH_BITS = 20  # 2^20 hashed columns per analyzer: collisions are rare at this size and cost no memory
+MAX_ITER = 1000  # liblinear's iterations, whichever path fits
+# The two paths of `fit_ovr_logistic`, as evaluation.json's run_info counts them.
+BINDING, FALLBACK = "liblinear_binding", "public_estimator"
+_FITS: Counter = Counter()  # fits per path in this process since `take_fits()`
 
 
 @dataclass(frozen=True)
@@ -142,27 +147,53 @@ def fit_ovr_logistic(x: Any, y: Any, classes: list[str], c: float, tol: float) -
 
     liblinear trains every class in one call on one copy of the data; scikit-learn's public estimator no longer
     offers that for more than two classes (one-vs-rest around it converts the data once per class: 1.5x the time),
-    so its liblinear binding is called directly, with the public one-vs-rest as the fallback should it move."""
+    so its liblinear binding is called directly. Should that private binding move or change its signature, the
+    public estimator fits the same model (`_fit_public`); `take_fits()` says which of the two ran."""
     import numpy as np
 
     try:
         from sklearn.svm._base import _fit_liblinear
-    except ImportError:  # pragma: no cover - a scikit-learn that moved its binding
-        _fit_liblinear = None
-    if _fit_liblinear is not None:
+
         coef, intercept, _ = _fit_liblinear(
-            x, y, c, True, 1.0, "balanced", "l2", True, 0, 1000, tol, random_state=0, multi_class="ovr",
+            x, y, c, True, 1.0, "balanced", "l2", True, 0, MAX_ITER, tol, random_state=0, multi_class="ovr",
             loss="logistic_regression",
         )  # fmt: skip
-    else:  # pragma: no cover
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
-
-        model = LogisticRegression(C=c, solver="liblinear", dual=True, tol=tol, class_weight="balanced")
-        fitted = OneVsRestClassifier(model).fit(x, y)
-        coef = np.vstack([e.coef_ for e in fitted.estimators_])
-        intercept = np.concatenate([e.intercept_ for e in fitted.estimators_])
+        _FITS[BINDING] += 1
+    except (ImportError, AttributeError, TypeError):  # moved, renamed, or called with arguments it no longer takes
+        coef, intercept = _fit_public(x, y, classes, c, tol)
+        _FITS[FALLBACK] += 1
     coef, intercept = np.asarray(coef), np.atleast_1d(np.asarray(intercept, dtype=np.float64))
     if len(classes) == 2 and coef.shape[0] == 1:  # one model for two classes: its score is the second class's
         coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
     return coef, intercept
+
+
+def _fit_public(x: Any, y: Any, classes: list[str], c: float, tol: float) -> tuple[Any, Any]:
+    """The binding's model through scikit-learn's public estimator: liblinear's dual solver, the same iterations and
+    random state, and its class weights. liblinear weighs class i's rows by n / (n_classes * n_i) and, in class i's
+    one-vs-rest problem, the other rows by 1: so one binary fit per class with weights {1: w_i, 0: 1} (two classes:
+    one fit, weighted "balanced"). The optimum is the same; the coefficients agree to the solver's tolerance."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.asarray(y)
+    common = {"C": c, "solver": "liblinear", "dual": True, "tol": tol, "max_iter": MAX_ITER, "random_state": 0,
+              "intercept_scaling": 1.0}  # fmt: skip
+    if len(classes) == 2:
+        model = LogisticRegression(class_weight="balanced", **common).fit(x, y)
+        return model.coef_, model.intercept_
+    weights = compute_class_weight("balanced", classes=np.asarray(classes), y=y)
+    coef, intercept = [], []
+    for label, weight in zip(classes, weights, strict=True):
+        model = LogisticRegression(class_weight={1: weight, 0: 1.0}, **common).fit(x, (y == label).astype(int))
+        coef.append(model.coef_[0])
+        intercept.append(model.intercept_[0])
+    return np.vstack(coef), np.asarray(intercept)
+
+
+def take_fits() -> dict[str, int]:
+    """How many TF-IDF models each path fitted since the last call, zeros included (then counted from zero)."""
+    out = {BINDING: _FITS[BINDING], FALLBACK: _FITS[FALLBACK]}
+    _FITS.clear()
+    return out

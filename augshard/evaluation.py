@@ -14,80 +14,30 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from augshard.classifiers import FEATURES
-from augshard.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
+from augshard.classifiers import BINDING, FALLBACK
 from augshard.data import file_sha256, read_table, row_keys
 from augshard.encoders import resolve_backend
 from augshard.errors import ConfigError, OutputError
-from augshard.export_model import FACTS, ExportFacts, load_json
-from augshard.exporting import normalise
-from augshard.findings import EVALUATION, build_document, write_document
+from augshard.evaluation_options import EvaluateOptions
+from augshard.evaluation_pool import run_tasks
+from augshard.export_model import FACTS, ExportFacts, ExportOptions, load_json
+from augshard.exporting import normalise, select_combos
+from augshard.findings import build_document, write_document
 from augshard.fingerprint import sha
+from augshard.interrupts import unwinding_on_signals
 from augshard.lock import ReadLock, TargetLock
-from augshard.manifest import read_manifest
-from augshard.outcome import ComboOutcome, Status
+from augshard.outcome import ComboOutcome
 from augshard.outputs import check_evaluation_out
-from augshard.scoring import (
-    Candidate,
-    Split,
-    WorkerSetup,
-    encode_with_cache,
-    evaluate_candidate,
-    init_worker,
-    make_encoder,
-)
+from augshard.scoring import Candidate, Split, WorkerSetup, encode_with_cache, make_encoder
 from augshard.store import META, ComboMeta, read_meta
 from augshard.vectors import usable_vectors
 
-FIELDS = ("text", "evidence")
-
-
-@dataclass(frozen=True)
-class EvaluateOptions:
-    label_col: str
-    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
-    output_name: str = DEFAULT_OUTPUT_NAME
-    group_col: str | None = None
-    folds: int = 5
-    repeats: int = 1
-    features: tuple[str, ...] = ("tfidf",)
-    train_sizes: tuple[float, ...] = (1.0,)
-    combos: tuple[str, ...] = ()
-    export_dir: Path | None = None  # evaluate an `augshard export` as a whole instead of the run's combos
-    field: str = "text"  # what the classifier reads: the text column, or the evidence span
-    seed: int = 0
-    num_shards: int | None = None  # worker processes; None: one per CPU core
-    allow_incomplete: bool = False
-    drop_rare_classes: bool = False
-    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
-    embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
-    out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
-    force: bool = False  # replace an --out that is not an evaluation.json augshard made
-
-    def check(self) -> None:
-        if self.folds < 2:
-            raise ConfigError(f"--folds must be at least 2, got {self.folds}")
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats must be at least 1, got {self.repeats}")
-        unknown = [f for f in self.features if f not in FEATURES]
-        if unknown or not self.features:
-            raise ConfigError(f"--features must be tfidf, embedding or both, got '{','.join(self.features)}'")
-        if not self.train_sizes or any(not 0.0 < s <= 1.0 for s in self.train_sizes):
-            raise ConfigError(f"--train-sizes are fractions in (0, 1], got {list(self.train_sizes)}")
-        if self.field not in FIELDS:
-            raise ConfigError(f"--field must be text or evidence, got '{self.field}'")
-        if self.num_shards is not None and self.num_shards < 1:
-            raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {self.num_shards}")
-
-    @property
-    def destination(self) -> Path:
-        return self.out or (self.export_dir or self.output_root) / EVALUATION
+__all__ = ["EvaluateOptions", "Originals", "evaluate", "make_splits"]  # EvaluateOptions: evaluation_options.py
 
 
 @dataclass
@@ -100,6 +50,7 @@ class Originals:
     groups: list[int]
     dropped: Counter = field(default_factory=Counter)
     dropped_classes: dict[str, int] = field(default_factory=dict)
+    blank_groups: int = 0  # rows whose `--group-col` value is blank: each its own group (see `blank`)
 
     @property
     def classes(self) -> list[str]:
@@ -123,40 +74,18 @@ class Source:
 # --- originals and candidates -----------------------------------------------------------------------------------
 
 
-def _manifest(options: EvaluateOptions) -> Path:
-    manifest = options.output_root / options.output_name
-    if not manifest.is_file():
-        raise OutputError(
-            f"no finished run in {options.output_root}: {manifest} is missing (run `augshard run`, or `merge`)"
-        )
-    return manifest
-
-
 def _metas(options: EvaluateOptions) -> tuple[list[ComboOutcome], list[ComboMeta]]:
-    root = options.output_root
-    manifest = _manifest(options)
-    entries = read_manifest(manifest)
-    wanted = set(options.combos)
-    known = {name for e in entries for name in (e.combo_id, e.combo_dir, e.methods)}
-    unknown = sorted(wanted - known)
-    if unknown:
-        raise ConfigError(f"--combos: {', '.join(unknown)} not in {manifest}")
-    chosen = [e for e in entries if not wanted or wanted & {e.combo_id, e.combo_dir, e.methods}]
-    bad = [e for e in chosen if e.status in (Status.FAILED, Status.INTERRUPTED) or (e.ok and not _whole(root, e))]
-    if bad and not options.allow_incomplete:
-        names = ", ".join(e.combo_dir for e in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise OutputError(
-            f"{manifest}: the run is incomplete: {len(bad)} combo(s) failed, stopped or half-written ({names}); "
-            "rerun `augshard run` to finish them, or pass --allow-incomplete to evaluate the others"
-        )
-    ok = sorted((e for e in chosen if e.ok and e not in bad), key=lambda e: e.combo_id)
-    if not ok:
-        raise OutputError(f"{manifest}: no complete combo to evaluate")
-    return ok, [read_meta(root / e.combo_dir / META) for e in ok]
-
-
-def _whole(root: Path, e: ComboOutcome) -> bool:
-    return (root / e.combo_dir / "dataset.parquet").is_file() and (root / e.combo_dir / META).is_file()
+    """The combos to evaluate and their meta.json, chosen as `export` chooses them (export's refusals: a run with
+    failed, stopped or half-written combos, combos on disk from more than one plan unless `--plan` chooses one),
+    in combo id order."""
+    choice = ExportOptions(
+        to=options.output_root,  # not read: export's selection knows nothing of its target
+        output_root=options.output_root, output_name=options.output_name, combos=options.combos,
+        allow_incomplete=options.allow_incomplete, plan=options.plan,
+    )  # fmt: skip
+    ok, _, metas = select_combos(choice, verb="evaluate")
+    chosen = sorted(zip(ok, metas, strict=True), key=lambda pair: pair[0].combo_id)
+    return [e for e, _ in chosen], [m for _, m in chosen]
 
 
 def _column(field_name: str, text_col: str, evidence_col: str | None) -> str:
@@ -254,7 +183,25 @@ def load_originals(source: Source, options: EvaluateOptions) -> Originals:
     if len({r[2] for r in rows}) < 2:
         only = rows[0][2] if rows else "none"
         raise ConfigError(f"{path}: '{options.label_col}' has one class ({only}); a classifier needs at least two")
-    return Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], _groups(rows), dropped, rare)
+    groups = _groups(rows)
+    if len(set(groups)) < options.folds:
+        by = f"'{options.group_col}' (--group-col) and identical texts" if options.group_col else "identical texts"
+        raise ConfigError(
+            f"{path}: the {len(rows)} originals form {len(set(groups))} group(s) by {by}, fewer than --folds "
+            f"{options.folds}: every fold needs a group of its own; pass fewer --folds or another --group-col"
+        )
+    blanks = sum(blank(r[3]) for r in rows) if options.group_col else 0
+    return Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], groups, dropped, rare, blanks)
+
+
+def blank(value: Any) -> bool:
+    """A `--group-col` cell that names no group (missing, empty, white space, NaN): its row is a group of its own
+    (or of its text's), never one group with every other blank row."""
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def _groups(rows: list[tuple[str, str, str, Any]]) -> list[int]:
@@ -269,7 +216,7 @@ def _groups(rows: list[tuple[str, str, str, Any]]) -> list[int]:
 
     first: dict[tuple[str, str], int] = {}
     for i, (_, text, _, group) in enumerate(rows):
-        for token in (("text", normalise(text)), ("group", str(group)) if group is not None else None):
+        for token in (("text", normalise(text)), ("group", str(group)) if not blank(group) else None):
             if token is None:
                 continue
             j = first.setdefault(token, i)
@@ -327,13 +274,24 @@ def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | No
     """Run the protocol, write evaluation.json (atomically) and return its document."""
     options.check()
     check_evaluation_out(options.destination, options.output_root, options.export_dir, options.cache_dir, options.force)
-    if options.export_dir is not None:
-        with TargetLock(options.destination, "evaluate"):  # one evaluation writes an evaluation.json at a time
+    # SIGTERM and SIGHUP unwind as Ctrl-C does: the workers end, the lock goes, the previous evaluation.json stays.
+    with unwinding_on_signals():
+        if options.export_dir is not None:
+            with TargetLock(options.destination, "evaluate"):  # one evaluation writes an evaluation.json at a time
+                return _evaluate(options, progress)
+        _has_run(options)  # refused before any lock is taken in a folder that may not exist
+        # No run, shard job or merge rewrites the combos meanwhile; one evaluation writes an evaluation.json at a time.
+        with ReadLock(options.output_root, "evaluate"), TargetLock(options.destination, "evaluate"):
             return _evaluate(options, progress)
-    _manifest(options)  # refused before any lock is taken in a folder that may not exist
-    # No run, shard job or merge rewrites the combos meanwhile; one evaluation writes an evaluation.json at a time.
-    with ReadLock(options.output_root, "evaluate"), TargetLock(options.destination, "evaluate"):
-        return _evaluate(options, progress)
+
+
+def _has_run(options: EvaluateOptions) -> None:
+    """A merged manifest; or, with --plan, an output root (a run stopped before merging left shard manifests)."""
+    manifest = options.output_root / options.output_name
+    if not manifest.is_file() and not (options.plan and options.output_root.is_dir()):
+        raise OutputError(
+            f"no finished run in {options.output_root}: {manifest} is missing (run `augshard run`, or `merge`)"
+        )
 
 
 def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
@@ -361,9 +319,11 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
     setup = WorkerSetup(originals.texts, originals.labels, originals.keys, splits, options.features, vectors, spec,
                         str(options.cache_dir / "evaluate.db") if spec else None)  # fmt: skip
     workers = min(options.num_shards or os.cpu_count() or 1, len(candidates) + 1)
-    results = _run_tasks(setup, [None, *candidates], workers, progress)
+    results = run_tasks(setup, [None, *candidates], workers, progress)
+    fits: Counter = Counter()
     for r in results:
         tally.update(r["vectors"])
+        fits.update(r["fits"])
         seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
     if spec is not None:  # every count named, zeros included: "0 encoded" is the claim a stored run makes
         tally.update({k: 0 for k in ("stored", "from_cache", "encoded")})
@@ -376,6 +336,7 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
         "folds": options.folds, "repeats": options.repeats, "seed": options.seed,
         "train_sizes": list(options.train_sizes), "features": list(options.features), "classes": originals.classes,
         "originals": len(originals.keys), "groups": len(set(originals.groups)),
+        "blank_group_rows": originals.blank_groups,
         "dropped_rows": dict(sorted(originals.dropped.items())), "dropped_classes": originals.dropped_classes,
     }  # fmt: skip
     doc = build_document(source_doc, protocol, splits, candidates, results)
@@ -385,6 +346,8 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
         "seconds": {k: round(v, 2) for k, v in sorted(seconds.items())},
         "vectors": dict(sorted(tally.items())),
     }
+    if "tfidf" in options.features:  # which path fitted the TF-IDF models (classifiers.fit_ovr_logistic)
+        doc["run_info"]["tfidf_fits"] = {path: fits[path] for path in (BINDING, FALLBACK)}
     write_document(options.destination, doc)
     return doc
 
@@ -412,45 +375,3 @@ def _with_usable_vectors(candidate: Candidate, identity: str, field_name: str, s
         return replace(candidate, vectors=None)
     usable = usable_vectors(Path(candidate.vectors), meta, candidate.combo_dir)  # whole, else one warning
     return candidate if usable else replace(candidate, vectors=None)
-
-
-def _run_tasks(
-    setup: WorkerSetup, tasks: list[Candidate | None], workers: int, progress: Callable[[int, int], None] | None
-) -> list[dict[str, Any]]:
-    """Every task's scores, in task order, from `workers` processes (or this one). The results do not depend on
-    which worker ran what: each task is computed alone from the same setup."""
-    results: list[dict[str, Any] | None] = [None] * len(tasks)
-    done = 0
-    if workers == 1:
-        init_worker(setup)
-        for i, task in enumerate(tasks):
-            results[i] = evaluate_candidate(i, task)
-            done += 1
-            if progress:
-                progress(done, len(tasks))
-        return results  # type: ignore[return-value]
-    import multiprocessing
-
-    # Largest first, so no worker is left with a big combo at the end.
-    order = sorted(range(len(tasks)), key=lambda i: -_size(tasks[i]))
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(setup,))
-    try:
-        futures = [pool.submit(evaluate_candidate, i, tasks[i]) for i in order]
-        for future in as_completed(futures):
-            result = future.result()
-            results[result["index"]] = result
-            done += 1
-            if progress:
-                progress(done, len(tasks))
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown()
-    return results  # type: ignore[return-value]
-
-
-def _size(task: Candidate | None) -> int:
-    if task is None:
-        return 0
-    return sum(os.path.getsize(f) for f in task.files if os.path.exists(f))

@@ -97,11 +97,45 @@ def test_export_writes_a_training_set(session: dict, tmp_path: Path) -> None:
 
 
 def test_evaluate_returns_each_combos_gain(session: dict, tmp_path: Path) -> None:
+    """Each gain is the mean of its paired per-split differences, its interval the corrected t interval (scipy's t
+    quantile, n - 1 degrees of freedom, the folds' own n_test/n_train), its Holm p from the section's p-values."""
+    import statistics
+
+    from scipy import stats
+
+    from augshard.evaluation import EvaluateOptions, load_originals, load_run, make_splits
+
     out = tmp_path / "evaluation.json"
-    result = augshard.evaluate("label", session["first"].output_root, folds=2, num_shards=1, out=out)
+    root = session["first"].output_root
+    result = augshard.evaluate("label", root, folds=3, repeats=2, num_shards=1, out=out)
     assert result.path == out and out.is_file()
     assert sorted(g.combo_dir for g in result.gains) == sorted(o.combo_dir for o in session["first"].combos)
-    assert all(g.ci_low <= g.gain <= g.ci_high for g in result.gains)
+    options = EvaluateOptions(label_col="label", output_root=root, folds=3, repeats=2)
+    splits = make_splits(load_originals(load_run(options)[0], options), options)
+    ratio = statistics.fmean(len(s.test) / len(s.train) for s in splits)
+    (section,) = result.document["results"]
+    baseline = section["baseline"]["macro_f1_splits"]
+    rows = {c["combo_dir"]: c for c in section["combos"]}
+    p_values = {}
+    for g in result.gains:
+        diffs = [a - b for a, b in zip(rows[g.combo_dir]["macro_f1_splits"], baseline, strict=True)]
+        n, mean, sd = len(diffs), statistics.fmean(diffs), statistics.stdev(diffs)
+        assert n == len(splits) == 6 and g.gain == pytest.approx(mean, abs=1e-5)
+        assert g.macro_f1 == pytest.approx(statistics.fmean(rows[g.combo_dir]["macro_f1_splits"]), abs=1e-5)
+        if sd == 0:  # every split moved by the same amount: no spread to widen
+            assert g.ci_low == g.ci_high == pytest.approx(mean, abs=1e-5)
+            p_values[g.combo_dir] = 1.0 if mean == 0 else 0.0
+            continue
+        se = sd * (1 / n + ratio) ** 0.5
+        half = stats.t.ppf(0.975, n - 1) * se
+        assert (g.ci_low, g.ci_high) == pytest.approx((mean - half, mean + half), abs=1e-4)
+        p_values[g.combo_dir] = 2 * stats.t.sf(abs(mean) / se, n - 1)
+    ordered = sorted(p_values, key=p_values.get)
+    for rank, combo in enumerate(ordered):  # Holm: (m - rank) x p, never below the previous one
+        expected = max(min(1.0, (len(ordered) - r) * p_values[c]) for r, c in enumerate(ordered[: rank + 1]))
+        gain = next(g for g in result.gains if g.combo_dir == combo)
+        assert gain.p_holm == pytest.approx(expected, abs=1e-4)
+        assert gain.verdict == ("no evidence" if expected >= 0.05 else "helps" if gain.ci_low > 0 else "hurts")
 
 
 def test_export_chooses_the_best_combos_by_the_evaluation(session: dict, tmp_path: Path) -> None:
@@ -130,6 +164,19 @@ def test_unknown_or_bad_settings_are_config_errors_naming_the_field(tmp_path: Pa
         augshard.export(tmp_path / "x", k=[1, "two"])
     with pytest.raises(ConfigError, match="--train-sizes: expected fractions like 0.1,0.25,1.0, got 'half'"):
         augshard.evaluate("label", tmp_path, train_sizes="half")
+    # Wrong-typed evaluate arguments: a ConfigError naming the option, never a TypeError from deep inside.
+    with pytest.raises(ConfigError, match="evaluate option 'folds' must be a whole number, got '3'"):
+        augshard.evaluate("label", tmp_path, folds="3")
+    with pytest.raises(ConfigError, match="evaluate option 'label_col' must be a string, got None"):
+        augshard.evaluate(None, tmp_path)
+    with pytest.raises(ConfigError, match="evaluate option 'seed' must be a whole number, got 1.5"):
+        augshard.evaluate("label", tmp_path, seed=1.5)
+    with pytest.raises(ConfigError, match="evaluate option 'allow_incomplete' must be True or False, got 'no'"):
+        augshard.evaluate("label", tmp_path, allow_incomplete="no")
+    with pytest.raises(ConfigError, match="--seed must be between 0 and 2\\*\\*32 - 1 \\(--repeats 1\\), got -1"):
+        augshard.evaluate("label", tmp_path, seed=-1)
+    with pytest.raises(ConfigError, match="--train-sizes: 0.5 given twice"):
+        augshard.evaluate("label", tmp_path, train_sizes=[0.5, 0.5])
     with pytest.raises(ConfigError, match="as_ must be one of pandas, datasets"):
         augshard.load(tmp_path, as_="polars")
     with pytest.raises(OutputError, match="no finished run"):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
+import signal
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_cli, sample_rows, write_csv
+from helpers import run_cli, sample_rows, wait_for, write_csv
 
 from augshard.classifiers import TfidfSettings, TfidfSpace, fit_predict_tfidf
 from augshard.evaluation import EvaluateOptions, Originals, make_splits
@@ -226,6 +229,21 @@ def test_refusals_are_one_line_and_exit_2(small_run: Path, tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+def test_bad_seeds_too_few_groups_and_repeated_train_sizes_are_one_line(small_run: Path) -> None:
+    base = ("--label-col", "label", "--drop-rare-classes", "--folds", "3")
+    assert "--seed must be between 0 and 2**32 - 1" in _refused(small_run, *base, "--seed", "-1")
+    assert "--seed must be between 0 and 2**32 - 1" in _refused(small_run, *base, "--seed", str(2**32))
+    line = _refused(small_run, *base, "--seed", str(2**32 - 2), "--repeats", "3")  # repeat 2 would draw with 2**32
+    assert "--seed must be between 0 and 2**32 - 3" in line
+    line = _refused(small_run, *base, "--train-sizes", "0.5,1.0,0.5")
+    assert "--train-sizes: 0.5 given twice" in line
+    # Grouped by label: 3 groups (negative, neutral, positive), and 5 folds asked for.
+    line = _refused(small_run, "--label-col", "label", "--drop-rare-classes", "--group-col", "label")
+    assert "form 3 group(s)" in line and "fewer than --folds 5" in line
+    assert not (small_run / ROOT / "evaluation.json").exists()
+
+
+@pytest.mark.slow
 def test_a_label_with_one_class_is_refused(tmp_path: Path) -> None:
     rows = [{"id": r["id"], "label": "same", "text": r["text"]} for r in sample_rows(20)]
     _run(tmp_path, write_csv(tmp_path / "one.csv", rows), "--methods", "nlp_keyboard", "--num-shards", "1")
@@ -247,13 +265,13 @@ def test_rare_classes_dropped_on_request_and_an_incomplete_run_refused(small_run
                                          "macro_f1_splits", "verdict"}  # fmt: skip
     assert set(section["combos"][0]["gain"]) == {"mean", "ci_low", "ci_high", "p_value", "p_holm", "splits"}
     assert doc["run_info"]["workers"] >= 1 and doc["run_info"]["seconds"]["total"] > 0
+    # Every TF-IDF model (the baseline and one combo, 3 splits each), fitted in the workers by the binding.
+    assert doc["run_info"]["tfidf_fits"] == {"liblinear_binding": 6, "public_estimator": 0}
     assert {"load", "workers_setup_s", "workers_read_s", "workers_vectorise_s", "workers_fit_s"} <= set(
         doc["run_info"]["seconds"]
     )
 
     copy = tmp_path / "copy"
-    import shutil
-
     shutil.copytree(small_run, copy)
     (dataset,) = _combo_files(copy).values()
     dataset.unlink()  # half-written: its manifest says ok
@@ -315,12 +333,27 @@ def test_evaluate_an_export_as_a_whole(tmp_path: Path) -> None:
 
 
 def test_holm_and_the_corrected_interval() -> None:
+    """Against scipy: with no correction the interval and p-value are the one-sample t test's (t quantile and
+    n - 1 degrees of freedom); the corrected ones scale its standard error by sqrt(1/n + n_test/n_train)."""
+    import statistics
+
+    from scipy import stats
+
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.001]) == pytest.approx([0.5, 0.002])
-    naive = paired_gain([0.02, 0.03, 0.01, 0.04, 0.02], 0.0)
-    corrected = paired_gain([0.02, 0.03, 0.01, 0.04, 0.02], 0.25)
-    assert corrected.mean == naive.mean == pytest.approx(0.024)
-    assert corrected.high - corrected.low == pytest.approx((naive.high - naive.low) * (0.45 / 0.2) ** 0.5)
+    for diffs in ([0.02, 0.03, 0.01, 0.04, 0.02], [0.01, -0.02, 0.03, 0.0, 0.02, 0.01, -0.01, 0.02, 0.03, 0.01]):
+        n, mean, sd = len(diffs), statistics.fmean(diffs), statistics.stdev(diffs)
+        naive, reference = paired_gain(diffs, 0.0), stats.ttest_1samp(diffs, 0.0)
+        assert naive.mean == pytest.approx(mean) and naive.splits == n
+        assert naive.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+        assert reference.df == n - 1
+        assert (naive.low, naive.high) == pytest.approx(tuple(reference.confidence_interval(0.95)), rel=1e-9)
+        corrected = paired_gain(diffs, 0.25)
+        se = sd * (1 / n + 0.25) ** 0.5
+        quantile = stats.t.ppf(0.975, n - 1)  # 2.776 for 5 splits: neither 5 degrees of freedom nor the normal's
+        assert quantile > stats.t.ppf(0.975, n) > stats.norm.ppf(0.975)
+        assert (corrected.low, corrected.high) == pytest.approx((mean - quantile * se, mean + quantile * se))
+        assert corrected.p_value == pytest.approx(2 * stats.t.sf(abs(mean) / se, n - 1), rel=1e-9)
     assert paired_gain([0.0] * 5, 0.25).p_value == 1.0
 
 
@@ -376,3 +409,329 @@ def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> Non
             " ".join(rows[i][1].lower().split()) for i in split.test
         }
         assert not {rows[i][3] for i in split.train if rows[i][3]} & {rows[i][3] for i in split.test if rows[i][3]}
+
+
+def test_blank_group_values_are_groups_of_their_own_never_one_group(tmp_path: Path) -> None:
+    """Rows with an empty or blank `--group-col` cell name no group: each stays alone (with its identical texts),
+    and the document counts them, where one "" group would have put every such row in one fold."""
+    from augshard.data import file_sha256
+    from augshard.evaluation import Source, load_originals
+
+    rows = [{"id": f"r{n:02d}", "label": "ab"[n % 2], "text": f"text number {n}",
+             "post": "" if n < 10 else "   " if n < 20 else f"p{n // 5}"} for n in range(30)]  # fmt: skip
+    path = write_csv(tmp_path / "in.csv", rows)
+    source = Source("run", str(tmp_path), str(path), file_sha256(path), "text", None, "id", [])
+    originals = load_originals(source, EvaluateOptions(label_col="label", group_col="post", folds=5))
+    assert len(set(originals.groups)) == 20 + 2  # 20 blank rows alone, and posts p4 and p5
+    assert originals.blank_groups == 20
+    by_key = dict(zip(originals.keys, originals.groups, strict=True))
+    assert len({by_key[k] for k in by_key if k >= "r20"}) == 2
+
+
+def test_the_liblinear_fallback_fits_the_same_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced (the binding moved: ImportError; its signature changed: TypeError), the public estimator fits the
+    binding's model: the same coefficients to the solver's tolerance, the same predictions; counted by path."""
+    import numpy as np
+    import scipy.sparse as sp
+    import sklearn.svm._base as binding
+
+    from augshard.classifiers import fit_ovr_logistic, take_fits
+
+    rng = np.random.default_rng(0)
+    x = sp.random(400, 600, density=0.05, format="csr", random_state=1)
+    take_fits()
+    for labels in ("abc", "ab"):
+        y = rng.choice(list(labels), 400, p=[0.5, 0.3, 0.2] if len(labels) == 3 else [0.7, 0.3])
+        classes = sorted(set(y))
+        direct = fit_ovr_logistic(x, y, classes, 2.0, 1e-3)
+        assert take_fits() == {"liblinear_binding": 1, "public_estimator": 0}
+
+        def moved(*_: object, **__: object) -> None:
+            raise TypeError("_fit_liblinear() got an unexpected keyword argument 'multi_class'")
+
+        for how in ("signature", "gone"):
+            with monkeypatch.context() as m:
+                if how == "signature":
+                    m.setattr(binding, "_fit_liblinear", moved)
+                else:
+                    m.delattr(binding, "_fit_liblinear")
+                fallback = fit_ovr_logistic(x, y, classes, 2.0, 1e-3)
+            assert take_fits() == {"liblinear_binding": 0, "public_estimator": 1}
+            assert fallback[0].shape == direct[0].shape == (len(classes), 600)
+            np.testing.assert_allclose(fallback[0], direct[0], atol=1e-3)
+            np.testing.assert_allclose(fallback[1], direct[1], atol=1e-3)
+            scores = [x @ coef.T + intercept for coef, intercept in (direct, fallback)]
+            assert (scores[0].argmax(axis=1) == scores[1].argmax(axis=1)).all()
+
+
+# --- what reaches training: seen from inside the fits ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def copies_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run with an evidence column whose one combo's variants are verbatim copies of their originals (text and
+    evidence): a copy's feature row is its original's, so a fit can be read for whose variants it trained on."""
+    cwd = tmp_path_factory.mktemp("copies")
+    rows = sample_rows(45)
+    _run(cwd, write_csv(cwd / "in.csv", rows), "--evidence-col", "evidence", "--methods", "nlp_keyboard",
+         "--num-shards", "1")  # fmt: skip
+    (dataset,) = _combo_files(cwd).values()
+    by_id = {r["id"]: r for r in rows}
+    table = pq.read_table(dataset)
+    keys = table.column("row_key").to_pylist()
+    for column in ("text", "evidence"):
+        copies = pa.array([by_id[k][column] for k in keys], pa.string())
+        table = table.set_column(table.schema.get_field_index(column), column, copies)
+    pq.write_table(table, dataset)
+    return cwd
+
+
+def _recording_fits(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Every TF-IDF fit of an evaluation run in this process (one worker): (training rows, test rows)."""
+    import augshard.scoring as scoring
+
+    seen: list[tuple] = []
+    real = scoring.fit_predict_tfidf
+
+    def recording(x_train, y_train, x_test, settings):  # noqa: ANN001, ANN202 - the patched function's own
+        seen.append((x_train, x_test))
+        return real(x_train, y_train, x_test, settings)
+
+    monkeypatch.setattr(scoring, "fit_predict_tfidf", recording)
+    return seen
+
+
+def _rows(x) -> list[bytes]:  # noqa: ANN001
+    x = x.tocsr(copy=True)
+    x.sort_indices()
+    return [x.indices[a:b].tobytes() + x.data[a:b].tobytes() for a, b in zip(x.indptr[:-1], x.indptr[1:], strict=True)]
+
+
+def _assert_trained_on_training_originals_only(seen: list[tuple], variant_files: list[Path]) -> None:
+    """For the candidate's every fit: no row equal to a test original's, and exactly the copies of the split's
+    training originals (of its train size's subset): all of them, none of the others."""
+    import augshard.scoring as scoring
+
+    setup = scoring._STATE["setup"]
+    position = {k: i for i, k in enumerate(setup.keys)}
+    per_original: Counter = Counter()
+    for path in variant_files:
+        table = pq.read_table(path)
+        sizes = table.column("k").to_pylist() if "k" in table.column_names else [1] * table.num_rows
+        pairs = zip(table.column("row_key").to_pylist(), sizes, strict=True)
+        per_original.update(position[key] for key, size in pairs if size)  # k 0: an export's copy of an original
+    splits = setup.splits
+    assert len(seen) == 2 * len(splits)  # the baseline's fits, then the candidate's
+    assert {s.size for s in splits} == {0.5, 1.0}
+    for n, split in enumerate(splits):
+        x_train, x_test = seen[len(splits) + n]
+        rows = _rows(x_train)
+        originals, variants = rows[: len(split.train)], rows[len(split.train) :]
+        assert not set(rows) & set(_rows(x_test))  # no copy of a test original reached training
+        assert set(variants) <= set(originals)  # copies of this split's training originals only
+        assert len(variants) == sum(per_original[i] for i in split.train) > 0  # and every one of them
+        if split.size < 1.0:
+            whole = next(s for s in splits if (s.repeat, s.fold, s.size) == (split.repeat, split.fold, 1.0))
+            assert set(split.train) < set(whole.train) and split.test == whole.test
+            left_out = set(whole.train) - set(split.train)
+            assert sum(per_original[i] for i in left_out) > 0  # there were variants to leave out
+
+
+def test_variants_in_training_are_the_training_subsets_own_under_field_evidence(
+    copies_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from augshard.evaluation import evaluate
+
+    seen = _recording_fits(monkeypatch)
+    options = EvaluateOptions(label_col="label", output_root=copies_run / ROOT, field="evidence", folds=3,
+                              train_sizes=(0.5, 1.0), num_shards=1, cache_dir=tmp_path / "cache",
+                              out=tmp_path / "e.json")  # fmt: skip
+    doc = evaluate(options)
+    assert doc["protocol"]["field"] == "evidence"
+    _assert_trained_on_training_originals_only(seen, list(_combo_files(copies_run).values()))
+
+
+def test_variants_in_training_are_the_training_subsets_own_under_export(
+    copies_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from augshard.evaluation import evaluate
+
+    export = tmp_path / "ex"
+    proc = run_cli("export", "--to", str(export), "--dedupe", "none", "--include-originals", cwd=copies_run)
+    assert proc.returncode == 0, proc.stderr
+    seen = _recording_fits(monkeypatch)
+    for field in ("text", "evidence"):
+        seen.clear()
+        options = EvaluateOptions(label_col="label", export_dir=export, field=field, folds=3, train_sizes=(0.5, 1.0),
+                                  num_shards=1, cache_dir=tmp_path / "cache",
+                                  out=tmp_path / f"{field}.json")  # fmt: skip
+        doc = evaluate(options)
+        assert doc["source"]["kind"] == "export"
+        _assert_trained_on_training_originals_only(seen, sorted((export / "data").glob("*.parquet")))
+
+
+def test_evaluation_json_records_which_liblinear_path_fitted(
+    copies_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The private binding fits every TF-IDF model; forced off, the public estimator fits them all, to the same
+    results; run_info.tfidf_fits says which path ran, model by model."""
+    import sklearn.svm._base as binding
+
+    from augshard.evaluation import evaluate
+
+    def options(name: str) -> EvaluateOptions:
+        return EvaluateOptions(label_col="label", output_root=copies_run / ROOT, folds=3, num_shards=1,
+                               cache_dir=tmp_path / "cache", out=tmp_path / name)  # fmt: skip
+
+    direct = evaluate(options("direct.json"))
+    fits = 2 * 3  # the baseline and one combo, over 3 splits
+    assert direct["run_info"]["tfidf_fits"] == {"liblinear_binding": fits, "public_estimator": 0}
+
+    def moved(*_: object, **__: object) -> None:
+        raise TypeError("_fit_liblinear() missing 1 required positional argument")
+
+    monkeypatch.setattr(binding, "_fit_liblinear", moved)
+    evaluate(options("fallback.json"))
+    fallback = json.loads((tmp_path / "fallback.json").read_text())
+    assert fallback["run_info"]["tfidf_fits"] == {"liblinear_binding": 0, "public_estimator": fits}
+    assert fallback["results"] == direct["results"]
+
+
+# --- one plan's combos only ----------------------------------------------------------------------------------------
+
+
+def _plan_of(manifest: Path) -> str:
+    import pandas as pd
+
+    (plan,) = set(pd.read_csv(manifest, dtype=str)["plan_fingerprint"])
+    return plan
+
+
+@pytest.mark.slow
+def test_a_stopped_run_with_other_settings_is_never_blended_into_an_evaluation(tmp_path: Path) -> None:
+    """As export: the combos another plan wrote over a finished run (a rerun with other settings, stopped) are
+    refused in one line naming both plans, and `--plan` (CLI and API) evaluates one plan's combos only."""
+    import pandas as pd
+
+    import augshard
+
+    rows = [{k: r[k] for k in ("id", "label", "text")} for r in sample_rows(30)]
+    write_csv(tmp_path / "in.csv", rows)
+    (tmp_path / "b").mkdir()
+    for cwd, seed in ((tmp_path, "42"), (tmp_path / "b", "7")):
+        _run(cwd, tmp_path / "in.csv", "--methods", "nlp_keyboard,nlp_randchar_swap", "--num-shards", "1",
+             "--seed", seed)  # fmt: skip
+    root, other = tmp_path / ROOT, tmp_path / "b" / ROOT
+    plan_a, plan_b = _plan_of(root / "manifest_final.csv"), _plan_of(other / "manifest_final.csv")
+    assert plan_a != plan_b
+    # What the seed-7 run, stopped after its first combo, leaves over the seed-42 run (as in test_export).
+    shutil.rmtree(root / "combo_1_nlp_keyboard")
+    shutil.copytree(other / "combo_1_nlp_keyboard", root / "combo_1_nlp_keyboard")
+    stopped = pd.read_csv(other / "manifest_final.csv", dtype=str, keep_default_na=False)
+    stopped.loc[stopped["combo_dir"] != "combo_1_nlp_keyboard", "status"] = "interrupted"
+    stopped.to_csv(root / "manifest_shard0_of_1.csv", index=False)
+
+    line = _refused(tmp_path, "--label-col", "label", "--folds", "3")
+    assert "more than one plan" in line and plan_a in line and plan_b in line and f"--plan {plan_a}" in line
+    assert "to evaluate this manifest's combos only" in line
+    assert not (root / "evaluation.json").exists()
+
+    doc = _evaluate(tmp_path, "--label-col", "label", "--folds", "3", "--plan", plan_a)
+    (section,) = doc["results"]
+    assert sorted(c["combo_dir"] for c in section["combos"]) == ["combo_1_nlp_randchar_swap",
+                                                                 "combo_2_nlp_keyboard+nlp_randchar_swap"]  # fmt: skip
+    assert doc["source"]["plan_fingerprints"] == [plan_a]
+
+    assert "failed, stopped or half-written" in _refused(tmp_path, "--label-col", "label", "--plan", plan_b)
+    result = augshard.evaluate("label", root, folds=3, num_shards=1, plan=plan_b, allow_incomplete=True,
+                               out=tmp_path / "seven.json", cache_dir=tmp_path / "cache")  # fmt: skip
+    assert {g.combo_dir for g in result.gains} == {"combo_1_nlp_keyboard"}
+    assert result.document["source"]["plan_fingerprints"] == [plan_b]
+    assert plan_a in _refused(tmp_path, "--label-col", "label", "--plan", "0000000000000000")
+
+
+# --- stopping ------------------------------------------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> list[int]:
+    from augshard.procs import parent_of
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            ancestor = int(entry.name)
+            while ancestor not in (0, 1) and ancestor is not None:
+                ancestor = parent_of(ancestor)
+                if ancestor == pid:
+                    found.append(int(entry.name))
+                    break
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive: a zombie (dead, not yet reaped by whoever adopted it) is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.serial
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_a_signal_ends_every_worker_and_leaves_the_previous_evaluation(small_run: Path, signum: int, code: int) -> None:
+    """SLURM's scancel, `timeout`, a closed terminal or Ctrl-C: the pool's workers and the resource tracker are gone
+    within 2 s, the lock and temporaries too, the exit code is 128 + the signal, and evaluation.json is as it was."""
+    import subprocess
+    import sys
+    import time
+
+    if not Path("/proc").is_dir():
+        pytest.skip("reads the process tree from /proc")
+    root = small_run / ROOT
+    _evaluate(small_run, "--label-col", "label", "--drop-rare-classes", "--folds", "3")
+    previous = (root / "evaluation.json").read_bytes()
+    before = sorted(p.name for p in root.iterdir())
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "augshard", "evaluate", "--label-col", "label",
+                                 "--drop-rare-classes", "--folds", "3", "--repeats", "200", "--num-shards", "2"],
+                                cwd=small_run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        # Two workers and the resource tracker (or the command ended: said below).
+        wait_for(lambda: proc.poll() is not None or len(_descendants(proc.pid)) >= 3, timeout=120)
+        time.sleep(1.0)  # the workers at their setup or their first task
+        children = _descendants(proc.pid)
+        assert proc.poll() is None, proc.communicate()
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == code, err
+        assert "interrupted" in err and "Traceback" not in err, err
+        left = max(0.05, sent + 2.0 - time.monotonic())
+        wait_for(lambda: not [p for p in children if _running(p)], timeout=left)
+        assert (root / "evaluation.json").read_bytes() == previous
+        assert sorted(p.name for p in root.iterdir()) == before  # no lock, no temporary file
+    finally:
+        (root / "evaluation.json").unlink(missing_ok=True)  # the module's other tests expect none
+
+
+@pytest.mark.slow
+def test_export_best_after_an_evaluation_of_some_combos_says_how_many_it_found(tmp_path: Path) -> None:
+    rows = [{k: r[k] for k in ("id", "label", "text")} for r in sample_rows(30)]
+    _run(tmp_path, write_csv(tmp_path / "in.csv", rows), "--methods", "nlp_keyboard,nlp_randchar_swap",
+         "--max-combo-size", "1", "--num-shards", "1")  # fmt: skip
+    _evaluate(tmp_path, "--label-col", "label", "--folds", "3", "--combos", "nlp_keyboard")
+
+    proc = run_cli("export", "--to", "best", "--best", "5", "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "--best 5: evaluation.json ranks only 1 combo(s)" in proc.stderr and "not 5" in proc.stderr
+    facts = json.loads(proc.stdout)
+    assert [c["combo_dir"] for c in facts["combos"]] == ["combo_1_nlp_keyboard"]
+    chosen_by = facts["export"]["chosen_by"]
+    assert "the 5 best" not in chosen_by and "the evaluation ranks only 1 combo(s) (of 1 it evaluated)" in chosen_by
+    card = (tmp_path / "best" / "README.md").read_text()
+    assert "the 5 best" not in card and "ranks only 1 combo(s)" in card
+
+    proc = run_cli("export", "--to", "one", "--best", "1", cwd=tmp_path)
+    assert proc.returncode == 0 and "--best 1: chose the 1 combo(s) with the best gain" in proc.stderr, proc.stderr
+    assert "the 1 best by mean macro-F1 gain" in (tmp_path / "one" / "README.md").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import typer
@@ -14,6 +15,7 @@ from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.errors import ConfigError
 from augshard.findings import main_section
+from augshard.interrupts import Interrupted
 from augshard.output import check_format, interactive, print_rows, write_json, write_tsv
 
 SHOWN_BY_DEFAULT = 20  # combos of the table on a terminal, best and worst; --all shows every one
@@ -50,6 +52,9 @@ def evaluate(
     ),
     out: str = typer.Option(None, "--out", help="Where to write evaluation.json [the output root or --export]."),
     force: bool = typer.Option(False, "--force", help="Replace an --out that is not an evaluation.json augshard made."),
+    plan: str = typer.Option(
+        "", "--plan", help="Evaluate only the combos of this plan (its fingerprint), when a stopped run left two."
+    ),
     show_all: bool = typer.Option(False, "--all", help="Every combo in the table (else the 20 best and worst)."),
     fmt: str = format_option("table | tsv (one row per section and combo) | json (evaluation.json)."),
 ) -> int:
@@ -59,13 +64,18 @@ def evaluate(
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
     shards = None if num_shards == "auto" else _count(num_shards)
-    result = api.evaluate(
-        label_col, paths.output_root, on_progress=_progress() if interactive(err_console) else _progress_lines(),
-        output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
-        train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
-        num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
-        cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None, force=force,
-    )  # fmt: skip
+    try:
+        result = api.evaluate(
+            label_col, paths.output_root, on_progress=_progress() if interactive(err_console) else _progress_lines(),
+            output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
+            train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
+            num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
+            cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None, force=force, plan=plan.strip(),
+        )  # fmt: skip
+    except (Interrupted, KeyboardInterrupt) as exc:
+        err_console.print("[red]interrupted[/red]: every worker stopped; no evaluation.json written (an earlier one "
+                          "is left as it was)")  # fmt: skip
+        return 128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
     doc = result.document
     if fmt == "json":
         write_json(doc)
