@@ -339,6 +339,9 @@ class DaskExecutor(Executor):
             self.cluster.close()
 
 
+SHARD_PROCESS = "augshard.shard_process"  # the fresh process's module: imported by nothing, so run once
+
+
 def run_job_in_fresh_process(job_json: str) -> str:
     """Run the shard a JSON job describes (`ShardJob.to_json`) in a fresh Python process with augshard's environment
     (a fixed PYTHONHASHSEED must be set before an interpreter starts, and a Dask worker's own process cannot be
@@ -351,7 +354,7 @@ def run_job_in_fresh_process(job_json: str) -> str:
     env = {**os.environ, **offline_env(), PARENT_ENV: str(os.getpid())}
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "augshard.executors", str(write_fd)],
+            [sys.executable, "-m", SHARD_PROCESS, str(write_fd)],
             env=env,
             stdin=subprocess.PIPE,
             pass_fds=(write_fd,),
@@ -375,7 +378,7 @@ def run_job_in_fresh_process(job_json: str) -> str:
     return answer.decode("utf-8")
 
 
-def _main(result_fd: str) -> int:
+def shard_process_main(result_fd: str) -> int:
     """The fresh process of `run_job_in_fresh_process`: a JSON job on stdin, the JSON result on `result_fd`."""
     die_with_parent(int(os.environ.get(PARENT_ENV, "0")) or None)
     _thread_locks_for_tqdm()
@@ -385,7 +388,3 @@ def _main(result_fd: str) -> int:
     out.write(result.to_json().encode("utf-8"))
     out.close()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1]))

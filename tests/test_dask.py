@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, sample_rows, write_csv
+from helpers import beyond_probes, run_cli, sample_rows, write_csv
 
 from augshard.events import read_events
 
@@ -79,6 +79,9 @@ def test_dask_local_gives_the_same_datasets(local: tuple[Path, dict], tmp_path: 
     proc = run_cli(*args(root, "--executor", "dask-local"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert datasets(tmp_path) == expected
+    # Nothing on stderr: no RuntimeWarning from the shard processes the workers start (`-m` of a module the package
+    # had imported already), no library warning.
+    assert beyond_probes(proc.stderr) == [], proc.stderr
 
 
 def test_a_real_cluster_gives_the_same_datasets(local: tuple[Path, dict], cluster: tuple, tmp_path: Path) -> None:
