@@ -64,15 +64,17 @@ def evaluate(
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
     shards = None if num_shards == "auto" else _count(num_shards)
+    advance = _progress() if interactive(err_console) else _progress_lines()
     try:
         result = api.evaluate(
-            label_col, paths.output_root, on_progress=_progress() if interactive(err_console) else _progress_lines(),
+            label_col, paths.output_root, on_progress=advance,
             output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
             train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
             num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
             cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None, force=force, plan=plan.strip(),
         )  # fmt: skip
     except (Interrupted, KeyboardInterrupt) as exc:
+        getattr(advance, "stop", lambda: None)()  # a progress bar on the terminal: gone, the cursor back
         err_console.print("[red]interrupted[/red]: every worker stopped; no evaluation.json written (an earlier one "
                           "is left as it was)")  # fmt: skip
         return 128 + (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
@@ -109,6 +111,7 @@ def _progress() -> Any:
         if done == total:
             bar.stop()
 
+    advance.stop = bar.stop  # type: ignore[attr-defined]
     return advance
 
 
