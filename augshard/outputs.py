@@ -211,6 +211,7 @@ def check_merged_manifest(
     cache_dir: str | Path | None = None,
     log_dir: str | Path | None = None,
     force: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """`--output-name`: the merged manifest is a file directly in the output root (its one file there), neither
     hidden (the locks, the temporaries) nor a shard manifest, and it passes `check_output` as a manifest."""
@@ -222,7 +223,8 @@ def check_merged_manifest(
             f"{root} (a plain name like manifest_final.csv, not a path, a hidden name or a shard manifest's)"
         )
     path = root / name
-    return check_output(path, "--output-name", run_protected(root, cache_dir, log_dir, own=(path,)), "manifest", force)
+    protected = run_protected(root, cache_dir, log_dir, own=(path,), inputs=inputs)
+    return check_output(path, "--output-name", protected, "manifest", force)
 
 
 def check_evaluation_out(

@@ -22,6 +22,7 @@ from augshard.methods.catalogue import Selection, read_catalogue, resolve_select
 from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.output import notice
+from augshard.outputs import check_merged_manifest
 from augshard.planning import Plan, PlannedCombo, make_plan, plan_combos
 from augshard.quality import ensure_onnx_export, resolve_embedding_model
 from augshard.store import read_complete
@@ -69,6 +70,8 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
     dataset = _load_input(cfg)
     for root, what in ((cfg.output_root, "output root"), (cfg.cache_dir, "--cache-dir"), (cfg.log_dir, "--log-dir")):
         check_output_root(Path(root), what)
+    inputs = (cfg.input,) if cfg.input else ()
+    check_merged_manifest(cfg.output_root, cfg.output_name, cfg.cache_dir, cfg.log_dir, cfg.force, inputs)
     apply_offline_env()
     cfg = resolve_devices(cfg)
     _check_embedding_model(cfg, console, dry_run)

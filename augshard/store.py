@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -400,6 +401,8 @@ class ComboWriter:
         self.schema = schema
         tmp_root = self.root / TMP_DIR
         tmp_root.mkdir(parents=True, exist_ok=True)
+        if not stat.S_ISDIR(os.lstat(tmp_root).st_mode):  # a link planted there: never written through
+            raise OutputError(f"{tmp_root} is not a folder augshard made (a link?); remove it and run again")
         self.tmp = tmp_root / temp_name(combo.dir_name, socket.gethostname(), os.getpid(), uuid.uuid4().hex[:8])
         self.tmp.mkdir()
         self._writer = pq.ParquetWriter(self.tmp / DATASET, schema, compression="zstd")

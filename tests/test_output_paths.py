@@ -211,3 +211,33 @@ def test_the_rule_allows_the_commands_own_file_and_new_paths(tmp_path: Path) -> 
         check_output(root / "other.json", "--out", protected, "evaluation")
     with pytest.raises(OutputError, match="contains the run's output root"):
         check_output(tmp_path, "--out", protected, "evaluation")
+
+
+def test_run_output_name_passes_the_same_rule_before_anything_is_written(tmp_path: Path) -> None:
+    """A run's `output_name` (config file or API) names the manifest the run's end merges into: a path out of the
+    root (here the run's own input) is refused in preflight, in one line, with the input byte-identical and no
+    output root made."""
+    write_csv(tmp_path / "in.csv", sample_rows(6))
+    before = (tmp_path / "in.csv").read_bytes()
+    for name in (str(tmp_path / "in.csv"), "../../../in.csv"):
+        (tmp_path / "run.yaml").write_text(f"output_name: {json.dumps(name)}\n", encoding="utf-8")
+        args = ("run", "--config", "run.yaml", "--input", "in.csv", *CHEAP_RUN_ARGS)
+        refused(run_cli(*args, cwd=tmp_path), "a file of its own directly in the output root")
+        assert (tmp_path / "in.csv").read_bytes() == before
+        assert not (tmp_path / ROOT).exists()
+
+
+def test_a_link_planted_at_the_combo_staging_folder_is_never_written_through(tmp_path: Path) -> None:
+    """`.augshard-tmp` in the output root holds combos being written: a link planted there is refused, and
+    nothing lands where it points."""
+    from augshard.combos import Combo
+    from augshard.store import TMP_DIR, ComboWriter
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / TMP_DIR).symlink_to(elsewhere)
+    with pytest.raises(OutputError, match="not a folder augshard made"):
+        ComboWriter(root, Combo(("nlp_keyboard",)), None)
+    assert list(elsewhere.iterdir()) == []
