@@ -282,9 +282,20 @@ def _sentence_transformer(source: Path, backend: str, device: str) -> Any:
                                                        model_kwargs=kwargs))  # fmt: skip
 
 
+LIBRARY_LOGGERS = ("sentence_transformers", "transformers", "optimum")
+
+
 def _loaded(source: Path, load: Callable[[], Any]) -> Any:
     """`load()`'s sentence model; a ConfigError (one line) when the folder's files do not load (corrupt weights, a
     config of another kind of model): the libraries raise anything from OSError to their own Rust errors."""
+    import logging
+
+    # The libraries' notes while loading ("No 'model.onnx' found ... Exporting", deprecations) are not the user's:
+    # errors still show, and what fails is said below in one line.
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         return load()
     except ConfigError:
@@ -292,6 +303,9 @@ def _loaded(source: Path, load: Callable[[], Any]) -> Any:
     except Exception as exc:  # noqa: BLE001 - whatever the loader raises, the user's fix is the folder
         detail = " ".join(str(exc).split())[:200]
         raise ConfigError(f"embedding model {source} does not load ({type(exc).__name__}: {detail})") from None
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 class OnnxSentenceModel:

@@ -152,13 +152,8 @@ class ExportFacts:
                    PureWindowsPath(f).parts]  # fmt: skip
         if outside:
             raise ValueError(f"files names {outside[0]!r}, outside the export folder")
-        if not (
-            isinstance(source, dict) and all(isinstance(source.get(k), str) for k in ("path", "sha256", "text_col"))
-        ):
-            raise ValueError("source is not an object with path, sha256 and text_col")
-        for name in ("quality", "methods", "features", "export", "label_check", "class_label"):
-            if doc.get(name) is not None and not isinstance(doc[name], dict):
-                raise ValueError(f"{name} is not an object")
+        if not isinstance(source, dict):
+            raise ValueError("source is not an object")
         return cls(**{f.name: doc.get(f.name) for f in dataclasses.fields(cls)})
 
     @classmethod
@@ -167,7 +162,13 @@ class ExportFacts:
         return cls.from_json(load_json(Path(folder) / FACTS))
 
     def data_files(self, folder: Path) -> tuple[Path, ...]:
-        """The paths of `files` in `folder`; ValueError naming one that is not a file there."""
+        """The paths of `files` in `folder`, for a reader of the export's rows (`evaluate --export`); ValueError naming
+        one that is not a file there, or what the reader needs that export.json lacks (its input, its quality)."""
+        if not all(isinstance(self.source.get(k), str) for k in ("path", "sha256", "text_col")):
+            raise ValueError("source does not name the input's path, sha256 and text_col")
+        for name in ("quality", "methods"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} is not an object")
         paths = tuple(Path(folder) / f for f in self.files)
         missing = [p for p in paths if not p.is_file()]
         if missing:

@@ -3,6 +3,7 @@ scripts record their host in every results file, and docs/benchmarks.md is gener
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -290,12 +291,38 @@ def test_every_results_file_the_docs_cite_exists() -> None:
             assert (REPO / "bench" / "results" / cited).is_file(), f"docs/{doc} cites a missing {cited}"
 
 
-def test_every_results_file_names_its_commit_and_host_and_none_is_stale() -> None:
-    """Issue 21's rule: every figure the docs give comes from a results file that says where it was measured (the
-    commit, the CPU and its flags), and no results file lies about unused."""
+def _stale_figures(docs: ModuleType, template: str, committed: str) -> list[str]:
+    """The placeholders of `template` whose figure in `committed` (the doc as it is in git) is not what its results
+    file gives today: a results file rerun, or edited, without its doc being regenerated."""
+    results = docs.Results(docs.RESULTS)
+    parts = docs.PLACEHOLDER.split(template)  # literal, placeholder body, literal, ...
+    literals, bodies = parts[0::2], parts[1::2]
+    if not committed.startswith(literals[0]):
+        return ["the text before the first figure differs from the template: run .venv/bin/python bench/docs.py"]
+    pos, stale = len(literals[0]), []
+    for body, after in zip(bodies, literals[1:], strict=True):
+        figure = docs.render("{{" + body + "}}", results)
+        if body.strip() == "@sources":  # the provenance table: its rows are the @FILE lines, each compared
+            figure = committed[pos : committed.find(after, pos) if after else len(committed)]
+        if committed.startswith(figure + after, pos):
+            pos += len(figure) + len(after)
+            continue
+        end = committed.find(after, pos) if after else len(committed)
+        if end < 0:
+            return [*stale, f"the text after {{{{{body}}}}} differs from the template: run bench/docs.py"]
+        stale.append(f"{{{{{body}}}}}: the doc says {committed[pos:end]!r}, the results file gives {figure!r}")
+        pos = end + len(after)
+    return stale
+
+
+def test_no_results_file_is_stale_and_each_names_its_commit_and_host() -> None:
+    """Issue 21's rule: every figure the docs and README give comes from a results file that says where it was
+    measured (the commit, the CPU and its flags), and no results file lies about unused. Stale: a results file whose
+    figure, as docs/benchmarks.md or README.md cites it, no longer matches the file."""
     docs = _bench_module("docs")
     results = docs.Results(docs.RESULTS)
     docs.render(docs.TEMPLATE.read_text(encoding="utf-8"), results)
+    docs.render(docs.README_TEMPLATE.read_text(encoding="utf-8"), results)
     cited = set(results.cited)
     for doc in ("evaluate.md", "operations.md"):
         text = (REPO / "docs" / doc).read_text(encoding="utf-8")
@@ -305,3 +332,43 @@ def test_every_results_file_names_its_commit_and_host_and_none_is_stale() -> Non
     for name in sorted(on_disk):
         host = json.loads((docs.RESULTS / f"{name}.json").read_text(encoding="utf-8")).get("host") or {}
         assert host.get("commit") and host.get("cpu") and "cpu_flags" in host and host.get("date"), name
+    readme = docs.README.read_text(encoding="utf-8")
+    table = readme[readme.index(docs.README_BEGIN) + len(docs.README_BEGIN) + 1 : readme.index(docs.README_END)]
+    for template, committed in ((docs.TEMPLATE, docs.DOC.read_text(encoding="utf-8")), (docs.README_TEMPLATE, table)):
+        assert _stale_figures(docs, template.read_text(encoding="utf-8"), committed) == [], template.name
+
+
+def test_a_changed_results_figure_is_named_stale(tmp_path: Path) -> None:
+    docs = _bench_module("docs")
+    template = docs.README_TEMPLATE.read_text(encoding="utf-8")
+    committed = docs.render(template, docs.Results(docs.RESULTS))
+    assert _stale_figures(docs, template, committed) == []
+    w = json.loads((docs.RESULTS / "W.json").read_text(encoding="utf-8"))
+    shown = f"{w['augshard_2_shards_s']:.1f} s"
+    assert shown in committed
+    (stale,) = _stale_figures(docs, template, committed.replace(shown, "22.0 s", 1))
+    assert "{{W:augshard_2_shards_s|.1f}}" in stale and "'22.0'" in stale
+
+
+# A figure with a unit, as README's prose (and the comments of its examples) might quote one.
+FIGURE = re.compile(r"(?<![\w.])~?\d[\d,]*(?:\.\d+)?\s?(?:s|min|h|×|MB|GB)(?!\w)")
+
+
+def test_readme_quotes_no_figure_the_results_files_do_not_hold() -> None:
+    """README's benchmarks table is rendered from the results files (bench/readme.md.in; `make lint` checks it), and
+    nowhere else does README quote a time, a speed-up or a size that docs/benchmarks.md (the results files') lacks."""
+    docs = _bench_module("docs")
+    opts = argparse.Namespace(out=docs.DOC, template=docs.TEMPLATE, results=docs.RESULTS)
+    rendered = dict(docs.outputs(opts))
+    readme = docs.README.read_text(encoding="utf-8")
+    assert rendered[docs.README] == readme, "README.md's table is not what bench/results gives: run bench/docs.py"
+    outside = readme[: readme.index(docs.README_BEGIN)] + readme[readme.index(docs.README_END) :]
+    held = rendered[docs.DOC] + rendered[docs.README]
+    quoted, fenced = [], False
+    for line in outside.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        prose = line if not fenced else line.partition("#")[2]  # in an example, only its comments are claims
+        quoted += [m.group().lstrip("~") for m in FIGURE.finditer(prose)]
+    assert [q for q in quoted if q not in held] == []

@@ -141,15 +141,29 @@ CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "meta-quality-a-string": (_json(META, _set(quality="high", timing={"duration_seconds": "slow"})), META_READERS),
     "meta-a-folder": (_folder(META), META_READERS),
     # events.jsonl
-    "events-not-utf8-line": (_bytes(EVENTS, b'{"event": "heartbeat", "shard": 0, "ts": 1}\xff\xfe\n', True),
-                             EVENT_READERS),  # fmt: skip
+    "events-not-utf8-line": (
+        _bytes(EVENTS, b'{"event": "heartbeat", "shard": 0, "ts": 1}\xff\xfe\n', True),
+        EVENT_READERS,
+    ),
     "events-not-json-line": (_bytes(EVENTS, "not json\n", True), EVENT_READERS),
     "events-array-line": (_bytes(EVENTS, "[1, 2]\n", True), EVENT_READERS),
     "events-nested-1e5-deep": (_bytes(EVENTS, DEEP + "\n", True), EVENT_READERS),
-    "events-wrong-types": (_bytes(EVENTS, '{"event": "progress", "shard": "x", "ts": "now", "rows_done": "a", '
-                                          '"rows_total": [], "combo_id": 5}\n', True), EVENT_READERS),  # fmt: skip
-    "events-nulls": (_bytes(EVENTS, '{"event": "combo_done", "shard": null, "ts": null, "rows": null, '
-                                    '"duration": null, "combo_id": null}\n', True), EVENT_READERS),  # fmt: skip
+    "events-wrong-types": (
+        _bytes(
+            EVENTS,
+            '{"event": "progress", "shard": "x", "ts": "now", "rows_done": "a", "rows_total": [], "combo_id": 5}\n',
+            True,
+        ),
+        EVENT_READERS,
+    ),
+    "events-nulls": (
+        _bytes(
+            EVENTS,
+            '{"event": "combo_done", "shard": null, "ts": null, "rows": null, "duration": null, "combo_id": null}\n',
+            True,
+        ),
+        EVENT_READERS,
+    ),
     "events-binary": (_bytes(EVENTS, bytes(range(256)) * 4), EVENT_READERS),
     "events-a-folder": (_folder(EVENTS), EVENT_READERS),
     # the manifest
@@ -158,13 +172,17 @@ CASES: dict[str, tuple[Callable[[Path], None], tuple[str, ...]]] = {
     "manifest-binary": (_bytes(MANIFEST, bytes(range(256)) * 4), MANIFEST_READERS),
     "manifest-huge-field": (_rows(_set(error="x" * 200_000)), MANIFEST_READERS),
     "manifest-wrong-types": (_rows(_set(rows="many", k="one", status="weird")), MANIFEST_READERS),
-    "manifest-row-outside-root": (_rows(_set(combo_dir="../../..", dataset_path="../../../exp/data/x.parquet")),
-                                  MANIFEST_READERS),  # fmt: skip
+    "manifest-row-outside-root": (
+        _rows(_set(combo_dir="../../..", dataset_path="../../../exp/data/x.parquet")),
+        MANIFEST_READERS,
+    ),
     "manifest-row-absolute": (_rows(_set(dataset_path="/etc/passwd")), MANIFEST_READERS),
     "manifest-a-folder": (_folder(MANIFEST), MANIFEST_READERS),
     "shard-manifest-not-utf8": (_shard_manifest(b"combo_id,status\n\xff\xfe,ok\n"), ("merge",)),
-    "shard-manifest-wrong-types": (_shard_manifest(b"combo_id,status,rows,k,plan_fingerprint\nx,ok,a,b,c\n"),
-                                   ("merge",)),  # fmt: skip
+    "shard-manifest-wrong-types": (
+        _shard_manifest(b"combo_id,status,rows,k,plan_fingerprint\nx,ok,a,b,c\n"),
+        ("merge",),
+    ),
     # the datasets
     "dataset-not-parquet": (_bytes(ROOT / COMBO / "dataset.parquet", b"PAR1 not really PAR1"), MANIFEST_READERS),
     "dataset-a-folder": (_folder(ROOT / COMBO / "dataset.parquet"), MANIFEST_READERS),
@@ -208,3 +226,194 @@ def test_a_damaged_file_gets_a_result_or_one_line(finished: Path, tmp_path: Path
     damage, _ = CASES[case]
     damage(cwd)
     assert_one_line_or_a_result(_run(cwd, command))
+
+
+# --- what each damage must say ---------------------------------------------------------------------------------
+
+OUTSIDE = {
+    "manifest-row-outside-root": "combo_dir '../../..' is not a folder of the output root",
+    "manifest-row-absolute": "dataset_path '/etc/passwd' points outside the output root",
+}
+
+
+@pytest.mark.parametrize("case", list(OUTSIDE))
+@pytest.mark.parametrize("command", ["verify", "report", "export", "evaluate", "merge", "load"])
+def test_a_manifest_row_outside_the_root_is_flagged_by_verify_and_refused_by_every_reader(
+    finished: Path, tmp_path: Path, case: str, command: str
+) -> None:
+    cwd = tmp_path / "run"
+    shutil.copytree(finished, cwd)
+    CASES[case][0](cwd)
+    proc = _run(cwd, command)
+    if command == "verify":
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert f"✗ combo {_combo_id(finished)}: {OUTSIDE[case]}" in proc.stdout
+    else:
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]  # merge's note may come first
+        assert OUTSIDE[case] in line and "no reader follows it" in line and "Traceback" not in proc.stderr
+    assert not (cwd / "train").exists() and not (cwd / "report.html").exists()
+
+
+def _combo_id(cwd: Path) -> str:
+    with open(cwd / MANIFEST, encoding="utf-8", newline="") as fh:
+        return next(r["combo_id"] for r in csv.DictReader(fh) if r["combo_dir"] == COMBO)
+
+
+def test_monitor_says_how_many_event_lines_it_skipped(finished: Path, tmp_path: Path) -> None:
+    cwd = tmp_path / "run"
+    shutil.copytree(finished, cwd)
+    clean = run_cli("monitor", cwd=cwd)
+    CASES["events-not-utf8-line"][0](cwd)
+    _bytes(EVENTS, '{"event": "combo_done", "shard": 0, "rows": null}\n', True)(cwd)
+    proc = run_cli("monitor", cwd=cwd)
+    assert proc.returncode == 0 and proc.stdout == clean.stdout, proc.stderr  # the damage changes no count
+    assert "shard 0: skipped 2 damaged lines of its event stream (first: not UTF-8" in proc.stderr
+    doc = json.loads(run_cli("monitor", "--format", "json", cwd=cwd).stdout)
+    assert [s["damaged_lines"] for s in doc["shards"]] == [2, 0]
+
+
+def test_export_json_naming_files_outside_or_missing_is_refused_by_evaluate_export(
+    finished: Path, tmp_path: Path
+) -> None:
+    outside = "outside the export folder"
+    said_of = {"export-files-outside": outside, "export-files-absolute": outside,
+               "export-files-missing": "exp/data/nope.parquet is missing"}  # fmt: skip
+    for case, said in said_of.items():
+        cwd = tmp_path / case
+        shutil.copytree(finished, cwd)
+        CASES[case][0](cwd)
+        proc = _run(cwd, "evaluate-export")
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert not (cwd / "exp/ev.json").exists()
+
+
+# --- bad values --------------------------------------------------------------------------------------------------
+
+RUN_EMBEDDING = ("run", "--config", "bad.yaml", "--input", "in.csv", "--text-col", "text", "--id-col", "id",
+                 "--methods", "nlp_keyboard", "--quality-metric", "embedding", "--output-root", "o2",
+                 "--num-shards", "1")  # fmt: skip
+MODELS = {
+    "missing": ("not found", None),
+    "empty": ("no config.json", {}),
+    "not-json": ("config.json does not read as JSON", {"config.json": b"{nope", "model.safetensors": b""}),
+    "no-weights": ("no weights", {"config.json": b"{}"}),
+    "corrupt-weights": ("does not load", "corrupt"),
+}
+
+
+def _model(cwd: Path, kind: str) -> Path:
+    folder = cwd / f"model-{kind}"
+    files = MODELS[kind][1]
+    if files == "corrupt":  # the real model's small files, weights that are not weights
+        from augshard.encoders import default_embedding_model
+
+        source = Path(default_embedding_model())
+        shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx"))
+        (folder / "model.safetensors").write_bytes(b"not a safetensors file")
+    elif files is not None:
+        folder.mkdir()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["evaluate", "run"])
+@pytest.mark.parametrize("kind", list(MODELS))
+def test_a_bogus_embedding_model_is_one_line(finished: Path, tmp_path: Path, kind: str, command: str) -> None:
+    cwd = tmp_path / "run"
+    shutil.copytree(finished, cwd)
+    model = _model(cwd, kind)
+    env = {"AUGSHARD_HOME": str(tmp_path / "home")}  # a failed ONNX export would land here, never in ~/.cache
+    if command == "run":
+        (cwd / "bad.yaml").write_text(f"embedding_model: {model}\n", encoding="utf-8")
+        proc = run_cli(*RUN_EMBEDDING, cwd=cwd, env=env, timeout=300)
+    else:
+        args = (*COMMANDS["evaluate"], "--features", "embedding", "--embedding-model", str(model))
+        proc = run_cli(*args, cwd=cwd, env=env, timeout=300)
+    assert_one_line_or_a_result(proc)
+    assert proc.returncode == 2 and MODELS[kind][0] in proc.stderr and str(model) in proc.stderr, proc.stderr
+    assert not (cwd / "o2").exists() and not (cwd / "evaluation.json").exists()
+
+
+def test_variants_per_sample_has_a_documented_upper_bound(finished: Path, tmp_path: Path) -> None:
+    from augshard.config import MAX_VARIANTS_PER_SAMPLE
+
+    cwd = tmp_path / "run"
+    shutil.copytree(finished, cwd)
+    base = ("run", "--input", "in.csv", "--text-col", "text", "--methods", "nlp_keyboard", "--quality-metric",
+            "char_ratio", "--output-root", "o2", "--dry-run")  # fmt: skip
+    ok = run_cli(*base, "--variants-per-sample", str(MAX_VARIANTS_PER_SAMPLE), cwd=cwd)
+    assert ok.returncode == 0, ok.stderr
+    proc = run_cli(*base, "--variants-per-sample", str(MAX_VARIANTS_PER_SAMPLE + 1), cwd=cwd)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--variants-per-sample must be at least 1 and at most {MAX_VARIANTS_PER_SAMPLE:,}" in proc.stderr
+    docs = (Path(__file__).resolve().parents[1] / "docs/cli.md").read_text(encoding="utf-8")
+    (row,) = [line for line in docs.splitlines() if line.startswith("| `--variants-per-sample`")]
+    assert f"1 to {MAX_VARIANTS_PER_SAMPLE:,}" in row
+
+
+# The API's arguments of the wrong type: a ConfigError (what the CLI says in one line), never a TypeError.
+API_CASES = {
+    "plan-config-a-number": ("plan", (5,), {}),
+    "plan-methods-a-number": ("plan", (), {"methods": 5}),
+    "plan-exclude-methods-a-number": ("plan", (), {"exclude_methods": 5}),
+    "plan-input-a-number": ("plan", (), {"input": 5}),
+    "plan-output-root-a-number": ("plan", (), {"output_root": 5}),
+    "plan-device-a-number": ("plan", (), {"device": 3}),
+    "plan-text-col-a-list": ("plan", (), {"text_col": ["text"]}),
+    "plan-keep-vectors-a-string": ("plan", (), {"keep_vectors": "yes"}),
+    "plan-variants-too-many": ("plan", (), {"variants_per_sample": 10**6}),
+    "run-on-progress-a-number": ("run", (), {"on_progress": 5}),
+    "run-input-a-number": ("run", (), {"input": 5}),
+    "load-root-a-number": ("load", (5,), {}),
+    "load-output-name-a-number": ("load", (ROOT,), {"output_name": 5}),
+    "export-to-a-number": ("export", (5, ROOT), {}),
+    "export-root-a-number": ("export", ("t", 5), {}),
+    "export-best-a-string": ("export", ("t", ROOT), {"best": "3"}),
+    "export-min-gain-a-string": ("export", ("t", ROOT), {"min_gain": "a"}),
+    "export-shard-size-a-string": ("export", ("t", ROOT), {"shard_size": "big"}),
+    "export-near-threshold-a-string": ("export", ("t", ROOT), {"dedupe": "near", "near_threshold": "x"}),
+    "export-include-originals-a-string": ("export", ("t", ROOT), {"include_originals": "no"}),
+    "export-plan-a-number": ("export", ("t", ROOT), {"plan": 5}),
+}
+RUN_SETTINGS = {"input": "in.csv", "text_col": "text", "methods": "nlp_keyboard", "quality_metric": "char_ratio",
+                "output_root": "o2", "num_shards": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_a_wrong_typed_api_argument_is_a_config_error(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    from augshard import api
+    from augshard.errors import ConfigError
+
+    cwd = tmp_path / "run"
+    shutil.copytree(finished, cwd)
+    monkeypatch.chdir(cwd)
+    name, args, kwargs = API_CASES[case]
+    if name in ("plan", "run") and not args:
+        kwargs = {**RUN_SETTINGS, **kwargs}
+    with pytest.raises(ConfigError):
+        getattr(api, name)(*args, **kwargs)
+    assert not (cwd / "o2").exists() and not (cwd / "t").exists()
+
+
+def test_loading_a_model_leaks_no_library_note_to_stderr(caplog: pytest.LogCaptureFixture) -> None:
+    """sentence-transformers and transformers log notes while loading or exporting a model ("No 'model.onnx' found
+    ... Exporting", "`torch_dtype` is deprecated!"): none reaches the user's stderr, and the levels come back."""
+    import logging
+
+    from augshard.encoders import LIBRARY_LOGGERS, _loaded
+
+    before = [logging.getLogger(name).level for name in LIBRARY_LOGGERS]
+
+    def load() -> str:
+        logging.getLogger("sentence_transformers.base").warning("No 'model.onnx' found. Exporting the model to ONNX.")
+        logging.getLogger("transformers.modeling_utils").warning("`torch_dtype` is deprecated! Use `dtype` instead!")
+        return "model"
+
+    with caplog.at_level(logging.INFO):
+        assert _loaded(Path("m"), load) == "model"
+    assert caplog.records == []
+    assert [logging.getLogger(name).level for name in LIBRARY_LOGGERS] == before
