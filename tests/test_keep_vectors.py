@@ -37,6 +37,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         folder = _run(base / name, csv, *(["--keep-vectors"] if name == "kept" else []))
         out[name] = folder
         out[name + "_bytes"] = (folder / "dataset.parquet").read_bytes()
+        # What read_vectors finds in the folder as this run left it (`rerun` adds vectors to `plain`'s later).
+        out[name + "_files"] = sorted(p.name for p in folder.iterdir())
+        out[name + "_vectors"] = read_vectors(folder)
     (out["kept_done"],) = run_events(base / "kept", "shard_done")
     out["rerun"] = _run(base / "plain", csv, "--keep-vectors")
     out["rerun_log"] = (base / "plain/logs/augment/shard_0_of_1.log").read_text(encoding="utf-8")
@@ -105,7 +108,9 @@ def test_verify_accepts_the_vectors_and_checks_their_rows(runs: dict, tmp_path: 
 
 
 def test_without_the_flag_no_vectors_and_an_old_meta_json_reads(runs: dict) -> None:
-    assert read_vectors(runs["kept"].parent / "combo_9_none") is None
+    assert runs["plain_files"] == ["dataset.parquet", "meta.json"]  # a real combo folder, made without the flag
+    assert runs["plain_vectors"] is None
+    assert runs["kept_vectors"] is not None and len(runs["kept_vectors"][0]) > 0  # the same read, where vectors are
     data = json.loads((runs["kept"] / "meta.json").read_text(encoding="utf-8"))
     del data["vectors"]
     assert ComboMeta.from_dict(data).vectors is None
