@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from augshard.errors import OutputError
 from augshard.manifest import (
     COLUMNS,
     merge,
+    outside_root,
     read_manifest,
     shard_manifest_name,
     summarize,
@@ -292,3 +294,45 @@ def test_merge_run_twice_from_the_cli_says_the_same_and_exits_the_same(two_shard
     assert json.loads(procs[0].stdout) == json.loads(procs[1].stdout)
     assert procs[0].stderr == "" and "note: no shard manifests left" in procs[1].stderr
     assert "note:" not in procs[2].stdout and "Total combos: 5 (4 ok, 1 failed, 0 unavailable)" in procs[2].stdout
+
+
+@pytest.mark.parametrize(
+    ("combo_dir", "dataset_path", "said"),
+    [
+        ("..", "../dataset.parquet", "combo_dir '..' is not a folder of the output root"),
+        ("combo_1_a/../../x", "combo_1_a/dataset.parquet", "is not a folder of the output root"),
+        ("combo_1_a", "/etc/passwd", "dataset_path '/etc/passwd' points outside the output root"),
+        ("combo_1_a", "combo_1_a/../../../x.parquet", "points outside the output root"),
+        ("combo_1_a", "C:\\data\\x.parquet", "points outside the output root"),
+        ("combo_1_a", "..\\x.parquet", "points outside the output root"),
+    ],
+)
+def test_a_row_outside_the_output_root_is_refused_by_the_reader_and_listed_for_verify(
+    tmp_path: Path, combo_dir: str, dataset_path: str, said: str
+) -> None:
+    inside = entry(("a",), 5)
+    row = replace(inside, combo_dir=combo_dir, dataset_path=dataset_path)
+    assert outside_root(inside) is None and said in (outside_root(row) or "")
+    path = write_shard_manifest(tmp_path, 0, 1, [inside, row])
+    with pytest.raises(OutputError, match="line 3: combo .*no reader follows it"):
+        read_manifest(path)
+    assert read_manifest(path, contained=False) == [inside, row]  # what verify reads, to list it
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"combo_id,status,rows,k,plan_fingerprint\n\xff\xfe,ok,1,1,x\n", "not UTF-8 text at byte"),
+        (b"combo_id,status,rows,k,plan_fingerprint,error\nx,ok,1,1,p," + b"e" * 200_000 + b"\n", "field larger than"),
+        (b"", "missing column(s) combo_id"),
+    ],
+)
+def test_a_manifest_that_is_not_one_is_one_output_error(tmp_path: Path, content: bytes, said: str) -> None:
+    path = tmp_path / "manifest_final.csv"
+    path.write_bytes(content)
+    with pytest.raises(OutputError, match=re.escape(said)):
+        read_manifest(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(OutputError, match="cannot be read"):
+        read_manifest(path)

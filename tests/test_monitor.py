@@ -274,3 +274,33 @@ def test_two_runs_sharing_a_log_folder_are_not_summed(tmp_path: Path) -> None:
     assert (st.combos_done, st.combos_total, st.plan_fingerprint) == (3, 3, "plan1")
     proc = run_cli("monitor", "--log-dir", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == 0 and "3/3" in proc.stdout and "6/3" not in proc.stdout, proc.stdout
+
+
+def test_damaged_event_lines_are_skipped_counted_and_said(tmp_path: Path) -> None:
+    """A line that is no event (not UTF-8, not JSON, nested too deep, a field of the wrong type) is skipped; the
+    tracker keeps its reason across a new attempt, and the table, the JSON and stderr's note say how many."""
+    from augshard.monitor import damaged_lines, status_document
+    from augshard.status import ShardTracker
+
+    stream = events_path(tmp_path, 0, 1)
+    good = [{"ts": 1.0, "event": "shard_start", "shard": 0, "pid": 0, "combos": 1},
+            {"ts": 2.0, "event": "combo_done", "shard": 0, "pid": 0, "combo_id": "a", "rows": 4}]  # fmt: skip
+    damaged = [b'{"event": "heartbeat"}\xff', b"[" * 10**5 + b"]" * 10**5, b'{"event": "combo_done", "rows": null}',
+               b"not json"]  # fmt: skip
+    lines = [json.dumps(good[0]).encode(), *damaged, json.dumps(good[1]).encode()]
+    stream.write_bytes(b"\n".join(lines) + b"\n")
+    tracker = ShardTracker(stream, 0)
+    status = tracker.poll()
+    assert status.combos_done == 1 and status.rows == 4  # the good lines all count
+    assert status.damaged == ["not UTF-8 (byte 22)", "JSON nested too deep", "combo_done: 'rows' is null, "
+                              "expected int", "not JSON"]  # fmt: skip
+    with open(stream, "ab") as fh:  # a retry of the shard: a new attempt, the damage still said
+        fh.write(json.dumps({**good[0], "ts": 3.0}).encode() + b"\n")
+    status = tracker.poll()
+    assert status.combos_done == 0 and len(status.damaged) == 4
+    assert damaged_lines([status]) == ["shard 0: skipped 4 damaged lines of its event stream (first: not UTF-8 "
+                                       "(byte 22))"]  # fmt: skip
+    assert status_document([status], 4.0)["shards"][0]["damaged_lines"] == 4
+    console = Console(record=True, width=200)
+    console.print(render([status], 4.0))
+    assert "shard 0: skipped 4 damaged lines" in console.export_text()
