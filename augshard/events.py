@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from augshard.json_types import wrong_type
+
 HEARTBEAT_S = 2.0
 PROGRESS_EVERY_S = 5.0
 # What a running combo is doing (Progress.phase): building its methods (imports, models), drawing candidates
@@ -177,10 +179,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-# The JSON type each field type takes; a line with another (a hand edit, a damaged disk) is no event.
-_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
 class Damaged(ValueError):
     """A line of an event stream that is no event: not UTF-8, not JSON, or a known kind with a field of the wrong
     type (a torn last line, or an event kind a newer augshard writes, is not damage)."""
@@ -195,15 +193,11 @@ def parse_event(record: Any) -> Event | None:
     cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         return None
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in record:
-            continue
-        value, wanted = record[f.name], str(f.type).split("[")[0]
-        ok = _JSON_TYPES.get(wanted, (dict,) if wanted == "dict" else (object,))
-        if not isinstance(value, ok) or (isinstance(value, bool) and wanted in ("int", "float")):
-            raise Damaged(f"{kind}: '{f.name}' is {json.dumps(value)[:40]}, expected {f.type}")
-        values[f.name] = value
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in record.items() if k in names}
+    why = wrong_type(cls, values)  # a line with a value of another type (a hand edit, a damaged disk) is no event
+    if why:
+        raise Damaged(f"{kind}: {why}")
     return cls(**values)
 
 

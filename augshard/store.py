@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from augshard.combos import Combo
 from augshard.errors import OutputError
+from augshard.json_types import wrong_type
 from augshard.labels import LabelCheck
 from augshard.temporaries import create_file, is_stale, parse_leftover, remove, sweep
 from augshard.vectors import VECTORS, VectorsMeta, VectorsWriter, read_vectors
@@ -314,34 +315,17 @@ class ComboMeta:
             raise ValueError(" ".join(str(exc).split()[1:]) or str(exc)) from None
 
 
+def _check_types(kind: type, values: dict[str, Any], prefix: str = "") -> None:
+    why = wrong_type(kind, values, prefix)
+    if why:
+        raise ValueError(why)
+
+
 def _known(kind: type, data: dict[str, Any], prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(kind)}
     values = {k: v for k, v in data.items() if k in names}
     _check_types(kind, values, prefix)
     return kind(**values)
-
-
-# A meta.json value of the wrong JSON type is named when read, not met later as a TypeError deep in a reader.
-_TYPES = {
-    "str": lambda v: isinstance(v, str),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-}
-
-
-def _check_types(kind: type, values: dict[str, Any], prefix: str = "") -> None:
-    """ValueError naming the first of `values` whose JSON type is not its field's (dicts: any dict)."""
-    for f in dataclasses.fields(kind):
-        if f.name not in values or not isinstance(f.type, str):
-            continue
-        wanted, value = f.type.removesuffix(" | None"), values[f.name]
-        if value is None and f.type.endswith(" | None"):
-            continue
-        check = _TYPES.get(wanted) or ((lambda v: isinstance(v, dict)) if wanted.startswith("dict[") else None)
-        if check is not None and not check(value):
-            raise ValueError(f"'{prefix}{f.name}' is {json.dumps(value)[:40]}, expected {wanted}")
 
 
 def write_meta(path: Path, meta: ComboMeta) -> None:
