@@ -48,25 +48,30 @@ def resolve_embedding_model(model_path: str | None) -> Path:
 WEIGHTS = ("model.safetensors", "pytorch_model.bin", ONNX_FILE, "model.onnx")
 
 
+def _json_file(path: Path) -> tuple[Any, str]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), ""
+    except FileNotFoundError:
+        return None, f"no {path.name}"
+    except (OSError, ValueError, RecursionError) as exc:
+        return None, f"{path.name} does not read as JSON ({type(exc).__name__})"
+
+
 def _not_a_model(path: Path) -> str:
-    """What a folder lacks to be a sentence model (its config, its module list when it has one, its weights); "" when
-    nothing: a folder that is no model is said before any shard or worker loads it."""
-    docs: dict[str, Any] = {"modules.json": []}
-    for name in ("config.json", "modules.json"):
-        if not (path / name).exists():
-            if name == "config.json":
-                return "no config.json"
-            continue
-        try:
-            docs[name] = json.loads((path / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:
-            return f"{name} does not read as JSON ({type(exc).__name__})"
-    modules = docs["modules.json"]
-    if not isinstance(docs["config.json"], dict):
-        return "config.json is not a JSON object"
+    """What a folder lacks to be a sentence model (its module list when it has one, its transformer's config and
+    weights, in the root or the folder modules.json names); "" when nothing: a folder that is no model is said
+    before any shard or worker loads it."""
+    modules, why = _json_file(path / "modules.json") if (path / "modules.json").exists() else ([], "")
+    if why:
+        return why
     if not (isinstance(modules, list) and all(isinstance(m, dict) and isinstance(m.get("path"), str) for m in modules)):
         return "modules.json is not a list of modules with a path"
-    if not any((path / w).is_file() for w in WEIGHTS):
+    first = [m["path"] for m in modules if str(m.get("type", "")).endswith("Transformer")][:1]
+    folder = path / (first[0] if first else "")
+    config, why = _json_file(folder / "config.json")
+    if why or not isinstance(config, dict):
+        return why or "config.json is not a JSON object"
+    if not any((folder / w).is_file() for w in WEIGHTS):
         return f"no weights ({', '.join(WEIGHTS)})"
     return ""
 
