@@ -88,11 +88,14 @@ def diff_html(original: str, variant: str) -> tuple[str, str]:
     return "".join(left), "".join(right)
 
 
-def shard_timings(log_dir: Path, num_shards: int) -> tuple[dict[int, float], dict[str, float]]:
-    """Each shard's wall time (its last shard_done), and when each combo started (or was found complete)."""
+def shard_timings(
+    log_dir: Path, num_shards: int, damaged: list[str] | None = None
+) -> tuple[dict[int, float], dict[str, float]]:
+    """Each shard's wall time (its last shard_done), and when each combo started (or was found complete); the
+    reasons of event lines that are no event (skipped) go to `damaged`."""
     walls, order = {}, {}
     for i in range(num_shards):
-        for e in read_events(events_path(log_dir, i, num_shards)):
+        for e in read_events(events_path(log_dir, i, num_shards), damaged):
             if isinstance(e, ShardDone):
                 walls[i] = e.duration
             elif isinstance(e, (ComboStart, ComboDone)) and e.combo_id not in order:
@@ -210,11 +213,15 @@ def _charts(combos: list[ComboReport], log_dir: Path) -> list[str]:
         else:
             parts.append("<p>No similarities were recorded (<code>--quality-metric none</code>).</p>")
     num_shards = _num_shards(log_dir, combos)
-    shard_times, order = shard_timings(log_dir, num_shards) if num_shards else ({}, {})
+    damaged: list[str] = []
+    shard_times, order = shard_timings(log_dir, num_shards, damaged) if num_shards else ({}, {})
     timing = chart_shards(combos, shard_times, order)
     if timing:
         parts.append("<h2 id='shards'>Time per shard</h2>")
         parts.append(f"<img alt='time per shard' src='data:image/png;base64,{timing}'>")
+    if damaged:
+        parts.append(f"<p>Skipped {len(damaged)} damaged line(s) of the shards' event streams "
+                     f"(first: {html.escape(damaged[0])}): the times per shard leave them out.</p>")  # fmt: skip
     return parts
 
 

@@ -417,3 +417,13 @@ def test_loading_a_model_leaks_no_library_note_to_stderr(caplog: pytest.LogCaptu
         assert _loaded(Path("m"), load) == "model"
     assert caplog.records == []
     assert [logging.getLogger(name).level for name in LIBRARY_LOGGERS] == before
+
+
+def test_the_report_says_how_many_event_lines_it_skipped(finished: Path, tmp_path: Path) -> None:
+    cwd = tmp_path / "run"
+    shutil.copytree(finished, cwd)
+    CASES["events-not-utf8-line"][0](cwd)
+    proc = _run(cwd, "report")
+    assert proc.returncode == 0, proc.stderr
+    page = (cwd / "report.html").read_text(encoding="utf-8")
+    assert "Skipped 1 damaged line(s) of the shards' event streams (first: not UTF-8 (byte" in page
