@@ -165,7 +165,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "config zero variants": (
         lambda d: ["--input", in_csv(d), "--config", write(d, "run.yaml", "variants_per_sample: 0\n"), *GOOD],
-        "--variants-per-sample must be at least 1, got 0",
+        "--variants-per-sample must be at least 1 and at most 1,000, got 0",
     ),
     "unknown top-level key in catalogue": (
         lambda d: [
@@ -226,7 +226,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "negative variants": (
         lambda d: ["--input", in_csv(d), *with_flag("--variants-per-sample", "-1")],
-        "--variants-per-sample must be at least 1, got -1",
+        "--variants-per-sample must be at least 1 and at most 1,000, got -1",
     ),
     # --- where outputs go ------------------------------------------------------------------------------------
     "output root below a file": (

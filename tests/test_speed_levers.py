@@ -48,6 +48,7 @@ def test_lazy_model_methods_announce_their_batch_from_the_spec() -> None:
 
 class CountingScorer(CharRatioScorer):
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[int] = []
 
     def score(self, originals: list[str], candidates: list[str]) -> list[float | None]:
