@@ -17,23 +17,24 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from augshard import output, parquet_files
-from augshard.card import facts
-from augshard.config import RunConfig, coerce_settings, load_config, validate
-from augshard.dry_run import dry_run, dry_run_document
-from augshard.errors import ConfigError, OutputError
-from augshard.evaluation import EvaluateOptions
-from augshard.evaluation import evaluate as evaluate_run
-from augshard.export_model import ExportOptions
-from augshard.exporting import export as export_run
-from augshard.findings import choose_combos
-from augshard.lock import ReadLock
-from augshard.manifest import read_manifest, shard_manifest_name
-from augshard.monitor import render
-from augshard.outcome import ComboOutcome
-from augshard.preflight import Preflight, preflight
-from augshard.status import EventsWatcher, ShardStatus
-from augshard.supervisor import run_checked
+from augshard.core.config import RunConfig, coerce_settings, load_config, validate
+from augshard.core.errors import ConfigError, OutputError
+from augshard.evaluation.evaluate import EvaluateOptions
+from augshard.evaluation.evaluate import evaluate as evaluate_run
+from augshard.evaluation.findings import choose_combos
+from augshard.events import output
+from augshard.events.monitor import render
+from augshard.events.status import EventsWatcher, ShardStatus
+from augshard.exporting.card import facts
+from augshard.exporting.export import export as export_run
+from augshard.exporting.model import ExportOptions
+from augshard.runner.dry_run import dry_run, dry_run_document
+from augshard.runner.lock import ReadLock
+from augshard.runner.preflight import Preflight, preflight
+from augshard.runner.supervisor import run_checked
+from augshard.storage import parquet_files
+from augshard.storage.manifest import read_manifest, shard_manifest_name
+from augshard.storage.outcome import ComboOutcome
 
 # `import augshard` imports this module; the rooms below it (preflight, supervisor, export, evaluate) load libraries
 # and the catalogue, so each function imports the one it calls: `augshard --help` and every worker start fast.
@@ -564,7 +565,7 @@ def export(
     **options: Any,
 ) -> ExportResult:
     """One training set of a finished run, as `augshard export --to TO` (which calls this): deduplicated, with a
-    dataset card and export.json. `options`: the fields of `augshard.export_model.ExportOptions` (dedupe, combos, k,
+    dataset card and export.json. `options`: the fields of `augshard.exporting.model.ExportOptions` (dedupe, combos, k,
     include_originals, ...). `best` / `min_gain` choose the combos from the run's evaluation.json instead (the N
     best, or those gaining at least X), by the gains of `by_features` (tfidf | embedding; default the first)."""
 

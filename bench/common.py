@@ -150,7 +150,7 @@ def start_split(cwd: Path) -> dict[str, float]:
 
 def manifest(cwd: Path) -> list:
     """The merged manifest of the run in `cwd`, by augshard's own reader (typed rows: rows, status, duration_s…)."""
-    from augshard.manifest import read_manifest  # installed in the venv `make bench` runs in
+    from augshard.storage.manifest import read_manifest  # installed in the venv `make bench` runs in
 
     return read_manifest(cwd / "data" / "processed" / "augsets" / "manifest_final.csv")
 
@@ -166,7 +166,7 @@ def busy_by_shard(cwd: Path) -> dict[int, float]:
 
 def shard_events(cwd: Path, event: str) -> list:
     """`event` records of the run in `cwd`, by augshard's own reader (it skips a line still being written)."""
-    from augshard.events import read_events  # installed in the venv `make bench` runs in
+    from augshard.events.stream import read_events  # installed in the venv `make bench` runs in
 
     paths = sorted((cwd / "logs" / "augment").glob("*.events.jsonl"))
     return [e for path in paths for e in read_events(path) if e.kind == event]

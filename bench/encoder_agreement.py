@@ -1,7 +1,8 @@
 """Do lighter encoders keep MiniLM's accept/reject decisions on real augmentation candidates? (usage: --rows 500)
 
 Candidates come from augshard's own methods on ReDSM5 sentences; each (original, candidate) pair is scored as
-augshard.quality.EmbeddingScorer does (normalized, cosine rounded to 6 decimals, clamped to [0, 1]) by MiniLM and each
+augshard.shard.quality.EmbeddingScorer does (normalized, cosine rounded to 6 decimals, clamped to [0, 1]) by MiniLM
+and each
 lighter encoder, on one thread. Distilled/exported models are cached outside the repo."""
 
 from __future__ import annotations
@@ -109,9 +110,10 @@ def onnx_encoder(src: Path, quantized: bool = False) -> Encode:
 
 
 def shipped_encoder(src: Path) -> Encode:
-    """The encoder augshard runs by default: `augshard.encoders.Encoder` on the ONNX backend (its OnnxSentenceModel,
+    """The encoder augshard runs by default: `augshard.shard.encoders.Encoder` on the ONNX backend (its
+    OnnxSentenceModel,
     through ONNX Runtime and tokenizers, on the export `augshard prepare` made of the same MiniLM)."""
-    from augshard.encoders import Encoder
+    from augshard.shard.encoders import Encoder
 
     encoder = Encoder(str(src), 64, "onnx", "cpu")
     if not encoder.direct:

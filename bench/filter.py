@@ -26,9 +26,9 @@ import json, sys, time
 sys.path.insert(0, {str(REPO)!r})
 from augshard.methods.offline import apply_offline_env
 apply_offline_env()
-from augshard.procs import cap_threads
+from augshard.runner.procs import cap_threads
 cap_threads(1)
-from augshard.encoders import Encoder
+from augshard.shard.encoders import Encoder
 texts = json.load(open({str(path)!r}, encoding="utf-8"))
 enc = Encoder(None, 64, {backend!r}, "cpu")
 enc.encode(texts[:64])
@@ -77,16 +77,16 @@ import json, sys, time
 sys.path.insert(0, {repo!r})
 from augshard.methods.offline import apply_offline_env
 apply_offline_env()
-from augshard.procs import cap_threads
+from augshard.runner.procs import cap_threads
 cap_threads(1)
-from augshard.cache import Cache
-from augshard.combos import Combo
-from augshard.config import load_config
-from augshard.data import load_dataset
-from augshard.encoders import Encoder
+from augshard.shard.cache import Cache
+from augshard.core.combos import Combo
+from augshard.core.config import load_config
+from augshard.storage.data import load_dataset
+from augshard.shard.encoders import Encoder
 from augshard.methods import LazyMethod, load_catalogue
-from augshard.pipeline import run_combo
-from augshard.quality import CachedScorer, EmbeddingScorer
+from augshard.shard.pipeline import run_combo
+from augshard.shard.quality import CachedScorer, EmbeddingScorer
 cfg = load_config(None, {{"input": {csv!r}, "text_col": {col!r}, "quality_metric": "embedding", "seed": 42,
                          "embedding_backend": {backend!r}, "device": "cpu"}})
 ds = load_dataset(cfg.input, cfg.text_col, None, None)

@@ -35,8 +35,8 @@ apply_offline_env()
 import difflib
 import cydifflib
 from augshard.methods import build_method, load_catalogue
-from augshard.pipeline import call_seed
-from augshard.data import read_table, row_keys
+from augshard.shard.pipeline import call_seed
+from augshard.storage.data import read_table, row_keys
 
 specs = load_catalogue({catalogue!r})
 table = read_table({csv_path!r})
@@ -103,7 +103,7 @@ apply_offline_env()
 from augshard.methods import load_catalogue
 from augshard.methods.imports import import_module
 from augshard.methods.registry import family
-from augshard.forkserver import SHARD_MODULES
+from augshard.runner.forkserver import SHARD_MODULES
 specs = load_catalogue({catalogue!r})
 modules = list(SHARD_MODULES)  # then each method's, as supervisor.shard_imports lists them for a cold run
 for m in {methods!r}:

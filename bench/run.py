@@ -52,8 +52,8 @@ sys.path.insert(0, {str(REPO)!r})
 from augshard.methods.offline import apply_offline_env
 apply_offline_env()
 from augshard.methods import build_method, load_catalogue
-from augshard.pipeline import call_seed
-from augshard.data import row_keys, read_table
+from augshard.shard.pipeline import call_seed
+from augshard.storage.data import row_keys, read_table
 specs = load_catalogue({str(REPO / "conf" / "augment_methods.yaml")!r})
 table = read_table({str(csv_path)!r})
 texts = table.column('text').to_pylist()
@@ -201,7 +201,7 @@ def w(work: Path, rows: int | None) -> dict:
 def b8(work: Path, rows: int | None) -> dict:
     """B8: B6 with `embedding` on CUDA. Only where torch sees a GPU; everywhere else it says so and measures nothing."""
     sys.path.insert(0, str(REPO))
-    from augshard.encoders import resolve_device
+    from augshard.shard.encoders import resolve_device
 
     if resolve_device("auto") == "cpu":
         return {"name": "B8 GPU", "measured": False, "why": "no GPU on this machine: not measured", "checks": []}
@@ -222,7 +222,7 @@ import json, sys
 sys.path.insert(0, {repo!r})
 from augshard.methods.offline import apply_offline_env
 apply_offline_env()
-from augshard.quality import make_scorer
+from augshard.shard.quality import make_scorer
 pairs = json.load(open({path!r}, encoding="utf-8"))
 scorer = make_scorer("embedding", backend="onnx", device="cpu")
 print(json.dumps(scorer.score_pairs([a for a, _, _ in pairs], [b for _, b, _ in pairs])))
@@ -235,7 +235,7 @@ def cpu_agreement(cwd: Path, sample: int = 2000, lo: float = 0.55, hi: float = 0
     accepting side of the decision is checked.)"""
     import pyarrow.parquet as pq
 
-    from augshard.store import read_meta
+    from augshard.storage.meta import read_meta
 
     pairs = []
     for path in sorted(cwd.glob("data/processed/augsets/combo_*/dataset.parquet")):

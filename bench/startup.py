@@ -78,7 +78,7 @@ def one_run(side: str, env: dict[str, str]) -> dict:
         if proc.returncode != 0:
             raise RuntimeError(f"{side}: augshard run failed: {out[-2000:]}{err[-2000:]}")
         sys.path.insert(0, str(REPO))
-        from augshard.events import read_events
+        from augshard.events.stream import read_events
 
         shards = {}
         for path in sorted((cwd / "logs" / "augment").glob("*.events.jsonl")):

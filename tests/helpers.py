@@ -71,7 +71,7 @@ def tree(root: Path) -> set[str]:
 
 def run_events(cwd: Path, event: str) -> list:
     """The `event` records of every shard's stream in cwd's default log dir, read by augshard's own reader."""
-    from augshard.events import read_events
+    from augshard.events.stream import read_events
 
     paths = sorted((cwd / "logs/augment").glob("*.events.jsonl"))
     return [e for path in paths for e in read_events(path) if e.kind == event]
@@ -91,7 +91,7 @@ def fake_complete_nltk(root: Path) -> Path:
 
 def make_meta(combo: Any, fingerprint: str, rows: int = 3, **fields: Any) -> Any:
     """A complete `meta.json` record for `combo` (a `Combo`), as a shard writes one, with made-up counts."""
-    from augshard.store import ComboMeta, QualityMeta, SourceMeta, TimingMeta, YieldMeta
+    from augshard.storage.meta import ComboMeta, QualityMeta, SourceMeta, TimingMeta, YieldMeta
 
     values: dict[str, Any] = {
         "combo_id": combo.combo_id,

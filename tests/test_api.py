@@ -16,7 +16,7 @@ from helpers import REPO, sample_rows, write_csv
 
 import augshard
 from augshard.api import Action, RunProgress
-from augshard.errors import AugshardError, ConfigError, InputError, OutputError
+from augshard.core.errors import AugshardError, ConfigError, InputError, OutputError
 
 METHODS = ["nlp_keyboard", "nlp_randchar_swap"]  # 3 combos: two singles and their pair
 
@@ -103,7 +103,7 @@ def test_evaluate_returns_each_combos_gain(session: dict, tmp_path: Path) -> Non
 
     from scipy import stats
 
-    from augshard.evaluation import EvaluateOptions, load_originals, load_run, make_splits
+    from augshard.evaluation.evaluate import EvaluateOptions, load_originals, load_run, make_splits
 
     out = tmp_path / "evaluation.json"
     root = session["first"].output_root
@@ -204,9 +204,9 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path: Path) -> None:
 
 def test_api_functions_share_no_name_with_a_module() -> None:
     code = (
-        "import augshard; from augshard.export_model import ExportOptions; "
-        "from augshard.evaluation import EvaluateOptions; "
-        "from augshard.planning import make_plan; import augshard.api as api; "
+        "import augshard; from augshard.exporting.model import ExportOptions; "
+        "from augshard.evaluation.evaluate import EvaluateOptions; "
+        "from augshard.core.planning import make_plan; import augshard.api as api; "
         "assert augshard.export is api.export and augshard.evaluate is api.evaluate and augshard.plan is api.plan; "
         "import sys; assert not {'augshard.export', 'augshard.evaluate', 'augshard.plan'} & set(sys.modules)"
     )

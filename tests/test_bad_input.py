@@ -508,7 +508,7 @@ def test_a_megabyte_cell_under_char_ratio_finishes_with_heartbeats_and_says_why_
     """The whole text augmented (no evidence column) and scored by char_ratio: difflib's ratio of two 1 MB texts
     takes minutes and, compiled, holds the GIL (no heartbeat meanwhile). Bounded, the run takes seconds more than
     the method's own calls, the shard log names the bound, and the heartbeat never pauses."""
-    from augshard.events import read_events
+    from augshard.events.stream import read_events
 
     big = " ".join(r["text"] for r in sample_rows(50))
     rows = [{"id": r["id"], "text": r["text"]} for r in sample_rows(4)]

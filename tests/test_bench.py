@@ -16,11 +16,11 @@ import pytest
 import yaml
 from helpers import REPO, run_cli, sample_rows, tree, write_csv
 
-from augshard.config import DEFAULT_COSTS_PATH, load_config
-from augshard.errors import ConfigError
+from augshard.core.config import DEFAULT_COSTS_PATH, load_config
+from augshard.core.errors import ConfigError
+from augshard.core.planning import make_plan
 from augshard.methods import load_catalogue
 from augshard.methods.bench import load_costs
-from augshard.planning import make_plan
 
 CHEAP = ("nlp_keyboard", "nlp_randword_delete", "nlp_spelling")
 BOGUS = {"id": "ta_bogus", "lib": "textattack", "kind": "WordSwapNoSuchClass", "args": {"pct_words_to_swap": 0.1}}

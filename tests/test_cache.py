@@ -1,4 +1,4 @@
-"""Tests for augshard.cache: the per-shard SQLite cache of method calls."""
+"""Tests for augshard.shard.cache: the per-shard SQLite cache of method calls."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from augshard.cache import Cache, cache_key
+from augshard.shard.cache import Cache, cache_key
 
 BASE = {
     "method_id": "nlp_keyboard",
@@ -140,7 +140,8 @@ def test_shards_opening_one_cache_file_at_once_wait_for_each_other(tmp_path: Pat
 
     # Every process opens the new file at the same moment (their start-ups vary by more than the open takes).
     code = (
-        "import sys, time; from augshard.cache import Cache; time.sleep(max(0, float(sys.argv[3]) - time.time())); "
+        "import sys, time; from augshard.shard.cache import Cache; "
+        "time.sleep(max(0, float(sys.argv[3]) - time.time())); "
         "c = Cache(sys.argv[1]); n = sys.argv[2]; c.put_many((f'{n}-{i}', str(i)) for i in range(200)); "
         "assert len(c.get_many([f'{n}-{i}' for i in range(200)])) == 200; c.close()"
     )
@@ -180,7 +181,7 @@ def test_a_cache_that_cannot_write_turns_itself_off_once(tmp_path: Path, caplog:
     cache = Cache(tmp_path / "c.db")
     cache.put_many([("a", "1")])
     cache.conn = _FullDisk(cache.conn)  # type: ignore[assignment]
-    with caplog.at_level(logging.WARNING, logger="augshard.cache"):
+    with caplog.at_level(logging.WARNING, logger="augshard.shard.cache"):
         cache.put_many([("b", "2")])  # no exception: the shard goes on
         cache.put_scores([("s", 0.5)])
         assert cache.get_many(["a", "b"]) == {} and cache.get_scores(["s"]) == {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from augshard.errors import ConfigError, MethodError
+from augshard.core.errors import ConfigError, MethodError
 from augshard.methods import PROBE, build_method, check_method
 from augshard.methods.catalogue import load_catalogue, read_catalogue, resolve_selection, select
 from augshard.methods.compat import unsupported

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from augshard.config import PACKAGE_CONF
+from augshard.core.config import PACKAGE_CONF
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import REPO, beyond_probes, run_cli, sample_rows, write_csv
 
-from augshard.events import ShardDone, read_events
-from augshard.status import fold
+from augshard.events.status import fold
+from augshard.events.stream import ShardDone, read_events
 
 pytestmark = pytest.mark.slow
 
@@ -268,7 +268,7 @@ def test_dropping_label_flips_of_a_run_without_a_label_check_is_refused(
 
 def test_json_output_is_valid_json_whatever_the_numbers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """JSON has no NaN or infinity: they go out as null, never as Python's `NaN` that no parser reads."""
-    from augshard.output import write_json
+    from augshard.events.output import write_json
 
     write_json({"cost": float("nan"), "rows_per_second": [float("inf"), -float("inf"), 1.5], "n": {"x": 2}})
     doc = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))

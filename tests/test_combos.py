@@ -1,4 +1,4 @@
-"""Tests for augshard.combos: combo ids, folder names and enumeration modes."""
+"""Tests for augshard.core.combos: combo ids, folder names and enumeration modes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from augshard.combos import MAX_DIR_NAME, Combo, combo_id_of, enumerate_combos
+from augshard.core.combos import MAX_DIR_NAME, Combo, combo_id_of, enumerate_combos
 
 
 def _sha1_10(text: str) -> str:

@@ -1,4 +1,4 @@
-"""Tests for augshard.config: defaults, YAML file and overrides, validation, fingerprint."""
+"""Tests for augshard.core.config: defaults, YAML file and overrides, validation, fingerprint."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from augshard.api import make_config
-from augshard.config import RunConfig, auto_shards, load_config
-from augshard.errors import ConfigError
+from augshard.core.config import RunConfig, auto_shards, load_config
+from augshard.core.errors import ConfigError
 from augshard.methods.catalogue import load_catalogue, select
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
-from augshard.config import (
+from augshard.core.config import (
     DEFAULT_CACHE_DIR,
     DEFAULT_LOG_DIR,
     DEFAULT_OUTPUT_NAME,
@@ -18,7 +18,7 @@ from augshard.config import (
     RunPaths,
     run_paths,
 )
-from augshard.errors import ConfigError
+from augshard.core.errors import ConfigError
 
 CONF = """\
 input: {path: ../in.csv, text_col: text, evidence_col: evidence, id_col: id}

@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 LOAD = """
 import sys
 from augshard.api import load
-from augshard.errors import AugshardError
+from augshard.core.errors import AugshardError
 try:
     print(len(load("data/processed/augsets")))
 except AugshardError as exc:
@@ -306,7 +306,7 @@ def _model(cwd: Path, kind: str) -> Path:
     folder = cwd / f"model-{kind}"
     files = MODELS[kind][1]
     if files == "corrupt":  # the real model's small files, weights that are not weights
-        from augshard.encoders import default_embedding_model
+        from augshard.shard.encoders import default_embedding_model
 
         source = Path(default_embedding_model())
         shutil.copytree(source, folder, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "onnx"))
@@ -337,7 +337,7 @@ def test_a_bogus_embedding_model_is_one_line(finished: Path, tmp_path: Path, kin
 
 
 def test_variants_per_sample_has_a_documented_upper_bound(finished: Path, tmp_path: Path) -> None:
-    from augshard.config import MAX_VARIANTS_PER_SAMPLE
+    from augshard.core.config import MAX_VARIANTS_PER_SAMPLE
 
     cwd = tmp_path / "run"
     shutil.copytree(finished, cwd)
@@ -386,7 +386,7 @@ def test_a_wrong_typed_api_argument_is_a_config_error(
     finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     from augshard import api
-    from augshard.errors import ConfigError
+    from augshard.core.errors import ConfigError
 
     cwd = tmp_path / "run"
     shutil.copytree(finished, cwd)
@@ -404,7 +404,7 @@ def test_loading_a_model_leaks_no_library_note_to_stderr(caplog: pytest.LogCaptu
     ... Exporting", "`torch_dtype` is deprecated!"): none reaches the user's stderr, and the levels come back."""
     import logging
 
-    from augshard.encoders import LIBRARY_LOGGERS, _loaded
+    from augshard.shard.encoders import LIBRARY_LOGGERS, _loaded
 
     before = [logging.getLogger(name).level for name in LIBRARY_LOGGERS]
 

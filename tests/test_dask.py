@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import beyond_probes, run_cli, sample_rows, write_csv
 
-from augshard.events import read_events
+from augshard.events.stream import read_events
 
 pytest.importorskip("distributed")
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing: run alone (see Makefile)
@@ -137,12 +137,12 @@ def test_a_dask_job_crosses_as_json_and_a_swapped_job_file_runs_nothing(tmp_path
     from distributed import LocalCluster
     from rich.console import Console
 
-    from augshard.config import RunConfig
-    from augshard.executors import DaskExecutor
-    from augshard.job import ShardJob, ShardResult
-    from augshard.preflight import preflight
-    from augshard.shard import run_shard
-    from augshard.supervisor import make_jobs
+    from augshard.core.config import RunConfig
+    from augshard.runner.executors import DaskExecutor
+    from augshard.runner.job import ShardJob, ShardResult
+    from augshard.runner.preflight import preflight
+    from augshard.runner.supervisor import make_jobs
+    from augshard.shard.loop import run_shard
 
     write_csv(tmp_path / "in.csv", sample_rows(6))
     logs, marker, victim = tmp_path / "logs", tmp_path / "their-code-ran", tmp_path / "victim.txt"
@@ -205,12 +205,12 @@ def test_a_tls_scheduler_takes_its_certificates_from_dasks_configuration(tmp_pat
     from distributed.security import Security
     from rich.console import Console
 
-    from augshard.config import RunConfig
-    from augshard.errors import ConfigError
-    from augshard.executors import DaskExecutor
-    from augshard.preflight import preflight
-    from augshard.shard import run_shard
-    from augshard.supervisor import make_jobs
+    from augshard.core.config import RunConfig
+    from augshard.core.errors import ConfigError
+    from augshard.runner.executors import DaskExecutor
+    from augshard.runner.preflight import preflight
+    from augshard.runner.supervisor import make_jobs
+    from augshard.shard.loop import run_shard
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a test certificate")

@@ -1,4 +1,4 @@
-"""Tests for augshard.data: reading inputs, row keys, locating and splicing evidence."""
+"""Tests for augshard.storage.data: reading inputs, row keys, locating and splicing evidence."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from augshard.data import file_sha256, load_dataset, locate_evidence, read_table, splice
-from augshard.errors import InputError
+from augshard.core.errors import InputError
+from augshard.storage.data import file_sha256, load_dataset, locate_evidence, read_table, splice
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -356,8 +356,8 @@ def test_a_megabyte_of_sentences_like_the_evidence_is_skipped_with_its_reason_in
 def test_reserved_names_cover_every_column_augshard_adds() -> None:
     """One list (columns.RESERVED) that preflight refuses in the input: every column a dataset.parquet, an export
     or augshard.load() adds beside the input's is in it."""
-    from augshard import columns as col
-    from augshard.pipeline import output_schema
+    from augshard.core import columns as col
+    from augshard.shard.pipeline import output_schema
 
     plain = pa.schema([pa.field("text", pa.string())])
     for evidence in (False, True):
@@ -367,7 +367,7 @@ def test_reserved_names_cover_every_column_augshard_adds() -> None:
 
 
 def test_reserved_column_refused_in_one_line(tmp_path: Path) -> None:
-    from augshard.data import check_reserved_columns
+    from augshard.storage.data import check_reserved_columns
 
     table = pa.table({"text": ["a"], "combo_id": ["x"], "input_combo_id": ["y"], "k": ["1"]})
     with pytest.raises(InputError) as err:

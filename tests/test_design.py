@@ -8,7 +8,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "augshard"
 # Function-local project imports that stay, each for a heavy third-party library its module imports.
-LAZY_ON_PURPOSE = {("augshard.executors", "augshard.dask_plugin")}  # dask_plugin imports distributed (0.4 s)
+LAZY_ON_PURPOSE = {
+    ("augshard.runner.executors", "augshard.runner.dask_plugin")
+}  # dask_plugin imports distributed (0.4 s)
 
 
 def modules() -> dict[str, Path]:
@@ -85,3 +87,36 @@ def test_no_import_circle_and_project_imports_on_top() -> None:
                     seen.add(nxt)
                     stack.append((nxt, [*path, nxt]))
     assert circles == []
+
+
+def test_the_top_of_the_package_is_its_table_of_contents() -> None:
+    """At most 12 rooms (modules and sub-packages) at the top of augshard/, data folders and the two entry files
+    aside, and each sub-package says its one job in its docstring and is named in docs/design.md."""
+    design = (REPO / "docs" / "design.md").read_text(encoding="utf-8")
+    data = {"conf", "sample", "__pycache__"}
+    rooms = sorted(
+        p.name
+        for p in PACKAGE.iterdir()
+        if (p.is_dir() and p.name not in data) or (p.suffix == ".py" and p.name not in ("__init__.py", "__main__.py"))
+    )
+    assert len(rooms) <= 12, rooms
+    for room in rooms:
+        if (PACKAGE / room).is_dir():
+            assert (PACKAGE / room / "__init__.py").is_file(), room
+            assert ast.get_docstring(ast.parse((PACKAGE / room / "__init__.py").read_text(encoding="utf-8"))), room
+            assert f"| `{room}/` |" in design, room
+
+
+def test_import_augshard_loads_at_most_six_of_its_modules() -> None:
+    """`import augshard` names the API lazily: none of the rooms is imported until a public name is used."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, augshard; print(sorted(m for m in sys.modules if m == 'augshard' or m.startswith('augshard.'))); "
+        "augshard.run; augshard.RunConfig; augshard.ComboOutcome; print('ok', augshard.evaluate.__module__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    loaded, used = proc.stdout.splitlines()
+    assert len(ast.literal_eval(loaded)) <= 6, loaded
+    assert used == "ok augshard.api"

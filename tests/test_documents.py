@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
-from augshard.config import RunConfig
-from augshard.export_model import FACTS, MADE_BY, ExportFacts, is_export
-from augshard.fingerprint import sha
-from augshard.labels import LabelCheck
-from augshard.manifest import ManifestSummary
-from augshard.store import LEGACY_COUNTS, ComboMeta, LabelMeta, read_meta
-from augshard.summary import SUMMARY_KEYS, Crash, Failure, LabelSummary, LowYield, RunDocument, Unavailable
+from augshard.core.config import RunConfig
+from augshard.core.fingerprint import sha
+from augshard.exporting.model import FACTS, MADE_BY, ExportFacts, is_export
+from augshard.runner.summary import SUMMARY_KEYS, Crash, Failure, LabelSummary, LowYield, RunDocument, Unavailable
+from augshard.shard.labels import LabelCheck
+from augshard.storage.manifest import ManifestSummary
+from augshard.storage.meta import LEGACY_COUNTS, ComboMeta, LabelMeta, read_meta
 
 PAYLOAD = ["a", {"b": 1.5, "a": [1, "é"]}, None]
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
-from augshard import encoders
-from augshard.combos import Combo
-from augshard.config import RunConfig
-from augshard.encoders import Encoder, OnnxSentenceModel, ensure_onnx_export, resolve_backend, resolve_device
-from augshard.errors import ConfigError
+from augshard.core.combos import Combo
+from augshard.core.config import RunConfig
+from augshard.core.errors import ConfigError
+from augshard.core.planning import combo_fingerprint, plan_combos
 from augshard.methods.spec import MethodSpec
-from augshard.planning import combo_fingerprint, plan_combos
+from augshard.shard import encoders
+from augshard.shard.encoders import Encoder, OnnxSentenceModel, ensure_onnx_export, resolve_backend, resolve_device
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'augshard[onnx]')")
 
@@ -126,10 +126,10 @@ def test_the_device_enters_fingerprints_only_where_it_changes_an_output() -> Non
 def test_only_model_method_combos_take_a_gpu_slot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The similarity model needs no slot (MiniLM is ~90 MB: every shard can hold it); a model method's combo takes
     one of --gpu-slots for its shard."""
-    from augshard import context
-    from augshard.claims import WorkItem
-    from augshard.job import ShardJob
-    from augshard.planning import PlannedCombo
+    from augshard.core.planning import PlannedCombo
+    from augshard.runner.job import ShardJob
+    from augshard.shard import context
+    from augshard.shard.claims import WorkItem
 
     monkeypatch.setattr(context, "cuda_available", lambda: True)
     specs = (

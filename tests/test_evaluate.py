@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, wait_for, write_csv
 
-from augshard.classifiers import TfidfSettings, TfidfSpace, fit_predict_tfidf
-from augshard.evaluation import EvaluateOptions, Originals, make_splits
-from augshard.gains import holm, paired_gain
+from augshard.evaluation.classifiers import TfidfSettings, TfidfSpace, fit_predict_tfidf
+from augshard.evaluation.evaluate import EvaluateOptions, Originals, make_splits
+from augshard.evaluation.gains import holm, paired_gain
 
 ROOT = Path("data/processed/augsets")
 RUN = ("--text-col", "text", "--id-col", "id", "--quality-metric", "char_ratio", "--quality-min-sim", "0",
@@ -220,7 +220,7 @@ def test_refusals_are_one_line_and_exit_2(small_run: Path, tmp_path: Path) -> No
     assert "--folds must be at least 2" in _refused(small_run, "--label-col", "label", "--folds", "1")
     assert "--features" in _refused(small_run, "--label-col", "label", "--features", "bert")
     assert not (small_run / ROOT / "evaluation.json").exists()
-    from augshard.lock import RunLock
+    from augshard.runner.lock import RunLock
 
     with RunLock(small_run / ROOT):  # a run (this live process) is writing the output root
         line = _refused(small_run, "--label-col", "label", "--drop-rare-classes", "--folds", "3")
@@ -392,7 +392,7 @@ def test_embedding_features_use_the_vectors_the_run_kept_and_encode_only_what_is
 
 def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> None:
     """As in ReDSM5: one sentence on several rows (one per symptom), and sentences of one post (--group-col)."""
-    from augshard.evaluation import _groups
+    from augshard.evaluation.evaluate import _groups
 
     rng = random.Random(1)
     rows = []
@@ -414,8 +414,8 @@ def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> Non
 def test_blank_group_values_are_groups_of_their_own_never_one_group(tmp_path: Path) -> None:
     """Rows with an empty or blank `--group-col` cell name no group: each stays alone (with its identical texts),
     and the document counts them, where one "" group would have put every such row in one fold."""
-    from augshard.data import file_sha256
-    from augshard.evaluation import Source, load_originals
+    from augshard.evaluation.evaluate import Source, load_originals
+    from augshard.storage.data import file_sha256
 
     rows = [{"id": f"r{n:02d}", "label": "ab"[n % 2], "text": f"text number {n}",
              "post": "" if n < 10 else "   " if n < 20 else f"p{n // 5}"} for n in range(30)]  # fmt: skip
@@ -435,7 +435,7 @@ def test_the_liblinear_fallback_fits_the_same_model(monkeypatch: pytest.MonkeyPa
     import scipy.sparse as sp
     import sklearn.svm._base as binding
 
-    from augshard.classifiers import fit_ovr_logistic, take_fits
+    from augshard.evaluation.classifiers import fit_ovr_logistic, take_fits
 
     rng = np.random.default_rng(0)
     x = sp.random(400, 600, density=0.05, format="csr", random_state=1)
@@ -488,7 +488,7 @@ def copies_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _recording_fits(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
     """Every TF-IDF fit of an evaluation run in this process (one worker): (training rows, test rows)."""
-    import augshard.scoring as scoring
+    import augshard.evaluation.scoring as scoring
 
     seen: list[tuple] = []
     real = scoring.fit_predict_tfidf
@@ -510,7 +510,7 @@ def _rows(x) -> list[bytes]:  # noqa: ANN001
 def _assert_trained_on_training_originals_only(seen: list[tuple], variant_files: list[Path]) -> None:
     """For the candidate's every fit: no row equal to a test original's, and exactly the copies of the split's
     training originals (of its train size's subset): all of them, none of the others."""
-    import augshard.scoring as scoring
+    import augshard.evaluation.scoring as scoring
 
     setup = scoring._STATE["setup"]
     position = {k: i for i, k in enumerate(setup.keys)}
@@ -540,7 +540,7 @@ def _assert_trained_on_training_originals_only(seen: list[tuple], variant_files:
 def test_variants_in_training_are_the_training_subsets_own_under_field_evidence(
     copies_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from augshard.evaluation import evaluate
+    from augshard.evaluation.evaluate import evaluate
 
     seen = _recording_fits(monkeypatch)
     options = EvaluateOptions(label_col="label", output_root=copies_run / ROOT, field="evidence", folds=3,
@@ -554,7 +554,7 @@ def test_variants_in_training_are_the_training_subsets_own_under_field_evidence(
 def test_variants_in_training_are_the_training_subsets_own_under_export(
     copies_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from augshard.evaluation import evaluate
+    from augshard.evaluation.evaluate import evaluate
 
     export = tmp_path / "ex"
     proc = run_cli("export", "--to", str(export), "--dedupe", "none", "--include-originals", cwd=copies_run)
@@ -577,7 +577,7 @@ def test_evaluation_json_records_which_liblinear_path_fitted(
     results; run_info.tfidf_fits says which path ran, model by model."""
     import sklearn.svm._base as binding
 
-    from augshard.evaluation import evaluate
+    from augshard.evaluation.evaluate import evaluate
 
     def options(name: str) -> EvaluateOptions:
         return EvaluateOptions(label_col="label", output_root=copies_run / ROOT, folds=3, num_shards=1,
@@ -654,7 +654,7 @@ def test_a_stopped_run_with_other_settings_is_never_blended_into_an_evaluation(t
 
 
 def _descendants(pid: int) -> list[int]:
-    from augshard.procs import parent_of
+    from augshard.runner.procs import parent_of
 
     found = []
     for entry in Path("/proc").iterdir():

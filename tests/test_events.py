@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, write_csv
 
-from augshard import events
-from augshard.events import (
+from augshard.events import stream as events
+from augshard.events.status import EventsWatcher, ShardStatus, ShardTracker, discover, fold, judge
+from augshard.events.stream import (
     ComboDone,
     ComboStart,
     Event,
@@ -26,8 +27,7 @@ from augshard.events import (
     parse_event,
     read_events,
 )
-from augshard.outcome import ShardState
-from augshard.status import EventsWatcher, ShardStatus, ShardTracker, discover, fold, judge
+from augshard.storage.outcome import ShardState
 
 pytestmark = pytest.mark.serial  # timing: run alone, after the parallel pass (see Makefile)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import beyond_probes, sample_rows, wait_for, write_csv
 
-from augshard.events import read_events
-from augshard.executors import START_METHOD_ENV
-from augshard.procs import parent_of
+from augshard.events.stream import read_events
+from augshard.runner.executors import START_METHOD_ENV
+from augshard.runner.procs import parent_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing: run alone (see Makefile)
 
@@ -113,7 +113,7 @@ def test_ctrl_c_exits_130_within_2_s_leaving_no_process_and_a_clean_stderr(tmp_p
     assert took < 2, f"took {took:.1f} s to exit"
     wait_for(lambda: not any(alive(p) for p in family), timeout=1)
     assert beyond_probes(err) == []
-    assert not (cwd / "data/processed/augsets/.augshard.lock").exists()
+    assert not (cwd / "data/processed/augsets/.augshard.runner.lock").exists()
 
 
 def test_a_forkserver_shard_writes_the_bytes_of_a_cold_spawn(tmp_path: Path) -> None:

@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, tree, write_csv
 
-from augshard.errors import OutputError
-from augshard.export_model import ExportOptions
-from augshard.exporting import check_target, normalise
+from augshard.core.errors import OutputError
+from augshard.exporting.export import check_target, normalise
+from augshard.exporting.model import ExportOptions
 
 pytestmark = pytest.mark.slow
 
@@ -267,7 +267,7 @@ def test_an_export_never_holds_the_runs_input(tmp_path: Path) -> None:
 def test_sigterm_or_sighup_during_an_export_removes_its_staging_folder(
     runs: dict[int, Path], monkeypatch: pytest.MonkeyPatch, signum: int
 ) -> None:
-    module = importlib.import_module("augshard.exporting")  # `augshard.export` is the API function
+    module = importlib.import_module("augshard.exporting.export")  # `augshard.export` is the API function
 
     cwd = runs[1]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -371,7 +371,7 @@ def test_export_and_merge_refuse_while_a_run_writes_and_the_run_still_exits_0(tm
     run = subprocess.Popen([sys.executable, "-m", "augshard", *args, "--force"], cwd=tmp_path, text=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     deadline = time.time() + 120
-    while not (root / ".augshard.lock").exists() and time.time() < deadline:
+    while not (root / ".augshard.runner.lock").exists() and time.time() < deadline:
         time.sleep(0.02)
     run.send_signal(signal.SIGSTOP)  # the run holds its lock as long as the two commands take, however slow they are
     try:

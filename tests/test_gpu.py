@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from augshard.gpu import GpuSlot
+from augshard.core.gpu import GpuSlot
 
 
 def test_no_more_holders_than_slots(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_no_more_holders_than_slots(tmp_path: Path) -> None:
 
 def test_a_killed_holder_frees_its_slot(tmp_path: Path) -> None:
     code = (
-        "import sys, time; from augshard.gpu import GpuSlot; s = GpuSlot(sys.argv[1], 1); "
+        "import sys, time; from augshard.core.gpu import GpuSlot; s = GpuSlot(sys.argv[1], 1); "
         "assert s.try_acquire(); print('held', flush=True); time.sleep(60)"
     )
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)

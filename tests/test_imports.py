@@ -12,9 +12,9 @@ from pathlib import Path
 from helpers import REPO
 from rich.console import Console
 
-from augshard.config import load_config
-from augshard.preflight import preflight
-from augshard.supervisor import shard_imports
+from augshard.core.config import load_config
+from augshard.runner.preflight import preflight
+from augshard.runner.supervisor import shard_imports
 
 CATALOGUE = REPO / "conf" / "augment_methods.yaml"
 SENTENCE = "the quick brown fox jumps over the lazy dog"
@@ -96,7 +96,7 @@ def test_the_forkserver_preloads_a_cold_runs_libraries_and_only_the_common_modul
                              "cache_dir": str(tmp_path / "cache"), "output_root": str(tmp_path / "out"),
                              "log_dir": str(tmp_path / "logs")})  # fmt: skip
     prep = preflight(cfg, Console(quiet=True))
-    common = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard", "augshard.pipeline"]
+    common = ["numpy", "pyarrow.parquet", "pandas", "augshard.shard.loop", "augshard.shard.pipeline"]
     cold = shard_imports(prep)
     assert cold[: len(common)] == common
     assert {"nlpaug.augmenter.char", "nlpaug.augmenter.word", "nlpaug.model.word_dict"} <= set(cold)

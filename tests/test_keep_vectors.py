@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, run_events, sample_rows, write_csv
 
-from augshard.config import RunConfig
-from augshard.store import VECTORS, ComboMeta, read_meta, read_vectors
+from augshard.core.config import RunConfig
+from augshard.storage.meta import ComboMeta, read_meta
+from augshard.storage.store import VECTORS, read_vectors
 
 COMBO = "combo_1_nlp_keyboard"
 ARGS = ("--text-col", "text", "--evidence-col", "evidence", "--id-col", "id", "--methods", "nlp_keyboard",
@@ -64,7 +65,7 @@ def test_one_vector_per_dataset_row_in_the_same_order(runs: dict, name: str) -> 
 
 @pytest.mark.parametrize("name", ["kept", "rerun"])
 def test_vectors_are_the_encoders_vectors_of_the_evidence(runs: dict, name: str) -> None:
-    from augshard.encoders import Encoder
+    from augshard.shard.encoders import Encoder
 
     folder = runs[name]
     meta = read_meta(folder / "meta.json")
@@ -152,7 +153,7 @@ OTHER = "combo_1_nlp_randchar_swap"
 
 
 def test_meta_records_the_vectors_digest_and_dtype(runs: dict) -> None:
-    from augshard.data import file_sha256
+    from augshard.storage.data import file_sha256
 
     meta = read_meta(runs["kept"] / "meta.json")
     assert meta.vectors.dtype == "float32" and meta.vectors.sha256 == file_sha256(runs["kept"] / VECTORS)
@@ -175,7 +176,7 @@ def _damage(cwd: Path, how: str, dest: Path) -> Path:
 
     import pyarrow as pa
 
-    from augshard.vectors import vectors_schema
+    from augshard.storage.vectors import vectors_schema
 
     shutil.copytree(cwd, dest)
     root = dest / "data/processed/augsets"
@@ -253,7 +254,7 @@ def test_verify_says_what_an_older_meta_json_leaves_unchecked(two_combos: Path, 
 def _zero_in_place(path: Path, keys: list, vectors: np.ndarray) -> None:
     import pyarrow as pa
 
-    from augshard.vectors import vectors_schema
+    from augshard.storage.vectors import vectors_schema
 
     flat = pa.array(np.zeros_like(vectors).reshape(-1))
     table = pa.table({"row_key": [k for k, _ in keys], "variant": pa.array([v for _, v in keys], pa.int32()),
@@ -303,7 +304,7 @@ def test_vectors_problems_of_a_file_written_by_the_writer(tmp_path: Path) -> Non
     """The check on its own: a whole file passes; a truncated, float64, missing or unannounced one is named."""
     import pyarrow as pa
 
-    from augshard.vectors import VectorsMeta, VectorsWriter, vectors_problems
+    from augshard.storage.vectors import VectorsMeta, VectorsWriter, vectors_problems
 
     keys = [("a", 0), ("a", 1), ("b", 0)]
     vectors = np.eye(3, 4, dtype=np.float32)

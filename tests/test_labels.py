@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augshard.labels import Labeler, LabelModel
+from augshard.shard.labels import Labeler, LabelModel
 
 
 def _blobs(n_per_class: int = 40, seed: int = 3) -> tuple[np.ndarray, list[str]]:

@@ -1,4 +1,4 @@
-"""Tests for augshard.manifest: shard manifests, merge rules and the summary."""
+"""Tests for augshard.storage.manifest: shard manifests, merge rules and the summary."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from helpers import run_cli
 
-from augshard.combos import Combo
-from augshard.errors import OutputError
-from augshard.manifest import (
+from augshard.core.combos import Combo
+from augshard.core.errors import OutputError
+from augshard.storage.manifest import (
     COLUMNS,
     merge,
     outside_root,
@@ -26,7 +26,7 @@ from augshard.manifest import (
     summarize,
     write_shard_manifest,
 )
-from augshard.outcome import ComboOutcome, Status
+from augshard.storage.outcome import ComboOutcome, Status
 
 PLAN_FP = "0123456789abcdef"
 
@@ -247,7 +247,7 @@ def test_merge_waits_for_no_run_it_would_break(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock = {"pid": holder.pid, "host": socket.gethostname(), "started": time.time(), "argv": ["augshard", "run"]}
-        (tmp_path / ".augshard.lock").write_text(json.dumps(lock))
+        (tmp_path / ".augshard.runner.lock").write_text(json.dumps(lock))
         proc = run_cli("merge", "--output-root", str(tmp_path), cwd=tmp_path)
         assert proc.returncode == 2 and f"in use by another augshard run (pid {holder.pid}" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

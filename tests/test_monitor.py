@@ -18,11 +18,11 @@ import pytest
 from helpers import run_cli, sample_rows, write_csv
 from rich.console import Console
 
-from augshard.events import events_path, read_events
-from augshard.monitor import ProgressView, overall_line, plain_line, render, total_line
-from augshard.outcome import ShardState
-from augshard.output import fmt_duration
-from augshard.status import EventsWatcher, ShardStatus
+from augshard.events.monitor import ProgressView, overall_line, plain_line, render, total_line
+from augshard.events.output import fmt_duration
+from augshard.events.status import EventsWatcher, ShardStatus
+from augshard.events.stream import events_path, read_events
+from augshard.storage.outcome import ShardState
 
 pytestmark = pytest.mark.serial  # timing: run alone, after the parallel pass (see Makefile)
 
@@ -95,14 +95,14 @@ def test_plain_lines_are_one_readable_line_per_shard() -> None:
 
 
 def test_before_an_eta_the_line_says_what_is_measured_then_rate_phase_and_eta() -> None:
-    from augshard.events import LOADING, SCORING, Progress
+    from augshard.events.stream import LOADING, SCORING, Progress
 
     def at(ts: float, done: int, phase: str) -> Progress:
         return Progress(ts=ts, combo_id="c", rows_done=done, rows_total=100, phase=phase)
 
     st = ShardStatus(1, state=ShardState.RUNNING, combos_total=2, current="nlp_keyboard", current_id="c")
     assert plain_line(st, 1000.0).endswith("(setting up)  0 rows  timing the first rows")
-    from augshard.status import apply
+    from augshard.events.status import apply
 
     st = apply(st, at(1000.0, 0, LOADING))
     assert plain_line(st, 1001.0).endswith("(0/100 rows)  0 rows  loading methods")
@@ -258,7 +258,7 @@ def test_a_shard_killed_with_sigkill_is_shown_dead_and_follow_ends(tmp_path: Pat
 def test_two_runs_sharing_a_log_folder_are_not_summed(tmp_path: Path) -> None:
     """Two runs with one shard count append to the same stream: the monitor follows the latest attempt only, never
     "6/3 combos"."""
-    from augshard.events import ComboDone, ComboStart, EventWriter, ShardDone
+    from augshard.events.stream import ComboDone, ComboStart, EventWriter, ShardDone
 
     writers = [EventWriter(events_path(tmp_path, 0, 1), 0, pid=pid) for pid in (os.getpid(), os.getppid())]
     for n, writer in enumerate(writers):
@@ -279,8 +279,8 @@ def test_two_runs_sharing_a_log_folder_are_not_summed(tmp_path: Path) -> None:
 def test_damaged_event_lines_are_skipped_counted_and_said(tmp_path: Path) -> None:
     """A line that is no event (not UTF-8, not JSON, nested too deep, a field of the wrong type) is skipped; the
     tracker keeps its reason across a new attempt, and the table, the JSON and stderr's note say how many."""
-    from augshard.monitor import damaged_lines, status_document
-    from augshard.status import ShardTracker
+    from augshard.events.monitor import damaged_lines, status_document
+    from augshard.events.status import ShardTracker
 
     stream = events_path(tmp_path, 0, 1)
     good = [{"ts": 1.0, "event": "shard_start", "shard": 0, "pid": 0, "combos": 1},

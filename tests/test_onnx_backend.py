@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
-from augshard.errors import ConfigError
-from augshard.quality import EmbeddingScorer, ensure_onnx_export
+from augshard.core.errors import ConfigError
+from augshard.shard.quality import EmbeddingScorer, ensure_onnx_export
 
 pytest.importorskip("optimum.onnxruntime", reason="the onnx extra is not installed (pip install 'augshard[onnx]')")
 

@@ -1,4 +1,5 @@
-"""The one output-path rule (augshard.outputs): every command that writes a path the user names refuses the run's
+"""The one output-path rule (augshard.storage.outputs): every command that writes a path the user names refuses the
+run's
 input, the run's files, its cache and logs, links and anything but a regular file, in one line with exit 2 and
 nothing touched; the locks name who holds them; two evaluations never write one evaluation.json at once."""
 
@@ -16,11 +17,11 @@ from pathlib import Path
 import pytest
 from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
-from augshard import temporaries
-from augshard.errors import OutputError
-from augshard.export_model import ExportOptions
-from augshard.lock import ReadLock, RunLock, TargetLock
-from augshard.outputs import check_output, run_protected
+from augshard.core.errors import OutputError
+from augshard.exporting.model import ExportOptions
+from augshard.runner.lock import ReadLock, RunLock, TargetLock
+from augshard.storage import temporaries
+from augshard.storage.outputs import check_output, run_protected
 
 ROOT = Path("data/processed/augsets")
 EVALUATE = ("evaluate", "--label-col", "label", "--folds", "2")
@@ -123,7 +124,7 @@ def test_merge_writes_its_manifest_in_the_root_and_nowhere_else(finished: Path) 
             (("../../../in.csv",), "a file of its own directly in the output root"),
             ((str(meta),), "a file of its own directly in the output root"),
             (("manifest_shard0_of_1.csv",), "a shard manifest's"),
-            ((".augshard.lock",), "a hidden name"),
+            ((".augshard.runner.lock",), "a hidden name"),
             (("fifo.csv", "--force"), "symbolic link"),
             (("notes.csv",), "exists and is not a manifest augshard made"),
             (("report.html", "--force"), "is an augshard report augshard made, not a manifest"),
@@ -167,7 +168,7 @@ def test_the_api_refuses_as_the_cli_does(finished: Path, monkeypatch: pytest.Mon
 def test_an_export_staging_folder_is_never_a_planted_link(
     finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    exporting = importlib.import_module("augshard.exporting")  # `augshard.export` is the API function
+    exporting = importlib.import_module("augshard.exporting.export")  # `augshard.export` is the API function
     victim = tmp_path / "victim"
     victim.mkdir()
     draws = iter(["a" * 16, *(f"{n:016x}" for n in range(1, 20))])
@@ -230,8 +231,8 @@ def test_run_output_name_passes_the_same_rule_before_anything_is_written(tmp_pat
 def test_a_link_planted_at_the_combo_staging_folder_is_never_written_through(tmp_path: Path) -> None:
     """`.augshard-tmp` in the output root holds combos being written: a link planted there is refused, and
     nothing lands where it points."""
-    from augshard.combos import Combo
-    from augshard.store import TMP_DIR, ComboWriter
+    from augshard.core.combos import Combo
+    from augshard.storage.store import TMP_DIR, ComboWriter
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -1,4 +1,4 @@
-"""Tests for augshard.pipeline: one combo over real rows with real nlpaug methods, scorer and cache."""
+"""Tests for augshard.shard.pipeline: one combo over real rows with real nlpaug methods, scorer and cache."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from unittest import mock
 
 import pytest
 
-from augshard.cache import Cache
-from augshard.combos import Combo
-from augshard.config import RunConfig, load_config
-from augshard.data import Dataset, load_dataset, splice
-from augshard.events import SCORING
+from augshard.core.combos import Combo
+from augshard.core.config import RunConfig, load_config
+from augshard.events.stream import SCORING
 from augshard.methods import Augmenter, build_method, load_catalogue
-from augshard.pipeline import ChunkProgress, call_seed, output_schema, run_combo
-from augshard.quality import CachedScorer, EmbeddingScorer, make_scorer
+from augshard.shard.cache import Cache
+from augshard.shard.pipeline import ChunkProgress, call_seed, output_schema, run_combo
+from augshard.shard.quality import CachedScorer, EmbeddingScorer, make_scorer
+from augshard.storage.data import Dataset, load_dataset, splice
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "conf" / "augment_methods.yaml"
 METHOD_IDS = ("nlp_keyboard", "nlp_randword_delete")

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from augshard.combos import Combo
-from augshard.config import RunConfig
+from augshard.core.combos import Combo
+from augshard.core.config import RunConfig
+from augshard.core.planning import Plan, assign, combo_fingerprint, make_plan
 from augshard.methods.spec import MethodSpec
-from augshard.planning import Plan, assign, combo_fingerprint, make_plan
 
 INPUT_SHA = "ab" * 32
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from helpers import run_cli, run_events, sample_rows, write_csv
 
-from augshard.events import AUGMENTING, LOADING, SCORING
+from augshard.events.stream import AUGMENTING, LOADING, SCORING
 from augshard.methods import StepsShown
-from augshard.pipeline import ChunkProgress
+from augshard.shard.pipeline import ChunkProgress
 
 
 def _long_input(path: Path, copies: int) -> int:

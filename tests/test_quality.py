@@ -1,4 +1,4 @@
-"""Tests for augshard.quality: the char_ratio, embedding and none scorers."""
+"""Tests for augshard.shard.quality: the char_ratio, embedding and none scorers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from augshard.errors import ConfigError
-from augshard.quality import CharRatioScorer, EmbeddingScorer, NoScorer, make_scorer
+from augshard.core.errors import ConfigError
+from augshard.shard.quality import CharRatioScorer, EmbeddingScorer, NoScorer, make_scorer
 
 PAIRS = [
     ("The Screen is bright.", "the screen is BRIGHT."),
@@ -40,7 +40,7 @@ def test_the_compiled_matcher_is_difflib_to_the_last_bit() -> None:
 
     import cydifflib
 
-    from augshard import data
+    from augshard.storage import data
 
     assert data.SequenceMatcher is cydifflib.SequenceMatcher
     rng = random.Random(7)
@@ -72,7 +72,7 @@ def _long_text(n: int) -> str:
 
 def test_char_ratio_is_difflibs_up_to_the_bound() -> None:
     """Texts up to CHAR_RATIO_EXACT_MAX characters (far past any sentence or review) keep difflib's exact ratio."""
-    from augshard.quality import CHAR_RATIO_EXACT_MAX
+    from augshard.shard.quality import CHAR_RATIO_EXACT_MAX
 
     a = _long_text(CHAR_RATIO_EXACT_MAX)
     b = a[:4000] + "an edit in the middle" + a[4030:] + "?"
@@ -88,7 +88,7 @@ def test_char_ratio_of_a_megabyte_is_bounded_in_time() -> None:
     import random
     import time
 
-    from augshard.quality import bounded_char_ratio
+    from augshard.shard.quality import bounded_char_ratio
 
     a = _long_text(1_000_000)
     rng = random.Random(5)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
-from augshard.errors import ConfigError
+from augshard.core.errors import ConfigError
 from augshard.methods import load_catalogue
 from augshard.methods.registry import FAMILIES_ENV, family, read_families
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, sample_rows, wait_for, write_csv
 
-from augshard.events import read_events
+from augshard.events.stream import read_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # timing: run alone (see Makefile)
 
@@ -120,7 +120,7 @@ def test_a_signal_stops_cleanly_and_a_rerun_resumes(tmp_path: Path, baseline: di
     assert "interrupted" in out
     wait_for(lambda: not any(alive(p) for p in pids), timeout=5)  # no orphan
     root = cwd / "data/processed/augsets"
-    assert not list(root.glob(".augshard-tmp/*")) and not (root / ".augshard.lock").exists()
+    assert not list(root.glob(".augshard-tmp/*")) and not (root / ".augshard.runner.lock").exists()
     for folder in root.glob("combo_*"):
         assert sorted(p.name for p in folder.iterdir()) == ["dataset.parquet", "meta.json"]
     resumed = run_cli(*args(cwd), cwd=cwd)
@@ -163,7 +163,7 @@ def test_a_second_run_on_the_same_output_root_is_refused(tmp_path: Path) -> None
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock = {"pid": holder.pid, "host": os.uname().nodename, "started": time.time(), "argv": ["augshard"]}
-        (root / ".augshard.lock").write_text(json.dumps(lock))
+        (root / ".augshard.runner.lock").write_text(json.dumps(lock))
         proc = run_cli(*args(cwd), cwd=cwd)
         assert proc.returncode == 2
         assert f"in use by another augshard run (pid {holder.pid}" in proc.stderr
@@ -175,7 +175,7 @@ def test_a_second_run_on_the_same_output_root_is_refused(tmp_path: Path) -> None
     # The same lock left by a dead process is stale: taken over, and the run goes ahead.
     proc = run_cli(*args(cwd), cwd=cwd)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert len(list(root.glob("combo_*"))) == 6 and not (root / ".augshard.lock").exists()
+    assert len(list(root.glob("combo_*"))) == 6 and not (root / ".augshard.runner.lock").exists()
 
 
 def test_sigkill_at_random_moments_then_resume_gives_identical_datasets(tmp_path: Path, baseline: dict) -> None:

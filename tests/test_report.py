@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
-from augshard.report import diff_html, write_report
+from augshard.report.page import diff_html, write_report
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -195,10 +195,10 @@ def test_time_chart_labels_never_overlap() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from augshard.charts import shards_figure
-    from augshard.combos import Combo
-    from augshard.outcome import ComboOutcome, Status
-    from augshard.report_model import ComboReport
+    from augshard.core.combos import Combo
+    from augshard.report.charts import shards_figure
+    from augshard.report.model import ComboReport
+    from augshard.storage.outcome import ComboOutcome, Status
 
     combos = []
     for n in range(24):

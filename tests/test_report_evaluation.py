@@ -15,7 +15,7 @@ import pytest
 from helpers import run_cli, sample_rows, write_csv
 from test_report import CHROMIUM, Page
 
-from augshard.report import write_report
+from augshard.report.page import write_report
 
 SECTION = "Which augmentations help"
 

@@ -15,9 +15,9 @@ from helpers import REPO, beyond_probes, run_cli, sample_rows, write_csv
 
 from augshard.cli.catalogue import BENCH_TSV, METHOD_COLUMNS
 from augshard.cli.export import EXPORT_TSV
-from augshard.dry_run import DRY_RUN_TSV
-from augshard.monitor import STATUS_TSV
-from augshard.summary import SUMMARY_KEYS
+from augshard.events.monitor import STATUS_TSV
+from augshard.runner.dry_run import DRY_RUN_TSV
+from augshard.runner.summary import SUMMARY_KEYS
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,10 @@ import pytest
 from helpers import run_cli, run_events, sample_rows, write_csv
 
 from augshard import methods as methods_pkg
-from augshard.cache import Cache
 from augshard.methods import LazyMethod, MethodStatus, build_method, check_methods, load_catalogue
 from augshard.methods.spec import MethodSpec
-from augshard.quality import CachedScorer, CharRatioScorer, EmbeddingScorer
+from augshard.shard.cache import Cache
+from augshard.shard.quality import CachedScorer, CharRatioScorer, EmbeddingScorer
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE = load_catalogue(REPO / "conf" / "augment_methods.yaml")

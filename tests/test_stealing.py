@@ -11,11 +11,11 @@ import pytest
 import yaml
 from helpers import run_cli, run_events, sample_rows, write_csv
 
-from augshard.claims import claim, claimed_by
-from augshard.events import read_events
-from augshard.monitor import total_line
-from augshard.outcome import ShardState
-from augshard.status import ShardStatus, apply, reconcile
+from augshard.events.monitor import total_line
+from augshard.events.status import ShardStatus, apply, reconcile
+from augshard.events.stream import read_events
+from augshard.shard.claims import claim, claimed_by
+from augshard.storage.outcome import ShardState
 
 pytestmark = pytest.mark.serial  # timing: run alone, after the parallel pass (see Makefile)
 

@@ -1,4 +1,5 @@
-"""Tests for augshard.store and augshard.temporaries: atomic combo folders, completeness checks, exclusive
+"""Tests for augshard.storage.store and augshard.storage.temporaries: atomic combo folders, completeness checks,
+exclusive
 temporaries, the one sweep of stale leftovers."""
 
 from __future__ import annotations
@@ -15,24 +16,23 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import make_meta
 
-from augshard import temporaries
-from augshard.combos import Combo
-from augshard.store import (
+from augshard.core.combos import Combo
+from augshard.storage import temporaries
+from augshard.storage.meta import ComboMeta, read_meta
+from augshard.storage.store import (
     DATASET,
     META,
     TMP_DIR,
     VECTORS,
-    ComboMeta,
     ComboWriter,
     VectorsMeta,
     clean_stale_temp,
     parse_temp_name,
     read_complete,
-    read_meta,
     read_vectors,
     temp_name,
-    write_atomic,
 )
+from augshard.storage.temporaries import write_atomic
 
 COMBO = Combo(("nlp_keyboard", "nlp_ocr"))
 SCHEMA = pa.schema([pa.field("text", pa.string()), pa.field("variant", pa.int32())])
@@ -257,7 +257,7 @@ def test_vectors_are_committed_with_the_combo_and_read_back(tmp_path: Path) -> N
     keys, back = read_vectors(final)
     assert keys == [("r0", 0), ("r1", 1), ("r2", 0)]
     assert back.dtype == np.float32 and np.array_equal(back, vectors)
-    from augshard.data import file_sha256
+    from augshard.storage.data import file_sha256
 
     digest = file_sha256(final / VECTORS)  # recorded when the file is closed
     recorded = VectorsMeta(VECTORS, 4, 3, "embedding|test", "evidence", "float32", digest)
@@ -284,7 +284,7 @@ def test_a_combo_without_rows_gets_an_empty_vectors_file(tmp_path: Path) -> None
     assert read_vectors(tmp_path) is None
 
 
-# --- exclusive temporaries and the one sweep (augshard.temporaries) ---------------------------------------------
+# --- exclusive temporaries and the one sweep (augshard.storage.temporaries) -----------------------------------
 
 
 def _victim(tmp_path: Path) -> Path:
@@ -400,9 +400,9 @@ def test_the_sweep_removes_a_link_itself_and_never_follows_it(tmp_path: Path) ->
 
 
 def test_each_owner_of_leftovers_sweeps_through_the_one_helper(tmp_path: Path) -> None:
-    from augshard.claims import sweep_claims
-    from augshard.exporting import sweep_leftovers
+    from augshard.exporting.export import sweep_leftovers
     from augshard.methods.provision import _remove_stale_staging
+    from augshard.shard.claims import sweep_claims
 
     host, pid = socket.gethostname(), _dead_pid()
     victim = _victim(tmp_path)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import run_cli, sample_rows, write_csv
 
-from augshard.errors import OutputError
-from augshard.verify import verify
+from augshard.core.errors import OutputError
+from augshard.storage.verify import verify
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +148,7 @@ def test_a_missing_manifest_and_a_missing_root(root: Path, tmp_path: Path) -> No
 
 def test_vectors_left_unchecked_by_an_older_meta_json_are_a_note_not_a_problem(tmp_path: Path) -> None:
     """A meta.json written before the vectors' sha256 (`vectors_unchecked`): said, and the run still verifies."""
-    from augshard.verify import Verification
+    from augshard.storage.verify import Verification
 
     report = Verification(tmp_path / "manifest_final.csv", unchecked=["combo_1_nlp_keyboard"])
     lines = report.lines()

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from augshard.config import DEFAULT_METHODS_CONFIG, resolve_conf_path
-from augshard.errors import AugshardError
+from augshard.core.config import DEFAULT_METHODS_CONFIG, resolve_conf_path
+from augshard.core.errors import AugshardError
+from augshard.events.output import FORMATS
 from augshard.methods.catalogue import load_catalogue
-from augshard.output import FORMATS
 
 # The order `augshard --help` lists the commands in: the way a user meets them.
 COMMANDS = ("run", "monitor", "merge", "verify", "evaluate", "report", "export", "methods", "prepare")

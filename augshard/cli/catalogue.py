@@ -15,9 +15,9 @@ from augshard.cli.app import (
     method_ids,
     user_errors,
 )
-from augshard.config import DEFAULT_COSTS_PATH, DEFAULT_METHODS_CONFIG, DEFAULT_OUTPUT_ROOT, resolve_conf_path
-from augshard.encoders import ensure_onnx_export, onnx_available
-from augshard.errors import AugshardError
+from augshard.core.config import DEFAULT_COSTS_PATH, DEFAULT_METHODS_CONFIG, DEFAULT_OUTPUT_ROOT, resolve_conf_path
+from augshard.core.errors import AugshardError
+from augshard.events.output import check_format, notice, print_rows, write_json
 from augshard.methods import StepsShown, check_methods, method_check_record
 from augshard.methods.bench import bench as bench_methods
 from augshard.methods.bench import costs_document, sample_texts, write_costs
@@ -26,8 +26,8 @@ from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.methods.provision import prepare as prepare_resources
 from augshard.methods.provision import write_homoglyph_file
-from augshard.output import check_format, notice, print_rows, write_json
-from augshard.outputs import Protected, check_output, run_protected
+from augshard.shard.encoders import ensure_onnx_export, onnx_available
+from augshard.storage.outputs import Protected, check_output, run_protected
 
 
 @app.command()

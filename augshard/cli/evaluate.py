@@ -9,14 +9,14 @@ import typer
 
 from augshard import api
 from augshard.cli.app import app, console, err_console, format_option, user_errors
-from augshard.config import DEFAULT_CACHE_DIR as CACHE_DIR
-from augshard.config import DEFAULT_CONFIG, run_paths
-from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
-from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.errors import ConfigError
-from augshard.findings import main_section
-from augshard.interrupts import Interrupted
-from augshard.output import check_format, interactive, print_rows, write_json, write_tsv
+from augshard.core.config import DEFAULT_CACHE_DIR as CACHE_DIR
+from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
+from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
+from augshard.core.errors import ConfigError
+from augshard.evaluation.findings import main_section
+from augshard.events.output import check_format, interactive, print_rows, write_json, write_tsv
+from augshard.runner.interrupts import Interrupted
 
 SHOWN_BY_DEFAULT = 20  # combos of the table on a terminal, best and worst; --all shows every one
 

@@ -10,11 +10,11 @@ from rich.markup import escape
 
 from augshard import api
 from augshard.cli.app import app, console, err_console, format_option, user_errors
-from augshard.config import DEFAULT_CONFIG, run_paths
-from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
-from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.exporting import ExportInterrupted
-from augshard.output import check_format, print_rows, write_json
+from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
+from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
+from augshard.events.output import check_format, print_rows, write_json
+from augshard.exporting.export import ExportInterrupted
 
 
 @app.command()

@@ -14,8 +14,8 @@ from augshard.cli.app import (
     method_ids,
     user_errors,
 )
-from augshard.config import DEFAULT_CONFIG, DEFAULT_METHODS_CONFIG, load_config
-from augshard.output import check_format, notice
+from augshard.core.config import DEFAULT_CONFIG, DEFAULT_METHODS_CONFIG, load_config
+from augshard.events.output import check_format, notice
 
 
 @app.command()

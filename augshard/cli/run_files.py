@@ -17,22 +17,22 @@ from augshard.cli.app import (
     format_option,
     user_errors,
 )
-from augshard.config import DEFAULT_CONFIG, run_paths
-from augshard.config import DEFAULT_LOG_DIR as LOG_DIR
-from augshard.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
-from augshard.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.errors import AugshardError
-from augshard.lock import RunLock
-from augshard.manifest import merge as merge_manifests
-from augshard.manifest import merged_before
-from augshard.monitor import follow as follow_events
-from augshard.monitor import print_statuses
-from augshard.outcome import ShardState
-from augshard.output import check_format, notice, print_rows, write_json
-from augshard.outputs import check_merged_manifest
-from augshard.report import write_report
-from augshard.status import EventsWatcher
-from augshard.verify import verify as verify_outputs
+from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.config import DEFAULT_LOG_DIR as LOG_DIR
+from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
+from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
+from augshard.core.errors import AugshardError
+from augshard.events.monitor import follow as follow_events
+from augshard.events.monitor import print_statuses
+from augshard.events.output import check_format, notice, print_rows, write_json
+from augshard.events.status import EventsWatcher
+from augshard.report.page import write_report
+from augshard.runner.lock import RunLock
+from augshard.storage.manifest import merge as merge_manifests
+from augshard.storage.manifest import merged_before
+from augshard.storage.outcome import ShardState
+from augshard.storage.outputs import check_merged_manifest
+from augshard.storage.verify import verify as verify_outputs
 
 
 @app.command()

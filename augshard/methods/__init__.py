@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from augshard.errors import MethodError
+from augshard.core.errors import MethodError
+from augshard.events.output import in_notebook, stderr_console
 from augshard.methods import registry
 from augshard.methods.base import Augmenter, seed_everything
 from augshard.methods.catalogue import (
@@ -24,7 +25,6 @@ from augshard.methods.models import MethodUnavailable
 from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 from augshard.methods.probes import machine_context, now, probe_cache_path, probe_key, read_cache, write_cache
 from augshard.methods.registry import family, method_version, unsupported
-from augshard.output import in_notebook, stderr_console
 
 __all__ = [
     "Augmenter",

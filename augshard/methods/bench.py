@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from augshard.data import read_table
-from augshard.errors import ConfigError, InputError
+from augshard.core.errors import ConfigError, InputError
 from augshard.methods import MethodProgress, build_method, check_method
 from augshard.methods.spec import MethodSpec
-from augshard.store import atomic_file
+from augshard.storage.data import read_table
+from augshard.storage.temporaries import atomic_file
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "reviews.csv"
 SAMPLE_TEXT_COL = "evidence"

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from augshard.config import _load_yaml
-from augshard.errors import ConfigError, MethodError
+from augshard.core.config import _load_yaml
+from augshard.core.errors import ConfigError, MethodError
 from augshard.methods import compat
 from augshard.methods.registry import ADAPTERS, registry
 from augshard.methods.spec import MethodSpec

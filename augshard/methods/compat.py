@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from augshard.errors import ConfigError
+from augshard.core.errors import ConfigError
 from augshard.methods.registry import unsupported
 
 # Fully qualified names whose class is not the one augshard builds: the original tool mapped them in its own

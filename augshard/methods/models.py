@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from augshard.encoders import resolve_device as decide
-from augshard.errors import MethodError
+from augshard.core.errors import MethodError
+from augshard.shard.encoders import resolve_device as decide
 
 HOMOGLYPH_FILE = "intentional_homoglyphs.txt"
 

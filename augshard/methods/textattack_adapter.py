@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from augshard.errors import MethodError
+from augshard.core.errors import MethodError
 from augshard.methods.base import PerTextAugmenter, first_text
 from augshard.methods.models import (
     MethodUnavailable,

@@ -1,0 +1,108 @@
+"""What `augshard evaluate` is asked to do: its options, each checked for its type and its range before anything is
+read, so a wrong value from the CLI or the API is one ConfigError naming the option."""
+
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
+from augshard.core.errors import ConfigError
+from augshard.evaluation.classifiers import FEATURES
+from augshard.evaluation.findings import EVALUATION
+
+FIELDS = ("text", "evidence")
+SEEDS = 2**32  # numpy's and scikit-learn's random states: 0 .. 2**32 - 1
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    label_col: str
+    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
+    output_name: str = DEFAULT_OUTPUT_NAME
+    group_col: str | None = None
+    folds: int = 5
+    repeats: int = 1
+    features: tuple[str, ...] = ("tfidf",)
+    train_sizes: tuple[float, ...] = (1.0,)
+    combos: tuple[str, ...] = ()
+    export_dir: Path | None = None  # evaluate an `augshard export` as a whole instead of the run's combos
+    field: str = "text"  # what the classifier reads: the text column, or the evidence span
+    seed: int = 0
+    num_shards: int | None = None  # worker processes; None: one per CPU core
+    allow_incomplete: bool = False
+    drop_rare_classes: bool = False
+    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
+    embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
+    out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
+    force: bool = False  # replace an --out that is not an evaluation.json augshard made
+    plan: str = ""  # evaluate this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
+
+    def check(self) -> None:
+        _check_types(self)
+        if self.folds < 2:
+            raise ConfigError(f"--folds must be at least 2, got {self.folds}")
+        if self.repeats < 1:
+            raise ConfigError(f"--repeats must be at least 1, got {self.repeats}")
+        # Repeat r draws its folds with seed + r: every one of them must be a random state numpy accepts.
+        if not 0 <= self.seed <= SEEDS - self.repeats:
+            raise ConfigError(
+                f"--seed must be between 0 and 2**32 - {self.repeats} (--repeats {self.repeats}), got {self.seed}"
+            )
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown or not self.features:
+            raise ConfigError(f"--features must be tfidf, embedding or both, got '{','.join(self.features)}'")
+        if not self.train_sizes or any(not 0.0 < s <= 1.0 for s in self.train_sizes):
+            raise ConfigError(f"--train-sizes are fractions in (0, 1], got {list(self.train_sizes)}")
+        twice = sorted({s for s in self.train_sizes if self.train_sizes.count(s) > 1})
+        if twice:
+            raise ConfigError(f"--train-sizes: {', '.join(f'{s:g}' for s in twice)} given twice; give each size once")
+        if self.field not in FIELDS:
+            raise ConfigError(f"--field must be text or evidence, got '{self.field}'")
+        if self.num_shards is not None and self.num_shards < 1:
+            raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {self.num_shards}")
+        if not self.label_col.strip():
+            raise ConfigError("--label-col must name a column, got ''")
+
+    @property
+    def destination(self) -> Path:
+        return self.out or (self.export_dir or self.output_root) / EVALUATION
+
+
+def _check_types(options: EvaluateOptions) -> None:
+    """Each field against its annotation (the API takes keywords as they come: `folds="3"` is refused here, not
+    met later as a TypeError deep in scikit-learn)."""
+    hints = typing.get_type_hints(EvaluateOptions)
+    for f in fields(EvaluateOptions):
+        value, hint = getattr(options, f.name), hints[f.name]
+        if not _fits(value, hint):
+            raise ConfigError(f"evaluate option '{f.name}' must be {_describe(hint)}, got {value!r}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_fits(v, args[0]) for v in value)
+    if isinstance(value, bool):  # a bool is an int to Python, never a count of folds
+        return hint is bool
+    if hint is float:
+        return isinstance(value, int | float)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        return f"a tuple of {_describe(args[0])}s"
+    names = {type(None): "None", int: "a whole number", float: "a number", bool: "True or False", str: "a string",
+             Path: "a path"}  # fmt: skip
+    return names.get(hint, getattr(hint, "__name__", str(hint)))

@@ -1,0 +1,1 @@
+"""`augshard export`: one training set from a run, its facts (export.json) and its dataset card."""

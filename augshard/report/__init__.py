@@ -1,0 +1,1 @@
+"""`augshard report`: the HTML page, its model, its charts and its evaluation section."""

@@ -1,0 +1,284 @@
+"""What a finished run says: each shard's outcome, failures with where to look, low yields explained, the label
+check, unavailable methods, the merged manifest's summary: as a document (`--format json`) or printed."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from augshard.events.monitor import GLYPH, STYLE
+from augshard.events.output import fmt_duration, notice, plural, print_rows, write_json
+from augshard.events.status import fold
+from augshard.events.stream import events_path, read_events
+from augshard.runner.job import RunOutcome, ShardJob, ShardResult
+from augshard.runner.preflight import Preflight
+from augshard.shard.labels import LabelCheck
+from augshard.storage.manifest import ManifestSummary, merge
+from augshard.storage.meta import read_meta
+from augshard.storage.outcome import ShardState, Status
+from augshard.storage.store import META
+
+LOW_YIELD_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Failure:
+    combo_dir: str
+    combo_id: str
+    error: str
+    log: str  # where its traceback starts (path:line), else the shard's log
+
+
+@dataclass(frozen=True)
+class Crash:
+    shard: int
+    error: str
+    log: str
+
+
+@dataclass(frozen=True)
+class LowYield:
+    combo_dir: str
+    rows: int
+    asked: int
+    why: str
+
+
+@dataclass(frozen=True)
+class LabelSummary(LabelCheck):
+    """The run's label check: the classifier's check and the range of the combos' label-flip shares."""
+
+    warning: str = ""
+    flip_share_min: float = 0.0
+    flip_share_max: float = 0.0
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    method: str
+    reason: str
+    fix: str
+    combos: int  # combos of the plan not run for it
+
+
+@dataclass(frozen=True)
+class RunDocument:
+    """What a finished run says (the run's `--format json` document; schema in docs/cli.md): field order is the
+    document's key order; `summary` and `manifest` after a merge, `rows` for one shard of a job array instead."""
+
+    plan: str
+    num_shards: int
+    shards_reason: str
+    shards: list[dict[str, Any]]  # a row of SUMMARY_KEYS per shard
+    failed: list[Failure]
+    crashed: list[Crash]
+    low_yield: list[LowYield]
+    label_check: LabelSummary | None
+    unavailable_methods: list[Unavailable]
+    exit_code: int
+    summary: ManifestSummary | None = None
+    manifest: str | None = None
+    rows: int | None = None
+    wall_s: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        if self.summary is not None:
+            doc["summary"] = self.summary.as_json()
+        return {k: v for k, v in doc.items() if v is not None or k == "label_check"}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> RunDocument:
+        label = doc.get("label_check")
+        return cls(
+            plan=doc["plan"],
+            num_shards=doc["num_shards"],
+            shards_reason=doc["shards_reason"],
+            shards=list(doc["shards"]),
+            failed=[Failure(**f) for f in doc["failed"]],
+            crashed=[Crash(**c) for c in doc["crashed"]],
+            low_yield=[LowYield(**w) for w in doc["low_yield"]],
+            label_check=LabelSummary(**label) if label is not None else None,
+            unavailable_methods=[Unavailable(**u) for u in doc["unavailable_methods"]],
+            exit_code=doc["exit_code"],
+            summary=ManifestSummary(**doc["summary"]) if "summary" in doc else None,
+            manifest=doc.get("manifest"),
+            rows=doc.get("rows"),
+            wall_s=doc.get("wall_s"),
+        )
+
+
+def _low_yield(prep: Preflight, results: dict[int, ShardResult]) -> list[LowYield]:
+    """Combos of this run that kept fewer than half the variants they asked for, each with why in numbers."""
+    asked = prep.rows_usable * prep.cfg.variants_per_sample
+    low = sorted((o for r in results.values() for o in r.outcomes if o.ok and o.rows * 2 < asked), key=lambda o: o.rows)
+    out = []
+    for o in low:
+        try:
+            meta = read_meta(Path(prep.cfg.output_root) / o.combo_dir / META)
+        except (OSError, ValueError):
+            continue
+        if meta.variants.explanation:
+            out.append(LowYield(o.combo_dir, o.rows, asked, meta.variants.explanation))
+    return out
+
+
+def _label_check(prep: Preflight, results: dict[int, ShardResult]) -> LabelSummary | None:
+    """The label check of the run (--label-col): the classifier's cross-validated accuracy, and the range of the
+    combos' label-flip shares."""
+    if not prep.cfg.label_col:
+        return None
+    ok = [o for r in results.values() for o in r.outcomes if o.ok and o.label_flip_share is not None]
+    for o in ok:
+        try:
+            label = read_meta(Path(prep.cfg.output_root) / o.combo_dir / META).label_check
+        except (OSError, ValueError):
+            continue
+        if label is not None:
+            shares = [o.label_flip_share for o in ok]
+            check = {f.name: getattr(label, f.name) for f in dataclasses.fields(LabelCheck)}
+            return LabelSummary(**check, warning=label.warning, flip_share_min=min(shares),
+                                flip_share_max=max(shares))  # fmt: skip
+    return None
+
+
+def run_document(prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome) -> RunDocument:
+    """What a finished run says: its shards, failures with where to look, low yields, unavailable methods, and
+    the merged manifest's summary."""
+
+    cfg, results = prep.cfg, outcome.results
+    statuses = {j.index: fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in jobs}
+    failed = []
+    for r in results.values():
+        for o in r.failed:
+            # The combo_failed event names the log line where its traceback starts.
+            where = next((f["log"] for f in statuses[r.index].failures if f["combo_id"] == o.combo_id), "")
+            failed.append(Failure(o.combo_dir, o.combo_id, o.error, where or r.log_path))
+    merged: dict[str, Any] = {}
+    if cfg.shard_index is None:
+        merged["summary"] = merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards)
+        merged["manifest"] = str(Path(cfg.output_root) / cfg.output_name)
+    else:
+        merged["rows"] = sum(o.rows for r in results.values() for o in r.outcomes if o.ok)
+    return RunDocument(
+        plan=prep.plan.fingerprint,
+        num_shards=prep.plan.num_shards,
+        shards_reason=prep.shards_reason,
+        shards=[
+            dict(zip(SUMMARY_KEYS, row, strict=True))
+            for row in summary_rows([results[j.index] for j in jobs], outcome.crashed, plain=True)
+        ],
+        failed=failed,
+        crashed=[Crash(i, e, results[i].log_path) for i, e in sorted(outcome.crashed.items())],
+        low_yield=_low_yield(prep, results),
+        label_check=_label_check(prep, results),
+        unavailable_methods=[
+            Unavailable(m, st.reason, st.fix, sum(m in c.methods for c, _ in prep.plan.unavailable))
+            for m, st in prep.unavailable_methods.items()
+        ],
+        exit_code=1 if failed else 0,
+        **merged,
+    )
+
+
+SUMMARY_KEYS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "duration_s", "log")
+
+
+def summarize_run(
+    prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome, console: Console, t0: float, fmt: str
+) -> int:
+    """The end of a run: each shard's outcome, every failure with where to look, the merge, the wall time."""
+    doc = dataclasses.replace(run_document(prep, jobs, outcome), wall_s=round(time.time() - t0, 1))
+    if fmt == "json":
+        write_json(doc.to_json())
+    else:
+        _print_summary(prep, jobs, outcome, doc, console, fmt)
+    return doc.exit_code
+
+
+def _print_summary(
+    prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome, doc: RunDocument, console: Console, fmt: str
+) -> None:
+
+    if fmt == "tsv":  # the shard rows as values on stdout; the rest below goes to `console`, stderr here
+        print_rows(console, SUMMARY_KEYS, [[row[k] for k in SUMMARY_KEYS] for row in doc.shards], "tsv")
+    else:
+        rows = summary_rows([outcome.results[j.index] for j in jobs], outcome.crashed)
+        print_rows(console, SUMMARY_COLUMNS, rows, fmt, "shards", right=SUMMARY_COLUMNS[2:8])
+    for f in doc.failed:
+        console.print(f"[red]failed[/red] {f.combo_dir}: {escape(f.error)} (see {f.log})")
+    for c in doc.crashed:
+        console.print(f"[red]crashed[/red] shard {c.shard}: {escape(c.error)} (its worker died; see {c.log})")
+    for low in doc.low_yield[:LOW_YIELD_SHOWN]:
+        console.print(f"[yellow]low yield[/yellow] {low.combo_dir}: {escape(low.why)}")
+    if len(doc.low_yield) > LOW_YIELD_SHOWN:
+        more = len(doc.low_yield) - LOW_YIELD_SHOWN
+        console.print(f"[yellow]low yield[/yellow] {more} more {plural(more, 'combo')}; see `augshard report`")
+    label = doc.label_check
+    if label:
+        console.print(
+            f"label check on '{label.label_col}': cross-validated accuracy {label.cv_accuracy} over "
+            f"{label.originals:,} originals (always the most frequent label: {label.majority_rate}); "
+            f"label flips per combo {label.flip_share_min:.0%} to {label.flip_share_max:.0%} (augshard report)",
+            markup=False,
+        )
+        if label.warning:
+            notice(escape(label.warning), "warning")
+    for u in doc.unavailable_methods:
+        console.print(
+            f"[yellow]unavailable[/yellow] method {u.method}: {escape(u.reason)} ({u.combos} "
+            f"{plural(u.combos, 'combo')} not run; fix: {escape(u.fix)})"
+        )
+    if doc.summary is not None:
+        for line in doc.summary.lines():
+            console.print(line)
+        console.print(f"manifest: {doc.manifest}")
+    else:
+        console.print(f"Total rows: {doc.rows or 0:,}")
+        console.print(
+            f"shard {prep.cfg.shard_index} of {prep.plan.num_shards} done; merge all shards with "
+            f"`augshard merge --output-root {prep.cfg.output_root}`"
+        )
+    wall = doc.wall_s or 0.0
+    console.print(f"wall time: {fmt_duration(wall)} ({wall:.1f}s)")
+
+
+SUMMARY_COLUMNS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time", "log")
+
+
+def summary_rows(results: Sequence[ShardResult], crashed: dict[int, str], plain: bool = False) -> list[list[Any]]:
+    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log; as
+    markup cells, or (`plain`) as values for a JSON document."""
+    rows: list[list[Any]] = []
+    for r in results:
+        ok = [o for o in r.outcomes if o.ok]
+        if r.index in crashed:
+            state = ShardState.CRASHED
+        elif r.failed:
+            state = ShardState.FAILED
+        else:
+            state = ShardState.DONE
+        style, glyph = STYLE[state], GLYPH[state]
+        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
+        counts = [ran, len(ok), sum(1 for o in ok if o.resumed), len(r.failed), sum(o.rows for o in ok)]
+        if plain:
+            rows.append([r.index, state.value, *counts, r.duration_s, r.log_path])
+        else:
+            cells = [str(n) for n in counts[:4]] + [f"{counts[4]:,}"]
+            rows.append(
+                [
+                    str(r.index),
+                    f"[{style}]{glyph} {state.value}[/{style}]",
+                    *cells,
+                    fmt_duration(r.duration_s),
+                    r.log_path,
+                ]
+            )
+    return rows
