@@ -11,7 +11,7 @@ from typing import Any
 from augshard.core.errors import ConfigError
 from augshard.core.fingerprint import sha
 
-PACKAGE_CONF = Path(__file__).resolve().parent / "conf"
+PACKAGE_CONF = Path(__file__).resolve().parents[1] / "conf"  # augshard/conf, beside this room
 DEFAULT_CONFIG = "conf/augshard.yaml"
 DEFAULT_METHODS_CONFIG = "conf/augment_methods.yaml"
 # Where a run writes, and where every command that reads a run looks, unless conf/augshard.yaml or a flag says

@@ -176,7 +176,7 @@ def _start_forkserver(mp: Any, preload: Sequence[str], threads: int | None) -> N
     import multiprocessing.forkserver
 
     mp.set_forkserver_preload(["augshard.runner.forkserver"])
-    root = str(Path(__file__).resolve().parent.parent)  # the folder holding this augshard package
+    root = str(Path(__file__).resolve().parents[2])  # the folder holding this augshard package
     env = {
         PRELOAD_ENV: ",".join(preload),
         PARENT_ENV: str(os.getpid()),
