@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -472,6 +473,15 @@ def load(
     return datasets.Dataset(table)
 
 
+def _renamed(options: dict[str, Any], old: str, new: str, where: str) -> None:
+    """An argument's old name, still taken for one release (a shard is a run's partition), with a warning."""
+    if old in options:
+        if new in options:
+            raise ConfigError(f"{where}: give {new} only ({old} is its old name)")
+        warnings.warn(f"{where}({old}=...) is now {new}=...; the old name goes in the next release", FutureWarning, 3)
+        options[new] = options.pop(old)
+
+
 def _path(name: str, value: Any) -> Path:
     """A path argument as a Path; a ConfigError (not a TypeError) for a value that is none."""
     if not isinstance(value, (str, os.PathLike)):
@@ -569,6 +579,7 @@ def export(
     include_originals, ...). `best` / `min_gain` choose the combos from the run's evaluation.json instead (the N
     best, or those gaining at least X), by the gains of `by_features` (tfidf | embedding; default the first)."""
 
+    _renamed(options, "shard_size", "rows_per_file", "augshard.export")
     fields = {f.name: f for f in dataclasses.fields(ExportOptions)}
     unknown = [k for k in options if k not in fields or k in ("to", "chosen_by")]
     if unknown:
@@ -642,9 +653,10 @@ def evaluate(
     **options: Any,
 ) -> EvaluationResult:
     """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
-    evaluation.json. `options`: the fields of `augshard.evaluate.EvaluateOptions` (folds, features, combos, ...);
-    `on_progress(done, total)` is called as the tasks finish."""
+    evaluation.json. `options`: the fields of `augshard.evaluation.options.EvaluateOptions` (folds, features,
+    combos, ...); `on_progress(done, total)` is called as the tasks finish."""
 
+    _renamed(options, "num_shards", "workers", "augshard.evaluate")
     fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
     unknown = [k for k in options if k not in fields or k == "label_col"]
     if unknown:

@@ -107,7 +107,7 @@ def test_evaluate_returns_each_combos_gain(session: dict, tmp_path: Path) -> Non
 
     out = tmp_path / "evaluation.json"
     root = session["first"].output_root
-    result = augshard.evaluate("label", root, folds=3, repeats=2, num_shards=1, out=out)
+    result = augshard.evaluate("label", root, folds=3, repeats=2, workers=1, out=out)
     assert result.path == out and out.is_file()
     assert sorted(g.combo_dir for g in result.gains) == sorted(o.combo_dir for o in session["first"].combos)
     options = EvaluateOptions(label_col="label", output_root=root, folds=3, repeats=2)
@@ -141,7 +141,7 @@ def test_evaluate_returns_each_combos_gain(session: dict, tmp_path: Path) -> Non
 def test_export_chooses_the_best_combos_by_the_evaluation(session: dict, tmp_path: Path) -> None:
     root = tmp_path / "out"
     shutil.copytree(session["first"].output_root, root)
-    gains = augshard.evaluate("label", root, folds=2, num_shards=1).gains
+    gains = augshard.evaluate("label", root, folds=2, workers=1).gains
     best = max(gains, key=lambda g: g.gain)
     result = augshard.export(tmp_path / "best", root, best=1)
     assert [c.combo_dir for c in result.combos] == [best.combo_dir] and result.left_out == {}

@@ -372,7 +372,7 @@ API_CASES = {
     "export-root-a-number": ("export", ("t", 5), {}),
     "export-best-a-string": ("export", ("t", ROOT), {"best": "3"}),
     "export-min-gain-a-string": ("export", ("t", ROOT), {"min_gain": "a"}),
-    "export-shard-size-a-string": ("export", ("t", ROOT), {"shard_size": "big"}),
+    "export-rows-per-file-a-string": ("export", ("t", ROOT), {"rows_per_file": "big"}),
     "export-near-threshold-a-string": ("export", ("t", ROOT), {"dedupe": "near", "near_threshold": "x"}),
     "export-include-originals-a-string": ("export", ("t", ROOT), {"include_originals": "no"}),
     "export-plan-a-number": ("export", ("t", ROOT), {"plan": 5}),

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers import run_cli, sample_rows, wait_for, write_csv
 
+import augshard
+from augshard.core.errors import ConfigError
 from augshard.evaluation.classifiers import TfidfSettings, TfidfSpace, fit_predict_tfidf
 from augshard.evaluation.evaluate import EvaluateOptions, Originals, make_splits
 from augshard.evaluation.gains import holm, paired_gain
@@ -182,7 +184,7 @@ def test_same_evaluation_for_one_and_three_shards_and_shuffled_rows(tmp_path: Pa
         _run(cwd, write_csv(cwd / "in.csv", [{k: r[k] for k in ("id", "label", "text")} for r in data]), *args,
              "--num-shards", shards)  # fmt: skip
         docs.append(_evaluate(cwd, "--label-col", "label", "--folds", "3", "--train-sizes", "0.5,1.0",
-                              "--num-shards", shards))  # fmt: skip
+                              "--workers", shards))  # fmt: skip
     assert docs[0]["results"][0]["combos"], docs[0]
     assert _deterministic(docs[0]) == _deterministic(docs[1])
     assert _deterministic(docs[0], False) == _deterministic(docs[2], False)
@@ -544,7 +546,7 @@ def test_variants_in_training_are_the_training_subsets_own_under_field_evidence(
 
     seen = _recording_fits(monkeypatch)
     options = EvaluateOptions(label_col="label", output_root=copies_run / ROOT, field="evidence", folds=3,
-                              train_sizes=(0.5, 1.0), num_shards=1, cache_dir=tmp_path / "cache",
+                              train_sizes=(0.5, 1.0), workers=1, cache_dir=tmp_path / "cache",
                               out=tmp_path / "e.json")  # fmt: skip
     doc = evaluate(options)
     assert doc["protocol"]["field"] == "evidence"
@@ -563,7 +565,7 @@ def test_variants_in_training_are_the_training_subsets_own_under_export(
     for field in ("text", "evidence"):
         seen.clear()
         options = EvaluateOptions(label_col="label", export_dir=export, field=field, folds=3, train_sizes=(0.5, 1.0),
-                                  num_shards=1, cache_dir=tmp_path / "cache",
+                                  workers=1, cache_dir=tmp_path / "cache",
                                   out=tmp_path / f"{field}.json")  # fmt: skip
         doc = evaluate(options)
         assert doc["source"]["kind"] == "export"
@@ -580,7 +582,7 @@ def test_evaluation_json_records_which_liblinear_path_fitted(
     from augshard.evaluation.evaluate import evaluate
 
     def options(name: str) -> EvaluateOptions:
-        return EvaluateOptions(label_col="label", output_root=copies_run / ROOT, folds=3, num_shards=1,
+        return EvaluateOptions(label_col="label", output_root=copies_run / ROOT, folds=3, workers=1,
                                cache_dir=tmp_path / "cache", out=tmp_path / name)  # fmt: skip
 
     direct = evaluate(options("direct.json"))
@@ -643,7 +645,7 @@ def test_a_stopped_run_with_other_settings_is_never_blended_into_an_evaluation(t
     assert doc["source"]["plan_fingerprints"] == [plan_a]
 
     assert "failed, stopped or half-written" in _refused(tmp_path, "--label-col", "label", "--plan", plan_b)
-    result = augshard.evaluate("label", root, folds=3, num_shards=1, plan=plan_b, allow_incomplete=True,
+    result = augshard.evaluate("label", root, folds=3, workers=1, plan=plan_b, allow_incomplete=True,
                                out=tmp_path / "seven.json", cache_dir=tmp_path / "cache")  # fmt: skip
     assert {g.combo_dir for g in result.gains} == {"combo_1_nlp_keyboard"}
     assert result.document["source"]["plan_fingerprints"] == [plan_b]
@@ -695,7 +697,7 @@ def test_a_signal_ends_every_worker_and_leaves_the_previous_evaluation(small_run
     before = sorted(p.name for p in root.iterdir())
     try:
         proc = subprocess.Popen([sys.executable, "-m", "augshard", "evaluate", "--label-col", "label",
-                                 "--drop-rare-classes", "--folds", "3", "--repeats", "200", "--num-shards", "2"],
+                                 "--drop-rare-classes", "--folds", "3", "--repeats", "200", "--workers", "2"],
                                 cwd=small_run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         # Two workers and the resource tracker (or the command ended: said below).
         wait_for(lambda: proc.poll() is not None or len(_descendants(proc.pid)) >= 3, timeout=120)
@@ -735,3 +737,25 @@ def test_export_best_after_an_evaluation_of_some_combos_says_how_many_it_found(t
     proc = run_cli("export", "--to", "one", "--best", "1", cwd=tmp_path)
     assert proc.returncode == 0 and "--best 1: chose the 1 combo(s) with the best gain" in proc.stderr, proc.stderr
     assert "the 1 best by mean macro-F1 gain" in (tmp_path / "one" / "README.md").read_text()
+
+
+def test_the_old_spellings_of_workers_and_rows_per_file_still_work_with_one_note(small_run: Path) -> None:
+    """`evaluate --num-shards` is now `--workers` and `export --shard-size` `--rows-per-file` (a shard is a run's
+    partition only): the old spellings are taken for one release, each with one note, and the API's old keyword
+    names with a FutureWarning."""
+    proc = run_cli("evaluate", "--label-col", "label", "--folds", "2", "--drop-rare-classes", "--num-shards", "1",
+                   "--out", "old.json", cwd=small_run)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("--num-shards is now --workers") == 1, proc.stderr
+    assert json.loads((small_run / "old.json").read_text(encoding="utf-8"))["results"]
+    proc = run_cli("export", "--to", "old-export", "--shard-size", "7", cwd=small_run)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("--shard-size is now --rows-per-file") == 1, proc.stderr
+    files = sorted((small_run / "old-export" / "data").glob("*.parquet"))
+    assert len(files) > 1 and all(pq.ParquetFile(f).metadata.num_rows <= 7 for f in files)
+    with pytest.warns(FutureWarning, match="num_shards=...\\) is now workers"):
+        augshard.evaluate(
+            "label", small_run / ROOT, folds=2, num_shards=1, drop_rare_classes=True, out=small_run / "api.json"
+        )
+    with pytest.raises(ConfigError, match="give workers only"):
+        augshard.evaluate("label", small_run / ROOT, folds=2, num_shards=1, workers=1)

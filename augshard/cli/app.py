@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from augshard.core.config import DEFAULT_METHODS_CONFIG, resolve_conf_path
 from augshard.core.errors import AugshardError
-from augshard.events.output import FORMATS
+from augshard.events.output import FORMATS, notice
 from augshard.methods.catalogue import load_catalogue
 
 # The order `augshard --help` lists the commands in: the way a user meets them.
@@ -77,3 +77,11 @@ FORMAT_HELP = "table (a table on a terminal, whole values on aligned lines off o
 
 def format_option(help: str = FORMAT_HELP) -> Any:
     return typer.Option("table", "--format", help=help, autocompletion=lambda: list(FORMATS))
+
+
+def renamed(old: str, old_value: Any, new: str, value: Any, why: str) -> Any:
+    """An option's old spelling, still taken for one release: its value wins when given, with one note saying so."""
+    if old_value is None:
+        return value
+    notice(f"{old} is now {new} ({why}); the old spelling goes in the next release", "note")
+    return old_value

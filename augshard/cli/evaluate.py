@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from augshard import api
-from augshard.cli.app import app, console, err_console, format_option, user_errors
+from augshard.cli.app import app, console, err_console, format_option, renamed, user_errors
 from augshard.core.config import DEFAULT_CACHE_DIR as CACHE_DIR
 from augshard.core.config import DEFAULT_CONFIG, run_paths
 from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
@@ -39,7 +39,8 @@ def evaluate(
     export_dir: str = typer.Option(None, "--export", help="Evaluate an `augshard export` folder as a whole."),
     field: str = typer.Option("text", "--field", help="What the classifier reads: text | evidence [text]."),
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and subsets [0]."),
-    num_shards: str = typer.Option("auto", "--num-shards", help="Worker processes: auto (one per core) or N."),
+    workers: str = typer.Option("auto", "--workers", help="Worker processes: auto (one per core) or N."),
+    num_shards: str = typer.Option(None, "--num-shards", hidden=True, help="Old spelling of --workers."),
     allow_incomplete: bool = typer.Option(
         False, "--allow-incomplete", help="Evaluate the complete combos of a run with failed or stopped ones."
     ),
@@ -63,14 +64,15 @@ def evaluate(
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
-    shards = None if num_shards == "auto" else _count(num_shards)
+    workers = renamed("--num-shards", num_shards, "--workers", workers, "a shard is a run's partition")
+    count = None if workers == "auto" else _count(workers)
     advance = _progress() if interactive(err_console) else _progress_lines()
     try:
         result = api.evaluate(
             label_col, paths.output_root, on_progress=advance,
             output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
             train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
-            num_shards=shards, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
+            workers=count, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
             cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None, force=force, plan=plan.strip(),
         )  # fmt: skip
     except (Interrupted, KeyboardInterrupt) as exc:
@@ -93,7 +95,7 @@ def _count(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ConfigError(f"--num-shards must be 'auto' or a whole number, got '{text}'") from None
+        raise ConfigError(f"--workers must be 'auto' or a whole number, got '{text}'") from None
 
 
 def _progress() -> Any:

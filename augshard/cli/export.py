@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from augshard import api
-from augshard.cli.app import app, console, err_console, format_option, user_errors
+from augshard.cli.app import app, console, err_console, format_option, renamed, user_errors
 from augshard.core.config import DEFAULT_CONFIG, run_paths
 from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
@@ -36,7 +36,8 @@ def export(
         help="Only these combos: ids, folder names or methods as shown (nlp_keyboard+nlp_ocr), comma-separated.",
     ),
     k: str = typer.Option(None, "--k", help="Only combos of these sizes, e.g. 1,2."),
-    shard_size: int = typer.Option(500_000, "--shard-size", help="Rows per Parquet file [500,000]."),
+    rows_per_file: int = typer.Option(500_000, "--rows-per-file", help="Rows per Parquet file [500,000]."),
+    shard_size: int = typer.Option(None, "--shard-size", hidden=True, help="Old spelling of --rows-per-file."),
     allow_incomplete: bool = typer.Option(
         False, "--allow-incomplete", help="Export the complete combos of a run with failed or stopped ones."
     ),
@@ -61,12 +62,15 @@ def export(
 
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir, log_dir=log_dir)
+    rows_per_file = renamed(
+        "--shard-size", shard_size, "--rows-per-file", rows_per_file, "a shard is a run's partition"
+    )
     try:
         result = api.export(
             to, paths.output_root, best=best, min_gain=min_gain, by_features=by_features,
             output_name=paths.output_name, dedupe=dedupe, near_threshold=near_threshold,
             drop_label_flips=drop_label_flips, include_originals=include_originals,
-            combos=combos or "", k=k or "", shard_size=shard_size,
+            combos=combos or "", k=k or "", rows_per_file=rows_per_file,
             allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=paths.cache_dir,
             log_dir=paths.log_dir,
         )  # fmt: skip

@@ -319,7 +319,7 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
         seconds["encode_originals"] = time.perf_counter() - t0
     setup = WorkerSetup(originals.texts, originals.labels, originals.keys, splits, options.features, vectors, spec,
                         str(options.cache_dir / "evaluate.db") if spec else None)  # fmt: skip
-    workers = min(options.num_shards or os.cpu_count() or 1, len(candidates) + 1)
+    workers = min(options.workers or os.cpu_count() or 1, len(candidates) + 1)
     results = run_tasks(setup, [None, *candidates], workers, progress)
     fits: Counter = Counter()
     for r in results:

@@ -32,7 +32,7 @@ class EvaluateOptions:
     export_dir: Path | None = None  # evaluate an `augshard export` as a whole instead of the run's combos
     field: str = "text"  # what the classifier reads: the text column, or the evidence span
     seed: int = 0
-    num_shards: int | None = None  # worker processes; None: one per CPU core
+    workers: int | None = None  # worker processes; None: one per CPU core
     allow_incomplete: bool = False
     drop_rare_classes: bool = False
     cache_dir: Path = Path(DEFAULT_CACHE_DIR)
@@ -62,8 +62,8 @@ class EvaluateOptions:
             raise ConfigError(f"--train-sizes: {', '.join(f'{s:g}' for s in twice)} given twice; give each size once")
         if self.field not in FIELDS:
             raise ConfigError(f"--field must be text or evidence, got '{self.field}'")
-        if self.num_shards is not None and self.num_shards < 1:
-            raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {self.num_shards}")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1 (or 'auto'), got {self.workers}")
         if not self.label_col.strip():
             raise ConfigError("--label-col must name a column, got ''")
 

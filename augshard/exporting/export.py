@@ -271,7 +271,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
     result.features = [(f.name, str(f.type)) for f in schema]
     dedupe = Dedupe(options.dedupe, options.near_threshold)
     label_col = next((m.label_check.label_col for m in result.metas if m.label_check), None)
-    writer = PartWriter(out, schema, options.shard_size)
+    writer = PartWriter(out, schema, options.rows_per_file)
     text_col = result.metas[0].source.text_col
     span_col = result.metas[0].source.evidence_col or text_col  # what the near check compares (see Dedupe)
     dataset = _input(result.metas[0])
@@ -394,11 +394,11 @@ def _minhash(text: str) -> Any:
 
 
 class PartWriter:
-    """Rows into `train-NNNNN-of-MMMMM.parquet` files of `shard_size` rows (MMMMM known once all are written),
+    """Rows into `train-NNNNN-of-MMMMM.parquet` files of `rows_per_file` rows (MMMMM known once all are written),
     in row groups of ROW_GROUP rows."""
 
-    def __init__(self, out: Path, schema: Any, shard_size: int) -> None:
-        self.out, self.schema, self.shard_size = out, schema, shard_size
+    def __init__(self, out: Path, schema: Any, rows_per_file: int) -> None:
+        self.out, self.schema, self.rows_per_file = out, schema, rows_per_file
         self._writer: Any = None
         self._rows_in_part = 0
         self._parts: list[Path] = []
@@ -407,11 +407,11 @@ class PartWriter:
 
     def write(self, table: Any) -> None:
         while table.num_rows:
-            room = self.shard_size - self._rows_in_part - self._pending_rows
+            room = self.rows_per_file - self._rows_in_part - self._pending_rows
             self._pending.append(table.slice(0, room))
             self._pending_rows += min(room, table.num_rows)
             table = table.slice(room)
-            if self._pending_rows >= ROW_GROUP or self._rows_in_part + self._pending_rows >= self.shard_size:
+            if self._pending_rows >= ROW_GROUP or self._rows_in_part + self._pending_rows >= self.rows_per_file:
                 self._flush()
 
     def _flush(self) -> None:
@@ -427,7 +427,7 @@ class PartWriter:
         self._writer.write_table(pa.concat_tables(self._pending), row_group_size=ROW_GROUP)
         self._rows_in_part += self._pending_rows
         self._pending, self._pending_rows = [], 0
-        if self._rows_in_part >= self.shard_size:
+        if self._rows_in_part >= self.rows_per_file:
             self._writer.close()
             self._writer, self._rows_in_part = None, 0
 

@@ -38,7 +38,7 @@ class ExportOptions:
     include_originals: bool = False
     combos: tuple[str, ...] = ()  # combo ids, folder names or methods (a+b); empty: every ok combo (or those of `k`)
     k: tuple[int, ...] = ()
-    shard_size: int = 500_000
+    rows_per_file: int = 500_000
     allow_incomplete: bool = False
     force: bool = False
     plan: str = ""  # export this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
@@ -55,8 +55,8 @@ class ExportOptions:
             raise ConfigError(f"--dedupe must be one of {', '.join(DEDUPE_MODES)}, got '{self.dedupe}'")
         if not 0.0 < self.near_threshold <= 1.0:
             raise ConfigError(f"--near-threshold must be in (0, 1], got {self.near_threshold}")
-        if self.shard_size < 1:
-            raise ConfigError(f"--shard-size must be at least 1 row, got {self.shard_size}")
+        if self.rows_per_file < 1:
+            raise ConfigError(f"--rows-per-file must be at least 1 row, got {self.rows_per_file}")
         if self.combos and self.k:
             raise ConfigError("--combos and --k both select combos: give one of them")
 
