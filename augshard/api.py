@@ -3,36 +3,36 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
-import difflib
 import os
-import sys
-import threading
 import time
-import types
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augshard.core.config import RunConfig, coerce_settings, load_config, validate
-from augshard.core.errors import ConfigError, OutputError
+from augshard.core.errors import ConfigError, OutputError, unknown_name
 from augshard.evaluation.evaluate import EvaluateOptions
 from augshard.evaluation.evaluate import evaluate as evaluate_run
 from augshard.evaluation.findings import choose_combos
-from augshard.events import output
-from augshard.events.monitor import render
-from augshard.events.status import EventsWatcher, ShardStatus
 from augshard.exporting.card import facts
 from augshard.exporting.export import export as export_run
 from augshard.exporting.model import ExportOptions
-from augshard.runner.dry_run import dry_run, dry_run_document
+from augshard.runner.dry_run import Action, ComboPlan, RunPlan, dry_run, run_plan
 from augshard.runner.lock import ReadLock
 from augshard.runner.preflight import Preflight, preflight
 from augshard.runner.supervisor import run_checked
+from augshard.runner.watch import (
+    ProgressCallback,
+    RunProgress,
+    RunWatch,
+    collected_notes,
+    display_console,
+    main_not_reimported,
+    quiet_console,
+)
 from augshard.storage import parquet_files
 from augshard.storage.manifest import read_manifest, shard_manifest_name
 from augshard.storage.outcome import ComboOutcome
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "config_path")
-PROGRESS_POLL_S = 0.5  # how often `run` reads the shards' event streams for `on_progress` and the display
 
 
 # --- configuration --------------------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
     with `settings` (RunConfig fields, as the CLI's flags) on top."""
     unknown = [k for k in settings if k not in SETTINGS]
     if unknown:
-        raise ConfigError(_unknown(unknown[0], SETTINGS, "setting"))
+        raise ConfigError(unknown_name(unknown[0], SETTINGS, "setting"))
     if config is not None and not isinstance(config, (RunConfig, str, os.PathLike)):
         raise ConfigError(f"config must be a RunConfig or a YAML file's path, got {config!r}")
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
@@ -89,100 +88,15 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
     return load_config(None if config is None else os.fspath(config), settings)
 
 
-def _unknown(name: str, known: Iterable[str], what: str) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(known))}"
-    return f"unknown {what} '{name}' ({hint})"
-
-
 # --- the plan -------------------------------------------------------------------------------------------------
-
-
-class Action(str, Enum):
-    """What a run would do with a combo."""
-
-    RUN = "run"
-    SKIP = "skip"  # already complete for this config
-    UNAVAILABLE = "unavailable"  # uses a method that cannot be built here
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class ComboPlan:
-    """One combo of a plan: its shard, its estimated cost and what a run would do with it."""
-
-    combo_id: str
-    combo_dir: str
-    methods: tuple[str, ...]
-    k: int
-    shard: int | None  # None: unavailable, on no shard
-    cost: float | None
-    action: Action
-    reason: str = ""  # why it is unavailable
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What a dry run shows: the combos on their shards, costs, and what cannot run here."""
-
-    fingerprint: str
-    num_shards: int
-    shards_reason: str  # why the run has as many shards as it has
-    methods: tuple[str, ...]
-    unavailable_methods: dict[str, str]  # method -> why it cannot run here
-    rows_usable: int
-    rows_skipped: dict[str, int]  # reason -> rows
-    combos: tuple[ComboPlan, ...]
-    config: RunConfig  # as prepared: `auto` shards, device and backend decided
-    notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
-
-    @property
-    def to_run(self) -> tuple[ComboPlan, ...]:
-        return tuple(c for c in self.combos if c.action is Action.RUN)
-
-    @property
-    def shard_costs(self) -> tuple[float, ...]:
-        """The estimated cost of each shard's combos (its share of the work)."""
-        costs = [0.0] * self.num_shards
-        for c in self.combos:
-            if c.shard is not None and c.cost is not None:
-                costs[c.shard] += c.cost
-        return tuple(costs)
-
-
-def _run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
-    doc = dry_run_document(prep)  # the dry run's JSON document: one description of a plan, typed here
-    combos = tuple(
-        ComboPlan(
-            **{key: c[key] for key in ("combo_id", "combo_dir", "k", "shard", "cost")},
-            methods=tuple(c["methods"].split("+")),
-            action=Action(c["action"]),
-            reason=c.get("reason") or "",
-        )
-        for c in doc["combos"]
-    )
-    return RunPlan(
-        fingerprint=doc["plan"],
-        num_shards=doc["num_shards"],
-        shards_reason=doc["shards_reason"],
-        methods=tuple(doc["methods"]),
-        unavailable_methods=dict(doc["unavailable_methods"]),
-        rows_usable=prep.rows_usable,
-        rows_skipped=dict(prep.rows_skipped),
-        combos=combos,
-        config=prep.cfg,
-        notes=notes,
-    )
 
 
 def plan(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunPlan:
     """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
     cfg = make_config(config, **settings)
-    with _notes() as notes:
-        prep = preflight(cfg, _quiet_console(), dry_run=True)
-    return _run_plan(prep, tuple(notes))
+    with collected_notes() as notes:
+        prep = preflight(cfg, quiet_console(), dry_run=True)
+    return run_plan(prep, tuple(notes))
 
 
 def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
@@ -191,35 +105,6 @@ def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
 
 
 # --- running --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """A snapshot of a run's shards, as their event streams tell it (what `augshard monitor` shows)."""
-
-    shards: tuple[ShardStatus, ...]  # copies: later snapshots never change them
-    elapsed_s: float
-
-    @property
-    def combos_total(self) -> int:
-        return sum(st.combos_total for st in self.shards)
-
-    @property
-    def combos_done(self) -> int:
-        return sum(st.combos_done for st in self.shards)
-
-    @property
-    def combos_failed(self) -> int:
-        return sum(st.combos_failed for st in self.shards)
-
-    @property
-    def rows(self) -> int:
-        return sum(st.rows for st in self.shards)
-
-    @property
-    def finished(self) -> bool:
-        """Every shard done, failed, stopped or dead."""
-        return bool(self.shards) and all(st.state.finished for st in self.shards)
 
 
 @dataclass(frozen=True)
@@ -252,9 +137,6 @@ class RunResult:
         return sum(o.rows for o in self.combos if o.ok)
 
 
-ProgressCallback = Callable[[RunProgress], None]
-
-
 def run(
     config: RunConfig | str | os.PathLike[str] | None = None,
     *,
@@ -269,16 +151,16 @@ def run(
     the live shard table in a Jupyter notebook only; True shows it anywhere (on stderr); False never.
     Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
     """
-    display = _display_console(progress)
+    display = display_console(progress)
     if on_progress is not None and not callable(on_progress):
         raise ConfigError(f"on_progress must be a function of a RunProgress, got {on_progress!r}")
     cfg = make_config(config, **settings)
     t0 = time.time()
-    console = _quiet_console()
-    with _notes() as notes:
+    console = quiet_console()
+    with collected_notes() as notes:
         prep = preflight(cfg, console)
-        watch = _Watch(prep, t0, on_progress, display)
-        with _main_not_reimported(), watch:
+        watch = RunWatch(prep, t0, on_progress, display)
+        with main_not_reimported(), watch:
             code = _run_checked(prep, console, live=False, fmt="table", t0=t0)
     watch.raise_callback_error()
     return _result(prep, code, t0, tuple(notes))
@@ -310,135 +192,7 @@ def _result(prep: Preflight, code: int, t0: float, notes: tuple[str, ...] = ()) 
         with contextlib.suppress(OSError, OutputError):  # a run stopped before a shard wrote its manifest
             outcomes += [o for o in read_manifest(path) if o.plan_fingerprint == prep.plan.fingerprint]
     manifest = None if interrupted or not paths[0].is_file() else paths[0]
-    return RunResult(code, _run_plan(prep, notes), tuple(outcomes), manifest, root, round(time.time() - t0, 1), notes)
-
-
-def _display_console(progress: bool | str) -> Console | None:
-    if progress not in (True, False, "auto"):
-        raise ConfigError(f"progress must be 'auto', True or False, got {progress!r}")
-    from rich.console import Console
-
-    if progress is True:
-        return Console(stderr=True)
-    if progress == "auto" and output.in_notebook():
-        return Console()
-    return None
-
-
-class _Watch:
-    """Follows the shards' event streams while a run goes: snapshots for `on_progress`, the optional live table.
-
-    Streams an earlier run left are ignored until this run's shard starts over them (the supervisor removes them)."""
-
-    def __init__(self, prep: Preflight, t0: float, callback: ProgressCallback | None, display: Console | None) -> None:
-        cfg, num_shards = prep.cfg, prep.plan.num_shards
-        indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(num_shards))
-        self.watcher = EventsWatcher(cfg.log_dir, num_shards, indexes)
-        self.planned = {i: len(prep.plan.shards[i]) for i in indexes}  # a pending shard's combos, from the plan
-        self.t0, self.callback, self.display = t0, callback, display
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._live: Any = None
-        self._last: Any = None
-
-    def __enter__(self) -> _Watch:
-        if self.callback is None and self.display is None:
-            return self
-        if self.display is not None and _live_works(self.display):
-            from rich.live import Live
-
-            self._live = Live(console=self.display, auto_refresh=False, transient=False)
-            self._live.start()
-        self._thread = threading.Thread(target=self._loop, name="augshard-progress", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join()
-        snapshot = self.snapshot()
-        self._report(snapshot)
-        if self._live is not None:
-            self._live.stop()
-        elif self.display is not None:
-            self.display.print(render(snapshot.shards))
-
-    def snapshot(self) -> RunProgress:
-        statuses = [
-            st
-            if st.started is not None and st.started >= self.t0
-            else ShardStatus(st.shard, combos_total=self.planned[st.shard])
-            for st in self.watcher.statuses()
-        ]
-        return RunProgress(tuple(copy.deepcopy(statuses)), round(time.time() - self.t0, 3))
-
-    def _loop(self) -> None:
-        while not self._stop.wait(PROGRESS_POLL_S):
-            self._report(self.snapshot())
-
-    def _report(self, snapshot: RunProgress) -> None:
-        if self._live is not None:
-            self._live.update(render(snapshot.shards), refresh=True)
-        key = [(st.state, st.combos_finished, st.current_done, st.rows) for st in snapshot.shards]
-        if self.callback is None or self.error is not None or key == self._last:
-            return
-        self._last = key
-        try:
-            self.callback(snapshot)
-        except Exception as exc:  # noqa: BLE001 - the shards are not stopped for it: raised once the run is over
-            self.error = exc
-
-    def raise_callback_error(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-def _live_works(console: Console) -> bool:
-    """Rich's live display needs ipywidgets in a notebook; without it the final table is shown once instead."""
-    if not console.is_jupyter:
-        return True
-    try:
-        import ipywidgets  # noqa: F401 - only whether it is there
-    except ImportError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _main_not_reimported() -> Iterator[None]:
-    """Spawned workers (shards, evaluation folds) re-run the caller's main module, as `__mp_main__`, before their
-    work: a script without an `if __name__ == "__main__":` guard would start its run again in every worker. They
-    need nothing from it (their functions and jobs are augshard's), so while they start, multiprocessing sees a
-    bare `__main__` with no file to re-run. A notebook's `__main__` has none anyway."""
-    main = sys.modules.get("__main__")
-    if main is None or (getattr(main, "__spec__", None) is None and not getattr(main, "__file__", None)):
-        yield
-        return
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
-
-
-@contextlib.contextmanager
-def _notes() -> Iterator[list[str]]:
-    """The `note:` and `warning:` lines the CLI prints on stderr, collected instead (plain text) for a result."""
-    from rich.text import Text
-
-    lines: list[str] = []
-    with output.captured_notices() as captured:
-        yield lines
-    lines += [Text.from_ansi(line).plain for line in captured.get().splitlines() if line.strip()]
-
-
-def _quiet_console() -> Console:
-    from rich.console import Console
-
-    return Console(quiet=True)
+    return RunResult(code, run_plan(prep, notes), tuple(outcomes), manifest, root, round(time.time() - t0, 1), notes)
 
 
 # --- reading a run --------------------------------------------------------------------------------------------
@@ -518,7 +272,7 @@ def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
             names = {n: o for o in complete for n in (o.combo_id, o.combo_dir, o.methods)}
             missing = [c for c in chosen if c not in names]
             if missing:
-                raise ConfigError(_unknown(missing[0], sorted({o.combo_dir for o in complete}), "complete combo"))
+                raise ConfigError(unknown_name(missing[0], sorted({o.combo_dir for o in complete}), "complete combo"))
             complete = list({names[c].combo_id: names[c] for c in chosen}.values())
         if not complete:
             raise OutputError(f"{manifest}: no complete combo to load")
@@ -580,10 +334,10 @@ def export(
     best, or those gaining at least X), by the gains of `by_features` (tfidf | embedding; default the first)."""
 
     _renamed(options, "shard_size", "rows_per_file", "augshard.export")
-    fields = {f.name: f for f in dataclasses.fields(ExportOptions)}
-    unknown = [k for k in options if k not in fields or k in ("to", "chosen_by")]
+    known = [f.name for f in dataclasses.fields(ExportOptions) if f.name not in ("to", "chosen_by")]
+    unknown = [k for k in options if k not in known]
     if unknown:
-        raise ConfigError(_unknown(unknown[0], [f for f in fields if f not in ("to", "chosen_by")], "export option"))
+        raise ConfigError(unknown_name(unknown[0], known, "export option"))
     if output_root is not None:
         options["output_root"] = output_root
     for key in ("output_root", "cache_dir", "log_dir"):
@@ -660,7 +414,7 @@ def evaluate(
     fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
     unknown = [k for k in options if k not in fields or k == "label_col"]
     if unknown:
-        raise ConfigError(_unknown(unknown[0], fields - {"label_col"}, "evaluate option"))
+        raise ConfigError(unknown_name(unknown[0], fields - {"label_col"}, "evaluate option"))
     if output_root is not None:
         options["output_root"] = output_root
     for key in ("output_root", "cache_dir", "export_dir", "out"):
@@ -675,7 +429,7 @@ def evaluate(
         sizes = "--train-sizes: expected fractions like 0.1,0.25,1.0"
         options["train_sizes"] = _numbers(options["train_sizes"], float, sizes)
     opts = EvaluateOptions(label_col=label_col, **options)
-    with _main_not_reimported():
+    with main_not_reimported():
         doc = evaluate_run(opts, on_progress)
     gains = tuple(
         ComboGain(

@@ -120,3 +120,11 @@ def test_import_augshard_loads_at_most_six_of_its_modules() -> None:
     loaded, used = proc.stdout.splitlines()
     assert len(ast.literal_eval(loaded)) <= 6, loaded
     assert used == "ok augshard.api"
+
+
+def test_no_module_is_over_450_lines() -> None:
+    """A module that grows two jobs is split along the line docs/design.md draws."""
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450
+    }
+    assert long == {}

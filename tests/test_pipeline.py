@@ -15,7 +15,8 @@ from augshard.core.config import RunConfig, load_config
 from augshard.events.stream import SCORING
 from augshard.methods import Augmenter, build_method, load_catalogue
 from augshard.shard.cache import Cache
-from augshard.shard.pipeline import ChunkProgress, call_seed, output_schema, run_combo
+from augshard.shard.pipeline import call_seed, output_schema, run_combo
+from augshard.shard.progress import ChunkProgress
 from augshard.shard.quality import CachedScorer, EmbeddingScorer, make_scorer
 from augshard.storage.data import Dataset, load_dataset, splice
 

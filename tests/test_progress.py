@@ -11,7 +11,7 @@ from helpers import run_cli, run_events, sample_rows, write_csv
 
 from augshard.events.stream import AUGMENTING, LOADING, SCORING
 from augshard.methods import StepsShown
-from augshard.shard.pipeline import ChunkProgress
+from augshard.shard.progress import ChunkProgress
 
 
 def _long_input(path: Path, copies: int) -> int:

@@ -72,11 +72,11 @@ class ComboStart(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Progress(Event):
-    """Where a running combo stands: inside each chunk (at most every `pipeline.PROGRESS_MIN_S` of work) and after
+    """Where a running combo stands: inside each chunk (at most every `progress.PROGRESS_MIN_S` of work) and after
     it, and repeated by the heartbeat at least every `PROGRESS_EVERY_S` while a combo runs.
 
     `rows_done` never goes backwards within a combo: a row counts as done once it needs no more attempts, and the
-    attempts it may still get count for it in part (see `pipeline.ChunkProgress`); it reaches `rows_total` when
+    attempts it may still get count for it in part (see `progress.ChunkProgress`); it reaches `rows_total` when
     the last chunk is written."""
 
     kind: ClassVar[str] = "progress"

@@ -1,6 +1,10 @@
-"""The dry run: what `augshard run` would do (each combo's shard, cost and action), as a table, TSV or JSON."""
+"""The dry run: what `augshard run` would do (each combo's shard, cost and action), as a table, TSV or JSON, and as
+the typed plan the API returns (`RunPlan`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
 
 from rich.console import Console
 from rich.markup import escape
@@ -114,3 +118,86 @@ def dry_run_document(prep: Preflight) -> dict:
         "complete": len(prep.complete),
         "combos": combos,
     }
+
+
+# --- the plan as the API returns it ---------------------------------------------------------------------------
+
+
+class Action(str, Enum):
+    """What a run would do with a combo."""
+
+    RUN = "run"
+    SKIP = "skip"  # already complete for this config
+    UNAVAILABLE = "unavailable"  # uses a method that cannot be built here
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ComboPlan:
+    """One combo of a plan: its shard, its estimated cost and what a run would do with it."""
+
+    combo_id: str
+    combo_dir: str
+    methods: tuple[str, ...]
+    k: int
+    shard: int | None  # None: unavailable, on no shard
+    cost: float | None
+    action: Action
+    reason: str = ""  # why it is unavailable
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a dry run shows: the combos on their shards, costs, and what cannot run here."""
+
+    fingerprint: str
+    num_shards: int
+    shards_reason: str  # why the run has as many shards as it has
+    methods: tuple[str, ...]
+    unavailable_methods: dict[str, str]  # method -> why it cannot run here
+    rows_usable: int
+    rows_skipped: dict[str, int]  # reason -> rows
+    combos: tuple[ComboPlan, ...]
+    config: RunConfig  # as prepared: `auto` shards, device and backend decided
+    notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
+
+    @property
+    def to_run(self) -> tuple[ComboPlan, ...]:
+        return tuple(c for c in self.combos if c.action is Action.RUN)
+
+    @property
+    def shard_costs(self) -> tuple[float, ...]:
+        """The estimated cost of each shard's combos (its share of the work)."""
+        costs = [0.0] * self.num_shards
+        for c in self.combos:
+            if c.shard is not None and c.cost is not None:
+                costs[c.shard] += c.cost
+        return tuple(costs)
+
+
+def run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
+    """The plan as the API returns it (`augshard.plan`), typed from the dry run's JSON document."""
+    doc = dry_run_document(prep)  # the dry run's JSON document: one description of a plan, typed here
+    combos = tuple(
+        ComboPlan(
+            **{key: c[key] for key in ("combo_id", "combo_dir", "k", "shard", "cost")},
+            methods=tuple(c["methods"].split("+")),
+            action=Action(c["action"]),
+            reason=c.get("reason") or "",
+        )
+        for c in doc["combos"]
+    )
+    return RunPlan(
+        fingerprint=doc["plan"],
+        num_shards=doc["num_shards"],
+        shards_reason=doc["shards_reason"],
+        methods=tuple(doc["methods"]),
+        unavailable_methods=dict(doc["unavailable_methods"]),
+        rows_usable=prep.rows_usable,
+        rows_skipped=dict(prep.rows_skipped),
+        combos=combos,
+        config=prep.cfg,
+        notes=notes,
+    )
