@@ -17,7 +17,7 @@ from augshard.core.fingerprint import sha
 from augshard.exporting.model import FACTS, MADE_BY, ExportFacts, is_export
 from augshard.runner.summary import SUMMARY_KEYS, Crash, Failure, LabelSummary, LowYield, RunDocument, Unavailable
 from augshard.shard.labels import LabelCheck
-from augshard.storage.manifest import ManifestSummary
+from augshard.storage.merge import ManifestSummary
 from augshard.storage.meta import LEGACY_COUNTS, ComboMeta, LabelMeta, read_meta
 
 PAYLOAD = ["a", {"b": 1.5, "a": [1, "é"]}, None]

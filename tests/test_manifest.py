@@ -17,15 +17,8 @@ from helpers import run_cli
 
 from augshard.core.combos import Combo
 from augshard.core.errors import OutputError
-from augshard.storage.manifest import (
-    COLUMNS,
-    merge,
-    outside_root,
-    read_manifest,
-    shard_manifest_name,
-    summarize,
-    write_shard_manifest,
-)
+from augshard.storage.manifest import COLUMNS, outside_root, read_manifest, shard_manifest_name, write_shard_manifest
+from augshard.storage.merge import merge, summarize
 from augshard.storage.outcome import ComboOutcome, Status
 
 PLAN_FP = "0123456789abcdef"

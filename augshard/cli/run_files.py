@@ -28,8 +28,8 @@ from augshard.events.output import check_format, notice, print_rows, write_json
 from augshard.events.status import EventsWatcher
 from augshard.report.page import write_report
 from augshard.runner.lock import RunLock
-from augshard.storage.manifest import merge as merge_manifests
-from augshard.storage.manifest import merged_before
+from augshard.storage.merge import merge as merge_manifests
+from augshard.storage.merge import merged_before
 from augshard.storage.outcome import ShardState
 from augshard.storage.outputs import check_merged_manifest
 from augshard.storage.verify import verify as verify_outputs

@@ -1,5 +1,6 @@
 """What a finished run says: each shard's outcome, failures with where to look, low yields explained, the label
-check, unavailable methods, the merged manifest's summary: as a document (`--format json`) or printed."""
+check, unavailable methods, the merged manifest's summary (the merge is `storage/merge.py`'s, called by the
+supervisor): as a document (`--format json`) or printed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from augshard.events.stream import events_path, read_events
 from augshard.runner.job import RunOutcome, ShardJob, ShardResult
 from augshard.runner.preflight import Preflight
 from augshard.shard.labels import LabelCheck
-from augshard.storage.manifest import ManifestSummary, merge
+from augshard.storage.merge import ManifestSummary
 from augshard.storage.meta import read_meta
 from augshard.storage.outcome import ShardState, Status
 from augshard.storage.store import META
@@ -149,9 +150,11 @@ def _label_check(prep: Preflight, results: dict[int, ShardResult]) -> LabelSumma
     return None
 
 
-def run_document(prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome) -> RunDocument:
+def run_document(
+    prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome, merged: ManifestSummary | None
+) -> RunDocument:
     """What a finished run says: its shards, failures with where to look, low yields, unavailable methods, and
-    the merged manifest's summary."""
+    the merged manifest's summary (`merged`: None for one shard of a job array, which merges nothing)."""
 
     cfg, results = prep.cfg, outcome.results
     statuses = {j.index: fold(j.index, read_events(events_path(cfg.log_dir, j.index, j.num_shards))) for j in jobs}
@@ -161,12 +164,12 @@ def run_document(prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome) -> 
             # The combo_failed event names the log line where its traceback starts.
             where = next((f["log"] for f in statuses[r.index].failures if f["combo_id"] == o.combo_id), "")
             failed.append(Failure(o.combo_dir, o.combo_id, o.error, where or r.log_path))
-    merged: dict[str, Any] = {}
-    if cfg.shard_index is None:
-        merged["summary"] = merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards)
-        merged["manifest"] = str(Path(cfg.output_root) / cfg.output_name)
+    ending: dict[str, Any] = {}
+    if merged is not None:
+        ending["summary"] = merged
+        ending["manifest"] = str(Path(cfg.output_root) / cfg.output_name)
     else:
-        merged["rows"] = sum(o.rows for r in results.values() for o in r.outcomes if o.ok)
+        ending["rows"] = sum(o.rows for r in results.values() for o in r.outcomes if o.ok)
     return RunDocument(
         plan=prep.plan.fingerprint,
         num_shards=prep.plan.num_shards,
@@ -184,7 +187,7 @@ def run_document(prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome) -> 
             for m, st in prep.unavailable_methods.items()
         ],
         exit_code=1 if failed else 0,
-        **merged,
+        **ending,
     )
 
 
@@ -192,10 +195,17 @@ SUMMARY_KEYS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows",
 
 
 def summarize_run(
-    prep: Preflight, jobs: list[ShardJob], outcome: RunOutcome, console: Console, t0: float, fmt: str
+    prep: Preflight,
+    jobs: list[ShardJob],
+    outcome: RunOutcome,
+    merged: ManifestSummary | None,
+    console: Console,
+    t0: float,
+    fmt: str,
 ) -> int:
-    """The end of a run: each shard's outcome, every failure with where to look, the merge, the wall time."""
-    doc = dataclasses.replace(run_document(prep, jobs, outcome), wall_s=round(time.time() - t0, 1))
+    """The end of a run: each shard's outcome, every failure with where to look, the merge's summary, the wall
+    time."""
+    doc = dataclasses.replace(run_document(prep, jobs, outcome, merged), wall_s=round(time.time() - t0, 1))
     if fmt == "json":
         write_json(doc.to_json())
     else:

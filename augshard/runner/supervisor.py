@@ -31,6 +31,7 @@ from augshard.shard.cache import method_caches
 from augshard.shard.claims import claimed_by, claims_name, sweep_claims
 from augshard.shard.loop import run_shard
 from augshard.storage.manifest import find_shard_manifests, write_shard_manifest
+from augshard.storage.merge import merge
 from augshard.storage.outcome import ComboOutcome, ShardState
 from augshard.storage.store import clean_stale_temp, read_complete, remove_empty_temp
 from augshard.storage.temporaries import sweep_temp_files
@@ -85,8 +86,10 @@ def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: s
     if outcome.interrupted:
         return _interrupted(prep, outcome, console)
 
-    _clean_temp(prep.cfg.output_root)
-    return summarize_run(prep, jobs, outcome, console, t0, fmt)
+    _clean_temp(cfg.output_root)
+    # A whole run merges its shards' manifests (one shard of a job array leaves that to `augshard merge`).
+    merged = merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards) if cfg.shard_index is None else None
+    return summarize_run(prep, jobs, outcome, merged, console, t0, fmt)
 
 
 def make_jobs(prep: Preflight, claims_dir: str = "") -> list[ShardJob]:
