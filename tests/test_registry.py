@@ -60,3 +60,42 @@ def test_a_bad_registry_file_is_one_error_naming_it(tmp_path: Path) -> None:
     path.write_text("families:\n  - {lib: nlpaug, cls: textattack.transformations.X}\n", "utf-8")
     with pytest.raises(ConfigError, match="is not a nlpaug class"):
         read_families(path)
+
+
+def test_a_resource_is_declared_once_and_every_room_reads_the_declaration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry entry that names a resource (`data`) is all it takes: the adapter refuses the build without it,
+    with the declaration's reason and fix; its files enter the probe key; `diagnose` reads a library's error by
+    the declaration's markers; an unknown resource name is one ConfigError naming the file."""
+    from augshard.methods import build_method, diagnose
+    from augshard.methods.models import MethodUnavailable
+    from augshard.methods.probes import resources
+    from augshard.methods.resources import RESOURCES
+    from augshard.methods.spec import MethodSpec
+
+    path = tmp_path / "families.yaml"
+    path.write_text(
+        "families:\n  - {lib: textattack, cls: textattack.transformations.WordInnerSwapRandom, data: [paragramcf]}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(FAMILIES_ENV, str(path))
+    monkeypatch.setenv("TA_CACHE_DIR", str(tmp_path / "ta-cache"))
+    local = tmp_path / "my-paragramcf"
+    spec = MethodSpec("ta_inner", "textattack", "WordInnerSwapRandom", embedding_path=str(local))
+    declared = RESOURCES["paragramcf"]
+    with pytest.raises(MethodUnavailable) as refused:
+        build_method(spec)
+    assert str(refused.value) == declared.reason(spec) and refused.value.fix == declared.fix
+    assert resources(spec, family("textattack", "WordInnerSwapRandom"))["paragramcf"] == "missing"
+    local.mkdir()
+    (local / "paragram.npy").write_bytes(b"not really")
+    assert isinstance(resources(spec, family("textattack", "WordInnerSwapRandom"))["paragramcf"], dict)
+
+    flair = RESOURCES["flair_upos"]
+    said = diagnose(OSError("no model at /root/.flair/models/upos-english-fast/model.pt"))
+    assert said == (flair.missing, flair.fix)
+
+    path.write_text("families:\n  - {lib: textattack, cls: textattack.transformations.X, data: [glove]}\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"families.yaml: family 1: unknown data glove \(known: flair_upos, "):
+        read_families(path)

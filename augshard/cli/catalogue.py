@@ -25,7 +25,7 @@ from augshard.methods.catalogue import read_catalogue, resolve_selection
 from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.methods.provision import prepare as prepare_resources
-from augshard.methods.provision import write_homoglyph_file
+from augshard.methods.resources import provision_all
 from augshard.shard.encoders import ensure_onnx_export, onnx_available
 from augshard.storage.outputs import Protected, check_output, run_protected
 
@@ -168,7 +168,7 @@ def prepare(
 
     try:
         where = prepare_resources(Path(target) if target else None, log=console.print)
-        write_homoglyph_file(log=console.print)
+        provision_all(log=console.print)  # every resource a method reads that `prepare` can build
     except (RuntimeError, OSError) as exc:
         raise AugshardError(str(exc)) from None
     _export_default_encoder()

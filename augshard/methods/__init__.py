@@ -25,6 +25,7 @@ from augshard.methods.models import MethodUnavailable
 from augshard.methods.offline import apply_offline_env, forbid_nltk_downloads
 from augshard.methods.probes import machine_context, now, probe_cache_path, probe_key, read_cache, write_cache
 from augshard.methods.registry import family, method_version, unsupported
+from augshard.methods.resources import named_by
 
 __all__ = [
     "Augmenter",
@@ -160,12 +161,9 @@ def diagnose(exc: BaseException) -> tuple[str, str]:
         resource = next((w.strip("'\"") for w in message.split() if "/" in w and "nltk" not in w), "")
         what = f"NLTK resource {resource} not found" if resource else "NLTK data not found"
         return what, "run `augshard prepare` (or `make install`), or set AUGSHARD_NLTK_DATA to a complete NLTK data dir"
-    if "upos-english" in message or ".flair/models" in message:
-        return (
-            "TextAttack tags parts of speech with flair's upos-english-fast model, which is not available offline",
-            'on a connected machine run python -c "from flair.models import SequenceTagger; '
-            "SequenceTagger.load('flair/upos-english-fast')\" so it lands in ~/.flair/models",
-        )
+    named = named_by(message)
+    if named is not None:
+        return named.missing.format(path=""), named.fix
     if isinstance(exc, ModuleNotFoundError):
         return f"Python package '{exc.name}' is not installed", f"pip install {exc.name} (or `make install`)"
     if isinstance(exc, TypeError) and "argument" in message:

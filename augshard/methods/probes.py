@@ -14,9 +14,9 @@ from typing import Any
 from augshard.core.environment import augshard_home, library_version
 from augshard.core.fingerprint import sha
 from augshard.core.version import __version__
-from augshard.methods.models import HOMOGLYPH_FILE
-from augshard.methods.offline import REQUIRED_FILES, find_nltk_data, offline_env, textattack_cache_dir
+from augshard.methods.offline import REQUIRED_FILES, find_nltk_data, offline_env
 from augshard.methods.registry import FAMILIES_ENV, LIBRARIES, Family, family, method_version
+from augshard.methods.resources import resource
 from augshard.methods.spec import MethodSpec
 from augshard.storage.temporaries import write_atomic
 
@@ -92,15 +92,8 @@ def resources(spec: MethodSpec, fam: Family) -> dict[str, Any]:
     model = fam.model(spec)
     if model:
         out["model"] = _tree(_model_dir(model))
-    for name in fam.data:
-        if name == "homoglyph_table":
-            out[name] = _stamp(_textattack_dir() / "shared" / HOMOGLYPH_FILE)
-        elif name == "paragramcf":
-            folder = Path(spec.embedding_path).expanduser() if spec.embedding_path else None
-            cached = Path(os.environ.get("TA_CACHE_DIR") or textattack_cache_dir()) / "word_embeddings" / "paragramcf"
-            out[name] = _tree(folder or cached)
-        elif name == "flair_upos":
-            out[name] = _tree(Path(os.environ.get("FLAIR_CACHE_ROOT", "~/.flair")).expanduser() / "models")
+    for res in map(resource, fam.data):
+        out[res.name] = _tree(res.where(spec)) if res.folder else _stamp(res.where(spec))
     return out
 
 
@@ -111,13 +104,6 @@ def _model_dir(name_or_path: str) -> Path:
         return path
     hub = os.environ.get("HF_HUB_CACHE") or offline_env()["HF_HUB_CACHE"]
     return Path(hub) / ("models--" + name_or_path.replace("/", "--"))
-
-
-def _textattack_dir() -> Path:
-    import importlib.util
-
-    found = importlib.util.find_spec("textattack")  # finds the package without importing it
-    return Path(found.origin).parent if found is not None and found.origin else Path("textattack-not-installed")
 
 
 def _stamp(path: Path) -> list[int] | str:

@@ -13,6 +13,7 @@ from augshard.core.environment import library_version
 from augshard.core.errors import ConfigError, MethodError
 from augshard.methods.base import Augmenter
 from augshard.methods.imports import import_module
+from augshard.methods.resources import RESOURCES
 from augshard.methods.spec import MethodSpec
 
 # The adapter of each library, as "module:Class" (imported only when a method of the library is built).
@@ -26,12 +27,6 @@ LIBRARIES = ("nlpaug", "textattack", "transformers", "torch", "nltk")
 FAMILIES_ENV = "AUGSHARD_FAMILIES"
 FAMILY_KEYS = {"lib", "cls", "batching", "versions", "nltk", "model_arg", "model_default", "data", "actions"}
 
-# What a family may read besides NLTK data and its model (`data`): the name, and what it is.
-DATA = {
-    "homoglyph_table": "TextAttack's homoglyph table (built by `augshard prepare`)",
-    "paragramcf": "TextAttack's counter-fitted word embeddings (embedding_path, or TA_CACHE_DIR)",
-    "flair_upos": "flair's upos-english-fast part-of-speech model (~/.flair/models)",
-}
 _WORDNET = ("corpora/wordnet", "taggers/averaged_perceptron_tagger_eng")
 _TA = ("corpora/stopwords",)  # `import textattack` loads the English stopword list
 
@@ -66,7 +61,7 @@ class Family:
     nltk: tuple[str, ...] = ()  # NLTK resources it reads (keys of offline.REQUIRED_NLTK)
     model_arg: str | None = None  # the arg naming its Hugging Face model (a hub name or a local folder)
     model_default: str = ""
-    data: tuple[str, ...] = ()  # other local data it reads (keys of DATA)
+    data: tuple[str, ...] = ()  # other local data it reads (keys of methods.resources.RESOURCES)
     # Modules its build reads besides its class's module (deferred by methods.imports until then): a forkserver
     # preloads them with the class's module.
     imports: tuple[str, ...] = ()
@@ -238,6 +233,9 @@ def read_families(path: Path) -> list[Family]:
             )
         if not entry["cls"].startswith(entry["lib"] + "."):
             raise ConfigError(f"{where}: cls '{entry['cls']}' is not a {entry['lib']} class")
+        unknown = sorted(set(entry.get("data") or ()) - set(RESOURCES))
+        if unknown:
+            raise ConfigError(f"{where}: unknown data {', '.join(unknown)} (known: {', '.join(sorted(RESOURCES))})")
         batching = entry.get("batching")
         actions = entry.get("actions")
         out.append(

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from augshard.core.errors import MethodError
 from augshard.methods.base import PerTextAugmenter, first_text
 from augshard.methods.models import (
     MethodUnavailable,
-    homoglyph_file,
     model_max_positions,
     resolve_device,
     resolve_model,
 )
 from augshard.methods.offline import forbid_nltk_downloads
 from augshard.methods.registry import Family, import_class, method_version
+from augshard.methods.resources import resource
 from augshard.methods.spec import MethodSpec
 
 # Arguments of TextAttack's Augmenter; every other catalogue arg goes to the transformation.
@@ -301,39 +302,26 @@ def _use_device(device: str) -> None:
 
 
 def _local_resources(spec: MethodSpec, fam: Family, args: dict) -> dict:
-    """Point TextAttack's model-backed transformations at local copies; say what is missing otherwise."""
+    """Point TextAttack's model-backed transformations at local copies, and hand each resource the family reads to
+    it as `methods.resources` declares; say what is missing otherwise."""
     if fam.model_arg:
         path = resolve_model(fam.model(spec))
         args[fam.model_arg] = path
         positions = model_max_positions(path)
         if positions:
             args["max_length"] = min(int(args.get("max_length", 512)), positions)
-    elif "homoglyph_table" in fam.data and not homoglyph_file().is_file():
-        raise MethodUnavailable(
-            f"TextAttack's homoglyph table {homoglyph_file()} is missing (its 0.3.11 wheel does not ship it)",
-            "run `augshard prepare` (it builds the table from the confusable-homoglyphs package)",
-        )
-    elif "paragramcf" in fam.data and "embedding" not in args:
-        args["embedding"] = _counterfitted_embedding(spec)
+    for res in map(resource, fam.data):
+        if res.arg is not None and res.arg in args:
+            continue  # the catalogue entry gives it itself
+        if res.required and not res.present(spec):
+            raise MethodUnavailable(res.reason(spec), res.fix)
+        if res.arg is not None:
+            args[res.arg] = res.loaded(spec)
     return args
 
 
-def _counterfitted_embedding(spec: MethodSpec) -> object:
+def counterfitted_embedding(folder: Path) -> object:
     """TextAttack downloads its counter-fitted GloVe vectors on first use; augshard loads a local copy only."""
-    import os
-    from pathlib import Path
-
-    folder = Path(spec.embedding_path).expanduser() if spec.embedding_path else None
-    if folder is None:
-        cached = Path(os.environ.get("TA_CACHE_DIR", "")) / "word_embeddings" / "paragramcf"
-        folder = cached if cached.is_dir() else None
-    if folder is None or not (folder / "paragram.npy").is_file():
-        raise MethodUnavailable(
-            "TextAttack's counter-fitted word embeddings (paragramcf) are not available locally; "
-            "TextAttack would download them",
-            "set embedding_path in the catalogue to a local paragramcf folder (paragram.npy, wordlist.pickle, "
-            "nn.npy), e.g. one copied from a connected machine's TextAttack cache",
-        )
     import numpy as np
     from textattack.shared import WordEmbedding
 
