@@ -15,7 +15,16 @@ from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 from augshard.core.config import RunConfig
 from augshard.core.fingerprint import sha
 from augshard.exporting.model import FACTS, MADE_BY, ExportFacts, is_export
-from augshard.runner.summary import SUMMARY_KEYS, Crash, Failure, LabelSummary, LowYield, RunDocument, Unavailable
+from augshard.runner.summary import (
+    SUMMARY_KEYS,
+    Crash,
+    Failure,
+    LabelSummary,
+    LowYield,
+    RunDocument,
+    ShardRow,
+    Unavailable,
+)
 from augshard.shard.labels import LabelCheck
 from augshard.storage.merge import ManifestSummary
 from augshard.storage.meta import LEGACY_COUNTS, ComboMeta, LabelMeta, read_meta
@@ -111,7 +120,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 def test_the_run_document_reads_back_what_it_wrote_with_its_keys_in_order() -> None:
     doc = RunDocument(
         plan="6b2e80618eae7182", num_shards=2, shards_reason="auto: 2 CPU cores",
-        shards=[dict.fromkeys(SUMMARY_KEYS, 0)], failed=[Failure("combo_1_x", "abc", "ValueError: no", "s.log:5")],
+        shards=[ShardRow(0, "failed", 2, 1, 0, 1, 40, 3.5, "logs/augment/shard_0_of_2.log")],
+        failed=[Failure("combo_1_x", "abc", "ValueError: no", "s.log:5")],
         crashed=[Crash(1, "killed", "s1.log")], low_yield=[LowYield("combo_1_x", 3, 10, "kept 3 of 10")],
         label_check=LabelSummary("label", ["neg", "pos"], 20, 0.9, 0.5, False, "", 0.1, 0.25),
         unavailable_methods=[Unavailable("m", "no model", "pip", 3)], exit_code=1,
@@ -124,6 +134,10 @@ def test_the_run_document_reads_back_what_it_wrote_with_its_keys_in_order() -> N
     assert list(written) == keys
     assert written["failed"] == [{"combo_dir": "combo_1_x", "combo_id": "abc", "error": "ValueError: no",
                                   "log": "s.log:5"}]  # fmt: skip
+    assert written["shards"] == [dict(zip(SUMMARY_KEYS, (0, "failed", 2, 1, 0, 1, 40, 3.5,
+                                                      "logs/augment/shard_0_of_2.log"), strict=True))]  # fmt: skip
+    assert list(written["shards"][0]) == ["shard", "outcome", "combos", "ok", "resumed", "failed", "rows",
+                                          "duration_s", "log"]  # fmt: skip
     assert list(written["label_check"]) == ["label_col", "classes", "originals", "cv_accuracy", "majority_rate",
                                             "weak", "warning", "flip_share_min", "flip_share_max"]  # fmt: skip
     assert RunDocument.from_json(written) == doc

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +69,48 @@ class Unavailable:
 
 
 @dataclass(frozen=True)
+class ShardRow:
+    """One shard at a run's end: its outcome, combos it ran, ok, resumed, failed, rows, time and log (the document's
+    `shards` rows; the JSON keys and TSV columns are these fields)."""
+
+    shard: int
+    outcome: str  # a ShardState value
+    combos: int
+    ok: int
+    resumed: int
+    failed: int
+    rows: int
+    duration_s: float
+    log: str
+
+    @classmethod
+    def of(cls, result: ShardResult, crashed: dict[int, str]) -> ShardRow:
+        ok = [o for o in result.outcomes if o.ok]
+        if result.index in crashed:
+            state = ShardState.CRASHED
+        elif result.failed:
+            state = ShardState.FAILED
+        else:
+            state = ShardState.DONE
+        ran = sum(1 for o in result.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
+        return cls(
+            result.index, state.value, ran, len(ok), sum(1 for o in ok if o.resumed), len(result.failed),
+            sum(o.rows for o in ok), result.duration_s, result.log_path,
+        )  # fmt: skip
+
+    def cells(self) -> list[str]:
+        """The row as a table shows it (markup cells)."""
+        state = ShardState(self.outcome)
+        style, glyph = STYLE[state], GLYPH[state]
+        counts = [str(n) for n in (self.combos, self.ok, self.resumed, self.failed)]
+        return [str(self.shard), f"[{style}]{glyph} {state.value}[/{style}]", *counts, f"{self.rows:,}",
+                fmt_duration(self.duration_s), self.log]  # fmt: skip
+
+
+SUMMARY_KEYS = tuple(f.name for f in dataclasses.fields(ShardRow))
+
+
+@dataclass(frozen=True)
 class RunDocument:
     """What a finished run says (the run's `--format json` document; schema in docs/cli.md): field order is the
     document's key order; `summary` and `manifest` after a merge, `rows` for one shard of a job array instead."""
@@ -77,7 +118,7 @@ class RunDocument:
     plan: str
     num_shards: int
     shards_reason: str
-    shards: list[dict[str, Any]]  # a row of SUMMARY_KEYS per shard
+    shards: list[ShardRow]
     failed: list[Failure]
     crashed: list[Crash]
     low_yield: list[LowYield]
@@ -102,7 +143,7 @@ class RunDocument:
             plan=doc["plan"],
             num_shards=doc["num_shards"],
             shards_reason=doc["shards_reason"],
-            shards=list(doc["shards"]),
+            shards=[ShardRow(**row) for row in doc["shards"]],
             failed=[Failure(**f) for f in doc["failed"]],
             crashed=[Crash(**c) for c in doc["crashed"]],
             low_yield=[LowYield(**w) for w in doc["low_yield"]],
@@ -174,10 +215,7 @@ def run_document(
         plan=prep.plan.fingerprint,
         num_shards=prep.plan.num_shards,
         shards_reason=prep.shards_reason,
-        shards=[
-            dict(zip(SUMMARY_KEYS, row, strict=True))
-            for row in summary_rows([results[j.index] for j in jobs], outcome.crashed, plain=True)
-        ],
+        shards=[ShardRow.of(results[j.index], outcome.crashed) for j in jobs],
         failed=failed,
         crashed=[Crash(i, e, results[i].log_path) for i, e in sorted(outcome.crashed.items())],
         low_yield=_low_yield(prep, results),
@@ -189,9 +227,6 @@ def run_document(
         exit_code=1 if failed else 0,
         **ending,
     )
-
-
-SUMMARY_KEYS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "duration_s", "log")
 
 
 def summarize_run(
@@ -218,9 +253,9 @@ def _print_summary(
 ) -> None:
 
     if fmt == "tsv":  # the shard rows as values on stdout; the rest below goes to `console`, stderr here
-        print_rows(console, SUMMARY_KEYS, [[row[k] for k in SUMMARY_KEYS] for row in doc.shards], "tsv")
+        print_rows(console, SUMMARY_KEYS, [list(dataclasses.astuple(row)) for row in doc.shards], "tsv")
     else:
-        rows = summary_rows([outcome.results[j.index] for j in jobs], outcome.crashed)
+        rows = [row.cells() for row in doc.shards]
         print_rows(console, SUMMARY_COLUMNS, rows, fmt, "shards", right=SUMMARY_COLUMNS[2:8])
     for f in doc.failed:
         console.print(f"[red]failed[/red] {f.combo_dir}: {escape(f.error)} (see {f.log})")
@@ -261,34 +296,3 @@ def _print_summary(
 
 
 SUMMARY_COLUMNS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time", "log")
-
-
-def summary_rows(results: Sequence[ShardResult], crashed: dict[int, str], plain: bool = False) -> list[list[Any]]:
-    """The end of a run, a row per shard: its outcome, combos run, ok, resumed, failed, rows, time and log; as
-    markup cells, or (`plain`) as values for a JSON document."""
-    rows: list[list[Any]] = []
-    for r in results:
-        ok = [o for o in r.outcomes if o.ok]
-        if r.index in crashed:
-            state = ShardState.CRASHED
-        elif r.failed:
-            state = ShardState.FAILED
-        else:
-            state = ShardState.DONE
-        style, glyph = STYLE[state], GLYPH[state]
-        ran = sum(1 for o in r.outcomes if o.status is not Status.UNAVAILABLE)  # with stealing: what it ran
-        counts = [ran, len(ok), sum(1 for o in ok if o.resumed), len(r.failed), sum(o.rows for o in ok)]
-        if plain:
-            rows.append([r.index, state.value, *counts, r.duration_s, r.log_path])
-        else:
-            cells = [str(n) for n in counts[:4]] + [f"{counts[4]:,}"]
-            rows.append(
-                [
-                    str(r.index),
-                    f"[{style}]{glyph} {state.value}[/{style}]",
-                    *cells,
-                    fmt_duration(r.duration_s),
-                    r.log_path,
-                ]
-            )
-    return rows
