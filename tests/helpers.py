@@ -135,3 +135,17 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 120, every: float =
             return
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def leave_a_stopped_run_over(root: Path, other: Path, combo_dir: str = "combo_1_nlp_keyboard") -> None:
+    """What a run with other settings (its output root `other`), stopped after its first combo, leaves over the
+    finished run in `root`: that one combo folder replaced, and its shard manifest with the others interrupted."""
+    import shutil
+
+    import pandas as pd
+
+    shutil.rmtree(root / combo_dir)
+    shutil.copytree(other / combo_dir, root / combo_dir)
+    stopped = pd.read_csv(other / "manifest_final.csv", dtype=str, keep_default_na=False)
+    stopped.loc[stopped["combo_dir"] != combo_dir, "status"] = "interrupted"
+    stopped.to_csv(root / "manifest_shard0_of_1.csv", index=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_cli, sample_rows, wait_for, write_csv
+from helpers import leave_a_stopped_run_over, run_cli, sample_rows, wait_for, write_csv
 
 import augshard
 from augshard.core.errors import ConfigError
@@ -613,7 +613,6 @@ def _plan_of(manifest: Path) -> str:
 def test_a_stopped_run_with_other_settings_is_never_blended_into_an_evaluation(tmp_path: Path) -> None:
     """As export: the combos another plan wrote over a finished run (a rerun with other settings, stopped) are
     refused in one line naming both plans, and `--plan` (CLI and API) evaluates one plan's combos only."""
-    import pandas as pd
 
     import augshard
 
@@ -627,11 +626,7 @@ def test_a_stopped_run_with_other_settings_is_never_blended_into_an_evaluation(t
     plan_a, plan_b = _plan_of(root / "manifest_final.csv"), _plan_of(other / "manifest_final.csv")
     assert plan_a != plan_b
     # What the seed-7 run, stopped after its first combo, leaves over the seed-42 run (as in test_export).
-    shutil.rmtree(root / "combo_1_nlp_keyboard")
-    shutil.copytree(other / "combo_1_nlp_keyboard", root / "combo_1_nlp_keyboard")
-    stopped = pd.read_csv(other / "manifest_final.csv", dtype=str, keep_default_na=False)
-    stopped.loc[stopped["combo_dir"] != "combo_1_nlp_keyboard", "status"] = "interrupted"
-    stopped.to_csv(root / "manifest_shard0_of_1.csv", index=False)
+    leave_a_stopped_run_over(root, other)
 
     line = _refused(tmp_path, "--label-col", "label", "--folds", "3")
     assert "more than one plan" in line and plan_a in line and plan_b in line and f"--plan {plan_a}" in line

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_cli, sample_rows, tree, write_csv
+from helpers import leave_a_stopped_run_over, run_cli, sample_rows, tree, write_csv
 
 from augshard.core.errors import OutputError
 from augshard.exporting.export import check_target, normalise
@@ -332,11 +332,7 @@ def test_a_stopped_run_with_other_settings_is_never_blended_into_an_export(tmp_p
     assert plan_a != plan_b
     # What a run with seed 7 stopped after its first combo leaves over the seed-42 run: one combo folder replaced,
     # its shard manifest (the others interrupted), and the seed-42 run's merged manifest.
-    shutil.rmtree(root / "combo_1_nlp_keyboard")
-    shutil.copytree(other / "combo_1_nlp_keyboard", root / "combo_1_nlp_keyboard")
-    stopped = pd.read_csv(other / "manifest_final.csv", dtype=str, keep_default_na=False)
-    stopped.loc[stopped["combo_dir"] != "combo_1_nlp_keyboard", "status"] = "interrupted"
-    stopped.to_csv(root / "manifest_shard0_of_1.csv", index=False)
+    leave_a_stopped_run_over(root, other)
 
     proc = export(tmp_path, "--to", "train")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
