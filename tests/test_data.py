@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import write_csv as write_dicts
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -316,11 +317,7 @@ def test_an_unmatched_long_evidence_loads_in_bounded_time(tmp_path: Path) -> Non
     text = " ".join(f"Sentence number {i} says something about the product." for i in range(200))
     evidence = ("An unrelated paragraph that never appears in the text at all. " * 800)[:50_000]
     rows = [{"id": str(i), "text": text, "evidence": evidence} for i in range(3)]
-    path = tmp_path / "in.csv"
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["id", "text", "evidence"])
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_dicts(tmp_path / "in.csv", rows)
     t0 = time.time()
     load_dataset(str(path), "text", "evidence", "id")
     assert time.time() - t0 < 2.0
@@ -341,11 +338,7 @@ def test_a_megabyte_of_sentences_like_the_evidence_is_skipped_with_its_reason_in
     text = ". ".join(" ".join(rng.choice(words) for _ in range(280))[:1500] for _ in range(660)) + "."
     rows = [{"id": "big", "text": text, "evidence": evidence},
             {"id": "small", "text": "One. Two is here.", "evidence": "two is her"}]  # fmt: skip
-    path = tmp_path / "in.csv"
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["id", "text", "evidence"])
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_dicts(tmp_path / "in.csv", rows)
     t0 = time.time()
     dataset = load_dataset(str(path), "text", "evidence", "id")
     assert time.time() - t0 < 3.0
