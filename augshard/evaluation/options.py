@@ -3,14 +3,12 @@ read, so a wrong value from the CLI or the API is one ConfigError naming the opt
 
 from __future__ import annotations
 
-import types
-import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
+from augshard.core.json_types import check_fields
 from augshard.evaluation.classifiers import FEATURES
 from augshard.evaluation.findings import EVALUATION
 
@@ -42,7 +40,7 @@ class EvaluateOptions:
     plan: str = ""  # evaluate this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
 
     def check(self) -> None:
-        _check_types(self)
+        check_fields(self, "evaluate option")
         if self.folds < 2:
             raise ConfigError(f"--folds must be at least 2, got {self.folds}")
         if self.repeats < 1:
@@ -70,39 +68,3 @@ class EvaluateOptions:
     @property
     def destination(self) -> Path:
         return self.out or (self.export_dir or self.output_root) / EVALUATION
-
-
-def _check_types(options: EvaluateOptions) -> None:
-    """Each field against its annotation (the API takes keywords as they come: `folds="3"` is refused here, not
-    met later as a TypeError deep in scikit-learn)."""
-    hints = typing.get_type_hints(EvaluateOptions)
-    for f in fields(EvaluateOptions):
-        value, hint = getattr(options, f.name), hints[f.name]
-        if not _fits(value, hint):
-            raise ConfigError(f"evaluate option '{f.name}' must be {_describe(hint)}, got {value!r}")
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_fits(v, args[0]) for v in value)
-    if isinstance(value, bool):  # a bool is an int to Python, never a count of folds
-        return hint is bool
-    if hint is float:
-        return isinstance(value, int | float)
-    return isinstance(value, hint)
-
-
-def _describe(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
-    if origin is tuple:
-        return f"a tuple of {_describe(args[0])}s"
-    names = {type(None): "None", int: "a whole number", float: "a number", bool: "True or False", str: "a string",
-             Path: "a path"}  # fmt: skip
-    return names.get(hint, getattr(hint, "__name__", str(hint)))

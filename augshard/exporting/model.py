@@ -12,19 +12,13 @@ from typing import Any
 
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
+from augshard.core.json_types import check_fields
 from augshard.storage.meta import ComboMeta
 from augshard.storage.outcome import ComboOutcome
 
 DEDUPE_MODES = ("none", "exact", "near")
 FACTS = "export.json"
 MADE_BY = "augshard export"  # export.json's `made_by`: the mark of a folder `--force` may replace
-
-
-# The types of ExportOptions' fields as the API may give them: another is a ConfigError, not a TypeError later.
-_KINDS: dict[str, tuple[Any, str]] = {
-    "Path": (Path, "a path"), "str": (str, "a string"), "bool": (bool, "True or False"), "int": (int, "an integer"),
-    "float": ((int, float), "a number"), "tuple[str, ...]": (tuple, "names"), "tuple[int, ...]": (tuple, "sizes"),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,10 +41,7 @@ class ExportOptions:
     chosen_by: str = ""  # how the combos were chosen, when not by the user (`--best`, `--min-gain`): for the card
 
     def check(self) -> None:
-        for f in dataclasses.fields(self):
-            value, (kind, expected) = getattr(self, f.name), _KINDS.get(str(f.type), (object, ""))
-            if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, (int, float))):
-                raise ConfigError(f"{f.name}: expected {expected}, got {value!r}")
+        check_fields(self, "export option")  # the API takes keywords as they come: one ConfigError, not a TypeError
         if self.dedupe not in DEDUPE_MODES:
             raise ConfigError(f"--dedupe must be one of {', '.join(DEDUPE_MODES)}, got '{self.dedupe}'")
         if not 0.0 < self.near_threshold <= 1.0:
