@@ -38,6 +38,7 @@ class GroupCounts:
         return {"punctuation": self.punctuation, "near": self.near}
 
 
+# evaluate.py's `blank` and `_groups` are to be deleted for these (evaluate imports this module, never the reverse).
 def blank(value: Any) -> bool:
     """A `--group-col` cell that names no group (missing, empty, white space, NaN): its row is a group of its own
     (or of its text's), never one group with every other blank row."""
