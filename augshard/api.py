@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from augshard.core.config import RunConfig, coerce_settings, load_config, validate
 from augshard.core.errors import ConfigError, OutputError, unknown_name
+from augshard.evaluation.document import EvaluationDocument
 from augshard.evaluation.evaluate import EvaluateOptions
 from augshard.evaluation.evaluate import evaluate as evaluate_run
 from augshard.evaluation.findings import choose_combos
@@ -374,7 +375,8 @@ def export(
 
 @dataclass(frozen=True)
 class ComboGain:
-    """One combo's effect on the classifier for one feature set and training size (evaluation.json's results)."""
+    """One combo's effect on the classifier for one feature set and training size, from the deciding stage (the
+    confirm stage's when there is one)."""
 
     features: str
     train_size: float
@@ -392,11 +394,32 @@ class ComboGain:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """`augshard evaluate`'s document (evaluation.json), where it was written, and each combo's gain."""
+    """`augshard evaluate`'s document (evaluation.json, typed: `augshard.evaluation.document`) and where it was
+    written; `gains`: every row of its deciding stage, flat."""
 
     path: Path
-    gains: tuple[ComboGain, ...]
-    document: dict[str, Any]
+    document: EvaluationDocument
+
+    @property
+    def gains(self) -> tuple[ComboGain, ...]:
+        return tuple(
+            ComboGain(
+                s.features,
+                s.train_size,
+                r.combo_id,
+                r.combo_dir,
+                tuple(r.methods),
+                r.k,
+                r.macro_f1.mean,
+                r.gain.mean,
+                r.gain.ci_low,
+                r.gain.ci_high,
+                r.gain.p_holm,
+                r.verdict,
+            )  # fmt: skip
+            for s in self.document.deciding
+            for r in s.combos
+        )
 
 
 def evaluate(
@@ -431,19 +454,4 @@ def evaluate(
     opts = EvaluateOptions(label_col=label_col, **options)
     with main_not_reimported():
         doc = evaluate_run(opts, on_progress)
-    gains = tuple(
-        ComboGain(
-            **{key: c[key] for key in ("combo_id", "combo_dir", "k", "verdict")},
-            features=r["features"],
-            train_size=r["train_size"],
-            methods=tuple(c["methods"]),
-            macro_f1=c["macro_f1"]["mean"],
-            gain=c["gain"]["mean"],
-            ci_low=c["gain"]["ci_low"],
-            ci_high=c["gain"]["ci_high"],
-            p_holm=c["gain"].get("p_holm"),
-        )
-        for r in doc["results"]
-        for c in r["combos"]
-    )
-    return EvaluationResult(opts.destination, gains, doc)
+    return EvaluationResult(opts.destination, doc)

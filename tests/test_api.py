@@ -113,7 +113,7 @@ def test_evaluate_returns_each_combos_gain(session: dict, tmp_path: Path) -> Non
     options = EvaluateOptions(label_col="label", output_root=root, folds=3, repeats=2)
     splits = make_splits(load_originals(load_run(options)[0], options), options)
     ratio = statistics.fmean(len(s.test) / len(s.train) for s in splits)
-    (section,) = result.document["results"]
+    (section,) = result.document.to_json()["results"]
     baseline = section["baseline"]["macro_f1_splits"]
     rows = {c["combo_dir"]: c for c in section["combos"]}
     p_values = {}

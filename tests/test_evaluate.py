@@ -35,7 +35,7 @@ def _evaluate(cwd: Path, *args: str) -> dict:
     proc = run_cli("evaluate", "--format", "json", *args, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    if "--export" not in args:  # the document printed is the one written
+    if "--export" not in args and "--combos" not in args:  # the document printed is the one written
         assert doc == json.loads((cwd / ROOT / "evaluation.json").read_text())
     return doc
 
@@ -261,10 +261,12 @@ def test_rare_classes_dropped_on_request_and_an_incomplete_run_refused(small_run
     assert p["originals"] == 40 and p["classes"] == ["negative", "neutral", "positive"]
     # Schema: every documented key of a section and a combo row.
     (section,) = doc["results"]
-    assert set(section) == {"features", "train_size", "splits", "baseline", "combos", "methods"}
+    assert set(section) == {"features", "train_size", "splits", "baseline", "combos", "methods", "stage",
+                            "min_detectable_gain", "power"}  # fmt: skip
+    assert section["stage"] == "single" and doc["confirm"] is None  # one combo: no confirm stage by default
     assert set(section["combos"][0]) >= {"combo_id", "combo_dir", "name", "methods", "k", "combo_fingerprint",
                                          "variants_used", "macro_f1", "accuracy", "gain", "accuracy_gain",
-                                         "macro_f1_splits", "verdict"}  # fmt: skip
+                                         "macro_f1_splits", "verdict", "screen_rank", "per_class"}  # fmt: skip
     assert set(section["combos"][0]["gain"]) == {"mean", "ci_low", "ci_high", "p_value", "p_holm", "splits"}
     assert doc["run_info"]["workers"] >= 1 and doc["run_info"]["seconds"]["total"] > 0
     # Every TF-IDF model (the baseline and one combo, 3 splits each), fitted in the workers by the binding.
@@ -394,14 +396,14 @@ def test_embedding_features_use_the_vectors_the_run_kept_and_encode_only_what_is
 
 def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> None:
     """As in ReDSM5: one sentence on several rows (one per symptom), and sentences of one post (--group-col)."""
-    from augshard.evaluation.evaluate import _groups
+    from augshard.evaluation.groups import group_ids
 
     rng = random.Random(1)
     rows = []
     for n in range(120):
         text = f"sentence {n // 3}" if n % 4 else f"Sentence  {n // 3}"  # the same text, case and spaces aside
         rows.append((f"k{n:03d}", text, rng.choice("abc"), f"post{n // 10}" if n < 40 else None))
-    groups = _groups(rows)
+    groups, _ = group_ids([r[1] for r in rows], [r[3] for r in rows])
     assert len(set(groups)) < len({normal for _, normal, _, _ in rows})  # texts merged, posts merged
     orig = Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], groups)
     for split in make_splits(orig, EvaluateOptions(label_col="label", folds=4, repeats=2)):
@@ -416,13 +418,13 @@ def test_rows_of_one_text_or_one_group_never_straddle_training_and_test() -> Non
 def test_blank_group_values_are_groups_of_their_own_never_one_group(tmp_path: Path) -> None:
     """Rows with an empty or blank `--group-col` cell name no group: each stays alone (with its identical texts),
     and the document counts them, where one "" group would have put every such row in one fold."""
-    from augshard.evaluation.evaluate import Source, load_originals
+    from augshard.evaluation.originals import Origin, load_originals
     from augshard.storage.data import file_sha256
 
     rows = [{"id": f"r{n:02d}", "label": "ab"[n % 2], "text": f"text number {n}",
              "post": "" if n < 10 else "   " if n < 20 else f"p{n // 5}"} for n in range(30)]  # fmt: skip
     path = write_csv(tmp_path / "in.csv", rows)
-    source = Source("run", str(tmp_path), str(path), file_sha256(path), "text", None, "id", [])
+    source = Origin("run", str(tmp_path), str(path), file_sha256(path), "text", None, "id", [])
     originals = load_originals(source, EvaluateOptions(label_col="label", group_col="post", folds=5))
     assert len(set(originals.groups)) == 20 + 2  # 20 blank rows alone, and posts p4 and p5
     assert originals.blank_groups == 20
@@ -548,7 +550,7 @@ def test_variants_in_training_are_the_training_subsets_own_under_field_evidence(
     options = EvaluateOptions(label_col="label", output_root=copies_run / ROOT, field="evidence", folds=3,
                               train_sizes=(0.5, 1.0), workers=1, cache_dir=tmp_path / "cache",
                               out=tmp_path / "e.json")  # fmt: skip
-    doc = evaluate(options)
+    doc = evaluate(options).to_json()
     assert doc["protocol"]["field"] == "evidence"
     _assert_trained_on_training_originals_only(seen, list(_combo_files(copies_run).values()))
 
@@ -567,7 +569,7 @@ def test_variants_in_training_are_the_training_subsets_own_under_export(
         options = EvaluateOptions(label_col="label", export_dir=export, field=field, folds=3, train_sizes=(0.5, 1.0),
                                   workers=1, cache_dir=tmp_path / "cache",
                                   out=tmp_path / f"{field}.json")  # fmt: skip
-        doc = evaluate(options)
+        doc = evaluate(options).to_json()
         assert doc["source"]["kind"] == "export"
         _assert_trained_on_training_originals_only(seen, sorted((export / "data").glob("*.parquet")))
 
@@ -585,7 +587,7 @@ def test_evaluation_json_records_which_liblinear_path_fitted(
         return EvaluateOptions(label_col="label", output_root=copies_run / ROOT, folds=3, workers=1,
                                cache_dir=tmp_path / "cache", out=tmp_path / name)  # fmt: skip
 
-    direct = evaluate(options("direct.json"))
+    direct = evaluate(options("direct.json")).to_json()
     fits = 2 * 3  # the baseline and one combo, over 3 splits
     assert direct["run_info"]["tfidf_fits"] == {"liblinear_binding": fits, "public_estimator": 0}
 
@@ -643,7 +645,7 @@ def test_a_stopped_run_with_other_settings_is_never_blended_into_an_evaluation(t
     result = augshard.evaluate("label", root, folds=3, workers=1, plan=plan_b, allow_incomplete=True,
                                out=tmp_path / "seven.json", cache_dir=tmp_path / "cache")  # fmt: skip
     assert {g.combo_dir for g in result.gains} == {"combo_1_nlp_keyboard"}
-    assert result.document["source"]["plan_fingerprints"] == [plan_b]
+    assert result.document.source.plan_fingerprints == [plan_b]
     assert plan_a in _refused(tmp_path, "--label-col", "label", "--plan", "0000000000000000")
 
 
@@ -713,24 +715,38 @@ def test_a_signal_ends_every_worker_and_leaves_the_previous_evaluation(small_run
 
 
 @pytest.mark.slow
-def test_export_best_after_an_evaluation_of_some_combos_says_how_many_it_found(tmp_path: Path) -> None:
+def test_an_evaluation_of_some_combos_never_replaces_the_full_one_and_export_best_says_what_it_found(
+    tmp_path: Path,
+) -> None:
     rows = [{k: r[k] for k in ("id", "label", "text")} for r in sample_rows(30)]
     _run(tmp_path, write_csv(tmp_path / "in.csv", rows), "--methods", "nlp_keyboard,nlp_randchar_swap",
          "--max-combo-size", "1", "--num-shards", "1")  # fmt: skip
-    _evaluate(tmp_path, "--label-col", "label", "--folds", "3", "--combos", "nlp_keyboard")
+    full = _evaluate(tmp_path, "--label-col", "label", "--folds", "3")
+    assert full["scope"]["subset"] is False and full["scope"]["of"] == 2 and len(full["scope"]["combos"]) == 2
+    written = (tmp_path / ROOT / "evaluation.json").read_bytes()
+
+    subset = _evaluate(tmp_path, "--label-col", "label", "--folds", "3", "--combos", "nlp_keyboard")
+    assert subset["scope"]["subset"] is True and subset["scope"]["of"] == 2 and len(subset["scope"]["combos"]) == 1
+    assert (tmp_path / ROOT / "evaluation.json").read_bytes() == written  # the full evaluation stays
+    (own,) = (tmp_path / ROOT).glob("evaluation-*.json")
+    assert json.loads(own.read_text()) == subset
+    again = run_cli("evaluate", "--label-col", "label", "--folds", "3", "--combos", "nlp_keyboard", cwd=tmp_path)
+    assert again.returncode == 0 and str(own.name) in again.stderr and "of the plan's 2 combos" in again.stdout
 
     proc = run_cli("export", "--to", "best", "--best", "5", "--format", "json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "--best 5: evaluation.json ranks only 1 combo(s)" in proc.stderr and "not 5" in proc.stderr
+    assert "--best 5: evaluation.json ranks only 2 combo(s)" in proc.stderr and "not 5" in proc.stderr
+    assert "0 of them with evidence of a gain" in proc.stderr, proc.stderr
     facts = json.loads(proc.stdout)
-    assert [c["combo_dir"] for c in facts["combos"]] == ["combo_1_nlp_keyboard"]
+    assert sorted(c["combo_dir"] for c in facts["combos"]) == ["combo_1_nlp_keyboard", "combo_1_nlp_randchar_swap"]
     chosen_by = facts["export"]["chosen_by"]
-    assert "the 5 best" not in chosen_by and "the evaluation ranks only 1 combo(s) (of 1 it evaluated)" in chosen_by
+    assert "the 5 best" not in chosen_by and "the evaluation ranks only 2 combo(s) (of 2 it evaluated)" in chosen_by
     card = (tmp_path / "best" / "README.md").read_text()
-    assert "the 5 best" not in card and "ranks only 1 combo(s)" in card
+    assert "the 5 best" not in card and "ranks only 2 combo(s)" in card
 
     proc = run_cli("export", "--to", "one", "--best", "1", cwd=tmp_path)
     assert proc.returncode == 0 and "--best 1: chose the 1 combo(s) with the best gain" in proc.stderr, proc.stderr
+    assert "0 of them with evidence of a gain" in proc.stderr
     assert "the 1 best by mean macro-F1 gain" in (tmp_path / "one" / "README.md").read_text()
 
 

@@ -13,6 +13,8 @@ from augshard.cli.app import app, console, err_console, format_option, renamed, 
 from augshard.core.config import DEFAULT_CONFIG, run_paths
 from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
+from augshard.evaluation.document import EVALUATION, read_document
+from augshard.evaluation.findings import evidence
 from augshard.events.output import check_format, print_rows, write_json
 from augshard.exporting.export import ExportInterrupted
 
@@ -77,16 +79,8 @@ def export(
     except (ExportInterrupted, KeyboardInterrupt) as exc:
         err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")
         return 128 + (exc.signum if isinstance(exc, ExportInterrupted) else signal.SIGINT)
-    if best is not None:  # how many it found, on the terminal whatever the format (stdout may be a document)
-        found = len(result.combos) + len(result.left_out)
-        if found < best:
-            err_console.print(
-                f"[yellow]--best {best}[/yellow]: evaluation.json ranks only {found} combo(s) (it evaluated fewer, "
-                f"or fewer met --min-gain): chose those {found}, not {best}"
-            )
-        else:
-            err_console.print(f"--best {best}: chose the {best} combo(s) with the best gain in evaluation.json",
-                              markup=False, highlight=False)  # fmt: skip
+    if best is not None or min_gain is not None:  # on the terminal whatever the format (stdout may be a document)
+        _say_what_best_found(result, best, paths.output_root, by_features)
     if fmt == "json":
         write_json(result.facts)
         return 0
@@ -114,3 +108,20 @@ def export(
 
 # `export --format tsv`: a row per combo (docs/cli.md); `methods` came after the first seven, so it is last.
 EXPORT_TSV = ("combo_dir", "k", "rows", "kept", "exact_duplicates", "near_duplicates", "label_flips", "methods")
+
+
+def _say_what_best_found(result: api.ExportResult, best: int | None, root: str, features: str | None) -> None:
+    """How many combos `--best N` / `--min-gain X` chose, and how many of them the evaluation calls `helps`."""
+    chosen = [c.combo_dir for c in result.combos] + list(result.left_out)
+    helping = evidence(read_document(Path(root) / EVALUATION), chosen, features)
+    evidence_note = f"; {helping} of them with evidence of a gain (verdict helps)"
+    if best is not None and len(chosen) < best:
+        err_console.print(
+            f"[yellow]--best {best}[/yellow]: evaluation.json ranks only {len(chosen)} combo(s) (it evaluated fewer, "
+            f"or fewer met --min-gain): chose those {len(chosen)}, not {best}{evidence_note}"
+        )
+    elif best is not None:
+        err_console.print(f"--best {best}: chose the {best} combo(s) with the best gain in evaluation.json"
+                          f"{evidence_note}", markup=False, highlight=False)  # fmt: skip
+    else:
+        err_console.print(f"--min-gain: chose {len(chosen)} combo(s){evidence_note}", markup=False, highlight=False)

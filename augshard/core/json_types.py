@@ -49,6 +49,8 @@ def check_fields(record: Any, what: str) -> None:
 
 
 def _fits(value: Any, hint: Any) -> bool:
+    if hint is Any:  # checked where it is used (an estimator, a callback)
+        return True
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_fits(value, a) for a in args)

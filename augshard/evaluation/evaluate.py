@@ -14,26 +14,44 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from augshard.core.errors import ConfigError, OutputError
-from augshard.core.fingerprint import sha
+from augshard.core.errors import OutputError
 from augshard.evaluation.classifiers import BINDING, FALLBACK
-from augshard.evaluation.findings import build_document, write_document
+from augshard.evaluation.document import (
+    CONFIRM,
+    SCREEN,
+    SINGLE,
+    ConfirmDesign,
+    EvaluationDocument,
+    InputRef,
+    Protocol,
+    Scope,
+    Source,
+    write_document,
+)
+from augshard.evaluation.findings import CONFIRM_TOP, Stage, build_document, section
 from augshard.evaluation.options import EvaluateOptions
+from augshard.evaluation.originals import (
+    Origin,
+    Originals,
+    chosen_combos,
+    export_quality,
+    load_export,
+    load_originals,
+    load_run,
+    run_quality,
+    text_column,
+)
 from augshard.evaluation.pool import run_tasks
 from augshard.evaluation.scoring import Candidate, Split, WorkerSetup, encode_with_cache, make_encoder
-from augshard.exporting.export import normalise, select_combos
-from augshard.exporting.model import FACTS, ExportFacts, ExportOptions, load_json
 from augshard.runner.interrupts import unwinding_on_signals
 from augshard.runner.lock import ReadLock, TargetLock
 from augshard.shard.encoders import resolve_backend
-from augshard.storage.data import file_sha256, read_table, row_keys
-from augshard.storage.meta import ComboMeta, read_meta
-from augshard.storage.outcome import ComboOutcome
+from augshard.storage.meta import read_meta
 from augshard.storage.outputs import check_evaluation_out
 from augshard.storage.store import META
 from augshard.storage.vectors import usable_vectors
@@ -41,209 +59,42 @@ from augshard.storage.vectors import usable_vectors
 __all__ = ["EvaluateOptions", "Originals", "evaluate", "make_splits"]  # EvaluateOptions: evaluation_options.py
 
 
-@dataclass
-class Originals:
-    """The labelled originals, sorted by row key (so the input's row order changes nothing)."""
-
-    keys: list[str]
-    texts: list[str]
-    labels: list[str]
-    groups: list[int]
-    dropped: Counter = field(default_factory=Counter)
-    dropped_classes: dict[str, int] = field(default_factory=dict)
-    blank_groups: int = 0  # rows whose `--group-col` value is blank: each its own group (see `blank`)
-
-    @property
-    def classes(self) -> list[str]:
-        return sorted(set(self.labels))
-
-
-@dataclass
-class Source:
-    """Where the originals and candidates came from, for the document."""
-
-    kind: str  # run | export
-    path: str
-    input_path: str
-    input_sha256: str
-    text_col: str
-    evidence_col: str | None
-    id_col: str | None
-    plan_fingerprints: list[str]
-
-
-# --- originals and candidates -----------------------------------------------------------------------------------
-
-
-def _metas(options: EvaluateOptions) -> tuple[list[ComboOutcome], list[ComboMeta]]:
-    """The combos to evaluate and their meta.json, chosen as `export` chooses them (export's refusals: a run with
-    failed, stopped or half-written combos, combos on disk from more than one plan unless `--plan` chooses one),
-    in combo id order."""
-    choice = ExportOptions(
-        to=options.output_root,  # not read: export's selection knows nothing of its target
-        output_root=options.output_root, output_name=options.output_name, combos=options.combos,
-        allow_incomplete=options.allow_incomplete, plan=options.plan,
-    )  # fmt: skip
-    ok, _, metas = select_combos(choice, verb="evaluate")
-    chosen = sorted(zip(ok, metas, strict=True), key=lambda pair: pair[0].combo_id)
-    return [e for e, _ in chosen], [m for _, m in chosen]
-
-
-def _column(field_name: str, text_col: str, evidence_col: str | None) -> str:
-    if field_name == "evidence":
-        if evidence_col is None:
-            raise ConfigError("--field evidence: the run had no evidence column (it augmented the whole text)")
-        return evidence_col
-    return text_col
-
-
-def load_run(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
-    outcomes, metas = _metas(options)
-    first = metas[0].source
-    inputs = {(m.source.path, m.source.sha256) for m in metas}
-    if len(inputs) > 1:
-        raise OutputError(f"{options.output_root}: its combos were made from {len(inputs)} different inputs; "
-                          "rerun `augshard run` so that every combo comes from one")  # fmt: skip
-    col = _column(options.field, first.text_col, first.evidence_col)
-    candidates = []
-    for outcome, meta in zip(outcomes, metas, strict=True):
-        folder = options.output_root / outcome.combo_dir
-        candidates.append(Candidate(
-            outcome.methods, meta.combo_id, outcome.combo_dir, meta.k, tuple(meta.methods), meta.combo_fingerprint,
-            (str(folder / "dataset.parquet"),), ("row_key", col), str(folder) if meta.vectors is not None else None,
-        ))  # fmt: skip
-    plans = sorted({m.plan_fingerprint for m in metas})
-    source = Source("run", str(options.output_root), first.path, first.sha256, first.text_col, first.evidence_col,
-                    first.id_col, plans)  # fmt: skip
-    return source, candidates
-
-
-def load_export(options: EvaluateOptions) -> tuple[Source, list[Candidate]]:
-    folder = options.export_dir
-    assert folder is not None
-    facts_path = folder / FACTS
-    try:
-        raw = load_json(facts_path)
-        facts = ExportFacts.from_json(raw)
-        src = facts.source
-        files = tuple(str(p) for p in facts.data_files(folder))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable: "
-                          f"{exc})") from None  # fmt: skip
-    col = _column(options.field, src["text_col"], src.get("evidence_col"))
-    fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
-    methods = tuple(sorted(facts.methods or {}))
-    candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
-    # This read `plan_fingerprints`, a key export.json never had (it writes `combo_plans`), so an export's source
-    # has always listed no plans; kept as it was so evaluation.json does not change (see the i18-C report).
-    plans: list[str] = []
-    source = Source("export", str(folder), src["path"], src["sha256"], src["text_col"], src.get("evidence_col"),
-                    src.get("id_col"), list(plans))  # fmt: skip
-    return source, [candidate]
-
-
-def load_originals(source: Source, options: EvaluateOptions) -> Originals:
-    """Every input row with a text to classify and a label; rows of one original text, one `--group-col` value or
-    one id share a group, and a group never straddles training and test."""
-    path = source.input_path
-    if not Path(path).is_file() or file_sha256(path) != source.input_sha256:
-        raise OutputError(f"the run's input {path} is missing or changed since the run; evaluate needs it as it was")
-    table = read_table(path)
-    for name, flag in ((options.label_col, "--label-col"), (options.group_col, "--group-col")):
-        if name is not None and name not in table.column_names:
-            columns = ", ".join(table.column_names)
-            raise ConfigError(f"{path}: column '{name}' ({flag}) not found; columns are: {columns}")
-    col = _column(options.field, source.text_col, source.evidence_col)
-    keys = row_keys(table, source.id_col, path)  # the run's own row keys: variants join back to them
-    texts = table.column(col).to_pylist()
-    labels = table.column(options.label_col).to_pylist()
-    group_values = table.column(options.group_col).to_pylist() if options.group_col else [None] * len(texts)
-    dropped: Counter = Counter()
-    rows = []
-    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
-        if text is None or not str(text).strip():
-            dropped["empty_text"] += 1
-        elif label is None or str(label).strip() == "" or (isinstance(label, float) and math.isnan(label)):
-            dropped["no_label"] += 1
-        else:
-            rows.append((keys[i], str(text), str(label), group_values[i]))
-    rows.sort(key=lambda r: r[0])
-    if not rows:
-        raise ConfigError(f"{path}: no row has both a text and a '{options.label_col}' label")
-    counts = Counter(r[2] for r in rows)
-    rare = {c: n for c, n in sorted(counts.items()) if n < options.folds}
-    if rare and not options.drop_rare_classes:
-        shown = ", ".join(f"{c} ({n})" for c, n in list(rare.items())[:5])
-        raise ConfigError(
-            f"{path}: {len(rare)} class(es) of '{options.label_col}' have fewer rows than --folds {options.folds}: "
-            f"{shown}; pass --drop-rare-classes to leave them out, or fewer --folds"
-        )
-    if rare:
-        rows = [r for r in rows if r[2] not in rare]
-        dropped["rare_class"] += sum(rare.values())
-    if len({r[2] for r in rows}) < 2:
-        only = rows[0][2] if rows else "none"
-        raise ConfigError(f"{path}: '{options.label_col}' has one class ({only}); a classifier needs at least two")
-    groups = _groups(rows)
-    if len(set(groups)) < options.folds:
-        by = f"'{options.group_col}' (--group-col) and identical texts" if options.group_col else "identical texts"
-        raise ConfigError(
-            f"{path}: the {len(rows)} originals form {len(set(groups))} group(s) by {by}, fewer than --folds "
-            f"{options.folds}: every fold needs a group of its own; pass fewer --folds or another --group-col"
-        )
-    blanks = sum(blank(r[3]) for r in rows) if options.group_col else 0
-    return Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], groups, dropped, rare, blanks)
-
-
-def blank(value: Any) -> bool:
-    """A `--group-col` cell that names no group (missing, empty, white space, NaN): its row is a group of its own
-    (or of its text's), never one group with every other blank row."""
-    return (
-        value is None
-        or (isinstance(value, str) and not value.strip())
-        or (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def _groups(rows: list[tuple[str, str, str, Any]]) -> list[int]:
-    """Connected rows (same normalised text, same group value) get one group number: union-find."""
-    parent = list(range(len(rows)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first: dict[tuple[str, str], int] = {}
-    for i, (_, text, _, group) in enumerate(rows):
-        for token in (("text", normalise(text)), ("group", str(group)) if not blank(group) else None):
-            if token is None:
-                continue
-            j = first.setdefault(token, i)
-            parent[find(i)] = find(j)
-    roots: dict[int, int] = {}
-    return [roots.setdefault(find(i), len(roots)) for i in range(len(rows))]
-
-
 # --- splits -----------------------------------------------------------------------------------------------------
 
 
-def make_splits(originals: Originals, options: EvaluateOptions) -> list[Split]:
+def make_splits(
+    originals: Originals,
+    options: EvaluateOptions,
+    sizes: tuple[float, ...] | None = None,
+    repeats: int | None = None,
+    confirm: bool = False,
+) -> list[Split]:
     """folds x repeats stratified group splits; each smaller train size takes a stratified, nested subset of the
-    split's training originals (the same originals at every size they fit in)."""
+    split's training originals (the same originals at every size they fit in). The confirm stage's splits are
+    fresh: seeds (and subsets) of their own, drawn from the evaluation's seed (`confirm_seeds`)."""
     import numpy as np
     from sklearn.model_selection import StratifiedGroupKFold
 
     n = len(originals.keys)
+    repeats = options.repeats if repeats is None else repeats
+    seeds = confirm_seeds(options.seed, repeats) if confirm else [options.seed + r for r in range(repeats)]
     splits = []
-    for repeat in range(options.repeats):
-        folds = StratifiedGroupKFold(options.folds, shuffle=True, random_state=options.seed + repeat)
+    for repeat, seed in enumerate(seeds):
+        folds = StratifiedGroupKFold(options.folds, shuffle=True, random_state=seed)
+        salt = f"confirm|{seed}" if confirm else str(options.seed)
         for fold, (train, test) in enumerate(folds.split(np.zeros(n), originals.labels, originals.groups)):
-            for size in options.train_sizes:
-                subset = _subsample(sorted(train.tolist()), size, originals, f"{options.seed}|{repeat}|{fold}")
+            for size in sizes or options.train_sizes:
+                subset = _subsample(sorted(train.tolist()), size, originals, f"{salt}|{repeat}|{fold}")
                 splits.append(Split(repeat, fold, size, subset, sorted(test.tolist())))
     return splits
+
+
+def confirm_seeds(seed: int, repeats: int) -> list[int]:
+    """The confirm stage's fold seeds: hashed from the evaluation's seed, so none is a screen's (seed + r)."""
+    return [
+        int.from_bytes(hashlib.blake2b(f"augshard confirm|{seed}|{r}".encode(), digest_size=4).digest(), "big")
+        for r in range(repeats)
+    ]
 
 
 def _subsample(train: list[int], size: float, originals: Originals, salt: str) -> list[int]:
@@ -271,7 +122,7 @@ def encoder_spec(quality: dict[str, Any], model: str | None) -> dict[str, Any]:
     return {"model": model, "backend": resolve_backend("auto", "cpu"), "device": "cpu"}
 
 
-def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None = None) -> EvaluationDocument:
     """Run the protocol, write evaluation.json (atomically) and return its document."""
     options.check()
     check_evaluation_out(options.destination, options.output_root, options.export_dir, options.cache_dir, options.force)
@@ -295,17 +146,17 @@ def _has_run(options: EvaluateOptions) -> None:
         )
 
 
-def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | None) -> EvaluationDocument:
     started = time.perf_counter()
     seconds: Counter = Counter()
     t0 = time.perf_counter()
     if options.export_dir is not None:
-        source, candidates, quality = (*load_export(options), _export_quality(options.export_dir))
+        source, candidates, quality = (*load_export(options), export_quality(options.export_dir))
     else:
         source, candidates = load_run(options)
-        quality = _run_quality(options, candidates)
+        quality = run_quality(options, candidates)
     originals = load_originals(source, options)
-    splits = make_splits(originals, options)
+    top = confirm_top(options.confirm_top, len(candidates))
     seconds["load"] = time.perf_counter() - t0
     spec, vectors, tally = None, None, Counter()
     if "embedding" in options.features:
@@ -313,64 +164,125 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
         spec = encoder_spec(quality, options.embedding_model)
         identity = make_encoder(spec).identity
         candidates = [_with_usable_vectors(c, identity, options.field, source) for c in candidates]
-        cache_path = str(options.cache_dir / "evaluate.db")
-        vectors, from_cache = encode_with_cache(originals.texts, spec, cache_path)
+        vectors, from_cache = encode_with_cache(originals.texts, spec, str(options.cache_dir / "evaluate.db"))
         tally.update(originals_from_cache=from_cache, originals_encoded=len(originals.texts) - from_cache)
         seconds["encode_originals"] = time.perf_counter() - t0
-    setup = WorkerSetup(originals.texts, originals.labels, originals.keys, splits, options.features, vectors, spec,
-                        str(options.cache_dir / "evaluate.db") if spec else None)  # fmt: skip
     workers = min(options.workers or os.cpu_count() or 1, len(candidates) + 1)
-    results = run_tasks(setup, [None, *candidates], workers, progress)
+    tasks = Tasks(len(candidates) + 1 + (top + 1 if top else 0), progress)
     fits: Counter = Counter()
-    for r in results:
-        tally.update(r["vectors"])
-        fits.update(r["fits"])
-        seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
+    # Stage 1: every combo (a screen at the largest train size when a confirm stage decides; else every size).
+    sizes = (max(options.train_sizes),) if top else options.train_sizes
+    stages = [_stage(SCREEN if top else SINGLE, make_splits(originals, options, sizes), candidates, originals,
+                     options, (vectors, spec), workers, tasks, (seconds, tally, fits))]  # fmt: skip
+    if top:  # stage 2: the screen's best K and the baseline on fresh splits, at every train size
+        chosen, ranks = _top(stages[0], top, options.features[0])
+        splits = make_splits(originals, options, options.train_sizes, options.confirm_repeats, confirm=True)
+        stages.append(_stage(CONFIRM, splits, chosen, originals, options, (vectors, spec), workers, tasks,
+                             (seconds, tally, fits), ranks))  # fmt: skip
     if spec is not None:  # every count named, zeros included: "0 encoded" is the claim a stored run makes
         tally.update({k: 0 for k in ("stored", "from_cache", "encoded")})
     seconds["total"] = time.perf_counter() - started
-    source_doc = {"kind": source.kind, "path": source.path,
-                  "input": {"path": source.input_path, "sha256": source.input_sha256},
-                  "plan_fingerprints": source.plan_fingerprints}  # fmt: skip
-    protocol = {
-        "label_col": options.label_col, "group_col": options.group_col, "field": options.field,
-        "folds": options.folds, "repeats": options.repeats, "seed": options.seed,
-        "train_sizes": list(options.train_sizes), "features": list(options.features), "classes": originals.classes,
-        "originals": len(originals.keys), "groups": len(set(originals.groups)),
-        "blank_group_rows": originals.blank_groups,
-        "dropped_rows": dict(sorted(originals.dropped.items())), "dropped_classes": originals.dropped_classes,
-    }  # fmt: skip
-    doc = build_document(source_doc, protocol, splits, candidates, results)
-    doc["run_info"] = {
+    scope = None
+    if options.export_dir is None:
+        scope = Scope(options.subset, [c.combo_id for c in candidates], len(chosen_combos(options, every=True)[0]))
+    doc = build_document(_source(source), _protocol(options, originals, top), stages, top, scope)
+    run_info: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "workers": workers,
         "seconds": {k: round(v, 2) for k, v in sorted(seconds.items())},
         "vectors": dict(sorted(tally.items())),
     }
     if "tfidf" in options.features:  # which path fitted the TF-IDF models (classifiers.fit_ovr_logistic)
-        doc["run_info"]["tfidf_fits"] = {path: fits[path] for path in (BINDING, FALLBACK)}
+        run_info["tfidf_fits"] = {path: fits[path] for path in (BINDING, FALLBACK)}
+    doc = replace(doc, run_info=run_info)
     write_document(options.destination, doc)
     return doc
 
 
-def _run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> dict[str, Any]:
-    meta = read_meta(options.output_root / candidates[0].combo_dir / META)
-    return {"metric": meta.quality.metric, "model": meta.quality.model, "backend": meta.quality.backend,
-            "device": meta.quality.device}  # fmt: skip
+def confirm_top(asked: int | None, combos: int) -> int:
+    """How many combos the confirm stage re-evaluates: `--confirm-top` (0: none), by default 10 when there are
+    more than 10 combos to choose from, else none (every combo is then judged in one stage)."""
+    if asked is None:
+        return CONFIRM_TOP if combos > CONFIRM_TOP else 0
+    return min(asked, combos)
 
 
-def _export_quality(folder: Path) -> dict[str, Any]:
-    return dict(ExportFacts.read(folder).quality or {})
+@dataclass
+class Tasks:
+    """Progress over both stages: `progress(done, total)` with the total known from the start."""
+
+    total: int
+    progress: Callable[[int, int], None] | None
+    done: int = 0
+
+    def advance(self, done: int, _total: int) -> None:
+        if self.progress:
+            self.progress(self.done + done, self.total)
+
+    def finish(self, n: int) -> None:
+        self.done += n
 
 
-def _with_usable_vectors(candidate: Candidate, identity: str, field_name: str, source: Source) -> Candidate:
+def _stage(
+    name: str, splits: list[Split], candidates: list[Candidate], originals: Originals, options: EvaluateOptions,
+    encoded: tuple[Any, Any], workers: int, tasks: Tasks, counters: tuple[Counter, Counter, Counter],
+    ranks: dict[str, int] | None = None,
+) -> Stage:  # fmt: skip
+    """Every task of one stage (the baseline, then each candidate) scored over the stage's splits."""
+    seconds, tally, fits = counters
+    t0 = time.perf_counter()
+    vectors, spec = encoded
+    setup = WorkerSetup(originals.texts, originals.labels, originals.keys, splits, options.features, vectors, spec,
+                        str(options.cache_dir / "evaluate.db") if spec else None)  # fmt: skip
+    results = run_tasks(setup, [None, *candidates], min(workers, len(candidates) + 1), tasks.advance)
+    tasks.finish(len(candidates) + 1)
+    for r in results:
+        tally.update(r["vectors"])
+        fits.update(r["fits"])
+        seconds.update({f"workers_{k}": v for k, v in r["timing"].items()})
+    seconds[f"{name}_s"] += time.perf_counter() - t0
+    return Stage(name, splits, candidates, [r["scores"] for r in results], ranks or {})
+
+
+def _top(screen: Stage, top: int, features: str) -> tuple[list[Candidate], dict[str, int]]:
+    """The screen's `top` best candidates by mean macro-F1 gain (of the first features set, at the largest train
+    size), and every candidate's screen rank."""
+    size = max(s.size for s in screen.splits)
+    ranked = section(screen, features, size, [], top).combos
+    ranks = {r.combo_id: r.screen_rank or 0 for r in ranked}
+    by_id = {c.combo_id: c for c in screen.candidates}
+    return [by_id[r.combo_id] for r in ranked[:top]], ranks
+
+
+def _source(origin: Origin) -> Source:
+    return Source(origin.kind, origin.path, InputRef(origin.input_path, origin.input_sha256), origin.plan_fingerprints)
+
+
+def _protocol(options: EvaluateOptions, originals: Originals, top: int) -> Protocol:
+    design = None
+    if top:
+        design = ConfirmDesign(top, options.confirm_repeats, options.folds,
+                               confirm_seeds(options.seed, options.confirm_repeats),
+                               {"features": options.features[0], "train_size": max(options.train_sizes)})  # fmt: skip
+    return Protocol(
+        label_col=options.label_col, group_col=options.group_col, field=options.field, folds=options.folds,
+        repeats=options.repeats, seed=options.seed, train_sizes=list(options.train_sizes),
+        features=list(options.features), classes=originals.classes, originals=len(originals.keys),
+        groups=len(set(originals.groups)), blank_group_rows=originals.blank_groups,
+        dropped_rows=dict(sorted(originals.dropped.items())), dropped_classes=originals.dropped_classes,
+        class_counts=dict(sorted(Counter(originals.labels).items())), group_near=options.group_near,
+        joined=dict(originals.joined), model=None, design="screen-then-confirm" if top else SINGLE,
+        confirm=design,
+    )  # fmt: skip
+
+
+def _with_usable_vectors(candidate: Candidate, identity: str, field_name: str, source: Origin) -> Candidate:
     """Keep a combo's stored vectors only if they are this encoder's, of the text the classifier reads."""
-    from dataclasses import replace
 
     if candidate.vectors is None:
         return candidate
     meta = read_meta(Path(candidate.vectors) / META).vectors
-    column = _column(field_name, source.text_col, source.evidence_col)
+    column = text_column(field_name, source.text_col, source.evidence_col)
     encoded = source.evidence_col if meta is not None and meta.field == "evidence" else source.text_col
     if meta is None or meta.encoder != identity or encoded != column:
         return replace(candidate, vectors=None)

@@ -1,102 +1,198 @@
-"""evaluation.json, the findings of `augshard evaluate`: built from every split's scores (gains, intervals, Holm,
-marginal effects), written atomically, read back, and used to choose combos for `export --best`."""
+"""evaluation.json's findings: built from every stage's scores (gains, intervals, Holm, per-class gains, marginal
+effects, the power of the design) and used to choose combos for `export --best`. The document itself, its
+reading and writing, is document.py."""
 
 from __future__ import annotations
 
-import json
 import math
+import statistics
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from augshard.core.errors import ConfigError, OutputError
 from augshard.core.version import __version__
 from augshard.evaluation.classifiers import settings_document
-from augshard.evaluation.gains import Gain, holm, mean_std, paired_gain, verdict
+from augshard.evaluation.document import (
+    CONFIRM,
+    EVALUATION,
+    SCHEMA_VERSION,
+    SCREEN,
+    SCREENED,
+    Baseline,
+    ConfirmStage,
+    EvaluationDocument,
+    GainStats,
+    MethodEffect,
+    Power,
+    Protocol,
+    Row,
+    Scope,
+    Section,
+    Source,
+    Spread,
+    read_document,
+)
+from augshard.evaluation.gains import (
+    ALPHA,
+    POWER,
+    TARGET_GAIN,
+    Gain,
+    design_to_reach,
+    holm,
+    mean_std,
+    min_detectable_gain,
+    paired_gain,
+    verdict,
+)
 from augshard.evaluation.scoring import Candidate, Split
 from augshard.storage.meta import read_meta
 from augshard.storage.store import META
-from augshard.storage.temporaries import write_atomic
 
-EVALUATION = "evaluation.json"
-SCHEMA_VERSION = 1
+TFIDF_INTERVAL = "95%, corrected resampled t (Nadeau-Bengio) over folds x repeats"
+ADJUSTMENT = "Holm over the combos of each section"
+CONFIRM_TOP = 10  # --confirm-top when there are more combos than this
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's work as scored: its name, its splits, the candidates (the baseline is `scores[0]`) and each
+    task's scores (scoring.evaluate_candidate's `scores`: per features set, per split, (f1, acc, variants, per
+    class))."""
+
+    name: str
+    splits: list[Split]
+    candidates: list[Candidate]
+    scores: list[dict[str, Any]]
+    screen_ranks: dict[str, int] = field(default_factory=dict)  # combo id -> its rank in the screen
 
 
 def build_document(
-    source: dict[str, Any],
-    protocol: dict[str, Any],
-    splits: list[Split],
-    candidates: list[Candidate],
-    results: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """evaluation.json's deterministic part (docs/cli.md has its schema): everything but `run_info`. `results[0]`
-    holds the baseline's scores, then one per candidate."""
+    source: Source, protocol: Protocol, stages: list[Stage], confirm_top: int, scope: Scope | None
+) -> EvaluationDocument:
+    """evaluation.json's deterministic part (docs/evaluate.md has its schema): everything but `run_info`."""
     import sklearn
 
-    features, sizes = protocol["features"], protocol["train_sizes"]
-    protocol = {
-        **protocol,
-        "interval": "95%, corrected resampled t (Nadeau-Bengio) over folds x repeats",
-        "adjustment": "Holm over the combos of each section",
-    }
-    return {
-        "schema": SCHEMA_VERSION,
-        "source": source,
-        "protocol": protocol,
-        "classifiers": {k: v for k, v in settings_document().items() if k in features},
-        "libraries": {"augshard": __version__, "scikit-learn": sklearn.__version__},
-        "results": [_section(f, size, splits, candidates, results) for f in features for size in sizes],
-    }
+    protocol = replace(protocol, interval=TFIDF_INTERVAL, adjustment=ADJUSTMENT)
+    sections = {
+        stage.name: [section(stage, f, size, protocol.classes, confirm_top) for f in protocol.features
+                     for size in sorted({s.size for s in stage.splits})]
+        for stage in stages
+    }  # fmt: skip
+    confirm = None
+    if CONFIRM in sections:
+        confirm = ConfirmStage([c.combo_id for c in stages[-1].candidates], sections[CONFIRM])
+    return EvaluationDocument(
+        schema=SCHEMA_VERSION, source=source, protocol=protocol,
+        classifiers={k: v for k, v in settings_document().items() if k in protocol.features},
+        libraries={"augshard": __version__, "scikit-learn": sklearn.__version__},
+        results=sections[stages[0].name], scope=scope, confirm=confirm,
+    )  # fmt: skip
 
 
-def _section(
-    feature: str, size: float, splits: list[Split], candidates: list[Candidate], results: list[dict[str, Any]]
-) -> dict[str, Any]:
+def section(stage: Stage, feature: str, size: float, classes: list[str], confirm_top: int) -> Section:
+    """One features set at one train size of one stage: the baseline, each candidate's paired gains (Holm over the
+    candidates), per-class gains, the methods' marginal effects and what the design can see."""
+    splits = stage.splits
     idx = [n for n, s in enumerate(splits) if s.size == size]
     ratio = math.fsum(len(splits[n].test) / len(splits[n].train) for n in idx) / len(idx)
-    base = [results[0]["scores"][feature][n] for n in idx]
-    base_f1, base_acc = [b[0] for b in base], [b[1] for b in base]
+    base = [stage.scores[0][feature][n] for n in idx]
     rows, diffs_by_combo = [], []
-    for candidate, result in zip(candidates, results[1:], strict=True):
-        scores = [result["scores"][feature][n] for n in idx]
-        f1, acc = [s[0] for s in scores], [s[1] for s in scores]
-        diffs = [a - b for a, b in zip(f1, base_f1, strict=True)]
+    for candidate, scores in zip(stage.candidates, stage.scores[1:], strict=True):
+        mine = [scores[feature][n] for n in idx]
+        diffs = [a[0] - b[0] for a, b in zip(mine, base, strict=True)]
         diffs_by_combo.append(diffs)
-        gain = paired_gain(diffs, ratio)
-        acc_gain = paired_gain([a - b for a, b in zip(acc, base_acc, strict=True)], ratio)
-        rows.append({
-            "combo_id": candidate.combo_id, "combo_dir": candidate.combo_dir, "name": candidate.name,
-            "methods": list(candidate.methods), "k": candidate.k, "combo_fingerprint": candidate.fingerprint,
-            "variants_used": round(math.fsum(s[2] for s in scores) / len(scores), 1),
-            "macro_f1": _summary(f1), "accuracy": _summary(acc),
-            "gain": gain.as_dict(), "accuracy_gain": acc_gain.as_dict(),
-            "macro_f1_splits": [round(v, 6) for v in f1],
-        })  # fmt: skip
-    for row, p in zip(rows, holm([r["gain"]["p_value"] for r in rows]), strict=True):
-        row["gain"]["p_holm"] = round(p, 6)
-        g = row["gain"]
-        row["verdict"] = verdict(Gain(g["mean"], g["ci_low"], g["ci_high"], g["p_value"], g["splits"]), p)
-    order = sorted(range(len(rows)), key=lambda i: (-rows[i]["gain"]["mean"], rows[i]["combo_id"]))
-    return {
-        "features": feature,
-        "train_size": size,
-        "splits": len(idx),
-        "baseline": {
-            "macro_f1": _summary(base_f1),
-            "accuracy": _summary(base_acc),
-            "train_originals": round(math.fsum(len(splits[n].train) for n in idx) / len(idx), 1),
-            "macro_f1_splits": [round(v, 6) for v in base_f1],
-        },
-        "combos": [rows[i] for i in order],
-        "methods": _marginals(candidates, diffs_by_combo, ratio),
-    }
+        rows.append(_row(candidate, mine, base, diffs, ratio, classes))
+    p_holm = holm([r.gain.p_value for r in rows])
+    decides = stage.name != SCREEN
+    rows = [
+        replace(r, gain=replace(r.gain, p_holm=round(p, 6)), screen_rank=stage.screen_ranks.get(r.combo_id),
+                verdict=verdict(_as_gain(r.gain), p) if decides else SCREENED)
+        for r, p in zip(rows, p_holm, strict=True)
+    ]  # fmt: skip
+    rows.sort(key=lambda r: (-r.gain.mean, r.combo_id))
+    if not stage.screen_ranks:  # a screen (or single stage) ranks its own combos
+        rows = [replace(r, screen_rank=rank) for rank, r in enumerate(rows, 1)]
+    power = _power(stage.name, diffs_by_combo, len(idx), ratio, splits, confirm_top)
+    baseline = Baseline(
+        macro_f1=_spread([b[0] for b in base]), accuracy=_spread([b[1] for b in base]),
+        train_originals=round(math.fsum(len(splits[n].train) for n in idx) / len(idx), 1),
+        macro_f1_splits=[round(b[0], 6) for b in base], per_class=_class_spreads(base, classes),
+    )  # fmt: skip
+    methods = _marginals(stage.candidates, diffs_by_combo, ratio)
+    return Section(feature, size, len(idx), baseline, rows, methods, stage.name, power.min_detectable_gain, power)
 
 
-def _summary(values: list[float]) -> dict[str, float]:
+def _row(
+    candidate: Candidate, mine: list[tuple], base: list[tuple], diffs: list[float], ratio: float, classes: list[str]
+) -> Row:
+    acc_gain = paired_gain([a[1] - b[1] for a, b in zip(mine, base, strict=True)], ratio)
+    return Row(
+        combo_id=candidate.combo_id, combo_dir=candidate.combo_dir, name=candidate.name,
+        methods=list(candidate.methods), k=candidate.k, combo_fingerprint=candidate.fingerprint,
+        variants_used=round(math.fsum(s[2] for s in mine) / len(mine), 1),
+        macro_f1=_spread([s[0] for s in mine]), accuracy=_spread([s[1] for s in mine]),
+        gain=_stats(paired_gain(diffs, ratio)), accuracy_gain=_stats(acc_gain),
+        macro_f1_splits=[round(s[0], 6) for s in mine], verdict="", per_class=_class_gains(mine, base, classes, ratio),
+    )  # fmt: skip
+
+
+def _per_class(score: tuple) -> tuple:
+    """A split's per-class F1s (None: no test original of that class); () from a scorer that gives none."""
+    return score[3] if len(score) > 3 else ()
+
+
+def _class_gains(mine: list[tuple], base: list[tuple], classes: list[str], ratio: float) -> dict[str, GainStats]:
+    out = {}
+    for j, name in enumerate(classes):
+        pairs = [(_per_class(a), _per_class(b)) for a, b in zip(mine, base, strict=True)]
+        diffs = [a[j] - b[j] for a, b in pairs if len(a) > j and len(b) > j and a[j] is not None and b[j] is not None]
+        if diffs:
+            out[name] = _stats(paired_gain(diffs, ratio))
+    return out
+
+
+def _class_spreads(base: list[tuple], classes: list[str]) -> dict[str, Spread]:
+    out = {}
+    for j, name in enumerate(classes):
+        values = [_per_class(b)[j] for b in base if len(_per_class(b)) > j and _per_class(b)[j] is not None]
+        if values:
+            out[name] = _spread(values)
+    return out
+
+
+def _power(stage: str, diffs: list[list[float]], n: int, ratio: float, splits: list[Split], top: int) -> Power:
+    """The section's minimum detectable gain from the median per-split spread of its combos' differences."""
+    spreads = sorted(mean_std(d)[1] for d in diffs if len(d) > 1)
+    spread = statistics.median(spreads) if spreads else math.nan
+    m = max(1, len(diffs))
+    mdg = min_detectable_gain(spread, n, ratio, m) if diffs and spread > 0 else math.nan
+    folds = len({s.fold for s in splits})
+    reaches = math.isfinite(mdg) and mdg <= TARGET_GAIN
+    advice = None
+    if not reaches and math.isfinite(mdg):  # a screen's advice: the confirm stage's default size when none is run
+        advice = design_to_reach(spread, folds, ratio, m, top or CONFIRM_TOP, stage == CONFIRM)
+    return Power(
+        min_detectable_gain=round(mdg, 6) if math.isfinite(mdg) else None, power=POWER, alpha=ALPHA, comparisons=m,
+        splits=n, spread=round(spread, 6) if math.isfinite(spread) else None, test_over_train=round(ratio, 6),
+        target=TARGET_GAIN, reaches_target=reaches, to_reach_target=advice,
+    )  # fmt: skip
+
+
+def _spread(values: list[float]) -> Spread:
     mean, std = mean_std(values)
-    return {"mean": round(mean, 6), "std": round(std, 6)}
+    return Spread(round(mean, 6), round(std, 6))
 
 
-def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: float) -> list[dict[str, Any]]:
+def _stats(gain: Gain) -> GainStats:
+    return GainStats(**gain.as_dict())
+
+
+def _as_gain(stats: GainStats) -> Gain:
+    return Gain(stats.mean, stats.ci_low, stats.ci_high, stats.p_value, stats.splits)
+
+
+def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: float) -> list[MethodEffect]:
     """Each method's marginal effect: per split, the mean gain of the combos that contain it minus the mean gain
     of those that do not; then the same corrected interval over the splits."""
     methods = sorted({m for c in candidates for m in c.methods})
@@ -112,64 +208,36 @@ def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: flo
         ]
         mean_with = math.fsum(math.fsum(d) / len(d) for d in with_m) / len(with_m)
         mean_without = math.fsum(math.fsum(d) / len(d) for d in without) / len(without)
-        out.append({
-            "method": method, "combos_with": len(with_m), "combos_without": len(without),
-            "mean_gain_with": round(mean_with, 6), "mean_gain_without": round(mean_without, 6),
-            "marginal": paired_gain(per_split, ratio).as_dict(),
-        })  # fmt: skip
-    out.sort(key=lambda m: (-m["marginal"]["mean"], m["method"]))
+        out.append(MethodEffect(method, len(with_m), len(without), round(mean_with, 6), round(mean_without, 6),
+                                _stats(paired_gain(per_split, ratio))))  # fmt: skip
+    out.sort(key=lambda m: (-m.marginal.mean, m.method))
     return out
-
-
-def write_document(path: Path, doc: dict[str, Any]) -> None:
-    """Through the store's one atomic writer: never half a document under its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
-
-
-def read_document(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise OutputError(f"{path} not found: run `augshard evaluate --label-col COL` first") from None
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{path}: not a readable evaluation ({exc})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION or not doc.get("results"):
-        raise OutputError(f"{path}: not an evaluation.json this augshard reads (schema {SCHEMA_VERSION})")
-    return doc
-
-
-def main_section(doc: dict[str, Any], features: str | None = None) -> dict[str, Any]:
-    """The section a choice is made from: the given (or first) features, at the largest train size."""
-    sections = [s for s in doc["results"] if features is None or s["features"] == features]
-    if not sections:
-        raise ConfigError(f"the evaluation has no '{features}' results (it has: "
-                          f"{', '.join(sorted({s['features'] for s in doc['results']}))})")  # fmt: skip
-    first = sections[0]["features"]
-    return max((s for s in sections if s["features"] == first), key=lambda s: s["train_size"])
 
 
 def choose_combos(
     output_root: Path, best: int | None, min_gain: float | None, features: str | None = None
 ) -> tuple[list[str], str]:
     """Combo ids picked from the run's evaluation.json (`export --best N` / `--min-gain X`), and a sentence for
-    the dataset card saying how. Refused when the evaluation is older than the combos it ranks."""
-    doc = read_document(output_root / EVALUATION)
-    if doc["source"]["kind"] != "run":
-        raise ConfigError(f"{output_root / EVALUATION} evaluates an export, not this run's combos")
-    section = main_section(doc, features)
-    for row in section["combos"]:
+    the dataset card saying how. The ranking is the deciding stage's: with a confirm stage, its combos by their
+    confirmed gains, then the rest of the screen in its order. Refused when the evaluation is older than the
+    combos it ranks."""
+    path = output_root / EVALUATION
+    doc = read_document(path)
+    if doc.source.kind != "run":
+        raise ConfigError(f"{path} evaluates an export, not this run's combos")
+    main = doc.main_section(features)
+    ranked = ranking(doc, main.features)
+    for row in ranked:
         try:
-            meta = read_meta(output_root / row["combo_dir"] / META)
+            meta = read_meta(output_root / row.combo_dir / META)
         except (OSError, ValueError):
             meta = None
-        if meta is None or meta.combo_fingerprint != row["combo_fingerprint"]:
-            raise OutputError(f"{output_root / EVALUATION} is older than combo {row['combo_dir']} (remade since, or "
-                              "gone): run `augshard evaluate` again before choosing by it")  # fmt: skip
-    rows = section["combos"]  # sorted by mean gain, best first
-    rule = []
+        if meta is None or meta.combo_fingerprint != row.combo_fingerprint:
+            raise OutputError(f"{path} is older than combo {row.combo_dir} (remade since, or gone): run `augshard "
+                              "evaluate` again before choosing by it")  # fmt: skip
+    rows, rule = ranked, []
     if min_gain is not None:
-        rows = [r for r in rows if r["gain"]["mean"] >= min_gain]
+        rows = [r for r in rows if r.gain.mean >= min_gain]
         rule.append(f"mean macro-F1 gain >= {min_gain:+.4f}")
     if best is not None:
         rows = rows[:best]
@@ -177,18 +245,35 @@ def choose_combos(
             rule.append(f"the {best} best by mean macro-F1 gain")
         else:  # never "the 5 best" for the 2 an evaluation of some of the combos (--combos) ranks
             passing = " with that gain" if min_gain is not None else ""
-            evaluated = len(section["combos"])
             rule.append(
-                f"--best {best}, but the evaluation ranks only {len(rows)} combo(s){passing} (of {evaluated} it "
+                f"--best {best}, but the evaluation ranks only {len(rows)} combo(s){passing} (of {len(ranked)} it "
                 f"evaluated): those {len(rows)}, by mean macro-F1 gain"
             )
     if not rows:
-        raise OutputError(f"no combo of {output_root / EVALUATION} has a mean gain >= {min_gain}")
-    p = doc["protocol"]
+        raise OutputError(f"no combo of {path} has a mean gain >= {min_gain}")
+    p = doc.protocol
+    stage = (f"confirmed on {p.confirm.repeats} x {p.confirm.folds} fresh splits where ranked in the top "
+             f"{p.confirm.top}" if p.confirm else f"{p.folds} folds x {p.repeats} repeat(s)")  # fmt: skip
     how = (
-        f"chosen by `augshard evaluate` ({section['features']}, train size {section['train_size']}, "
-        f"{p['folds']} folds x {p['repeats']} repeat(s), label '{p['label_col']}'): {' and '.join(rule)}; "
-        "gains: " + ", ".join(f"{r['name']} {r['gain']['mean']:+.4f} [{r['gain']['ci_low']:+.4f}, "
-                              f"{r['gain']['ci_high']:+.4f}] ({r['verdict']})" for r in rows)
+        f"chosen by `augshard evaluate` ({main.features}, train size {main.train_size}, {stage}, label "
+        f"'{p.label_col}'): {' and '.join(rule)}; gains: "
+        + ", ".join(f"{r.name} {r.gain.mean:+.4f} [{r.gain.ci_low:+.4f}, {r.gain.ci_high:+.4f}] ({r.verdict})"
+                    for r in rows)
     )  # fmt: skip
-    return [r["combo_id"] for r in rows], how
+    return [r.combo_id for r in rows], how
+
+
+def ranking(doc: EvaluationDocument, features: str) -> list[Row]:
+    """Every evaluated combo, best first: the deciding stage's rows at the largest train size, then (after a
+    confirm stage) the screen's other rows in screen order."""
+    main = doc.main_section(features)
+    if doc.confirm is None:
+        return list(main.combos)
+    confirmed = {r.combo_id for r in main.combos}
+    return [*main.combos, *(r for r in doc.screen_section(features).combos if r.combo_id not in confirmed)]
+
+
+def evidence(doc: EvaluationDocument, combo_dirs: list[str], features: str | None = None) -> int:
+    """How many of these combos (their folders) the deciding stage calls `helps`."""
+    main = doc.main_section(features)
+    return sum(1 for r in main.combos if r.combo_dir in combo_dirs and r.verdict == "helps")

@@ -80,3 +80,55 @@ def verdict(gain: Gain, p_adjusted: float) -> str:
     if p_adjusted < ALPHA and gain.high < 0:
         return HURTS
     return UNCLEAR
+
+
+# --- what a design can see ---------------------------------------------------------------------------------------
+
+POWER = 0.8
+TARGET_GAIN = 0.02  # the gain a design should see: published augmentation gains are 0.5-3 points of macro-F1
+
+
+def min_detectable_gain(spread: float, splits: int, test_over_train: float, comparisons: int) -> float:
+    """The smallest true mean gain the corrected test calls with `POWER` power at Holm's first step over
+    `comparisons` combos (alpha / m, two-sided: the most lenient level any combo meets), when the per-split
+    differences spread by `spread`. The statistic under a true gain d is taken as a noncentral t with n - 1 degrees
+    of freedom and noncentrality d / (spread * sqrt(1/n + n_test/n_train)): the corrected test's own model."""
+    from scipy import optimize, stats
+
+    if splits < 2 or not math.isfinite(spread):
+        return math.inf
+    df = splits - 1
+    crit = float(stats.t.isf(ALPHA / (2 * max(1, comparisons)), df))
+
+    def short(nc: float) -> float:
+        power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+        return (1.0 if math.isnan(power) else power) - POWER  # NaN: scipy's tail far past the critical value
+
+    high = crit + 1.0
+    while short(high) < 0:
+        high *= 2
+    nc = optimize.brentq(short, 0.0, high, xtol=1e-10)
+    return nc * spread * math.sqrt(1.0 / splits + test_over_train)
+
+
+def design_to_reach(
+    spread: float, folds: int, test_over_train: float, comparisons: int, confirm_top: int, confirming: bool = False
+) -> str:
+    """One line naming the smallest design that would see `TARGET_GAIN` (more repeats of the same folds, on the
+    confirm stage's combos when there are many or when `confirming`), or why none of them can: the corrected
+    interval keeps n_test/n_train however many repeats, so its width has a floor. Called when the design in use
+    does not reach it."""
+    confirm = confirming or comparisons > confirm_top
+    m = min(confirm_top, comparisons) if confirm else comparisons
+    where = f"the confirm stage's {m} combos" if confirm else f"the {m} combo{'s' if m != 1 else ''}"
+    for repeats in range(1, 101):
+        gain = min_detectable_gain(spread, repeats * folds, test_over_train, m)
+        if gain <= TARGET_GAIN:
+            flags = f"--confirm-top {m} --confirm-repeats {repeats}" if confirm else f"--repeats {repeats}"
+            return f"{TARGET_GAIN:g} needs {repeats} x {folds} splits over {where} ({flags}), at this spread"
+    ten = test_over_train * (folds - 1) / 9
+    floor = min_detectable_gain(spread, 1000 * folds, test_over_train, m)
+    floor10 = min_detectable_gain(spread, 10000, ten, m)
+    return (f"{TARGET_GAIN:g} is out of reach at this spread: with {folds} folds even unlimited repeats "
+                   f"leave {floor:.3f} (n_test/n_train {test_over_train:.2f} stays in the corrected interval); "
+                   f"--folds 10 would leave {floor10:.3f}; more labelled originals lower both")  # fmt: skip

@@ -3,14 +3,16 @@ read, so a wrong value from the CLI or the API is one ConfigError naming the opt
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
 from augshard.core.json_types import check_fields
 from augshard.evaluation.classifiers import FEATURES
-from augshard.evaluation.findings import EVALUATION
+from augshard.evaluation.document import EVALUATION
 
 FIELDS = ("text", "evidence")
 SEEDS = 2**32  # numpy's and scikit-learn's random states: 0 .. 2**32 - 1
@@ -38,6 +40,12 @@ class EvaluateOptions:
     out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
     force: bool = False  # replace an --out that is not an evaluation.json augshard made
     plan: str = ""  # evaluate this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
+    # The confirm stage: the screen's top K re-evaluated on fresh splits (None: 10 when there are more than 10
+    # combos, else no confirm stage; 0: none), with R repeats of the folds.
+    confirm_top: int | None = None
+    confirm_repeats: int = 5
+    group_near: bool = False  # also one group: originals whose character 5-grams are MinHash-similar above 0.9
+    model: Any = None  # --model: "module:factory", "file.py:factory", a factory or an estimator (features "model")
 
     def check(self) -> None:
         check_fields(self, "evaluate option")
@@ -62,9 +70,28 @@ class EvaluateOptions:
             raise ConfigError(f"--field must be text or evidence, got '{self.field}'")
         if self.workers is not None and self.workers < 1:
             raise ConfigError(f"--workers must be at least 1 (or 'auto'), got {self.workers}")
+        if self.confirm_top is not None and self.confirm_top < 0:
+            raise ConfigError(f"--confirm-top must be 0 (no confirm stage) or more, got {self.confirm_top}")
+        if self.confirm_repeats < 1:
+            raise ConfigError(f"--confirm-repeats must be at least 1, got {self.confirm_repeats}")
+        if ("model" in self.features) != (self.model is not None):
+            raise ConfigError("--model and --features model go together: give --model module:factory")
         if not self.label_col.strip():
             raise ConfigError("--label-col must name a column, got ''")
 
     @property
     def destination(self) -> Path:
-        return self.out or (self.export_dir or self.output_root) / EVALUATION
+        """--out; else evaluation.json in the export folder or the output root, except for an evaluation of some
+        combos (--combos), which never replaces the full one: it is written beside it under its own name."""
+        return self.out or (self.export_dir or self.output_root) / (subset_name(self.combos) if self.subset else
+                                                                    EVALUATION)  # fmt: skip
+
+    @property
+    def subset(self) -> bool:
+        return bool(self.combos) and self.export_dir is None
+
+
+def subset_name(combos: tuple[str, ...]) -> str:
+    """evaluation-<8 hex>.json: one name per set of combos named, whatever their order."""
+    digest = hashlib.sha256("\n".join(sorted(set(combos))).encode()).hexdigest()[:8]
+    return f"{Path(EVALUATION).stem}-{digest}.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR
 from augshard.core.errors import OutputError
-from augshard.evaluation.findings import EVALUATION
+from augshard.evaluation.document import EVALUATION
 from augshard.exporting.model import FACTS, ExportFacts, is_export
 from augshard.storage.outcome import COLUMNS
 from augshard.storage.store import META
@@ -234,9 +234,12 @@ def check_evaluation_out(
     cache_dir: str | Path | None = None,
     force: bool = False,
 ) -> Path:
-    """evaluate's `--out` (its default included): evaluation.json in the output root or the export folder is the
-    command's own file there; nothing else of the run, the export, the cache or the logs, nor their inputs."""
+    """evaluate's `--out` (its default included): evaluation.json in the output root or the export folder (or an
+    evaluation of some combos' own evaluation-<hex>.json beside it) is the command's own file there; nothing else of
+    the run, the export, the cache or the logs, nor their inputs."""
     own = Path(export_dir or output_root) / EVALUATION
+    if Path(out).parent == own.parent and Path(out).name.startswith(f"{own.stem}-") and Path(out).suffix == ".json":
+        own = Path(out)  # a subset's evaluation (evaluation.options.subset_name): never the full one
     protected = run_protected(output_root, cache_dir, own=(own,))
     if export_dir is not None:
         folders = (*protected.folders, ("export folder", Path(export_dir)))

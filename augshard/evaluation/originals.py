@@ -1,0 +1,189 @@
+"""What `augshard evaluate` compares: the labelled originals (sorted by row key, with their groups: a group never
+straddles training and test) and the candidates (the run's combos, chosen as `export` chooses them, or one whole
+export), and where they came from."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augshard.core.errors import ConfigError, OutputError
+from augshard.core.fingerprint import sha
+from augshard.evaluation.groups import blank, group_ids
+from augshard.evaluation.options import EvaluateOptions
+from augshard.evaluation.scoring import Candidate
+from augshard.exporting.export import select_combos
+from augshard.exporting.model import FACTS, ExportFacts, ExportOptions, load_json
+from augshard.storage.data import file_sha256, read_table, row_keys
+from augshard.storage.meta import ComboMeta, read_meta
+from augshard.storage.outcome import ComboOutcome
+from augshard.storage.store import META
+
+
+@dataclass
+class Originals:
+    """The labelled originals, sorted by row key (so the input's row order changes nothing)."""
+
+    keys: list[str]
+    texts: list[str]
+    labels: list[str]
+    groups: list[int]
+    dropped: Counter = field(default_factory=Counter)
+    dropped_classes: dict[str, int] = field(default_factory=dict)
+    blank_groups: int = 0  # rows whose `--group-col` value is blank: each its own group (see `blank`)
+    joined: dict[str, int] = field(default_factory=dict)  # rows joined to a group by punctuation / near duplicates
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.labels))
+
+
+@dataclass
+class Origin:
+    """Where the originals and candidates came from (the document's `source`, and what reading them needs)."""
+
+    kind: str  # run | export
+    path: str
+    input_path: str
+    input_sha256: str
+    text_col: str
+    evidence_col: str | None
+    id_col: str | None
+    plan_fingerprints: list[str]
+
+
+# --- originals and candidates -----------------------------------------------------------------------------------
+
+
+def chosen_combos(options: EvaluateOptions, every: bool = False) -> tuple[list[ComboOutcome], list[ComboMeta]]:
+    """The combos to evaluate and their meta.json, chosen as `export` chooses them (export's refusals: a run with
+    failed, stopped or half-written combos, combos on disk from more than one plan unless `--plan` chooses one),
+    in combo id order. `every`: those of the whole plan, whatever --combos names."""
+    choice = ExportOptions(
+        to=options.output_root,  # not read: export's selection knows nothing of its target
+        output_root=options.output_root, output_name=options.output_name, combos=() if every else options.combos,
+        allow_incomplete=options.allow_incomplete, plan=options.plan,
+    )  # fmt: skip
+    ok, _, metas = select_combos(choice, verb="evaluate")
+    chosen = sorted(zip(ok, metas, strict=True), key=lambda pair: pair[0].combo_id)
+    return [e for e, _ in chosen], [m for _, m in chosen]
+
+
+def text_column(field_name: str, text_col: str, evidence_col: str | None) -> str:
+    if field_name == "evidence":
+        if evidence_col is None:
+            raise ConfigError("--field evidence: the run had no evidence column (it augmented the whole text)")
+        return evidence_col
+    return text_col
+
+
+def load_run(options: EvaluateOptions) -> tuple[Origin, list[Candidate]]:
+    outcomes, metas = chosen_combos(options)
+    first = metas[0].source
+    inputs = {(m.source.path, m.source.sha256) for m in metas}
+    if len(inputs) > 1:
+        raise OutputError(f"{options.output_root}: its combos were made from {len(inputs)} different inputs; "
+                          "rerun `augshard run` so that every combo comes from one")  # fmt: skip
+    col = text_column(options.field, first.text_col, first.evidence_col)
+    candidates = []
+    for outcome, meta in zip(outcomes, metas, strict=True):
+        folder = options.output_root / outcome.combo_dir
+        candidates.append(Candidate(
+            outcome.methods, meta.combo_id, outcome.combo_dir, meta.k, tuple(meta.methods), meta.combo_fingerprint,
+            (str(folder / "dataset.parquet"),), ("row_key", col), str(folder) if meta.vectors is not None else None,
+        ))  # fmt: skip
+    plans = sorted({m.plan_fingerprint for m in metas})
+    source = Origin("run", str(options.output_root), first.path, first.sha256, first.text_col, first.evidence_col,
+                    first.id_col, plans)  # fmt: skip
+    return source, candidates
+
+
+def load_export(options: EvaluateOptions) -> tuple[Origin, list[Candidate]]:
+    folder = options.export_dir
+    assert folder is not None
+    facts_path = folder / FACTS
+    try:
+        raw = load_json(facts_path)
+        facts = ExportFacts.from_json(raw)
+        src = facts.source
+        files = tuple(str(p) for p in facts.data_files(folder))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable: "
+                          f"{exc})") from None  # fmt: skip
+    col = text_column(options.field, src["text_col"], src.get("evidence_col"))
+    fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
+    methods = tuple(sorted(facts.methods or {}))
+    candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
+    # This read `plan_fingerprints`, a key export.json never had (it writes `combo_plans`), so an export's source
+    # has always listed no plans; kept as it was so evaluation.json does not change (see the i18-C report).
+    plans: list[str] = []
+    source = Origin("export", str(folder), src["path"], src["sha256"], src["text_col"], src.get("evidence_col"),
+                    src.get("id_col"), list(plans))  # fmt: skip
+    return source, [candidate]
+
+
+def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
+    """Every input row with a text to classify and a label; rows of one original text, one `--group-col` value or
+    one id share a group, and a group never straddles training and test."""
+    path = source.input_path
+    if not Path(path).is_file() or file_sha256(path) != source.input_sha256:
+        raise OutputError(f"the run's input {path} is missing or changed since the run; evaluate needs it as it was")
+    table = read_table(path)
+    for name, flag in ((options.label_col, "--label-col"), (options.group_col, "--group-col")):
+        if name is not None and name not in table.column_names:
+            columns = ", ".join(table.column_names)
+            raise ConfigError(f"{path}: column '{name}' ({flag}) not found; columns are: {columns}")
+    col = text_column(options.field, source.text_col, source.evidence_col)
+    keys = row_keys(table, source.id_col, path)  # the run's own row keys: variants join back to them
+    texts = table.column(col).to_pylist()
+    labels = table.column(options.label_col).to_pylist()
+    group_values = table.column(options.group_col).to_pylist() if options.group_col else [None] * len(texts)
+    dropped: Counter = Counter()
+    rows = []
+    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        if text is None or not str(text).strip():
+            dropped["empty_text"] += 1
+        elif label is None or str(label).strip() == "" or (isinstance(label, float) and math.isnan(label)):
+            dropped["no_label"] += 1
+        else:
+            rows.append((keys[i], str(text), str(label), group_values[i]))
+    rows.sort(key=lambda r: r[0])
+    if not rows:
+        raise ConfigError(f"{path}: no row has both a text and a '{options.label_col}' label")
+    counts = Counter(r[2] for r in rows)
+    rare = {c: n for c, n in sorted(counts.items()) if n < options.folds}
+    if rare and not options.drop_rare_classes:
+        shown = ", ".join(f"{c} ({n})" for c, n in list(rare.items())[:5])
+        raise ConfigError(
+            f"{path}: {len(rare)} class(es) of '{options.label_col}' have fewer rows than --folds {options.folds}: "
+            f"{shown}; pass --drop-rare-classes to leave them out, or fewer --folds"
+        )
+    if rare:
+        rows = [r for r in rows if r[2] not in rare]
+        dropped["rare_class"] += sum(rare.values())
+    if len({r[2] for r in rows}) < 2:
+        only = rows[0][2] if rows else "none"
+        raise ConfigError(f"{path}: '{options.label_col}' has one class ({only}); a classifier needs at least two")
+    groups, joined = group_ids([r[1] for r in rows], [r[3] for r in rows], near=options.group_near)
+    if len(set(groups)) < options.folds:
+        by = f"'{options.group_col}' (--group-col) and identical texts" if options.group_col else "identical texts"
+        raise ConfigError(
+            f"{path}: the {len(rows)} originals form {len(set(groups))} group(s) by {by}, fewer than --folds "
+            f"{options.folds}: every fold needs a group of its own; pass fewer --folds or another --group-col"
+        )
+    blanks = sum(blank(r[3]) for r in rows) if options.group_col else 0
+    return Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], groups, dropped, rare, blanks,
+                     joined.as_dict())  # fmt: skip
+
+
+def run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> dict[str, Any]:
+    meta = read_meta(options.output_root / candidates[0].combo_dir / META)
+    return {"metric": meta.quality.metric, "model": meta.quality.model, "backend": meta.quality.backend,
+            "device": meta.quality.device}  # fmt: skip
+
+
+def export_quality(folder: Path) -> dict[str, Any]:
+    return dict(ExportFacts.read(folder).quality or {})
