@@ -88,11 +88,11 @@ def export(
             err_console.print(f"--best {best}: chose the {best} combo(s) with the best gain in evaluation.json",
                               markup=False, highlight=False)  # fmt: skip
     if fmt == "json":
-        write_json(result.facts)
+        write_json(result.to_json())
         return 0
     out = console
     if fmt == "tsv":  # a row per combo on stdout; the summary lines go to stderr
-        rows = [[c[col] for col in EXPORT_TSV] for c in result.facts["combos"]]
+        rows = [[getattr(c, col) for col in EXPORT_TSV] for c in result.combos]
         print_rows(console, EXPORT_TSV, rows, "tsv")
         out = err_console
     dropped = result.dropped
@@ -102,8 +102,8 @@ def export(
         markup=False,
     )
     out.print(
-        f"dropped: {dropped['exact_duplicates']:,} exact duplicates, {dropped['near_duplicates']:,} near "
-        f"duplicates, {dropped['label_flips']:,} label flips",
+        f"dropped: {dropped.exact_duplicates:,} exact duplicates, {dropped.near_duplicates:,} near "
+        f"duplicates, {dropped.label_flips:,} label flips",
         markup=False,
     )
     for combo_dir, why in result.left_out.items():
