@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +17,13 @@ from augshard.evaluation.document import EvaluationDocument
 from augshard.evaluation.evaluate import EvaluateOptions
 from augshard.evaluation.evaluate import evaluate as evaluate_run
 from augshard.evaluation.findings import choose_combos
-from augshard.exporting.card import facts
 from augshard.exporting.export import export as export_run
-from augshard.exporting.model import ExportOptions
+from augshard.exporting.model import ExportedCombo, ExportFacts, ExportOptions
 from augshard.runner.dry_run import Action, ComboPlan, RunPlan, dry_run, run_plan
 from augshard.runner.lock import ReadLock
 from augshard.runner.preflight import Preflight, preflight
-from augshard.runner.supervisor import run_checked
+from augshard.runner.summary import RunDocument
+from augshard.runner.supervisor import RunEnd, run_checked
 from augshard.runner.watch import (
     ProgressCallback,
     RunProgress,
@@ -36,6 +35,7 @@ from augshard.runner.watch import (
 )
 from augshard.storage import parquet_files
 from augshard.storage.manifest import read_manifest, shard_manifest_name
+from augshard.storage.merge import merged_outcomes
 from augshard.storage.outcome import ComboOutcome
 
 # `import augshard` imports this module; the rooms below it (preflight, supervisor, export, evaluate) load libraries
@@ -119,6 +119,7 @@ class RunResult:
     output_root: Path
     wall_s: float
     notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
+    document: RunDocument | None = None  # what `run --format json` prints; None when interrupted
 
     @property
     def ok(self) -> bool:
@@ -162,38 +163,38 @@ def run(
         prep = preflight(cfg, console)
         watch = RunWatch(prep, t0, on_progress, display)
         with main_not_reimported(), watch:
-            code = _run_checked(prep, console, live=False, fmt="table", t0=t0)
+            end = _run_checked(prep, console, live=False, fmt="table", t0=t0)
     watch.raise_callback_error()
-    return _result(prep, code, t0, tuple(notes))
+    return _result(prep, end, t0, tuple(notes))
 
 
 def run_and_print(cfg: RunConfig, console: Console, live: bool = True, fmt: str = "table") -> RunResult:
     """`augshard run`: the run with its header, progress and summary printed on `console` (the CLI's output)."""
     t0 = time.time()
     prep = preflight(cfg, console)
-    code = _run_checked(prep, console, live=live, fmt=fmt, t0=t0)
-    return _result(prep, code, t0)
+    end = _run_checked(prep, console, live=live, fmt=fmt, t0=t0)
+    return _result(prep, end, t0)
 
 
-def _run_checked(prep: Preflight, console: Console, live: bool, fmt: str, t0: float) -> int:
+def _run_checked(prep: Preflight, console: Console, live: bool, fmt: str, t0: float) -> RunEnd:
     return run_checked(prep, console, live=live, fmt=fmt, t0=t0)
 
 
-def _result(prep: Preflight, code: int, t0: float, notes: tuple[str, ...] = ()) -> RunResult:
-    """The run's outcomes, read back from the manifests it wrote (the record every other tool reads too)."""
+def _result(prep: Preflight, end: RunEnd, t0: float, notes: tuple[str, ...] = ()) -> RunResult:
+    """The run's outcomes as its shards returned them (resumed combos included), the rows of the manifests they
+    wrote: merged as the merge does for a whole run, shard after shard when interrupted or for one shard's job."""
     cfg, root = prep.cfg, Path(prep.cfg.output_root)
-    interrupted = code >= 128
+    interrupted = end.exit_code >= 128
+    shards = [r.outcomes for _, r in sorted(end.outcome.results.items())]
     if cfg.shard_index is None and not interrupted:
-        paths = [root / cfg.output_name]
+        outcomes, manifest = merged_outcomes(shards), root / cfg.output_name
     else:
-        indexes = [cfg.shard_index] if cfg.shard_index is not None else range(prep.plan.num_shards)
-        paths = [root / shard_manifest_name(i, prep.plan.num_shards) for i in indexes]
-    outcomes: list[ComboOutcome] = []
-    for path in paths:
-        with contextlib.suppress(OSError, OutputError):  # a run stopped before a shard wrote its manifest
-            outcomes += [o for o in read_manifest(path) if o.plan_fingerprint == prep.plan.fingerprint]
-    manifest = None if interrupted or not paths[0].is_file() else paths[0]
-    return RunResult(code, run_plan(prep, notes), tuple(outcomes), manifest, root, round(time.time() - t0, 1), notes)
+        outcomes = [o for rows in shards for o in rows]
+        manifest = None if interrupted else root / shard_manifest_name(cfg.shard_index, prep.plan.num_shards)
+    if manifest is not None and not manifest.is_file():
+        manifest = None
+    wall = round(time.time() - t0, 1)
+    return RunResult(end.exit_code, run_plan(prep, notes), tuple(outcomes), manifest, root, wall, notes, end.document)
 
 
 # --- reading a run --------------------------------------------------------------------------------------------
@@ -291,33 +292,8 @@ def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
 # --- tools over a finished run --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ExportedCombo:
-    """One combo's rows through an export."""
-
-    combo_dir: str
-    methods: str
-    k: int
-    rows: int
-    kept: int
-    exact_duplicates: int
-    near_duplicates: int
-    label_flips: int
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What an export wrote: the training set's folder, its files and rows, and what was dropped."""
-
-    path: Path
-    rows: int
-    files: tuple[str, ...]
-    combos: tuple[ExportedCombo, ...]
-    originals: int  # input rows written (include_originals)
-    dropped: dict[str, int]  # exact_duplicates, near_duplicates, label_flips
-    plan: str
-    facts: dict[str, Any]  # export.json
-    left_out: dict[str, str] = field(default_factory=dict)  # combo folder -> why it is not in the export
+# What an export made is its facts (export.json, typed); the names the API has always given them.
+ExportResult = ExportFacts
 
 
 def export(
@@ -362,15 +338,7 @@ def export(
         options["combos"] = tuple(chosen)
     elif by_features:
         raise ConfigError("--by-features goes with --best or --min-gain")
-    result = export_run(ExportOptions(to=Path(to), **{k: v for k, v in options.items() if v is not None}))
-    doc = facts(result)
-    names = [f.name for f in dataclasses.fields(ExportedCombo)]
-    combos = tuple(ExportedCombo(**{n: c[n] for n in names}) for c in doc.combos)
-    left_out = {o.combo_dir: o.error if o.ok else o.status.value for o in result.skipped}  # an ok one: another plan's
-    return ExportResult(
-        Path(to), result.rows, tuple(result.files), combos, result.originals, dict(doc.dropped), result.plan,
-        doc.to_json(), left_out,
-    )  # fmt: skip
+    return export_run(ExportOptions(to=Path(to), **{k: v for k, v in options.items() if v is not None}))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ import pytest
 from helpers import REPO, sample_rows, write_csv
 
 import augshard
-from augshard.api import Action, RunProgress
+from augshard.api import Action, ExportedCombo, ExportResult, RunProgress
 from augshard.core.errors import AugshardError, ConfigError, InputError, OutputError
+from augshard.exporting.model import Dropped, ExportFacts
+from augshard.storage.manifest import read_manifest, shard_manifest_name
 
 METHODS = ["nlp_keyboard", "nlp_randchar_swap"]  # 3 combos: two singles and their pair
 
@@ -35,8 +37,10 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_csv(root / "in.csv", sample_rows(20))
     seen: list[RunProgress] = []
     first = augshard.run(**settings(root), on_progress=seen.append)
+    manifests = [read_manifest(first.manifest)]  # as each run left it: the second rewrites it
     second = augshard.run(**settings(root))
-    return {"root": root, "first": first, "second": second, "seen": seen}
+    manifests.append(read_manifest(second.manifest))
+    return {"root": root, "first": first, "second": second, "seen": seen, "manifests": manifests}
 
 
 def test_plan_shows_combos_on_shards_and_writes_nothing(tmp_path: Path) -> None:
@@ -65,6 +69,37 @@ def test_a_rerun_in_the_same_session_reuses_every_combo(session: dict) -> None:
     assert second.ok and all(c.action is Action.SKIP for c in second.plan.combos)
     assert all(o.resumed for o in second.combos)
     assert sorted((o.combo_id, o.rows) for o in second.combos) == sorted((o.combo_id, o.rows) for o in first.combos)
+
+
+def test_a_runs_outcomes_are_what_its_manifests_say(session: dict, tmp_path: Path) -> None:
+    """The API types a run's combos from what its shards returned, not by reading the manifests back: the same rows,
+    for a first run, a resumed rerun and one shard's job of a job array."""
+    for result, manifest in zip((session["first"], session["second"]), session["manifests"], strict=True):
+        assert list(result.combos) == manifest
+        assert result.document is not None and result.document.exit_code == 0
+        assert sum(row.ok for row in result.document.shards) == len(result.combos) == 3
+    root = tmp_path / "job"
+    shutil.copytree(session["root"], root)
+    job = augshard.run(**(settings(root) | {"shard_index": 1}))
+    assert job.manifest == root / "out" / shard_manifest_name(1, 2)
+    assert list(job.combos) == read_manifest(job.manifest) and all(o.resumed for o in job.combos)
+    assert job.document is not None and job.document.rows == sum(o.rows for o in job.combos)
+
+
+def test_the_plans_and_the_exports_old_names_still_answer_with_a_warning(session: dict, tmp_path: Path) -> None:
+    plan = session["first"].plan
+    with pytest.warns(FutureWarning, match="plan_fingerprint"):
+        assert plan.fingerprint == plan.plan_fingerprint == session["first"].document.plan_fingerprint
+    result = augshard.export(tmp_path / "train", output_root=session["first"].output_root)
+    assert ExportResult is ExportFacts and isinstance(result.combos[0], ExportedCombo)
+    assert result == ExportFacts.read(tmp_path / "train")  # the value returned is the document written
+    with pytest.warns(FutureWarning, match="plan_fingerprint"):
+        assert result.plan == result.plan_fingerprint
+    with pytest.warns(FutureWarning, match="to_json"):
+        assert result.facts == result.to_json()
+    with pytest.warns(FutureWarning, match="dropped.label_flips"):
+        assert result.dropped["label_flips"] == result.dropped.label_flips == 0
+    assert result.dropped == Dropped() and result.path == tmp_path / "train"
 
 
 def test_progress_snapshots_reach_every_shard_done(session: dict) -> None:
@@ -145,7 +180,7 @@ def test_export_chooses_the_best_combos_by_the_evaluation(session: dict, tmp_pat
     best = max(gains, key=lambda g: g.gain)
     result = augshard.export(tmp_path / "best", root, best=1)
     assert [c.combo_dir for c in result.combos] == [best.combo_dir] and result.left_out == {}
-    assert "best" in json.dumps(result.facts)  # the card and export.json say how the combos were chosen
+    assert "best" in json.dumps(result.to_json())  # the card and export.json say how the combos were chosen
     with pytest.raises(ConfigError, match="give no --combos or --k"):
         augshard.export(tmp_path / "x", root, best=1, k=[1])
 

@@ -162,9 +162,9 @@ def test_costs_change_the_assignment_and_the_plan_fingerprint_but_not_combo_fing
     # The expensive combo gets a shard to itself.
     assert sorted(len(s) for s in heavy.shards) == [1, 2]
     assert [pc.combo.methods for pc in heavy.shards[0]] == [("nlp_keyboard",)]
-    assert heavy.fingerprint != plain.fingerprint
-    assert make_plan(cfg, specs, "ab" * 32, costs={"nlp_keyboard": 9.0}).fingerprint != heavy.fingerprint
-    assert make_plan(cfg, specs, "ab" * 32, costs=None).fingerprint == plain.fingerprint
+    assert heavy.plan_fingerprint != plain.plan_fingerprint
+    assert make_plan(cfg, specs, "ab" * 32, costs={"nlp_keyboard": 9.0}).plan_fingerprint != heavy.plan_fingerprint
+    assert make_plan(cfg, specs, "ab" * 32, costs=None).plan_fingerprint == plain.plan_fingerprint
     # Costs never change what a combo produces: its output fingerprint is the same.
     assert {pc.combo.combo_id: pc.fingerprint for pc in heavy.combos} == {
         pc.combo.combo_id: pc.fingerprint for pc in plain.combos

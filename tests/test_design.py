@@ -144,3 +144,123 @@ def test_no_module_runs_as_main_and_is_also_imported() -> None:
     assert importers == []
     for module in started:
         assert f'"{module}"' in "".join(p.read_text(encoding="utf-8") for p in PACKAGE.rglob("*.py")), module
+
+
+# --- documents are read typed -------------------------------------------------------------------------------------
+# The JSON documents augshard writes and the API returns, each a typed value; only the module that defines one reads
+# it by string key (its `from_json`). Their keys: every field of these records and every key their JSON holds.
+DOCUMENTS = {
+    "augshard/runner/dry_run.py": ("RunPlan", "ComboPlan"),
+    "augshard/runner/summary.py": ("RunDocument", "ShardRow", "Failure", "Crash", "LowYield", "LabelSummary",
+                                   "Unavailable"),
+    "augshard/exporting/model.py": ("ExportFacts", "ExportedCombo", "Dropped", "ExportSettings", "MethodClass",
+                                    "ExportLabelCheck", "LeftOut", "NotRun", "SkippedRow", "InputFacts", "ClassLabel"),
+}  # fmt: skip
+# Files that read evaluation.json, which another change types (the evaluation's own room and its renderers).
+NOT_YET_TYPED = ("augshard/evaluation/", "augshard/cli/evaluate.py", "augshard/report/evaluation.py",
+                 "augshard/report/charts.py")  # fmt: skip
+# String-key reads of dicts that are not these documents but share a key with them: (file or folder, optionally
+# "::function", what is read or "*") -> why.
+OTHER_DICTS = {
+    ("augshard/api.py", "options"): "export's and evaluate's keyword arguments",
+    ("augshard/api.py::evaluate", "*"): "evaluation.json's results (typed by the evaluation change)",
+    ("augshard/cli/catalogue.py", "r"): "`methods`' own records of each method's status",
+    ("augshard/core/config.py", "file_values"): "conf/augshard.yaml",
+    ("augshard/core/config.py", "out"): "conf/augshard.yaml's settings",
+    ("augshard/core/config.py", "spec"): "conf/augshard.yaml's input",
+    ("augshard/events/monitor.py", "status_document(statuses, now)"): "`monitor --format json`, defined there",
+    ("augshard/exporting/card.py::_class_of", "doc"): "a method's canonical spec (meta.json's method_specs)",
+    ("augshard/methods/", "*"): "the method catalogue (YAML), the probe cache, a method's arguments",
+    ("augshard/runner/job.py", "doc"): "ShardJob's and ShardResult's JSON, defined there",
+    ("augshard/shard/encoders.py", "*"): "sentence-transformers' modules.json",
+    ("augshard/storage/meta.py", "*"): "meta.json, defined there",
+    ("augshard/storage/outcome.py", "fields"): "a manifest row's keyword arguments",
+    ("augshard/storage/outputs.py", "doc"): "meta.json read raw for the input it names",
+    ("augshard/storage/outputs.py", "source"): "meta.json's source",
+}
+
+
+def document_keys() -> set[str]:
+    import dataclasses
+    import importlib
+
+    from augshard.core.config import RunConfig
+    from augshard.exporting.model import _JSON_KEYS
+    from augshard.runner.dry_run import RunPlan
+
+    keys = set(_JSON_KEYS.values())
+    for path, names in DOCUMENTS.items():
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        keys |= {f.name for name in names for f in dataclasses.fields(getattr(module, name))}
+    todo = [RunPlan("fp", 1, "", (), {}, 0, {}, (), RunConfig()).to_json()]  # its keys that are no field
+    while todo:
+        value = todo.pop()
+        if isinstance(value, dict):
+            keys |= set(value)
+            todo += value.values()
+    return keys
+
+
+def string_key_reads(source: str, keys: set[str]) -> list[tuple[int, str, str, str]]:
+    """(line, what is read, key, the function it is in) of every `x["key"]` and `x.get("key")` read whose key is a
+    document's."""
+    tree = ast.parse(source)
+    within = {
+        inner: node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) for inner in ast.walk(node)
+    }  # the innermost function wins: ast.walk visits outer functions first
+    found = []
+    for node in ast.walk(tree):
+        key = None
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and isinstance(node.slice, ast.Constant):
+            key, read = node.slice.value, node.value
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and isinstance(node.args[0], ast.Constant)):  # fmt: skip
+            key, read = node.args[0].value, node.func.value
+        if isinstance(key, str) and key in keys:
+            found.append((node.lineno, ast.unparse(read), key, within.get(node, "")))
+    return sorted(found)
+
+
+def document_reads(path: str, source: str, keys: set[str]) -> list[str]:
+    """The string-key reads of a document in `path` (relative to the repository) that no exception allows."""
+    if path in DOCUMENTS or path.startswith(NOT_YET_TYPED):
+        return []
+    return [
+        f"{path}:{line}: {read}[{key!r}]"
+        for line, read, key, function in string_key_reads(source, keys)
+        if not any(_allows(where, what, path, read, function) for where, what in OTHER_DICTS)
+    ]
+
+
+def _allows(where: str, what: str, path: str, read: str, function: str) -> bool:
+    folder, _, scope = where.partition("::")
+    return path.startswith(folder) and scope in ("", function) and what in ("*", read)
+
+
+def test_documents_are_read_typed() -> None:
+    """The plan, the run document and the export facts are read through their typed values outside their modules,
+    never as dicts by string key (a dict read in three places drifts)."""
+    keys = document_keys()
+    reads = [
+        read
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for read in document_reads(str(path.relative_to(REPO)), path.read_text(encoding="utf-8"), keys)
+    ]
+    assert reads == []
+    planted = 'doc = plan.to_json()\nrows = [c["combo_dir"] for c in doc["combos"]]\nkept = options.get("combos")\n'
+    assert document_reads("augshard/cli/run.py", planted, keys) == [
+        "augshard/cli/run.py:2: c['combo_dir']",
+        "augshard/cli/run.py:2: doc['combos']",
+        "augshard/cli/run.py:3: options['combos']",
+    ]
+    # In api.py, `options` is export's keyword arguments: that read is allowed there, and only that one.
+    assert document_reads("augshard/api.py", planted, keys) == [
+        "augshard/api.py:2: c['combo_dir']",
+        "augshard/api.py:2: doc['combos']",
+    ]
+    inside = "def evaluate():\n    return [c['combo_dir'] for c in doc['combos']]\n"  # evaluation.json, not typed yet
+    assert document_reads("augshard/api.py", inside, keys) == []
+    assert document_reads("augshard/cli/run.py", inside, keys) == [
+        "augshard/cli/run.py:2: c['combo_dir']",
+        "augshard/cli/run.py:2: doc['combos']",
+    ]

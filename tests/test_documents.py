@@ -14,7 +14,22 @@ from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
 from augshard.core.config import RunConfig
 from augshard.core.fingerprint import sha
-from augshard.exporting.model import FACTS, MADE_BY, ExportFacts, is_export
+from augshard.exporting.model import (
+    FACTS,
+    MADE_BY,
+    ClassLabel,
+    Dropped,
+    ExportedCombo,
+    ExportFacts,
+    ExportLabelCheck,
+    ExportSettings,
+    InputFacts,
+    LeftOut,
+    MethodClass,
+    NotRun,
+    SkippedRow,
+    is_export,
+)
 from augshard.runner.summary import (
     SUMMARY_KEYS,
     Crash,
@@ -119,7 +134,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_the_run_document_reads_back_what_it_wrote_with_its_keys_in_order() -> None:
     doc = RunDocument(
-        plan="6b2e80618eae7182", num_shards=2, shards_reason="auto: 2 CPU cores",
+        plan_fingerprint="6b2e80618eae7182", num_shards=2, shards_reason="auto: 2 CPU cores",
         shards=[ShardRow(0, "failed", 2, 1, 0, 1, 40, 3.5, "logs/augment/shard_0_of_2.log")],
         failed=[Failure("combo_1_x", "abc", "ValueError: no", "s.log:5")],
         crashed=[Crash(1, "killed", "s1.log")], low_yield=[LowYield("combo_1_x", 3, 10, "kept 3 of 10")],
@@ -158,14 +173,52 @@ def test_label_meta_is_the_label_check_with_its_flips() -> None:
     assert ComboMeta.from_dict(old).to_dict()["label_check"] == old["label_check"]
 
 
-def test_export_facts_read_back_and_an_older_export_json_is_still_an_export(tmp_path: Path) -> None:
-    names = [f.name for f in dataclasses.fields(ExportFacts)]
-    doc = {name: i for i, name in enumerate(names)} | {"made_by": MADE_BY, "files": ["data/x.parquet"], "source": {}}
+OLD_FACTS = Path(__file__).parent / "fixtures" / "export_json_of_the_sample.json"  # made before the rows were typed
+
+
+def _facts() -> ExportFacts:
+    return ExportFacts(
+        made_by=MADE_BY, plan_fingerprint="6b2e", combo_plan_fingerprints=["1a2b", "6b2e"], rows=7,
+        files=("data/train-00000-of-00001.parquet",), features={"text": "string", "k": "int32"},
+        source={"path": "in.csv", "sha256": "ab", "text_col": "text", "evidence_col": None, "id_col": None},
+        seed=42, variants_per_sample=2, quality={"metric": "char_ratio", "min_sim": 0.4, "max_sim": 0.98},
+        config_fingerprint="cf", methods={"nlp_keyboard": {"aug_char_p": 0.1}},
+        method_classes={"nlp_keyboard": MethodClass("nlpaug", "KeyboardAug")},
+        export=ExportSettings("near", 0.9, "n", "c", True, False, "first", None), originals=0,
+        combos=(ExportedCombo("combo_1_nlp_keyboard", "nlp_keyboard", 1, 9, 1, 0, 1, 7),), dropped=Dropped(1, 0, 1),
+        label_check=ExportLabelCheck("label", ["neg", "pos"], 0.9, 0.5, False), labels_before={"neg": 3, "pos": 2},
+        labels_after={"neg": 4, "pos": 3}, left_out_combos=(LeftOut("combo_1_x", "failed", "ValueError: no"),),
+        not_run=(NotRun("combo_1_y", "y", "unavailable", "no model"),),
+        input=InputFacts(6, 5, {"evidence_not_found": 1}, (SkippedRow(3, "r3", "evidence_not_found"),)),
+        class_label=ClassLabel(["label"], ["neg", "pos"]),
+    )  # fmt: skip
+
+
+def test_export_facts_read_back_with_typed_rows_and_their_keys_as_before(tmp_path: Path) -> None:
+    facts = _facts()
+    doc = json.loads(json.dumps(facts.to_json()))
+    assert list(doc)[:3] == ["made_by", "plan", "combo_plans"] and "left_out" in doc and "path" not in doc
+    assert list(doc["combos"][0]) == ["combo_dir", "methods", "k", "rows", "exact_duplicates", "near_duplicates",
+                                      "label_flips", "kept"]  # fmt: skip
+    assert doc["dropped"] == {"exact_duplicates": 1, "near_duplicates": 0, "label_flips": 1}
+    assert doc["input"]["skipped_rows"] == [{"row": 3, "row_key": "r3", "reason": "evidence_not_found"}]
+    assert doc["left_out"] == [{"combo_dir": "combo_1_x", "status": "failed", "error": "ValueError: no"}]
     (tmp_path / FACTS).write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
-    facts = ExportFacts.read(tmp_path)
-    assert facts.to_json() == doc and list(facts.to_json()) == names
-    del doc["class_label"], doc["not_run"]  # keys an earlier version did not write
-    (tmp_path / FACTS).write_text(json.dumps(doc), encoding="utf-8")
+    assert ExportFacts.read(tmp_path) == facts and ExportFacts.read(tmp_path).path == tmp_path
+    assert facts.left_out == {"combo_1_x": "failed"} and facts.input_path == "in.csv"
+
+
+def test_an_export_json_written_before_the_rows_were_typed_reads_and_writes_back_the_same(tmp_path: Path) -> None:
+    old = json.loads(OLD_FACTS.read_text(encoding="utf-8"))
+    facts = ExportFacts.from_json(old)
+    assert json.dumps(facts.to_json(), indent=2, sort_keys=True) + "\n" == OLD_FACTS.read_text(encoding="utf-8")
+    assert facts.combos[0].kept == old["combos"][0]["kept"] and facts.plan_fingerprint == old["plan"]
+    del old["class_label"], old["not_run"]  # keys an earlier version did not write
+    (tmp_path / FACTS).write_text(json.dumps(old), encoding="utf-8")
     assert is_export(tmp_path) and ExportFacts.read(tmp_path).class_label is None
+    assert ExportFacts.read(tmp_path).not_run is None
     (tmp_path / FACTS).write_text(json.dumps({"made_by": MADE_BY}), encoding="utf-8")
     assert not is_export(tmp_path)
+    (tmp_path / FACTS).write_text(json.dumps(old | {"combos": 5}), encoding="utf-8")
+    with pytest.raises(ValueError, match="combos is not a list"):
+        ExportFacts.read(tmp_path)

@@ -91,10 +91,10 @@ def test_bounded_k_costs_sum_over_methods() -> None:
 
 def test_plan_fingerprint_changes_with_num_shards_and_seed() -> None:
     base = make_plan(_cfg(), SPECS, INPUT_SHA)
-    assert make_plan(_cfg(num_shards=3), SPECS, INPUT_SHA).fingerprint != base.fingerprint
-    assert make_plan(_cfg(seed=43), SPECS, INPUT_SHA).fingerprint != base.fingerprint
-    assert make_plan(_cfg(), SPECS, "cd" * 32).fingerprint != base.fingerprint
-    assert make_plan(_cfg(), SPECS, INPUT_SHA).fingerprint == base.fingerprint
+    assert make_plan(_cfg(num_shards=3), SPECS, INPUT_SHA).plan_fingerprint != base.plan_fingerprint
+    assert make_plan(_cfg(seed=43), SPECS, INPUT_SHA).plan_fingerprint != base.plan_fingerprint
+    assert make_plan(_cfg(), SPECS, "cd" * 32).plan_fingerprint != base.plan_fingerprint
+    assert make_plan(_cfg(), SPECS, INPUT_SHA).plan_fingerprint == base.plan_fingerprint
 
 
 def test_combo_fingerprints_do_not_depend_on_num_shards() -> None:
@@ -137,7 +137,7 @@ def test_unavailable_method_combos_are_set_aside_with_reason() -> None:
     for reason in blocked.values():
         assert reason == "b: NLTK resource corpora/wordnet not found"
     assert plan.methods == ("a", "c")
-    assert plan.fingerprint != make_plan(cfg, specs, INPUT_SHA).fingerprint
+    assert plan.plan_fingerprint != make_plan(cfg, specs, INPUT_SHA).plan_fingerprint
 
 
 def test_combo_with_two_unavailable_methods_lists_both_reasons() -> None:

@@ -82,11 +82,11 @@ def export(
     if best is not None or min_gain is not None:  # on the terminal whatever the format (stdout may be a document)
         _say_what_best_found(result, best, paths.output_root, by_features)
     if fmt == "json":
-        write_json(result.facts)
+        write_json(result.to_json())
         return 0
     out = console
     if fmt == "tsv":  # a row per combo on stdout; the summary lines go to stderr
-        rows = [[c[col] for col in EXPORT_TSV] for c in result.facts["combos"]]
+        rows = [[getattr(c, col) for col in EXPORT_TSV] for c in result.combos]
         print_rows(console, EXPORT_TSV, rows, "tsv")
         out = err_console
     dropped = result.dropped
@@ -96,8 +96,8 @@ def export(
         markup=False,
     )
     out.print(
-        f"dropped: {dropped['exact_duplicates']:,} exact duplicates, {dropped['near_duplicates']:,} near "
-        f"duplicates, {dropped['label_flips']:,} label flips",
+        f"dropped: {dropped.exact_duplicates:,} exact duplicates, {dropped.near_duplicates:,} near "
+        f"duplicates, {dropped.label_flips:,} label flips",
         markup=False,
     )
     for combo_dir, why in result.left_out.items():

@@ -23,7 +23,7 @@ class PlannedCombo:
 class Plan:
     num_shards: int
     shards: tuple[tuple[PlannedCombo, ...], ...]
-    fingerprint: str
+    plan_fingerprint: str
     config_fingerprint: str
     methods: tuple[str, ...]
     # Combos that use a method which cannot run here, with the reason; listed, never started.
@@ -111,7 +111,7 @@ def make_plan(
     return Plan(
         num_shards=cfg.num_shards,
         shards=shards,
-        fingerprint=sha(identity),
+        plan_fingerprint=sha(identity),
         config_fingerprint=cfg_fp,
         methods=tuple(sorted(s.id for s in specs if s.id not in unavailable)),
         unavailable=tuple(blocked),

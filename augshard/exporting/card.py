@@ -10,7 +10,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from augshard.exporting.model import MADE_BY, Export, ExportFacts
+from augshard.exporting.model import (
+    MADE_BY,
+    ClassLabel,
+    Dropped,
+    Export,
+    ExportFacts,
+    ExportLabelCheck,
+    ExportSettings,
+    InputFacts,
+    LeftOut,
+    MethodClass,
+    NotRun,
+    SkippedRow,
+)
+from augshard.storage.meta import QualityMeta, SourceMeta
 from augshard.storage.temporaries import write_atomic
 
 # Arrow types as the `datasets` library names them in a card's `dataset_info.features`.
@@ -26,17 +40,15 @@ DTYPES = {
 
 
 def facts(result: Export) -> ExportFacts:
-    """export.json: what went in, what was dropped and why, what came out."""
+    """export.json: what went in, what was dropped and why, what came out (and, not in the file, where)."""
     first = result.metas[0]
     label = next((m.label_check for m in result.metas if m.label_check), None)
-    counts = [dataclasses.asdict(c) | {"kept": c.kept} for c in result.counts]
-
     return ExportFacts(
         made_by=MADE_BY,
-        plan=result.plan,
-        combo_plans=sorted({m.plan_fingerprint for m in result.metas}),
+        plan_fingerprint=result.plan_fingerprint,
+        combo_plan_fingerprints=sorted({m.plan_fingerprint for m in result.metas}),
         rows=result.rows,
-        files=result.files,
+        files=tuple(result.files),
         features=dict(result.features),
         source=dataclasses.asdict(first.source),
         seed=first.seed,
@@ -47,39 +59,40 @@ def facts(result: Export) -> ExportFacts:
         method_classes={m: _class_of(spec) for meta in result.metas for m, spec in meta.method_specs.items()},
         export=_options(result),
         originals=result.originals,
-        combos=counts,
-        dropped={key: sum(c[key] for c in counts) for key in ("exact_duplicates", "near_duplicates", "label_flips")},
+        combos=tuple(result.counts),
+        dropped=Dropped(*(sum(getattr(c, key) for c in result.counts) for key in DROPPED)),
         label_check=None
         if label is None
-        else {k: getattr(label, k) for k in ("label_col", "classes", "cv_accuracy", "majority_rate", "weak")},
+        else ExportLabelCheck(label.label_col, label.classes, label.cv_accuracy, label.majority_rate, label.weak),
         labels_before=dict(sorted(result.labels_before.items(), key=lambda kv: str(kv[0]))),
         labels_after=dict(sorted(result.labels_after.items(), key=lambda kv: str(kv[0]))),
-        left_out=[{"combo_dir": o.combo_dir, "status": o.status.value, "error": o.error} for o in result.skipped],
-        not_run=[
-            {"combo_dir": o.combo_dir, "methods": o.methods, "status": o.status.value, "error": o.error}
-            for o in result.unavailable
-        ],
-        input={
-            "rows": result.input_rows,
-            "usable": result.input_rows - len(result.skipped_rows),
-            "skipped": dict(sorted(Counter(reason for _, _, reason in result.skipped_rows).items())),
-            "skipped_rows": [{"row": i + 1, "row_key": key, "reason": why} for i, key, why in result.skipped_rows],
-        },
+        left_out_combos=tuple(LeftOut(o.combo_dir, o.status.value, o.error) for o in result.skipped),
+        not_run=tuple(NotRun(o.combo_dir, o.methods, o.status.value, o.error) for o in result.unavailable),
+        input=InputFacts(
+            rows=result.input_rows,
+            usable=result.input_rows - len(result.skipped_rows),
+            skipped=dict(sorted(Counter(reason for _, _, reason in result.skipped_rows).items())),
+            skipped_rows=tuple(SkippedRow(i + 1, key, why) for i, key, why in result.skipped_rows),
+        ),
         class_label=_class_label(result, label),
+        path=result.options.to,
     )
 
 
-def _class_of(spec: str) -> dict[str, Any]:
+DROPPED = tuple(f.name for f in dataclasses.fields(Dropped))
+
+
+def _class_of(spec: str) -> MethodClass:
     """The library and class of a method, from meta.json's canonical spec."""
     try:
         doc = json.loads(spec)
     except ValueError:
         doc = {}
     doc = doc if isinstance(doc, dict) else {}
-    return {"lib": doc.get("lib"), "kind": doc.get("kind")}
+    return MethodClass(doc.get("lib"), doc.get("kind"))
 
 
-def _class_label(result: Export, label: Any) -> dict[str, Any] | None:
+def _class_label(result: Export, label: Any) -> ClassLabel | None:
     """The label column as a `datasets` ClassLabel: when the run checked labels (`--label-col`, so the column is
     categorical) and the column holds text (`string`: what `datasets` casts to a ClassLabel's ids as it loads). Its
     names, sorted, are every label of the input and every class the check predicts; `label_pred` shares them."""
@@ -90,31 +103,33 @@ def _class_label(result: Export, label: Any) -> dict[str, Any] | None:
         return None
     names = {str(v) for v in result.labels_before if v is not None} | {str(c) for c in label.classes}
     columns = [c for c in (label.label_col, "label_pred") if types.get(c) == "string"]
-    return {"columns": columns, "names": sorted(names)}
+    return ClassLabel(columns, sorted(names))
 
 
-def _options(result: Export) -> dict[str, Any]:
+def _options(result: Export) -> ExportSettings:
     options = result.options
-    return {
-        "dedupe": options.dedupe,
-        "near_threshold": options.near_threshold if options.dedupe == "near" else None,
-        "normalisation": "NFKC, case folded, whitespace collapsed",
-        "near_compares": "character 5-grams of the evidence (the text without an evidence column)",
-        "drop_label_flips": options.drop_label_flips,
-        "include_originals": options.include_originals,
-        "kept_twin": "the first in (k, combo id, input order, variant)",
-        "chosen_by": options.chosen_by or None,
-    }
+    return ExportSettings(
+        dedupe=options.dedupe,
+        near_threshold=options.near_threshold if options.dedupe == "near" else None,
+        normalisation="NFKC, case folded, whitespace collapsed",
+        near_compares="character 5-grams of the evidence (the text without an evidence column)",
+        drop_label_flips=options.drop_label_flips,
+        include_originals=options.include_originals,
+        kept_twin="the first in (k, combo id, input order, variant)",
+        chosen_by=options.chosen_by or None,
+    )
 
 
-def write_card(result: Export, folder: Path) -> None:
-    doc = facts(result).to_json()  # the card reads the same facts as export.json holds
+def write_card(result: Export, folder: Path) -> ExportFacts:
+    """README.md and export.json; returns the facts both hold."""
+    done = facts(result)  # the card reads the same facts as export.json holds
     # export.json last: the mark that `--force` trusts sits only in a folder that is otherwise complete.
-    write_atomic(folder / "README.md", _front_matter(result, doc) + _body(doc))
-    write_atomic(folder / "export.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_atomic(folder / "README.md", _front_matter(result, done) + _body(done))
+    write_atomic(folder / "export.json", json.dumps(done.to_json(), indent=2, sort_keys=True) + "\n")
+    return done
 
 
-def _front_matter(result: Export, doc: dict[str, Any]) -> str:
+def _front_matter(result: Export, doc: ExportFacts) -> str:
     """The `datasets` layout: one config, one train split over every part file, and the features."""
     lines = [
         "---",
@@ -126,51 +141,46 @@ def _front_matter(result: Export, doc: dict[str, Any]) -> str:
         "dataset_info:",
         "  features:",
     ]
-    class_label = doc["class_label"] or {"columns": [], "names": []}
+    class_label = doc.class_label or ClassLabel([], [])
     for name, arrow in result.features:
-        if name in class_label["columns"]:
+        if name in class_label.columns:
             lines += [f"  - name: {name}", "    dtype:", "      class_label:", "        names:"]
-            lines += [
-                f"          '{i}': {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(class_label["names"])
-            ]
+            lines += [f"          '{i}': {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(class_label.names)]
         else:
             lines += [f"  - name: {name}", f"    dtype: {DTYPES.get(arrow, 'string')}"]
-    lines += ["  splits:", "  - name: train", f"    num_examples: {doc['rows']}", "---", ""]
+    lines += ["  splits:", "  - name: train", f"    num_examples: {doc.rows}", "---", ""]
     return "\n".join(lines)
 
 
-def _body(doc: dict[str, Any]) -> str:
-    q, src = doc["quality"], doc["source"]
-    ex, dropped = doc["export"], doc["dropped"]
+def _body(doc: ExportFacts) -> str:
+    q, src = QualityMeta(**doc.quality), SourceMeta(**doc.source)  # meta.json's records, as the export made them
+    ex, dropped = doc.export, doc.dropped
+    resumed = [p for p in doc.combo_plan_fingerprints if p != doc.plan_fingerprint]
     out = [
         "# Augmented training set (augshard)",
         "",
-        f"{doc['rows']:,} rows in {len(doc['files'])} Parquet file(s) under `data/`, from the input "
-        f"`{Path(src['path']).name}` (sha256 `{src['sha256']}`), text column `{src['text_col']}`"
-        + (f", evidence column `{src['evidence_col']}`" if src["evidence_col"] else "")
+        f"{doc.rows:,} rows in {len(doc.files)} Parquet file(s) under `data/`, from the input "
+        f"`{Path(src.path).name}` (sha256 `{src.sha256}`), text column `{src.text_col}`"
+        + (f", evidence column `{src.evidence_col}`" if src.evidence_col else "")
         + ".",
         "",
         "## How it was made",
         "",
-        f"- Methods (nlpaug, TextAttack) in {len(doc['combos'])} combos; {doc['variants_per_sample']} variants per "
-        f"row and combo; seed {doc['seed']}; config fingerprint `{doc['config_fingerprint']}`; plan `{doc['plan']}`"
-        + (
-            f" (combos resumed from plans {', '.join(f'`{p}`' for p in doc['combo_plans'] if p != doc['plan'])})"
-            if set(doc["combo_plans"]) - {doc["plan"]}
-            else ""
-        )
+        f"- Methods (nlpaug, TextAttack) in {len(doc.combos)} combos; {doc.variants_per_sample} variants per "
+        f"row and combo; seed {doc.seed}; config fingerprint `{doc.config_fingerprint}`; plan `{doc.plan_fingerprint}`"
+        + (f" (combos resumed from plans {', '.join(f'`{p}`' for p in resumed)})" if resumed else "")
         + ".",
-        f"- Similarity filter: `{q['metric']}` in [{q['min_sim']}, {q['max_sim']}], scope `{q['scope']}`"
-        + (f", model {q['model']} ({q['backend']})" if q["model"] else "")
+        f"- Similarity filter: `{q.metric}` in [{q.min_sim}, {q.max_sim}], scope `{q.scope}`"
+        + (f", model {q.model} ({q.backend})" if q.model else "")
         + ".",
-        f"- Dedupe: `{ex['dedupe']}`"
-        + (f" at Jaccard {ex['near_threshold']}" if ex["near_threshold"] else "")
-        + f" on the text {ex['normalisation']}; of twins, {ex['kept_twin']} is kept. Dropped: "
-        f"{dropped['exact_duplicates']:,} exact and {dropped['near_duplicates']:,} near duplicates.",
+        f"- Dedupe: `{ex.dedupe}`"
+        + (f" at Jaccard {ex.near_threshold}" if ex.near_threshold else "")
+        + f" on the text {ex.normalisation}; of twins, {ex.kept_twin} is kept. Dropped: "
+        f"{dropped.exact_duplicates:,} exact and {dropped.near_duplicates:,} near duplicates.",
         _originals_line(doc),
     ]
-    if ex.get("chosen_by"):
-        out.append(f"- Combos {ex['chosen_by']}.")
+    if ex.chosen_by:
+        out.append(f"- Combos {ex.chosen_by}.")
     out += _labels(doc)
     out += _methods(doc)
     out += [
@@ -181,16 +191,16 @@ def _body(doc: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     out += [
-        f"| {c['methods']} | {c['k']} | {c['rows']:,} | {c['kept']:,} | {c['exact_duplicates']:,} | "
-        f"{c['near_duplicates']:,} | {c['label_flips']:,} |"
-        for c in doc["combos"]
+        f"| {c.methods} | {c.k} | {c.rows:,} | {c.kept:,} | {c.exact_duplicates:,} | {c.near_duplicates:,} | "
+        f"{c.label_flips:,} |"
+        for c in doc.combos
     ]
     out += _not_here(doc)
     out += [
         "",
         "Columns: the input's, with the text (and evidence) augmented, then `row_key`, `variant`, the "
         "original evidence (or text), `similarity`, `combo_id`, `k`, `methods`"
-        + (", `label_pred`, `label_agrees`" if doc["label_check"] else "")
+        + (", `label_pred`, `label_agrees`" if doc.label_check else "")
         + ". Load it with "
         '`datasets.load_dataset("path/to/this/folder")` or `pandas.read_parquet("data/")`.',
         "",
@@ -201,59 +211,59 @@ def _body(doc: dict[str, Any]) -> str:
 SKIPPED_SHOWN = 20  # input rows left out, listed by the card (export.json lists every one)
 
 
-def _originals_line(doc: dict[str, Any]) -> str:
+def _originals_line(doc: ExportFacts) -> str:
     """Whether the input rows are in the set, and which rows of the input no combo could augment, with why: they
     are neither originals nor augmented (the card says so instead of counting silently fewer rows)."""
-    ex, inp = doc["export"], doc["input"]
-    line = f"- Originals included: {'yes' if ex['include_originals'] else 'no'} ({doc['originals']:,} rows)"
-    if not inp["skipped_rows"]:
-        return line + f"; every one of the input's {inp['rows']:,} rows could be augmented."
-    why = ", ".join(f"{n:,} {reason}" for reason, n in inp["skipped"].items())
-    shown = inp["skipped_rows"][:SKIPPED_SHOWN]
-    listed = "; ".join(f"row {r['row']} (`{r['row_key']}`): {r['reason']}" for r in shown)
-    more = len(inp["skipped_rows"]) - len(shown)
+    inp = doc.input
+    line = f"- Originals included: {'yes' if doc.export.include_originals else 'no'} ({doc.originals:,} rows)"
+    if not inp.skipped_rows:
+        return line + f"; every one of the input's {inp.rows:,} rows could be augmented."
+    why = ", ".join(f"{n:,} {reason}" for reason, n in inp.skipped.items())
+    shown = inp.skipped_rows[:SKIPPED_SHOWN]
+    listed = "; ".join(f"row {r.row} (`{r.row_key}`): {r.reason}" for r in shown)
+    more = len(inp.skipped_rows) - len(shown)
     tail = f"; and {more:,} more (every one in export.json's `input.skipped_rows`)." if more else "."
     return (
-        f"{line}. Of the input's {inp['rows']:,} rows, {inp['usable']:,} could be augmented and "
-        f"{len(inp['skipped_rows']):,} could not ({why}), so they are neither originals nor variants here: "
+        f"{line}. Of the input's {inp.rows:,} rows, {inp.usable:,} could be augmented and "
+        f"{len(inp.skipped_rows):,} could not ({why}), so they are neither originals nor variants here: "
         f"{listed}{tail}"
     )
 
 
-def _methods(doc: dict[str, Any]) -> list[str]:
+def _methods(doc: ExportFacts) -> list[str]:
     """Each method of the set's combos: its library, class and arguments."""
     out = ["", "## Methods", "", "| method | library | class | arguments |", "|---|---|---|---|"]
-    for m, args in sorted(doc["methods"].items()):
-        cls = doc["method_classes"].get(m) or {}
+    for m, args in sorted(doc.methods.items()):
+        cls = doc.method_classes.get(m) or MethodClass(None, None)
         shown = json.dumps(args, sort_keys=True, ensure_ascii=False).replace("|", "\\|")
-        out.append(f"| `{m}` | {cls.get('lib') or ''} | {cls.get('kind') or ''} | `{shown}` |")
+        out.append(f"| `{m}` | {cls.lib or ''} | {cls.kind or ''} | `{shown}` |")
     return out
 
 
-def _not_here(doc: dict[str, Any]) -> list[str]:
+def _not_here(doc: ExportFacts) -> list[str]:
     """Combos of the run that are not in this set because they could not run, failed or were left out."""
-    rows = [*doc["not_run"], *doc["left_out"]]
+    rows = [*doc.not_run, *doc.left_out_combos]
     if not rows:
         return []
     out = ["", "## Combos not in this set", "", "| combo | status | why |", "|---|---|---|"]
     for r in rows:
-        why = " ".join(str(r["error"]).split()).replace("|", "\\|")
-        out.append(f"| {r.get('methods') or r['combo_dir']} | {r['status']} | {why} |")
+        why = " ".join(str(r.error).split()).replace("|", "\\|")
+        out.append(f"| {getattr(r, 'methods', '') or r.combo_dir} | {r.status} | {why} |")
     return out
 
 
-def _labels(doc: dict[str, Any]) -> list[str]:
-    label = doc["label_check"]
+def _labels(doc: ExportFacts) -> list[str]:
+    label = doc.label_check
     if label is None:
         return []
-    before = ", ".join(f"{k}: {v:,}" for k, v in doc["labels_before"].items())
-    after = ", ".join(f"{k}: {v:,}" for k, v in doc["labels_after"].items())
+    before = ", ".join(f"{k}: {v:,}" for k, v in doc.labels_before.items())
+    after = ", ".join(f"{k}: {v:,}" for k, v in doc.labels_after.items())
     return [
-        f"- Label check on `{label['label_col']}`: a logistic regression on the originals' sentence embeddings, "
-        f"cross-validated accuracy {label['cv_accuracy']} (always the most frequent label: "
-        f"{label['majority_rate']}){' - weak: its flips say little' if label['weak'] else ''}. "
-        f"Label flips dropped: {'yes' if doc['export']['drop_label_flips'] else 'no'} "
-        f"({doc['dropped']['label_flips']:,}).",
-        f"- Labels of the input (all {doc['input']['rows']:,} rows): {before}.",
+        f"- Label check on `{label.label_col}`: a logistic regression on the originals' sentence embeddings, "
+        f"cross-validated accuracy {label.cv_accuracy} (always the most frequent label: "
+        f"{label.majority_rate}){' - weak: its flips say little' if label.weak else ''}. "
+        f"Label flips dropped: {'yes' if doc.export.drop_label_flips else 'no'} "
+        f"({doc.dropped.label_flips:,}).",
+        f"- Labels of the input (all {doc.input.rows:,} rows): {before}.",
         f"- Labels of this set: {after}.",
     ]

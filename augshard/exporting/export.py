@@ -19,11 +19,7 @@ from typing import Any
 from augshard.core import columns as col
 from augshard.core.errors import ConfigError, OutputError
 from augshard.exporting.card import write_card
-from augshard.exporting.model import (
-    ComboCount,
-    Export,
-    ExportOptions,
-)
+from augshard.exporting.model import ComboCount, Export, ExportFacts, ExportOptions
 from augshard.runner.interrupts import Interrupted, unwinding_on_signals
 from augshard.runner.lock import ReadLock, TargetLock
 from augshard.storage import parquet_files
@@ -96,13 +92,13 @@ def select_combos(
     ok = [e for e in chosen if e.ok and e not in bad]
     foreign = _foreign(ok, metas)
     if foreign and not options.plan:
-        plan = ok[0].plan_fingerprint
+        plan_fingerprint = ok[0].plan_fingerprint
         others = sorted({metas[e.combo_id].plan_fingerprint for e in foreign})
         raise OutputError(
-            f"{manifest}: the combos on disk come from more than one plan: {plan} (this manifest's, "
+            f"{manifest}: the combos on disk come from more than one plan: {plan_fingerprint} (this manifest's, "
             f"{len(ok) - len(foreign)} combo(s)) and {', '.join(others)} ({len(foreign)} combo(s): {_names(foreign)}, "
             f"written by a later run that did not finish); rerun `augshard run` to finish one plan, or pass "
-            f"--plan {plan} to {verb} this manifest's combos only"
+            f"--plan {plan_fingerprint} to {verb} this manifest's combos only"
         )
     # With --plan, a combo another plan wrote over is left out, and said so.
     gone = [dataclasses.replace(e, error=f"overwritten by plan {metas[e.combo_id].plan_fingerprint}") for e in foreign]
@@ -113,7 +109,7 @@ def select_combos(
     return ok, skipped + gone, [metas[e.combo_id] for e in ok]
 
 
-def unavailable_combos(options: ExportOptions, plan: str) -> list[ComboOutcome]:
+def unavailable_combos(options: ExportOptions, plan_fingerprint: str) -> list[ComboOutcome]:
     """The combos of the exported plan that never ran (a method could not be built), for the card: those chosen
     by `--combos` / `--k`, or all."""
     _, entries = _plan_entries(options)
@@ -123,7 +119,7 @@ def unavailable_combos(options: ExportOptions, plan: str) -> list[ComboOutcome]:
         e
         for e in entries
         if e.status is Status.UNAVAILABLE
-        and e.plan_fingerprint == plan
+        and e.plan_fingerprint == plan_fingerprint
         and (not wanted or e.combo_id in wanted)
         and (not options.k or e.k in options.k)
     ]
@@ -200,8 +196,9 @@ def check_target(options: ExportOptions, inputs: tuple[str, ...] = ()) -> None:
     check_output(options.to, "--to", Protected(found, folders), "export", force=options.force, folder=True)
 
 
-def export(options: ExportOptions) -> Export:
-    """Write the training set into a temporary folder beside `options.to` and rename it into place."""
+def export(options: ExportOptions) -> ExportFacts:
+    """Write the training set into a temporary folder beside `options.to` and rename it into place; returns its
+    facts (export.json, typed: what the API returns)."""
     options.check()
     root = options.output_root
     try:
@@ -221,10 +218,10 @@ def export(options: ExportOptions) -> Export:
         raise OutputError(f"export failed, nothing written: {exc.strerror or exc}{where}") from None
 
 
-def _export_locked(options: ExportOptions, target: Path) -> Export:
+def _export_locked(options: ExportOptions, target: Path) -> ExportFacts:
     combos, skipped, metas = select_combos(options)
     check_target(options, tuple(sorted({m.source.path for m in metas})))
-    result = Export(options, skipped=skipped, plan=combos[0].plan_fingerprint)
+    result = Export(options, skipped=skipped, plan_fingerprint=combos[0].plan_fingerprint)
     result.unavailable = unavailable_combos(options, combos[0].plan_fingerprint)
     result.metas = metas
     if options.drop_label_flips and not any(m.label_check for m in result.metas):
@@ -235,11 +232,11 @@ def _export_locked(options: ExportOptions, target: Path) -> Export:
         (staging / "data").mkdir()
         _write_rows(result, combos, staging / "data")
 
-        write_card(result, staging)
+        done = write_card(result, staging)
         _swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return result
+    return done
 
 
 def _leaving_no_trace() -> contextlib.AbstractContextManager[None]:
@@ -294,7 +291,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
             writer.write(table.cast(schema))
             if label_col:
                 result.labels_after.update(table.column(label_col).to_pylist())
-        result.counts.append(count)
+        result.counts.append(count.done())
     result.files = writer.close()
 
 

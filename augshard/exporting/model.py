@@ -1,10 +1,12 @@
-"""What an export is: its options, what it made (counts per combo, labels, files) and the facts export.json holds,
-shared by the export itself (`exporting.py`), its dataset card (`card.py`), `evaluate --export` and the API."""
+"""What an export is: its options, what it made (counts per combo, labels, files) and the facts export.json holds
+(`ExportFacts` and its typed rows, which the API returns as `ExportResult`), shared by the export itself
+(`export.py`), its dataset card (`card.py`), `evaluate --export` and the API."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -14,7 +16,7 @@ from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUT
 from augshard.core.errors import ConfigError
 from augshard.core.json_types import check_fields
 from augshard.storage.meta import ComboMeta
-from augshard.storage.outcome import ComboOutcome
+from augshard.storage.outcome import ComboOutcome, Status
 
 DEDUPE_MODES = ("none", "exact", "near")
 FACTS = "export.json"
@@ -52,9 +54,149 @@ class ExportOptions:
             raise ConfigError("--combos and --k both select combos: give one of them")
 
 
+# --- export.json's rows: each a typed record, built here and read back here ---------------------------------
+
+
+def _record(cls: Any, value: Any, key: str) -> Any:
+    """One of export.json's objects as its record: its known keys, a key an earlier export.json lacks as None;
+    ValueError when it is not an object."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is not an object")
+    return cls(**{f.name: value.get(f.name) for f in dataclasses.fields(cls)})
+
+
+def _records(cls: Any, value: Any, key: str) -> tuple[Any, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"{key} is not a list")
+    return tuple(_record(cls, v, key) for v in value)
+
+
+def _plain(value: Any) -> Any:
+    """A record as JSON values: objects in field order, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class ExportedCombo:
+    """One combo's rows through an export (a row of export.json's `combos`, and of `export --format tsv`)."""
+
+    combo_dir: str
+    methods: str
+    k: int
+    rows: int
+    exact_duplicates: int
+    near_duplicates: int
+    label_flips: int
+    kept: int
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """The variants an export left out, by why (export.json's `dropped`)."""
+
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    label_flips: int = 0
+
+    def __getitem__(self, key: str) -> int:
+        """`dropped["exact_duplicates"]`, as when `dropped` was a dict: kept for one release."""
+        warnings.warn(f'dropped["{key}"] is now dropped.{key}; the old form goes in the next release', FutureWarning, 2)
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How the export deduplicated and filtered (export.json's `export`)."""
+
+    dedupe: str
+    near_threshold: float | None
+    normalisation: str
+    near_compares: str
+    drop_label_flips: bool
+    include_originals: bool
+    kept_twin: str
+    chosen_by: str | None
+
+
+@dataclass(frozen=True)
+class MethodClass:
+    lib: str | None
+    kind: str | None
+
+
+@dataclass(frozen=True)
+class ExportLabelCheck:
+    """The run's label check as the export states it (export.json's `label_check`)."""
+
+    label_col: str
+    classes: list[str]
+    cv_accuracy: float
+    majority_rate: float
+    weak: bool
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A combo of the run not in the export: failed, stopped or another plan's (export.json's `left_out`)."""
+
+    combo_dir: str
+    status: str
+    error: str
+
+    @property
+    def why(self) -> str:
+        return self.error if self.status == Status.OK.value else self.status  # an ok one: another plan's
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A combo of the plan that never ran: a method could not be built (export.json's `not_run`)."""
+
+    combo_dir: str
+    methods: str
+    status: str
+    error: str
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    row: int  # 1-based, as a person counts the input's rows
+    row_key: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """The run's input as the export read it (export.json's `input`): rows, and those no combo could augment."""
+
+    rows: int
+    usable: int
+    skipped: dict[str, int]  # reason -> rows
+    skipped_rows: tuple[SkippedRow, ...]
+
+    @classmethod
+    def from_json(cls, value: Any) -> InputFacts:
+        facts = _record(cls, value, "input")
+        return dataclasses.replace(facts, skipped_rows=_records(SkippedRow, facts.skipped_rows or [], "skipped_rows"))
+
+
+@dataclass(frozen=True)
+class ClassLabel:
+    """The label column as a `datasets` ClassLabel (export.json's `class_label`)."""
+
+    columns: list[str]
+    names: list[str]
+
+
 @dataclass
 class ComboCount:
-    """One combo's rows through the export."""
+    """One combo's rows as the export goes through them."""
 
     combo_dir: str
     methods: str
@@ -64,9 +206,10 @@ class ComboCount:
     near_duplicates: int = 0
     label_flips: int = 0
 
-    @property
-    def kept(self) -> int:
-        return self.rows - self.exact_duplicates - self.near_duplicates - self.label_flips
+    def done(self) -> ExportedCombo:
+        """The combo's row of export.json, once every one of its rows went through."""
+        kept = self.rows - self.exact_duplicates - self.near_duplicates - self.label_flips
+        return ExportedCombo(**dataclasses.asdict(self), kept=kept)
 
 
 @dataclass
@@ -75,7 +218,7 @@ class Export:
 
     options: ExportOptions
     metas: list[ComboMeta] = field(default_factory=list)
-    counts: list[ComboCount] = field(default_factory=list)
+    counts: list[ExportedCombo] = field(default_factory=list)
     originals: int = 0  # rows of the input written (--include-originals)
     files: list[str] = field(default_factory=list)
     features: list[tuple[str, str]] = field(default_factory=list)
@@ -83,7 +226,7 @@ class Export:
     labels_after: Counter = field(default_factory=Counter)
     skipped: list[ComboOutcome] = field(default_factory=list)  # not ok, left out with --allow-incomplete
     unavailable: list[ComboOutcome] = field(default_factory=list)  # never run: a method cannot be built there
-    plan: str = ""  # the fingerprint of the plan whose manifest listed the combos
+    plan_fingerprint: str = ""  # of the plan whose manifest listed the combos
     input_rows: int = 0  # rows of the input file
     skipped_rows: list[tuple[int, str, str]] = field(default_factory=list)  # input rows no combo could augment
 
@@ -92,38 +235,87 @@ class Export:
         return self.originals + sum(c.kept for c in self.counts)
 
 
+# Fields whose JSON key is another word: the key stays as export.json has always written it.
+_JSON_KEYS = {"plan_fingerprint": "plan", "combo_plan_fingerprints": "combo_plans", "left_out_combos": "left_out"}
+# Fields that are records (or lists of records) in export.json, each with its reader.
+_READERS: dict[str, Any] = {
+    "method_classes": lambda v: {m: _record(MethodClass, c, "method_classes") for m, c in _dict(v).items()},
+    "export": lambda v: _record(ExportSettings, v, "export"),
+    "combos": lambda v: _records(ExportedCombo, v, "combos"),
+    "dropped": lambda v: _record(Dropped, v, "dropped"),
+    "label_check": lambda v: _record(ExportLabelCheck, v, "label_check"),
+    "left_out_combos": lambda v: _records(LeftOut, v, "left_out"),
+    "not_run": lambda v: _records(NotRun, v, "not_run"),
+    "input": InputFacts.from_json,
+    "class_label": lambda v: _record(ClassLabel, v, "class_label"),
+}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("method_classes is not an object")
+    return value
+
+
 @dataclass(frozen=True)
 class ExportFacts:
-    """export.json (and `export --format json`): what went in, what was dropped and why, what came out. Field order
-    is the printed document's key order; the file sorts its keys."""
+    """export.json (and `export --format json`), and what `augshard.export` returns: what went in, what was dropped
+    and why, what came out. Field order is the printed document's key order (the file sorts its keys); `path`,
+    where it was written, is not in the document."""
 
     made_by: str
-    plan: str
-    combo_plans: list[str]
+    plan_fingerprint: str  # the plan fingerprint of the manifest the combos came from (`plan` in the document)
+    combo_plan_fingerprints: list[str]  # of the plans that wrote the combos (`combo_plans`)
     rows: int
-    files: list[str]  # relative to the export folder
-    features: dict[str, Any]
-    source: dict[str, Any]  # meta.json's `source` of the combos
+    files: tuple[str, ...]  # relative to the export folder
+    features: dict[str, str]  # column -> Arrow type
+    source: dict[str, Any]  # meta.json's `source` of the combos (read by `evaluate --export` as it is)
     seed: int
     variants_per_sample: int
-    quality: dict[str, Any]
+    quality: dict[str, Any]  # meta.json's `quality`, without the device (read by `evaluate --export` as it is)
     config_fingerprint: str
-    methods: dict[str, Any]
-    method_classes: dict[str, Any]
-    export: dict[str, Any]
+    methods: dict[str, Any]  # method -> its arguments
+    method_classes: dict[str, MethodClass]
+    export: ExportSettings
     originals: int
-    combos: list[dict[str, Any]]  # a row per combo: its ExportCounts and `kept`
-    dropped: dict[str, int]
-    label_check: dict[str, Any] | None
-    labels_before: dict[str, int]
-    labels_after: dict[str, int]
-    left_out: list[dict[str, Any]]
-    not_run: list[dict[str, Any]]
-    input: dict[str, Any]
-    class_label: dict[str, Any] | None
+    combos: tuple[ExportedCombo, ...]
+    dropped: Dropped
+    label_check: ExportLabelCheck | None
+    labels_before: dict[Any, int]  # label -> rows (JSON makes the keys strings)
+    labels_after: dict[Any, int]
+    left_out_combos: tuple[LeftOut, ...]  # `left_out`
+    not_run: tuple[NotRun, ...]
+    input: InputFacts
+    class_label: ClassLabel | None
+    path: Path | None = field(default=None, compare=False)  # the export's folder (not in export.json)
+
+    @property
+    def input_path(self) -> str | None:
+        """The run's input file, as the combos' meta.json named it."""
+        path = self.source.get("path")
+        return path if isinstance(path, str) else None
+
+    @property
+    def left_out(self) -> dict[str, str]:
+        """Each combo folder of the run not in the export, with why (failed, stopped, another plan's)."""
+        return {c.combo_dir: c.why for c in self.left_out_combos}
+
+    @property
+    def plan(self) -> str:
+        """The plan fingerprint's old name, kept for one release."""
+        warnings.warn("ExportResult.plan is now .plan_fingerprint; the old name goes in the next release",
+                      FutureWarning, 2)  # fmt: skip
+        return self.plan_fingerprint
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """export.json as a dict, the old name of `to_json()`, kept for one release."""
+        warnings.warn("ExportResult.facts is now .to_json(); the old name goes in the next release", FutureWarning, 2)
+        return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {_JSON_KEYS.get(f.name, f.name): _plain(getattr(self, f.name))
+                for f in dataclasses.fields(self) if f.name != "path"}  # fmt: skip
 
     @classmethod
     def from_json(cls, doc: Any) -> ExportFacts:
@@ -134,8 +326,9 @@ class ExportFacts:
         missing = [n for n in ("made_by", "files", "source") if n not in doc]
         if missing:
             raise ValueError(f"missing {', '.join(missing)}")
-        files, source = doc["files"], doc["source"]
-        if not isinstance(doc["made_by"], str):
+        values = {f.name: doc.get(_JSON_KEYS.get(f.name, f.name)) for f in dataclasses.fields(cls) if f.name != "path"}
+        files, source = values["files"], values["source"]
+        if not isinstance(values["made_by"], str):
             raise ValueError("made_by is not a string")
         if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
             raise ValueError("files is not a list of file names")
@@ -145,12 +338,13 @@ class ExportFacts:
             raise ValueError(f"files names {outside[0]!r}, outside the export folder")
         if not isinstance(source, dict):
             raise ValueError("source is not an object")
-        return cls(**{f.name: doc.get(f.name) for f in dataclasses.fields(cls)})
+        typed = {name: read(values[name]) for name, read in _READERS.items() if values[name] is not None}
+        return cls(**values | typed | {"files": tuple(files)})
 
     @classmethod
     def read(cls, folder: Path) -> ExportFacts:
         """The export.json of `folder`; OSError or ValueError when there is none or it is not one."""
-        return cls.from_json(load_json(Path(folder) / FACTS))
+        return dataclasses.replace(cls.from_json(load_json(Path(folder) / FACTS)), path=Path(folder))
 
     def data_files(self, folder: Path) -> tuple[Path, ...]:
         """The paths of `files` in `folder`, for a reader of the export's rows (`evaluate --export`); ValueError naming

@@ -1,38 +1,38 @@
-"""The dry run: what `augshard run` would do (each combo's shard, cost and action), as a table, TSV or JSON, and as
-the typed plan the API returns (`RunPlan`)."""
+"""The dry run: what `augshard run` would do (each combo's shard, cost and action), as a table, TSV or JSON, all
+from one typed value, the plan the API returns (`RunPlan`, whose `to_json()` is the dry run's document)."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from augshard.core.combos import Combo
 from augshard.core.config import RunConfig
-from augshard.core.planning import Plan
+from augshard.core.planning import PlannedCombo
 from augshard.events.output import plural, print_rows, write_json
 from augshard.runner.preflight import Preflight, devices_line, preflight
 
 PLAN_COLUMNS = ("shard", "combo", "k", "est. cost", "action")
 
 
-def plan_rows(plan: Plan, complete: set[str], shard_index: int | None = None) -> tuple[list[list[str]], list[int]]:
+def plan_rows(plan: RunPlan) -> tuple[list[list[str]], list[int]]:
     """The plan of a dry run, a row per combo (markup cells), each shard closed by its total; and the row indexes
     after which a table draws a rule."""
     rows: list[list[str]] = []
     sections = []
-    for i, shard in enumerate(plan.shards):
-        if shard_index is not None and i != shard_index:
-            continue
-        for pc in shard:
-            action = "skip (complete)" if pc.combo.combo_id in complete else "run"
-            rows.append([str(i), pc.combo.dir_name, str(pc.combo.k), f"{pc.cost:g}", action])
+    shown = range(plan.num_shards) if plan.config.shard_index is None else [plan.config.shard_index]
+    for i in shown:
+        shard = [c for c in plan.combos if c.shard == i]
+        rows += [c.cells() for c in shard]
         total = f"[bold]shard total: {len(shard)} {plural(len(shard), 'combo')}[/bold]"
-        rows.append([str(i), total, "", f"{plan.shard_cost(i):g}", ""])
+        rows.append([str(i), total, "", f"{plan.shard_costs[i]:g}", ""])
         sections.append(len(rows) - 1)
-    for combo, reason in plan.unavailable:
-        rows.append(["-", combo.dir_name, str(combo.k), "-", f"unavailable ({escape(reason[:60])})"])
+    rows += [c.cells() for c in plan.combos if c.action is Action.UNAVAILABLE]
     return rows, sections
 
 
@@ -40,16 +40,15 @@ def dry_run(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
     """Validate everything and print the plan; write nothing."""
 
     prep = preflight(cfg, console, dry_run=True)
+    plan = run_plan(prep)
     if fmt == "json":
-        write_json(dry_run_document(prep))
+        write_json(plan.to_json())
         return 0
-    cfg, plan = prep.cfg, prep.plan
     if fmt == "tsv":  # one row per combo on stdout; the shard totals are sums of its cost column
-        combos = dry_run_document(prep)["combos"]
-        print_rows(console, DRY_RUN_TSV, [[c.get(col) for col in DRY_RUN_TSV] for c in combos], "tsv")
+        print_rows(console, DRY_RUN_TSV, [c.tsv_row() for c in plan.combos], "tsv")
     else:
-        rows, sections = plan_rows(plan, prep.complete, cfg.shard_index)
-        title = f"augshard plan {plan.fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
+        rows, sections = plan_rows(plan)
+        title = f"augshard plan {plan.plan_fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
         print_rows(console, PLAN_COLUMNS, rows, fmt, title, right=("shard", "k", "est. cost"), sections=sections)
     for line in _dry_run_lines(prep):  # with tsv, `console` is stderr: the summary never mixes with the rows
         console.print(line)
@@ -80,47 +79,7 @@ def _dry_run_lines(prep: Preflight) -> list[str]:
     return [*lines, "dry run: nothing was written"]
 
 
-def dry_run_document(prep: Preflight) -> dict:
-    """`run --dry-run --format json`: the plan and what a run would do (schema in docs/cli.md)."""
-    cfg, plan = prep.cfg, prep.plan
-    shard_of = {pc.combo.combo_id: i for i, shard in enumerate(plan.shards) for pc in shard}
-    combos = [
-        {
-            "shard": shard_of[pc.combo.combo_id],
-            "combo_dir": pc.combo.dir_name,
-            "combo_id": pc.combo.combo_id,
-            "methods": pc.combo.name,
-            "k": pc.combo.k,
-            "cost": pc.cost,
-            "action": "skip" if pc.combo.combo_id in prep.complete else "run",
-        }
-        for pc in plan.combos
-        if cfg.shard_index is None or shard_of[pc.combo.combo_id] == cfg.shard_index
-    ]
-    combos += [
-        {"shard": None, "combo_dir": c.dir_name, "combo_id": c.combo_id, "methods": c.name, "k": c.k, "cost": None,
-         "action": "unavailable", "reason": reason}
-        for c, reason in plan.unavailable
-    ]  # fmt: skip
-    return {
-        "plan": plan.fingerprint,
-        "num_shards": plan.num_shards,
-        "shards_reason": prep.shards_reason,
-        "shard_index": cfg.shard_index,
-        "methods": list(plan.methods),
-        "unavailable_methods": {m: st.reason for m, st in prep.unavailable_methods.items()},
-        "input": {"path": str(cfg.input), "rows_usable": prep.rows_usable, "rows_skipped": prep.rows_skipped},
-        "quality": {"metric": cfg.quality_metric, "min_sim": cfg.quality_min_sim, "max_sim": cfg.quality_max_sim},
-        "device": cfg.device,
-        "embedding_backend": cfg.embedding_backend if cfg.quality_metric == "embedding" else None,
-        "output_root": cfg.output_root,
-        "to_run": prep.todo,
-        "complete": len(prep.complete),
-        "combos": combos,
-    }
-
-
-# --- the plan as the API returns it ---------------------------------------------------------------------------
+# --- the plan: what the API returns and the dry run's JSON document ------------------------------------------
 
 
 class Action(str, Enum):
@@ -136,7 +95,8 @@ class Action(str, Enum):
 
 @dataclass(frozen=True)
 class ComboPlan:
-    """One combo of a plan: its shard, its estimated cost and what a run would do with it."""
+    """One combo of a plan: its shard, its estimated cost and what a run would do with it (a row of the document's
+    `combos`)."""
 
     combo_id: str
     combo_dir: str
@@ -147,21 +107,59 @@ class ComboPlan:
     action: Action
     reason: str = ""  # why it is unavailable
 
+    @classmethod
+    def planned(cls, pc: PlannedCombo, shard: int, complete: bool) -> ComboPlan:
+        action = Action.SKIP if complete else Action.RUN
+        return cls(pc.combo.combo_id, pc.combo.dir_name, pc.combo.methods, pc.combo.k, shard, pc.cost, action)
+
+    @classmethod
+    def unavailable(cls, combo: Combo, reason: str) -> ComboPlan:
+        return cls(combo.combo_id, combo.dir_name, combo.methods, combo.k, None, None, Action.UNAVAILABLE, reason)
+
+    def to_json(self) -> dict[str, Any]:
+        """The document's row: `reason` only for an unavailable combo, `methods` joined by '+'."""
+        doc: dict[str, Any] = {"shard": self.shard, "combo_dir": self.combo_dir, "combo_id": self.combo_id}
+        doc |= {"methods": "+".join(self.methods), "k": self.k, "cost": self.cost, "action": self.action.value}
+        if self.action is Action.UNAVAILABLE:
+            doc["reason"] = self.reason
+        return doc
+
+    def tsv_row(self) -> list[Any]:
+        row = self.to_json()
+        return [row.get(col) for col in DRY_RUN_TSV]
+
+    def cells(self) -> list[str]:
+        """The row as the dry run's table shows it (markup cells)."""
+        if self.action is Action.UNAVAILABLE:
+            return ["-", self.combo_dir, str(self.k), "-", f"unavailable ({escape(self.reason[:60])})"]
+        action = "skip (complete)" if self.action is Action.SKIP else "run"
+        return [str(self.shard), self.combo_dir, str(self.k), f"{self.cost:g}", action]
+
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What a dry run shows: the combos on their shards, costs, and what cannot run here."""
+    """What a dry run shows: the combos on their shards, costs, and what cannot run here; `to_json()` is
+    `run --dry-run --format json` (schema in docs/cli.md; `plan` there is the plan fingerprint)."""
 
-    fingerprint: str
+    plan_fingerprint: str
     num_shards: int
     shards_reason: str  # why the run has as many shards as it has
     methods: tuple[str, ...]
     unavailable_methods: dict[str, str]  # method -> why it cannot run here
     rows_usable: int
     rows_skipped: dict[str, int]  # reason -> rows
-    combos: tuple[ComboPlan, ...]
+    combos: tuple[ComboPlan, ...]  # with --shard-index, that shard's (and the unavailable ones)
     config: RunConfig  # as prepared: `auto` shards, device and backend decided
     notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
+    to_run_count: int = 0  # combos of the whole plan a run would compute (every shard's)
+    complete_count: int = 0  # combos of the whole plan already complete
+
+    @property
+    def fingerprint(self) -> str:
+        """The plan fingerprint's old name, kept for one release."""
+        warnings.warn("RunPlan.fingerprint is now RunPlan.plan_fingerprint; the old name goes in the next release",
+                      FutureWarning, 2)  # fmt: skip
+        return self.plan_fingerprint
 
     @property
     def to_run(self) -> tuple[ComboPlan, ...]:
@@ -176,28 +174,48 @@ class RunPlan:
                 costs[c.shard] += c.cost
         return tuple(costs)
 
+    def to_json(self) -> dict[str, Any]:
+        """`run --dry-run --format json`: the plan and what a run would do."""
+        cfg = self.config
+        return {
+            "plan": self.plan_fingerprint,
+            "num_shards": self.num_shards,
+            "shards_reason": self.shards_reason,
+            "shard_index": cfg.shard_index,
+            "methods": list(self.methods),
+            "unavailable_methods": dict(self.unavailable_methods),
+            "input": {"path": str(cfg.input), "rows_usable": self.rows_usable, "rows_skipped": dict(self.rows_skipped)},
+            "quality": {"metric": cfg.quality_metric, "min_sim": cfg.quality_min_sim, "max_sim": cfg.quality_max_sim},
+            "device": cfg.device,
+            "embedding_backend": cfg.embedding_backend if cfg.quality_metric == "embedding" else None,
+            "output_root": cfg.output_root,
+            "to_run": self.to_run_count,
+            "complete": self.complete_count,
+            "combos": [c.to_json() for c in self.combos],
+        }
+
 
 def run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
-    """The plan as the API returns it (`augshard.plan`), typed from the dry run's JSON document."""
-    doc = dry_run_document(prep)  # the dry run's JSON document: one description of a plan, typed here
-    combos = tuple(
-        ComboPlan(
-            **{key: c[key] for key in ("combo_id", "combo_dir", "k", "shard", "cost")},
-            methods=tuple(c["methods"].split("+")),
-            action=Action(c["action"]),
-            reason=c.get("reason") or "",
-        )
-        for c in doc["combos"]
-    )
+    """The plan of a prepared run, as the API returns it and the dry run prints it."""
+    cfg, plan = prep.cfg, prep.plan
+    combos = [
+        ComboPlan.planned(pc, i, pc.combo.combo_id in prep.complete)
+        for i, shard in enumerate(plan.shards)
+        if cfg.shard_index is None or i == cfg.shard_index
+        for pc in shard
+    ]
+    combos += [ComboPlan.unavailable(c, reason) for c, reason in plan.unavailable]
     return RunPlan(
-        fingerprint=doc["plan"],
-        num_shards=doc["num_shards"],
-        shards_reason=doc["shards_reason"],
-        methods=tuple(doc["methods"]),
-        unavailable_methods=dict(doc["unavailable_methods"]),
+        plan_fingerprint=plan.plan_fingerprint,
+        num_shards=plan.num_shards,
+        shards_reason=prep.shards_reason,
+        methods=tuple(plan.methods),
+        unavailable_methods={m: st.reason for m, st in prep.unavailable_methods.items()},
         rows_usable=prep.rows_usable,
         rows_skipped=dict(prep.rows_skipped),
-        combos=combos,
-        config=prep.cfg,
+        combos=tuple(combos),
+        config=cfg,
         notes=notes,
+        to_run_count=prep.todo,
+        complete_count=len(prep.complete),
     )

@@ -113,9 +113,10 @@ SUMMARY_KEYS = tuple(f.name for f in dataclasses.fields(ShardRow))
 @dataclass(frozen=True)
 class RunDocument:
     """What a finished run says (the run's `--format json` document; schema in docs/cli.md): field order is the
-    document's key order; `summary` and `manifest` after a merge, `rows` for one shard of a job array instead."""
+    document's key order (`plan_fingerprint` is its `plan`); `summary` and `manifest` after a merge, `rows` for one
+    shard of a job array instead."""
 
-    plan: str
+    plan_fingerprint: str
     num_shards: int
     shards_reason: str
     shards: list[ShardRow]
@@ -131,7 +132,7 @@ class RunDocument:
     wall_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc = dataclasses.asdict(self)
+        doc = {"plan" if k == "plan_fingerprint" else k: v for k, v in dataclasses.asdict(self).items()}
         if self.summary is not None:
             doc["summary"] = self.summary.as_json()
         return {k: v for k, v in doc.items() if v is not None or k == "label_check"}
@@ -140,7 +141,7 @@ class RunDocument:
     def from_json(cls, doc: dict[str, Any]) -> RunDocument:
         label = doc.get("label_check")
         return cls(
-            plan=doc["plan"],
+            plan_fingerprint=doc["plan"],
             num_shards=doc["num_shards"],
             shards_reason=doc["shards_reason"],
             shards=[ShardRow(**row) for row in doc["shards"]],
@@ -212,7 +213,7 @@ def run_document(
     else:
         ending["rows"] = sum(o.rows for r in results.values() for o in r.outcomes if o.ok)
     return RunDocument(
-        plan=prep.plan.fingerprint,
+        plan_fingerprint=prep.plan.plan_fingerprint,
         num_shards=prep.plan.num_shards,
         shards_reason=prep.shards_reason,
         shards=[ShardRow.of(results[j.index], outcome.crashed) for j in jobs],
@@ -237,15 +238,15 @@ def summarize_run(
     console: Console,
     t0: float,
     fmt: str,
-) -> int:
+) -> RunDocument:
     """The end of a run: each shard's outcome, every failure with where to look, the merge's summary, the wall
-    time."""
+    time; printed, and returned for the API."""
     doc = dataclasses.replace(run_document(prep, jobs, outcome, merged), wall_s=round(time.time() - t0, 1))
     if fmt == "json":
         write_json(doc.to_json())
     else:
         _print_summary(prep, jobs, outcome, doc, console, fmt)
-    return doc.exit_code
+    return doc
 
 
 def _print_summary(

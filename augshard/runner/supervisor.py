@@ -8,7 +8,7 @@ import shutil
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from augshard.runner.job import RunOutcome, ShardJob, ShardResult
 from augshard.runner.lock import RunLock
 from augshard.runner.preflight import Preflight, devices_line, preflight
 from augshard.runner.stopping import stop_file_path
-from augshard.runner.summary import summarize_run
+from augshard.runner.summary import RunDocument, summarize_run
 from augshard.shard.cache import method_caches
 from augshard.shard.claims import claimed_by, claims_name, sweep_claims
 from augshard.shard.loop import run_shard
@@ -45,10 +45,20 @@ def run(cfg: Any, console: Console, live: bool = True, fmt: str = "table") -> in
     Progress is the live shard table on a terminal (`live`), plain lines otherwise.
     """
     t0 = time.time()
-    return run_checked(preflight(cfg, console), console, live, fmt, t0)
+    return run_checked(preflight(cfg, console), console, live, fmt, t0).exit_code
 
 
-def run_checked(prep: Preflight, console: Console, live: bool = True, fmt: str = "table", t0: float = 0.0) -> int:
+@dataclass(frozen=True)
+class RunEnd:
+    """What a run came to, typed for the API: its exit code, what the shards returned (every combo's outcome, as
+    their manifests hold it) and the run's document (None when interrupted: nothing was summarised)."""
+
+    exit_code: int
+    outcome: RunOutcome
+    document: RunDocument | None = None
+
+
+def run_checked(prep: Preflight, console: Console, live: bool = True, fmt: str = "table", t0: float = 0.0) -> RunEnd:
     """`run` of a plan already prepared (the API keeps `prep` for its typed results); `t0`: when the run began."""
     cfg = prep.cfg
     lock = RunLock(cfg.output_root, None if cfg.shard_index is None else (cfg.shard_index, prep.plan.num_shards))
@@ -56,7 +66,7 @@ def run_checked(prep: Preflight, console: Console, live: bool = True, fmt: str =
         return _run_locked(prep, console, live, t0 or time.time(), fmt)
 
 
-def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: str) -> int:
+def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: str) -> RunEnd:
 
     cfg = prep.cfg
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
@@ -75,7 +85,7 @@ def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: s
     claims = None
     if cfg.steal and cfg.shard_index is None and prep.plan.num_shards > 1:
         # This run's claims (work stealing); a new run starts with none, whatever an interrupted one left.
-        claims = Path(cfg.log_dir) / claims_name(prep.plan.fingerprint)
+        claims = Path(cfg.log_dir) / claims_name(prep.plan.plan_fingerprint)
         claims.mkdir(parents=True)
     try:
         jobs = make_jobs(prep, str(claims) if claims else "")
@@ -84,12 +94,13 @@ def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: s
         if claims is not None:
             shutil.rmtree(claims, ignore_errors=True)
     if outcome.interrupted:
-        return _interrupted(prep, outcome, console)
+        return RunEnd(_interrupted(prep, outcome, console), outcome)
 
     _clean_temp(cfg.output_root)
     # A whole run merges its shards' manifests (one shard of a job array leaves that to `augshard merge`).
     merged = merge(cfg.output_root, cfg.output_name, keep_shards=cfg.keep_shards) if cfg.shard_index is None else None
-    return summarize_run(prep, jobs, outcome, merged, console, t0, fmt)
+    doc = summarize_run(prep, jobs, outcome, merged, console, t0, fmt)
+    return RunEnd(doc.exit_code, outcome, doc)
 
 
 def make_jobs(prep: Preflight, claims_dir: str = "") -> list[ShardJob]:
@@ -97,7 +108,7 @@ def make_jobs(prep: Preflight, claims_dir: str = "") -> list[ShardJob]:
     indexes = [cfg.shard_index] if cfg.shard_index is not None else list(range(plan.num_shards))
     busy = [i for i in indexes if plan.shards[i]]
     threads = max(1, (os.cpu_count() or 1) // max(1, len(busy)))
-    unavailable = tuple(ComboOutcome.unavailable(c, plan.fingerprint, reason) for c, reason in plan.unavailable)
+    unavailable = tuple(ComboOutcome.unavailable(c, plan.plan_fingerprint, reason) for c, reason in plan.unavailable)
     return [
         ShardJob(
             cfg=cfg,
@@ -105,7 +116,7 @@ def make_jobs(prep: Preflight, claims_dir: str = "") -> list[ShardJob]:
             num_shards=plan.num_shards,
             combos=plan.shards[i],
             specs=tuple(prep.specs),
-            plan_fingerprint=plan.fingerprint,
+            plan_fingerprint=plan.plan_fingerprint,
             input_sha=prep.input_sha,
             torch_threads=threads,
             unavailable=unavailable if i == 0 else (),
@@ -160,7 +171,7 @@ class ShardRunner:
         self.console.print(
             f"augshard: {len(prep.plan.combos)} {plural(len(prep.plan.combos), 'combo')} on {prep.plan.num_shards} "
             f"{plural(prep.plan.num_shards, 'shard')} ({prep.shards_reason}): {todo} to run, {len(prep.complete)} "
-            f"complete; plan {prep.plan.fingerprint}"
+            f"complete; plan {prep.plan.plan_fingerprint}"
         )
         self.console.print(devices_line(cfg, prep.specs), markup=False)
         # A shard with nothing left to compute is settled here, without paying a worker's start-up.
@@ -177,7 +188,7 @@ class ShardRunner:
         cfg = self.cfg
         stop_file = None
         if cfg.executor != "local":  # local shards get signals; remote ones read this file between chunks
-            stop_file = stop_file_path(cfg.log_dir, self.prep.plan.fingerprint)
+            stop_file = stop_file_path(cfg.log_dir, self.prep.plan.plan_fingerprint)
             stop_file.unlink(missing_ok=True)
         executor = make_executor(
             cfg.executor, len(spawn), cfg.scheduler, stop_file, shard_imports(self.prep), spawn[0].torch_threads

@@ -5,6 +5,7 @@ does; nothing else merges."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,18 @@ def summarize(outcomes: list[ComboOutcome]) -> ManifestSummary:
     return s
 
 
+def merged_outcomes(shards: Iterable[list[ComboOutcome]]) -> list[ComboOutcome]:
+    """The merged manifest's rows from each shard's, in shard order: one per combo (an ok one over any other), sorted
+    by k and methods. The merge writes these; the API types a finished run's combos the same way."""
+    merged: dict[str, ComboOutcome] = {}
+    for rows in shards:
+        for r in rows:
+            prev = merged.get(r.combo_id)
+            if prev is None or (not prev.ok and r.ok):
+                merged[r.combo_id] = r
+    return sorted(merged.values(), key=lambda r: (r.k, r.methods))
+
+
 def merged_before(output_root: str | Path, output_name: str = DEFAULT_OUTPUT_NAME) -> bool:
     """No shard manifest left, and a merged manifest: an earlier merge (or run) removed them after merging."""
     root = Path(output_root)
@@ -136,13 +149,7 @@ def merge(
             f"{root}: {names} come(s) from a different plan (fingerprint differs from "
             f"{majority}); rerun those shards with the same catalogue, config and shard count"
         )
-    merged: dict[str, ComboOutcome] = {}
-    for index in sorted(shard_rows):
-        for r in shard_rows[index]:
-            prev = merged.get(r.combo_id)
-            if prev is None or (not prev.ok and r.ok):
-                merged[r.combo_id] = r
-    final_rows = sorted(merged.values(), key=lambda r: (r.k, r.methods))
+    final_rows = merged_outcomes(shard_rows[index] for index in sorted(shard_rows))
     write_manifest(root / output_name, final_rows)
     if not keep_shards:
         for path in by_index.values():

@@ -104,13 +104,12 @@ def run_inputs(output_root: str | Path) -> tuple[Path, ...]:
 
 
 def export_inputs(folder: str | Path) -> tuple[Path, ...]:
-    """The input an `augshard export` folder was made from (its export.json's `input`, else its `source`)."""
+    """The input an `augshard export` folder was made from (its export.json's `source`)."""
     try:
         facts = ExportFacts.read(Path(folder))
     except (OSError, ValueError):
         return ()
-    paths = [d.get("path") for d in (facts.input, facts.source) if isinstance(d, dict)]
-    return tuple(Path(p) for p in paths if isinstance(p, str))
+    return () if facts.input_path is None else (Path(facts.input_path),)
 
 
 def run_protected(
