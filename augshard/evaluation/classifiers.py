@@ -246,8 +246,9 @@ def _tfidf_classifier_class() -> type:
     class TfidfClassifier(ClassifierMixin, BaseEstimator):
         """`--features tfidf` as an estimator on raw texts: hashed word and character n-gram counts, sublinear TF
         times the smooth IDF of its own training texts, rows L2-normalised, and the one-vs-rest logistic regression
-        liblinear fits in one call. The evaluation runs this very computation on counts it caches per worker
-        (`fit_counts`, `predict_counts`): each text is vectorised once, not once per split."""
+        liblinear fits in one call. The evaluation runs the same steps (TfidfSpace, fit_weighed, predict_weighed) on
+        n-gram counts it caches per worker, so each text is vectorised once, not once per split; `fit_counts` and
+        `predict_counts` take such counts too."""
 
         def __init__(self, C: float = TfidfSettings.C, tol: float = TfidfSettings.tol) -> None:  # noqa: N803
             self.C = C
