@@ -5,11 +5,21 @@ Both are fixed, documented models (no search): the point is the same model with 
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import os
+import pickle
+import sys
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from augshard.core.errors import ConfigError
+
 FEATURES = ("tfidf", "embedding")
+MODEL = "model"  # the user's own estimator (--model), a features set beside the built-in ones
 HASH_BITS = 20  # 2^20 hashed columns per analyzer: collisions are rare at this size and cost no memory
 MAX_ITER = 1000  # liblinear's iterations, whichever path fits
 # The two paths of `fit_ovr_logistic`, as evaluation.json's run_info counts them.
@@ -19,14 +29,14 @@ _FITS: Counter = Counter()  # fits per path in this process since `take_fits()`
 
 @dataclass(frozen=True)
 class TfidfSettings:
-    """Word 1-2 grams and character 3-5 grams (within word boundaries), hashed so a text is vectorised once and no
-    vocabulary is learnt from anything but the fold's training originals' document frequencies."""
+    """Word 1-2 grams and character 3-5 grams (within word boundaries), hashed so a text is vectorised once and
+    nothing is learnt from anything but the model's training texts' document frequencies."""
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (3, 5)
     hash_features: int = 2**HASH_BITS
     sublinear_tf: bool = True
-    idf: str = "smooth idf from the split's training originals only (the same for the baseline and every combo)"
+    idf: str = "smooth idf from the model's training texts: the split's training originals and the variants added"
     norm: str = "l2"
     # Logistic regression, one-vs-rest, L2, liblinear's dual coordinate descent: the same kind of optimum as lbfgs at
     # a fraction of its time on sparse n-grams (docs/evaluate.md has the measurements that chose these settings).
@@ -71,7 +81,8 @@ class TfidfSpace:
 
     @staticmethod
     def idf(counts: Any) -> Any:
-        """Smooth inverse document frequencies of the rows of `counts` (the split's training originals)."""
+        """Smooth inverse document frequencies of the rows of `counts` (a model's training texts), as scikit-learn's
+        TfidfTransformer computes them."""
         import numpy as np
 
         df = np.bincount(counts.indices, minlength=counts.shape[1])
@@ -96,22 +107,39 @@ class TfidfSpace:
 
 
 def fit_predict_tfidf(x_train: Any, y_train: list[str], x_test: Any, settings: TfidfSettings) -> list[str]:
-    """Fit on the training rows, predict the test rows. Columns no training row uses get weight 0 at the optimum
-    (their gradient is the L2 term alone), so they are dropped before fitting: the same model, much smaller."""
+    """Fit on the (weighed) training rows, predict the (weighed) test rows: `TfidfClassifier`'s model."""
+    return predict_weighed(fit_weighed(x_train, y_train, settings.C, settings.tol), x_test)
+
+
+def fit_weighed(x: Any, y: list[str], c: float, tol: float) -> tuple[list[str], Any, Any, Any]:
+    """(classes, column remap, coef, intercept) of the logistic regression on weighed rows. Columns no training row
+    uses get weight 0 at the optimum (their gradient is the L2 term alone), so they are dropped before fitting: the
+    same model, much smaller."""
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    classes = sorted(set(y_train))
+    classes = sorted(set(y))
     if len(classes) == 1:
-        return [classes[0]] * x_test.shape[0]
-    used = np.zeros(x_train.shape[1], dtype=bool)
-    used[x_train.indices] = True
-    remap = np.full(x_train.shape[1], -1, dtype=np.int64)
+        return classes, None, None, None
+    used = np.zeros(x.shape[1], dtype=bool)
+    used[x.indices] = True
+    remap = np.full(x.shape[1], -1, dtype=np.int64)
     remap[used] = np.arange(int(used.sum()))
     with threadpool_limits(1):
-        coef, intercept = fit_ovr_logistic(_columns(x_train, remap), np.asarray(y_train), classes, settings.C,
-                                           settings.tol)  # fmt: skip
-        scores = _columns(x_test, remap) @ coef.T + intercept
+        coef, intercept = fit_ovr_logistic(_columns(x, remap), np.asarray(y), classes, c, tol)
+    return classes, remap, coef, intercept
+
+
+def predict_weighed(model: tuple[list[str], Any, Any, Any], x: Any) -> list[str]:
+    """The class of each weighed row: the highest one-vs-rest score (the first class on a tie)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    classes, remap, coef, intercept = model
+    if remap is None:
+        return [classes[0]] * x.shape[0]
+    with threadpool_limits(1):
+        scores = _columns(x, remap) @ coef.T + intercept
     return [classes[i] for i in np.asarray(scores).argmax(axis=1)]
 
 
@@ -197,3 +225,200 @@ def take_fits() -> dict[str, int]:
     out = {BINDING: _FITS[BINDING], FALLBACK: _FITS[FALLBACK]}
     _FITS.clear()
     return out
+
+
+# --- the built-in TF-IDF model as a scikit-learn estimator -------------------------------------------------------
+
+
+def __getattr__(name: str) -> Any:
+    """`TfidfClassifier`, made on first use: an estimator's class needs scikit-learn (a second to import), which
+    `augshard --help` must not pay for (the CLI imports this module, through findings.py and scoring.py)."""
+    if name != "TfidfClassifier":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    made = globals()[name] = _tfidf_classifier_class()
+    return made
+
+
+def _tfidf_classifier_class() -> type:
+    import numpy as np
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    class TfidfClassifier(ClassifierMixin, BaseEstimator):
+        """`--features tfidf` as an estimator on raw texts: hashed word and character n-gram counts, sublinear TF
+        times the smooth IDF of its own training texts, rows L2-normalised, and the one-vs-rest logistic regression
+        liblinear fits in one call. The evaluation runs the same steps (TfidfSpace, fit_weighed, predict_weighed) on
+        n-gram counts it caches per worker, so each text is vectorised once, not once per split; `fit_counts` and
+        `predict_counts` take such counts too."""
+
+        def __init__(self, C: float = TfidfSettings.C, tol: float = TfidfSettings.tol) -> None:  # noqa: N803
+            self.C = C
+            self.tol = tol
+
+        def fit(self, texts: Any, y: Any) -> Any:
+            return self.fit_counts(TfidfSpace().counts(list(texts)), list(y))
+
+        def predict(self, texts: Any) -> Any:
+            return np.asarray(self.predict_counts(TfidfSpace().counts(list(texts))))
+
+        def fit_counts(self, counts: Any, y: list[Any]) -> Any:
+            space = TfidfSpace()
+            self.idf_ = space.idf(counts)
+            self.model_ = fit_weighed(space.weigh(counts, self.idf_), list(y), self.C, self.tol)
+            self.classes_ = np.asarray(self.model_[0])
+            return self
+
+        def predict_counts(self, counts: Any) -> list[Any]:
+            return predict_weighed(self.model_, TfidfSpace().weigh(counts, self.idf_))
+
+    TfidfClassifier.__qualname__ = "TfidfClassifier"  # pickled by reference: found again through __getattr__
+    return TfidfClassifier
+
+
+# --- the user's own model (--model) ------------------------------------------------------------------------------
+
+_FOUND: dict[tuple[str, str], Any] = {}  # "module:factory" (and its directory) -> the object, once per process
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The user's model as it travels to the worker processes: named by "module:factory" or "file.py:factory"
+    (imported again in each worker, from `cwd`), or a zero-argument callable or an estimator (pickled). Every split
+    gets a fresh model: a new call of the factory, or a clone of the estimator."""
+
+    given: str  # what the user gave, as error messages name it
+    factory: str | None = None  # "package.module:factory" or "path/to/file.py:factory"
+    target: Any = None  # a zero-argument callable, or an estimator (from the API)
+    cwd: str = ""  # where the module or file is looked for
+    class_name: str = ""  # of the estimator built when it was loaded
+    text: str = ""  # its repr, at most 1,000 characters
+
+    def build(self) -> Any:
+        """A fresh, unfitted estimator."""
+        found = _find(self.factory, self.cwd, self.given) if self.factory is not None else self.target
+        return _fresh(found, self.given)
+
+    def describe(self) -> dict[str, Any]:
+        """What evaluation.json records of it."""
+        named = self.factory or (None if _is_estimator(self.target) else _qualified(self.target))
+        return {"factory": named, "class": self.class_name, "repr": self.text}
+
+
+def load_model(value: Any, workers: int) -> ModelSpec:
+    """`--model`, checked now (imported, called once, an estimator) so that a mistake is one line before any work:
+    "package.module:factory", "path/to/file.py:factory" (relative to the current directory, which is put on
+    sys.path as uvicorn does), a zero-argument callable returning an estimator, or an estimator."""
+    cwd = os.getcwd()
+    if isinstance(value, str):
+        spec = ModelSpec(repr(value), factory=value, cwd=cwd)
+    elif _is_estimator(value) or callable(value):
+        spec = ModelSpec(_shown(value), target=value, cwd=cwd)
+        if workers > 1:
+            _check_sendable(value, spec.given)
+    else:
+        raise ConfigError(f"--model {_shown(value)}: expected 'module:factory', 'file.py:factory', a callable "
+                          "returning an estimator, or an estimator")  # fmt: skip
+    built = spec.build()
+    kind = type(built)
+    return replace(spec, class_name=f"{kind.__module__}.{kind.__qualname__}", text=repr(built)[:1000])
+
+
+def _find(value: str, cwd: str, given: str) -> Any:
+    if (value, cwd) in _FOUND:
+        return _FOUND[(value, cwd)]
+    where, colon, attr = value.rpartition(":")
+    if not colon or not where.strip() or not attr.strip():
+        raise ConfigError(f"--model {given}: expected 'package.module:factory' or 'path/to/file.py:factory'")
+    module = _import_file(where, cwd, given) if where.endswith(".py") else _import_module(where, cwd, given)
+    found = module
+    for part in attr.split("."):
+        if not hasattr(found, part):
+            raise ConfigError(f"--model {given}: {where} has no attribute '{attr}'")
+        found = getattr(found, part)
+    if not callable(found) and not _is_estimator(found):
+        raise ConfigError(f"--model {given}: '{attr}' is a {type(found).__name__}, not a callable returning an "
+                          "estimator")  # fmt: skip
+    _FOUND[(value, cwd)] = found
+    return found
+
+
+def _import_module(name: str, cwd: str, given: str) -> Any:
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise ConfigError(f"--model {given}: no module named '{exc.name}' (looked in {cwd} and the installed "
+                              "packages)") from None  # fmt: skip
+        raise ConfigError(f"--model {given}: importing {name} raised {_one_line(exc)}") from None
+    except Exception as exc:  # the user's module failed as it was imported: say how, in one line
+        raise ConfigError(f"--model {given}: importing {name} raised {_one_line(exc)}") from None
+
+
+def _import_file(where: str, cwd: str, given: str) -> Any:
+    """A file imported under a name of its own (its path's digest), so two files called model.py never collide."""
+    path = Path(cwd, where).resolve()
+    if not path.is_file():
+        raise ConfigError(f"--model {given}: file {where} not found (relative to {cwd})")
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    name = "augshard_model_" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ConfigError(f"--model {given}: importing {where} raised {_one_line(exc)}") from None
+    return module
+
+
+def _fresh(found: Any, given: str) -> Any:
+    """A clone of an estimator, or what the factory returns (an estimator, or one line saying what it was)."""
+    if _is_estimator(found):
+        from sklearn.base import clone
+
+        return clone(found, safe=False)  # an object without get_params is deep-copied
+    try:
+        built = found()
+    except Exception as exc:
+        raise ConfigError(f"--model {given}: the factory raised {_one_line(exc)}") from None
+    if not _is_estimator(built):
+        raise ConfigError(f"--model {given}: the factory returned a {type(built).__name__}, not an estimator (with "
+                          "fit and predict)")  # fmt: skip
+    return built
+
+
+def _check_sendable(value: Any, given: str) -> None:
+    """Spawned workers receive the callable or estimator pickled: by reference to a module they can import."""
+    owner = getattr(value, "__module__", None) if not _is_estimator(value) else type(value).__module__
+    interactive = owner == "__main__" and not hasattr(sys.modules.get("__main__"), "__file__")
+    try:
+        pickle.loads(pickle.dumps(value))
+        problem = "it was defined interactively" if interactive else ""
+    except Exception as exc:
+        problem = _one_line(exc)
+    if problem:
+        raise ConfigError(f"--model {given}: cannot be sent to the worker processes ({problem}); define it in an "
+                          "importable module and pass 'module:factory', or use workers=1")  # fmt: skip
+
+
+def _is_estimator(value: Any) -> bool:
+    return not isinstance(value, type) and all(callable(getattr(value, m, None)) for m in ("fit", "predict"))
+
+
+def _qualified(value: Any) -> str:
+    return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+
+
+def _shown(value: Any) -> str:
+    return f"{type(value).__qualname__}(...)" if _is_estimator(value) else _qualified(value)
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]

@@ -1,6 +1,6 @@
 """One candidate (a combo of the run, or a whole export) scored over every split, in a worker process: its variants
 read and joined to their originals, vectorised or looked up once, and for each split one model trained on the
-training originals plus their variants and scored on the test originals."""
+training originals plus their variants and scored on the test originals, overall and class by class."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from augshard.core.errors import ConfigError
 from augshard.evaluation.classifiers import (
+    MODEL,
     EmbeddingSettings,
+    ModelSpec,
     TfidfSettings,
     TfidfSpace,
     fit_predict_embedding,
@@ -60,6 +63,13 @@ class WorkerSetup:
     vectors: Any  # the originals' sentence vectors (--features embedding), else None
     encoder: dict[str, Any] | None  # how to encode what is missing: model path, backend, device
     cache_path: str | None
+    classes: tuple[str, ...] = ()  # the originals' distinct labels, sorted (empty: read from `labels`)
+    model: ModelSpec | None = None  # the user's estimator, for the "model" features
+
+    @property
+    def class_order(self) -> tuple[str, ...]:
+        """The classes each split's per-class scores are aligned with."""
+        return self.classes or tuple(sorted(set(self.labels)))
 
 
 _STATE: dict[str, Any] = {}
@@ -73,12 +83,8 @@ def init_worker(setup: WorkerSetup) -> None:
     if "tfidf" in setup.features:
         t0 = time.perf_counter()
         space = TfidfSpace()
-        counts = space.counts(setup.texts)
-        weighed = {}
-        for n, split in enumerate(setup.splits):
-            idf = space.idf(counts[split.train])
-            weighed[n] = (idf, space.weigh(counts, idf))
-        _STATE.update(space=space, weighed=weighed, setup_s=time.perf_counter() - t0)
+        # The originals' n-gram counts, once per worker; each split's IDF depends on the variants it trains on.
+        _STATE.update(space=space, counts=space.counts(setup.texts), setup_s=time.perf_counter() - t0)
 
 
 def _read_variants(candidate: Candidate, position: dict[str, int]) -> tuple[list[int], list[str], list[tuple]]:
@@ -125,9 +131,12 @@ def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any
         t0 = time.perf_counter()
         if feature == "tfidf":
             counts = _STATE["space"].counts(texts)
+        elif feature == MODEL:
+            counts = texts  # the user's estimator reads the texts themselves
         else:
             counts = _variant_vectors(candidate, texts, tags, out["vectors"])
-        timing["vectorise_s" if feature == "tfidf" else "encode_s"] += time.perf_counter() - t0
+        if feature != MODEL:
+            timing["vectorise_s" if feature == "tfidf" else "encode_s"] += time.perf_counter() - t0
         scores = []
         for n, split in enumerate(setup.splits):
             t0 = time.perf_counter()
@@ -135,21 +144,12 @@ def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any
             in_train[split.train] = True
             chosen = np.flatnonzero(in_train[owner_array]) if len(owners) else np.zeros(0, dtype=np.int64)
             y_train = list(labels[split.train]) + list(labels[owner_array[chosen]])
-            if feature == "tfidf":
-                import scipy.sparse as sp
-
-                idf, originals = _STATE["weighed"][n]
-                variants = _STATE["space"].weigh(counts[chosen], idf)
-                x_train = sp.vstack([originals[split.train], variants], format="csr")
-                predicted = fit_predict_tfidf(x_train, y_train, originals[split.test], TfidfSettings())
-            else:
-                x_train = np.vstack([setup.vectors[split.train], counts[chosen]])
-                predicted = fit_predict_embedding(x_train, y_train, setup.vectors[split.test], EmbeddingSettings())
-            f1, acc = _scores(list(labels[split.test]), predicted)
-            scores.append((f1, acc, int(len(chosen))))
+            predicted = _fit_predict(feature, split, counts, chosen, y_train, n)
+            f1, acc, per_class = _scores(list(labels[split.test]), predicted, setup.class_order)
+            scores.append((f1, acc, int(len(chosen)), per_class))  # findings.py reads the first three by position
             timing["fit_s"] += time.perf_counter() - t0
         out["scores"][feature] = scores
-    # A worker's one-off setup (its originals vectorised and weighed per split) is reported with its first task.
+    # A worker's one-off setup (its originals' n-grams counted) is reported with its first task.
     timing["setup_s"] += _STATE.pop("setup_s", 0.0)
     out["timing"] = dict(timing)
     return out
@@ -185,15 +185,58 @@ def _variant_vectors(candidate: Candidate | None, texts: list[str], tags: list[t
     return out
 
 
-def _scores(truth: list[str], predicted: list[str]) -> tuple[float, float]:
+def _fit_predict(feature: str, split: Split, variants: Any, chosen: Any, y_train: list[str], n: int) -> list[str]:
+    """One model of one split, trained on the training originals then the chosen variants, in that order; its
+    predictions for the test originals."""
+    import numpy as np
+
+    setup: WorkerSetup = _STATE["setup"]
+    if feature == "tfidf":
+        import scipy.sparse as sp
+
+        # TfidfClassifier's computation on cached counts: IDF from every training text, originals and variants.
+        space, originals = _STATE["space"], _STATE["counts"]
+        train = sp.vstack([originals[split.train], variants[chosen]], format="csr")
+        idf = space.idf(train)
+        x_train, x_test = space.weigh(train, idf), space.weigh(originals[split.test], idf)
+        return fit_predict_tfidf(x_train, y_train, x_test, TfidfSettings())
+    if feature == MODEL:
+        train_texts = [setup.texts[i] for i in split.train] + [variants[i] for i in chosen]
+        return fit_predict_model(setup.model, train_texts, y_train, [setup.texts[i] for i in split.test], n)
+    x_train = np.vstack([setup.vectors[split.train], variants[chosen]])
+    return fit_predict_embedding(x_train, y_train, setup.vectors[split.test], EmbeddingSettings())
+
+
+def fit_predict_model(spec: ModelSpec | None, texts: list[str], y: list[str], test: list[str], n: int) -> list[str]:
+    """The user's estimator, fresh for this split, fitted with one BLAS thread as the built-in ones; what it
+    raises is one line naming --model and the split, not a worker's traceback."""
+    from threadpoolctl import threadpool_limits
+
+    assert spec is not None, "the 'model' features need WorkerSetup.model"
+    estimator = spec.build()
+    try:
+        with threadpool_limits(1):
+            estimator.fit(texts, y)
+            predicted = list(estimator.predict(test))
+    except Exception as exc:
+        raise ConfigError(f"--model {spec.given}: split {n} raised {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:300]}") from None  # fmt: skip
+    if len(predicted) != len(test):
+        raise ConfigError(f"--model {spec.given}: predicted {len(predicted)} labels for {len(test)} texts")
+    return [str(p) for p in predicted]
+
+
+def _scores(truth: list[str], predicted: list[str], classes: tuple[str, ...]) -> tuple[float, float, tuple]:
     """Macro-F1 over the classes of the test originals (the same classes for the baseline and every combo of the
-    split), and accuracy."""
+    split), accuracy, and each class's F1 in `classes`' order (None for a class no test original has)."""
     from sklearn.metrics import f1_score
 
     present = sorted(set(truth))
     f1 = float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0))
     acc = sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth)
-    return f1, acc
+    each = f1_score(truth, predicted, labels=present, average=None, zero_division=0)
+    by_class = {c: float(v) for c, v in zip(present, each, strict=True)}
+    return f1, acc, tuple(by_class.get(c) for c in classes)
 
 
 # --- encoding (the embedding features) -------------------------------------------------------------------------
