@@ -414,6 +414,8 @@ def evaluate(
     if options.get("features") is not None:
         features = _chosen(options["features"])
         options["features"] = ("tfidf", "embedding") if features == ("both",) else features
+    elif options.get("model") is not None:  # your model alone, unless features name the built-ins too
+        options["features"] = ("model",)
     if options.get("combos") is not None:
         options["combos"] = _chosen(options["combos"])
     if options.get("train_sizes") is not None:

@@ -29,7 +29,9 @@ def evaluate(
     group_col: str = typer.Option(None, "--group-col", help="Rows sharing a value stay in one fold (e.g. a post id)."),
     folds: int = typer.Option(5, "--folds", help="Folds over the originals [5]."),
     repeats: int = typer.Option(1, "--repeats", help="Repeats of the folds with other seeds [1]."),
-    features: str = typer.Option("tfidf", "--features", help="tfidf | embedding | both [tfidf]."),
+    features: str = typer.Option(
+        None, "--features", help="tfidf | embedding | both | model, comma-separated [tfidf; model with --model]."
+    ),
     train_sizes: str = typer.Option(
         "1.0", "--train-sizes", help="Fractions of the training originals, e.g. 0.1,0.25,1.0 (a learning curve)."
     ),

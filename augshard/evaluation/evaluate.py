@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from augshard.core.errors import OutputError
-from augshard.evaluation.classifiers import BINDING, FALLBACK
+from augshard.evaluation.classifiers import BINDING, FALLBACK, ModelSpec, load_model
 from augshard.evaluation.document import (
     CONFIRM,
     SCREEN,
@@ -168,24 +168,26 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
         tally.update(originals_from_cache=from_cache, originals_encoded=len(originals.texts) - from_cache)
         seconds["encode_originals"] = time.perf_counter() - t0
     workers = min(options.workers or os.cpu_count() or 1, len(candidates) + 1)
+    model = load_model(options.model, workers) if options.model is not None else None
     tasks = Tasks(len(candidates) + 1 + (top + 1 if top else 0), progress)
     fits: Counter = Counter()
     # Stage 1: every combo (a screen at the largest train size when a confirm stage decides; else every size).
     sizes = (max(options.train_sizes),) if top else options.train_sizes
     stages = [_stage(SCREEN if top else SINGLE, make_splits(originals, options, sizes), candidates, originals,
-                     options, (vectors, spec), workers, tasks, (seconds, tally, fits))]  # fmt: skip
+                     options, (vectors, spec), workers, tasks, (seconds, tally, fits), model)]  # fmt: skip
     if top:  # stage 2: the screen's best K and the baseline on fresh splits, at every train size
         chosen, ranks = _top(stages[0], top, options.features[0])
         splits = make_splits(originals, options, options.train_sizes, options.confirm_repeats, confirm=True)
         stages.append(_stage(CONFIRM, splits, chosen, originals, options, (vectors, spec), workers, tasks,
-                             (seconds, tally, fits), ranks))  # fmt: skip
+                             (seconds, tally, fits), model, ranks))  # fmt: skip
     if spec is not None:  # every count named, zeros included: "0 encoded" is the claim a stored run makes
         tally.update({k: 0 for k in ("stored", "from_cache", "encoded")})
     seconds["total"] = time.perf_counter() - started
     scope = None
     if options.export_dir is None:
         scope = Scope(options.subset, [c.combo_id for c in candidates], len(chosen_combos(options, every=True)[0]))
-    doc = build_document(_source(source), _protocol(options, originals, top), stages, top, scope)
+    protocol = replace(_protocol(options, originals, top), model=model.describe() if model else None)
+    doc = build_document(_source(source), protocol, stages, top, scope)
     run_info: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "workers": workers,
@@ -226,14 +228,15 @@ class Tasks:
 def _stage(
     name: str, splits: list[Split], candidates: list[Candidate], originals: Originals, options: EvaluateOptions,
     encoded: tuple[Any, Any], workers: int, tasks: Tasks, counters: tuple[Counter, Counter, Counter],
-    ranks: dict[str, int] | None = None,
+    model: ModelSpec | None, ranks: dict[str, int] | None = None,
 ) -> Stage:  # fmt: skip
     """Every task of one stage (the baseline, then each candidate) scored over the stage's splits."""
     seconds, tally, fits = counters
     t0 = time.perf_counter()
     vectors, spec = encoded
     setup = WorkerSetup(originals.texts, originals.labels, originals.keys, splits, options.features, vectors, spec,
-                        str(options.cache_dir / "evaluate.db") if spec else None)  # fmt: skip
+                        str(options.cache_dir / "evaluate.db") if spec else None, tuple(originals.classes),
+                        model)  # fmt: skip
     results = run_tasks(setup, [None, *candidates], min(workers, len(candidates) + 1), tasks.advance)
     tasks.finish(len(candidates) + 1)
     for r in results:

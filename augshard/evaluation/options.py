@@ -11,7 +11,7 @@ from typing import Any
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
 from augshard.core.json_types import check_fields
-from augshard.evaluation.classifiers import FEATURES
+from augshard.evaluation.classifiers import FEATURES, MODEL
 from augshard.evaluation.document import EVALUATION
 
 FIELDS = ("text", "evidence")
@@ -58,9 +58,9 @@ class EvaluateOptions:
             raise ConfigError(
                 f"--seed must be between 0 and 2**32 - {self.repeats} (--repeats {self.repeats}), got {self.seed}"
             )
-        unknown = [f for f in self.features if f not in FEATURES]
+        unknown = [f for f in self.features if f not in (*FEATURES, MODEL)]
         if unknown or not self.features:
-            raise ConfigError(f"--features must be tfidf, embedding or both, got '{','.join(self.features)}'")
+            raise ConfigError(f"--features must be tfidf, embedding, both or model, got '{','.join(self.features)}'")
         if not self.train_sizes or any(not 0.0 < s <= 1.0 for s in self.train_sizes):
             raise ConfigError(f"--train-sizes are fractions in (0, 1], got {list(self.train_sizes)}")
         twice = sorted({s for s in self.train_sizes if self.train_sizes.count(s) > 1})
