@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from augshard.core.errors import OutputError
+from augshard.core.errors import ConfigError, OutputError
 from augshard.storage.temporaries import write_atomic
 
 EVALUATION = "evaluation.json"
@@ -223,8 +223,6 @@ class EvaluationDocument:
     def main_section(self, features: str | None = None) -> Section:
         """The section a choice is made from: the given (or first) features, at the largest train size, of the
         deciding stage."""
-        from augshard.core.errors import ConfigError
-
         sections = [s for s in self.deciding if features is None or s.features == features]
         if not sections:
             raise ConfigError(f"the evaluation has no '{features}' results (it has: {', '.join(self.features())})")
