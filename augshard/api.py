@@ -416,6 +416,8 @@ def evaluate(
         options["features"] = ("tfidf", "embedding") if features == ("both",) else features
     elif options.get("model") is not None:  # your model alone, unless features name the built-ins too
         options["features"] = ("model",)
+    else:
+        options.pop("features", None)  # None: the default
     if options.get("combos") is not None:
         options["combos"] = _chosen(options["combos"])
     if options.get("train_sizes") is not None:

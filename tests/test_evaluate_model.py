@@ -242,7 +242,7 @@ def test_variants_of_one_class_raise_that_classes_f1(tmp_path: Path) -> None:
     pairs = zip(base["scores"]["tfidf"], only_c["scores"]["tfidf"], strict=True)
     assert all(with_c[3][2] >= without[3][2] for without, with_c in pairs)  # and on no split less
     for result in (base, only_c):
-        for f1, _, _, per_class in result["scores"]["tfidf"]:
+        for f1, _, _, per_class, _ in result["scores"]["tfidf"]:
             assert f1 == pytest.approx(sum(per_class) / 3, abs=1e-12)
 
 
@@ -253,7 +253,8 @@ def test_a_class_without_test_originals_has_no_per_class_score() -> None:
     setup = WorkerSetup(originals.texts, originals.labels, originals.keys, [Split(0, 0, 1.0, train, test)],
                         ("tfidf",), None, None, None)  # fmt: skip
     assert setup.class_order == ("a", "b", "c")  # no classes given: the labels' own, sorted
-    ((f1, accuracy, used, per_class),) = run_tasks(setup, [None], 1, None)[0]["scores"]["tfidf"]
+    ((f1, accuracy, used, per_class, recall),) = run_tasks(setup, [None], 1, None)[0]["scores"]["tfidf"]
     assert per_class[1] is None and per_class[0] is not None and per_class[2] is not None
+    assert recall[1] is None and recall[0] is not None
     assert used == 0 and 0.0 <= accuracy <= 1.0
     assert f1 == pytest.approx((per_class[0] + per_class[2]) / 2, abs=1e-12)

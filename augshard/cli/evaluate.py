@@ -9,7 +9,7 @@ import typer
 
 from augshard import api
 from augshard.cli.app import app, err_console, format_option, renamed, user_errors
-from augshard.cli.evaluation_view import print_evaluation, tsv
+from augshard.cli.evaluation_view import check_train_size, print_evaluation, tsv
 from augshard.core.config import DEFAULT_CACHE_DIR as CACHE_DIR
 from augshard.core.config import DEFAULT_CONFIG, run_paths
 from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
@@ -86,6 +86,7 @@ def evaluate(
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
     workers = renamed("--num-shards", num_shards, "--workers", workers, "a shard is a run's partition")
     count = None if workers == "auto" else _count(workers)
+    check_train_size(train_size, _sizes(train_sizes))
     advance = _progress() if interactive(err_console) else _progress_lines()
     try:
         result = api.evaluate(
@@ -110,6 +111,13 @@ def evaluate(
         print_evaluation(doc, show_all, train_size, _items(class_names))
         err_console.print(f"evaluation: {result.path}", markup=False, highlight=False)
     return 0
+
+
+def _sizes(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in _items(text))
+    except ValueError:
+        return ()  # the API says what is wrong with them
 
 
 def _items(text: str | None) -> tuple[str, ...]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.markup import escape
+
 from augshard.cli.app import console
 from augshard.core.errors import ConfigError
 from augshard.evaluation.document import CONFIRM, SCREEN, EvaluationDocument, GainStats, Row, Section
-from augshard.events.output import print_rows, write_tsv
+from augshard.events.output import notice, print_rows, write_tsv
 
 SHOWN_BY_DEFAULT = 20  # combos of a table on a terminal, best and worst; --all shows every one
 RAREST_SHOWN = 3  # classes of the per-class table when --class names none
@@ -56,21 +58,27 @@ def tsv(doc: EvaluationDocument) -> None:
 
 
 def _classes(doc: EvaluationDocument, asked: Sequence[str]) -> list[str]:
+    """The classes asked for; a name that is not one is a warning (the evaluation is done and written: it is not
+    thrown away for a typo), and the rarest are shown in its place."""
     known = doc.protocol.classes
     unknown = [c for c in asked if c not in known]
     if unknown:
-        raise ConfigError(f"--class {unknown[0]}: not a class of '{doc.protocol.label_col}' (classes: "
-                          f"{', '.join(known)})")  # fmt: skip
-    return list(asked) or doc.protocol.rarest(RAREST_SHOWN)
+        line = f"--class {', '.join(unknown)}: not a class of '{doc.protocol.label_col}' (classes: {', '.join(known)})"
+        notice(escape(line), "warning")
+    chosen = [c for c in asked if c in known]
+    return chosen or doc.protocol.rarest(RAREST_SHOWN)
+
+
+def check_train_size(asked: float | None, sizes: Sequence[float]) -> None:
+    """`--train-size` names one of `--train-sizes`: checked before anything is evaluated."""
+    if asked is not None and asked not in sizes:
+        raise ConfigError(f"--train-size {asked:g} is not one of --train-sizes {','.join(f'{s:g}' for s in sizes)}")
 
 
 def _train_size(doc: EvaluationDocument, asked: float | None) -> float:
     sizes = doc.protocol.train_sizes
-    if asked is None:
-        return max(sizes)
-    if asked not in sizes:
-        raise ConfigError(f"--train-size {asked:g}: the evaluation has {', '.join(f'{s:g}' for s in sizes)}")
-    return asked
+    check_train_size(asked, sizes)
+    return max(sizes) if asked is None else asked
 
 
 def _header(doc: EvaluationDocument) -> str:

@@ -68,6 +68,7 @@ class Row:
     verdict: str  # helps | hurts | no evidence | screened
     screen_rank: int | None = field(default=None, metadata={"omit_none": True})  # 1: the screen's best
     per_class: dict[str, GainStats] = field(default_factory=dict)  # each class's F1 gain (unadjusted intervals)
+    per_class_recall: dict[str, GainStats] = field(default_factory=dict)  # each class's recall gain (the same)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class Baseline:
     accuracy: Spread
     train_originals: float
     macro_f1_splits: list[float]
-    per_class: dict[str, Spread] = field(default_factory=dict)
+    per_class: dict[str, Spread] = field(default_factory=dict)  # each class's F1
+    per_class_recall: dict[str, Spread] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

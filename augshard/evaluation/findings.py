@@ -118,6 +118,7 @@ def section(stage: Stage, feature: str, size: float, classes: list[str], confirm
         macro_f1=_spread([b[0] for b in base]), accuracy=_spread([b[1] for b in base]),
         train_originals=round(math.fsum(len(splits[n].train) for n in idx) / len(idx), 1),
         macro_f1_splits=[round(b[0], 6) for b in base], per_class=_class_spreads(base, classes),
+        per_class_recall=_class_spreads(base, classes, RECALL),
     )  # fmt: skip
     methods = _marginals(stage.candidates, diffs_by_combo, ratio)
     return Section(feature, size, len(idx), baseline, rows, methods, stage.name, power.min_detectable_gain, power)
@@ -134,28 +135,34 @@ def _row(
         macro_f1=_spread([s[0] for s in mine]), accuracy=_spread([s[1] for s in mine]),
         gain=_stats(paired_gain(diffs, ratio)), accuracy_gain=_stats(acc_gain),
         macro_f1_splits=[round(s[0], 6) for s in mine], verdict="", per_class=_class_gains(mine, base, classes, ratio),
+        per_class_recall=_class_gains(mine, base, classes, ratio, RECALL),
     )  # fmt: skip
 
 
-def _per_class(score: tuple) -> tuple:
-    """A split's per-class F1s (None: no test original of that class); () from a scorer that gives none."""
-    return score[3] if len(score) > 3 else ()
+F1, RECALL = 3, 4  # where a split's score holds its per-class F1s and recalls
 
 
-def _class_gains(mine: list[tuple], base: list[tuple], classes: list[str], ratio: float) -> dict[str, GainStats]:
+def _per_class(score: tuple, at: int = F1) -> tuple:
+    """A split's per-class F1s or recalls (None: no test original of that class); () when the score has none."""
+    return score[at] if len(score) > at else ()
+
+
+def _class_gains(
+    mine: list[tuple], base: list[tuple], classes: list[str], ratio: float, at: int = F1
+) -> dict[str, GainStats]:
     out = {}
     for j, name in enumerate(classes):
-        pairs = [(_per_class(a), _per_class(b)) for a, b in zip(mine, base, strict=True)]
+        pairs = [(_per_class(a, at), _per_class(b, at)) for a, b in zip(mine, base, strict=True)]
         diffs = [a[j] - b[j] for a, b in pairs if len(a) > j and len(b) > j and a[j] is not None and b[j] is not None]
         if diffs:
             out[name] = _stats(paired_gain(diffs, ratio))
     return out
 
 
-def _class_spreads(base: list[tuple], classes: list[str]) -> dict[str, Spread]:
+def _class_spreads(base: list[tuple], classes: list[str], at: int = F1) -> dict[str, Spread]:
     out = {}
     for j, name in enumerate(classes):
-        values = [_per_class(b)[j] for b in base if len(_per_class(b)) > j and _per_class(b)[j] is not None]
+        values = [_per_class(b, at)[j] for b in base if len(_per_class(b, at)) > j and _per_class(b, at)[j] is not None]
         if values:
             out[name] = _spread(values)
     return out

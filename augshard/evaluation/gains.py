@@ -101,8 +101,11 @@ def min_detectable_gain(spread: float, splits: int, test_over_train: float, comp
     crit = float(stats.t.isf(ALPHA / (2 * max(1, comparisons)), df))
 
     def short(nc: float) -> float:
-        power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
-        return (1.0 if math.isnan(power) else power) - POWER  # NaN: scipy's tail far past the critical value
+        # scipy's noncentral t gives NaN for a tail it cannot resolve: the wrong-side tail is then ~0, and the
+        # right side ~1 past the critical value (~0 before it).
+        upper, lower = float(stats.nct.sf(crit, df, nc)), float(stats.nct.cdf(-crit, df, nc))
+        upper = (1.0 if nc > crit else 0.0) if math.isnan(upper) else upper
+        return upper + (0.0 if math.isnan(lower) else lower) - POWER
 
     high = crit + 1.0
     while short(high) < 0:

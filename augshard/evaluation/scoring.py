@@ -145,8 +145,8 @@ def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any
             chosen = np.flatnonzero(in_train[owner_array]) if len(owners) else np.zeros(0, dtype=np.int64)
             y_train = list(labels[split.train]) + list(labels[owner_array[chosen]])
             predicted = _fit_predict(feature, split, counts, chosen, y_train, n)
-            f1, acc, per_class = _scores(list(labels[split.test]), predicted, setup.class_order)
-            scores.append((f1, acc, int(len(chosen)), per_class))  # findings.py reads the first three by position
+            f1, acc, per_class, recall = _scores(list(labels[split.test]), predicted, setup.class_order)
+            scores.append((f1, acc, int(len(chosen)), per_class, recall))  # findings.py reads them by position
             timing["fit_s"] += time.perf_counter() - t0
         out["scores"][feature] = scores
     # A worker's one-off setup (its originals' n-grams counted) is reported with its first task.
@@ -226,17 +226,19 @@ def fit_predict_model(spec: ModelSpec | None, texts: list[str], y: list[str], te
     return [str(p) for p in predicted]
 
 
-def _scores(truth: list[str], predicted: list[str], classes: tuple[str, ...]) -> tuple[float, float, tuple]:
+def _scores(truth: list[str], predicted: list[str], classes: tuple[str, ...]) -> tuple[float, float, tuple, tuple]:
     """Macro-F1 over the classes of the test originals (the same classes for the baseline and every combo of the
-    split), accuracy, and each class's F1 in `classes`' order (None for a class no test original has)."""
-    from sklearn.metrics import f1_score
+    split), accuracy, and each class's F1 and recall in `classes`' order (None for a class no test original has)."""
+    from sklearn.metrics import f1_score, recall_score
 
     present = sorted(set(truth))
     f1 = float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0))
     acc = sum(t == p for t, p in zip(truth, predicted, strict=True)) / len(truth)
     each = f1_score(truth, predicted, labels=present, average=None, zero_division=0)
-    by_class = {c: float(v) for c, v in zip(present, each, strict=True)}
-    return f1, acc, tuple(by_class.get(c) for c in classes)
+    found = recall_score(truth, predicted, labels=present, average=None, zero_division=0)
+    f1s = {c: float(v) for c, v in zip(present, each, strict=True)}
+    recalls = {c: float(v) for c, v in zip(present, found, strict=True)}
+    return f1, acc, tuple(f1s.get(c) for c in classes), tuple(recalls.get(c) for c in classes)
 
 
 # --- encoding (the embedding features) -------------------------------------------------------------------------
