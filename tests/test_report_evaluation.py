@@ -292,6 +292,13 @@ def test_an_unreadable_evaluation_is_one_line(evaluated: Path, tmp_path: Path) -
     assert f"{root / 'evaluation.json'}: not a readable evaluation" in lines[0]
     assert "Combos" in page.headings and "Examples: original vs variant" in page.headings and len(page.images) == 3
 
+    contradicting = {**_old_document(), "confirm": {"combos": [], "results": []}}  # a confirm stage of nothing
+    (root / "evaluation.json").write_text(json.dumps(contradicting), encoding="utf-8")
+    text = write_report(root, tmp_path / "r.html", log_dir=evaluated / "logs/augment").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if "The evaluation is not shown" in line]
+    assert lines == ["<p class='failed' id='evaluation'>The evaluation is not shown: the evaluation has no "
+                     "&#x27;tfidf&#x27; results (it has: tfidf)</p>"]  # fmt: skip
+
 
 def _old_row(combo_id: str, name: str, gain: float, verdict: str) -> dict:
     """A row of the first evaluation.json: no screen rank, no per-class gains."""

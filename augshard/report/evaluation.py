@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from augshard.core.errors import OutputError
+from augshard.core.errors import ConfigError, OutputError
 from augshard.evaluation.document import (
     CONFIRM,
     EVALUATION,
@@ -44,7 +44,7 @@ def evaluation_html(output_root: Path, fingerprints: dict[str, str | None]) -> l
         return []
     try:
         return evaluation_section(read_document(path), fingerprints)
-    except OutputError as exc:
+    except (OutputError, ConfigError) as exc:  # ConfigError: a stage without the features the screen has
         problem = str(exc)
     except (ValueError, IndexError) as exc:  # a document that reads but contradicts itself (edited by hand)
         problem = f"{path}: {type(exc).__name__}: {exc}"
