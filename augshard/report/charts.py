@@ -7,7 +7,8 @@ import io
 from textwrap import fill
 from typing import Any
 
-from augshard.evaluation.gains import HELPS, HURTS, UNCLEAR
+from augshard.evaluation.document import CONFIRM, Row, Section
+from augshard.evaluation.gains import HELPS, HURTS, TARGET_GAIN, UNCLEAR
 from augshard.report.model import ComboReport
 
 K_COLOURS = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
@@ -150,39 +151,41 @@ def chart_label_flips(combos: list[ComboReport]) -> str:
 
 VERDICT_COLOURS = {HELPS: "#2E7D32", HURTS: "#C44E52", UNCLEAR: "#8C8C8C"}
 FOREST_MOST = 60  # rows of a forest plot; past it, the best and the worst half of that
+DODGE = 10**0.012  # a learning curve's combos side by side at one size (log axis: a factor), so bars never hide
 
 
-def rank_by_gain(combos: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An evaluation section's combos (evaluation.json's rows) by mean macro-F1 gain, best first."""
-    return sorted(combos, key=lambda r: (-r["gain"]["mean"], r["name"]))
+def rank_by_gain(combos: list[Row]) -> list[Row]:
+    """An evaluation section's combos by mean macro-F1 gain, best first."""
+    return sorted(combos, key=lambda r: (-r.gain.mean, r.name))
 
 
-def forest_rows(combos: list[dict[str, Any]], most: int = FOREST_MOST) -> list[dict[str, Any]]:
+def forest_rows(combos: list[Row], most: int = FOREST_MOST) -> list[Row]:
     """The combos a forest plot shows: all of them, or past `most` the `most // 2` best and the `most // 2` worst."""
     ranked = rank_by_gain(combos)
     return ranked if len(ranked) <= most else ranked[: most // 2] + ranked[-(most // 2) :]
 
 
-def chart_forest(section: dict[str, Any], most: int = FOREST_MOST) -> str:
+def chart_forest(section: Section, most: int = FOREST_MOST) -> str:
     """Each combo's mean macro-F1 gain over the baseline with its 95% interval, coloured by its verdict."""
     import matplotlib.pyplot as plt
     from matplotlib.transforms import offset_copy
 
-    rows = forest_rows(section["combos"], most)
-    cut = len(rows) < len(section["combos"])
+    rows = forest_rows(section.combos, most)
+    cut = len(rows) < len(section.combos)
     fig, ax = plt.subplots(figsize=(11, max(2.5, 0.26 * len(rows) + 1.6)))
     for y, r in enumerate(rows):
-        g, colour = r["gain"], VERDICT_COLOURS.get(r["verdict"], "#444")
-        ax.errorbar(g["mean"], y, xerr=[[g["mean"] - g["ci_low"]], [g["ci_high"] - g["mean"]]], fmt="o",
-                    markersize=4, capsize=2.5, linewidth=1.2, color=colour)  # fmt: skip
+        g, colour = r.gain, VERDICT_COLOURS.get(r.verdict, "#444")
+        ax.errorbar(g.mean, y, xerr=[[g.mean - g.ci_low], [g.ci_high - g.mean]], fmt="o", markersize=4, capsize=2.5,
+                    linewidth=1.2, color=colour)  # fmt: skip
     if cut:  # where the omitted middle of the ranking would be
         ax.axhline(len(rows) / 2 - 0.5, color="#bbb", linestyle=":", linewidth=1)
     ax.axvline(0, color="black", linewidth=0.9)
-    ax.set_yticks(range(len(rows)), [f"{r['name']} (k={r['k']})" for r in rows], fontsize=8)
+    ax.set_yticks(range(len(rows)), [f"{r.name} (k={r.k})" for r in rows], fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)  # best on top
     ax.set_xlabel("macro-F1 gain over the baseline (mean over splits, 95% interval; 0: no change)")
-    shown = f"the {most // 2} best and {most // 2} worst of {len(section['combos'])} combos" if cut else "every combo"
-    ax.set_title(f"Gain per combo: {section['features']}, train size {section['train_size']:g} ({shown})")
+    shown = f"the {most // 2} best and {most // 2} worst of {len(section.combos)} combos" if cut else "every combo"
+    stage = "Confirmed gain" if section.stage == CONFIRM else "Gain"
+    ax.set_title(f"{stage} per combo: {section.features}, train size {section.train_size:g} ({shown})")
     ax.spines[["top", "right"]].set_visible(False)
     handles = [plt.Line2D([], [], marker="o", linestyle="-", color=c) for c in VERDICT_COLOURS.values()]
     below = offset_copy(ax.transAxes, fig=fig, y=-34, units="points")  # under the x label, whatever the height
@@ -191,38 +194,91 @@ def chart_forest(section: dict[str, Any], most: int = FOREST_MOST) -> str:
     return _png(fig)
 
 
-def chart_learning_curve(sections: list[dict[str, Any]]) -> str | None:
-    """Macro-F1 against train size per features set: the baseline, and the combo with the largest mean gain at the
-    largest train size; bands: ± one standard deviation over the splits."""
+def chart_class_gains(section: Section, rows: list[Row], classes: list[str], counts: dict[str, int]) -> str | None:
+    """The heatmap of `class_gains_figure` as a PNG (None when no row has per-class gains)."""
+    fig = class_gains_figure(section, rows, classes, counts)
+    return None if fig is None else _png(fig)
+
+
+def class_gains_figure(section: Section, rows: list[Row], classes: list[str], counts: dict[str, int]) -> Any:
+    """Each row's F1 gain per class (columns in the order given: rarest first, with their originals) on a colour
+    map centred on 0, the value printed; a cell whose 95% interval excludes 0 is bold with an asterisk. The
+    intervals are not adjusted: with classes x combos cells, some exclude 0 by chance."""
     import matplotlib.pyplot as plt
 
-    by_features: dict[str, list[dict[str, Any]]] = {}
-    for s in sections:
-        by_features.setdefault(s["features"], []).append(s)
-    by_features = {f: sorted(ss, key=lambda s: s["train_size"]) for f, ss in by_features.items() if len(ss) > 1}
-    if not by_features:
+    rows = [r for r in rows if r.per_class]
+    if not rows or not classes:
         return None
-    fig, ax = plt.subplots(figsize=(11, 4.5))
-    for i, (features, ss) in enumerate(by_features.items()):
-        colour = K_COLOURS[i % len(K_COLOURS)]
-        best = ss[-1]["combos"][0] if ss[-1]["combos"] else None
-        lines = [("baseline", "--", [s["baseline"] for s in ss])]
-        if best:
-            found = [next((r for r in s["combos"] if r["combo_id"] == best["combo_id"]), None) for s in ss]
-            lines.append((f"+ {best['name']}", "-", found))
-        for label, style, points in lines:
-            xs = [s["train_size"] for s, p in zip(ss, points, strict=True) if p]
-            means = [p["macro_f1"]["mean"] for p in points if p]
-            stds = [p["macro_f1"]["std"] for p in points if p]
-            ax.plot(xs, means, style, marker="o", color=colour, label=f"{features}: {label}")
-            ax.fill_between(xs, [m - s for m, s in zip(means, stds, strict=True)],
-                            [m + s for m, s in zip(means, stds, strict=True)], color=colour, alpha=0.12)  # fmt: skip
-    first = next(iter(by_features.values()))
-    ax.set_xticks([s["train_size"] for s in first],
-                  [f"{s['train_size']:g}\n({s['baseline']['train_originals']:,.0f})" for s in first])  # fmt: skip
-    ax.set_xlabel("train size: fraction of each fold's training originals (mean originals)")
-    ax.set_ylabel("macro-F1 on the test originals")
-    ax.set_title("Learning curve: baseline vs the best combo at the largest train size (bands: ± 1 std over splits)")
-    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+    cells = [[r.per_class.get(c) for c in classes] for r in rows]
+    values = [[float("nan") if g is None else g.mean for g in line] for line in cells]
+    # The scale's ends: the largest gain, and never under the target gain, so noise of 0.001 is not painted dark.
+    lim = max((abs(g.mean) for line in cells for g in line if g is not None), default=0.0)
+    lim = max(lim, TARGET_GAIN)
+    fig, ax = plt.subplots(figsize=(min(16.0, 4.0 + 0.95 * len(classes)), 1.6 + 0.4 * len(rows)))
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="#eeeeee")  # bad: a class none of the combo's test folds held
+    image = ax.imshow(values, cmap=cmap, vmin=-lim, vmax=lim, aspect="auto")  # NaN shows as "bad"
+    for y, line in enumerate(cells):
+        for x, g in enumerate(line):
+            if g is None:
+                continue
+            sure = g.ci_low > 0 or g.ci_high < 0
+            ink = "white" if abs(g.mean) > 0.6 * lim else "black"
+            ax.text(x, y, f"{g.mean:+.3f}{'*' if sure else ''}", ha="center", va="center", fontsize=8,
+                    fontweight="bold" if sure else "normal", color=ink)  # fmt: skip
+    turn = {"rotation": 30, "ha": "right"} if len(classes) > 6 else {}
+    ax.set_xticks(range(len(classes)), [f"{c}\n({counts[c]:,})" if c in counts else c for c in classes], fontsize=8,
+                  **turn)  # fmt: skip
+    ax.set_yticks(range(len(rows)), [r.name for r in rows], fontsize=8)
+    ax.set_xlabel("class, rarest first (originals)\nbold*: its 95% interval excludes 0 (intervals not adjusted for "
+                  "the classes x combos compared)", fontsize=8)  # fmt: skip
+    ax.set_title(f"F1 gain per class: {section.features}, train size {section.train_size:g}")
+    fig.colorbar(image, ax=ax, shrink=0.9, label="F1 gain over the baseline")
+    return fig
+
+
+def chart_learning_curve(curve: list[Section], followed: list[str]) -> str | None:
+    """The learning curve of `learning_curve_figure` as a PNG (None with fewer than two train sizes)."""
+    fig = learning_curve_figure(curve, followed)
+    return None if fig is None else _png(fig)
+
+
+def learning_curve_figure(curve: list[Section], followed: list[str]) -> Any:
+    """One features set over its train sizes (`curve`, smallest first) on a log axis: above, the macro-F1 gains of
+    the same combos (`followed`) at every size with their 95% intervals, one colour per combo, a dashed zero line;
+    below, the baseline's macro-F1 with ± 1 std over the splits."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
+
+    if len(curve) < 2:
+        return None
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    colours = plt.get_cmap("tab10")
+    for i, combo_id in enumerate(followed):
+        points = [(s.train_size, r) for s in curve if (r := s.row(combo_id)) is not None]
+        if not points:
+            continue
+        shift = DODGE ** (i - (len(followed) - 1) / 2)
+        gains, name = [r.gain for _, r in points], points[0][1].name
+        top.errorbar([x * shift for x, _ in points], [g.mean for g in gains],
+                     yerr=[[g.mean - g.ci_low for g in gains], [g.ci_high - g.mean for g in gains]], fmt="-o",
+                     markersize=4, capsize=3, linewidth=1.2, color=colours(i % 10), label=name)  # fmt: skip
+    top.axhline(0, color="black", linestyle="--", linewidth=0.9)
+    top.set_ylabel("macro-F1 gain over the baseline\n(mean, 95% interval)")
+    top.set_title(f"Learning curve: {curve[0].features}, the same combos at every train size")
+    sizes = [s.train_size for s in curve]
+    means = [s.baseline.macro_f1.mean for s in curve]
+    stds = [s.baseline.macro_f1.std for s in curve]
+    bottom.plot(sizes, means, "-o", color="black", markersize=4, label="baseline")
+    bottom.fill_between(sizes, [m - s for m, s in zip(means, stds, strict=True)],
+                        [m + s for m, s in zip(means, stds, strict=True)], color="black", alpha=0.12)  # fmt: skip
+    bottom.set_ylabel("baseline macro-F1\n(± 1 std over the splits)")
+    bottom.set_xscale("log")  # shared with the panel above; before the ticks, which a scale resets
+    bottom.set_xticks(sizes, [f"{s.train_size:g}\n({s.baseline.train_originals:,.0f})" for s in curve])
+    bottom.xaxis.set_minor_locator(NullLocator())
+    bottom.set_xlim(min(sizes) / 1.3, max(sizes) * 1.3)
+    bottom.set_xlabel("train size, log scale: fraction of each fold's training originals (mean training originals)")
+    for ax in (top, bottom):
+        ax.spines[["top", "right"]].set_visible(False)
+    handles, labels = top.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
+    return fig
