@@ -39,6 +39,8 @@ def wrong_type(kind: type, values: dict[str, Any], prefix: str = "") -> str:
 def fits(value: Any, hint: Any) -> bool:
     """Whether `value` fits the resolved annotation `hint` (unions, None, tuples item by item; a bool is never a
     number)."""
+    if hint is Any:  # checked where it is used (an estimator, a callback)
+        return True
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return any(fits(value, a) for a in args)

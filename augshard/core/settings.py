@@ -178,7 +178,10 @@ class Table:
         return iter(self.settings)
 
     def __getitem__(self, name: str) -> Setting:
-        return next(s for s in self.settings if s.name == name)
+        for s in self.settings:
+            if s.name == name:
+                return s
+        raise KeyError(name)
 
     @property
     def names(self) -> tuple[str, ...]:
