@@ -5,20 +5,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from augshard.core.config import RunConfig, coerce_settings, load_config, validate
+from augshard.core.config import RUN, RunConfig, coerce_settings, load_config, validate
 from augshard.core.errors import ConfigError, OutputError, unknown_name
+from augshard.core.settings import items
 from augshard.evaluation.document import EvaluationDocument
 from augshard.evaluation.evaluate import EvaluateOptions
 from augshard.evaluation.evaluate import evaluate as evaluate_run
 from augshard.evaluation.findings import choose_combos
+from augshard.evaluation.options import EVALUATE
 from augshard.exporting.export import export as export_run
-from augshard.exporting.model import ExportedCombo, ExportFacts, ExportOptions
+from augshard.exporting.model import EXPORT, ExportedCombo, ExportFacts, ExportOptions
 from augshard.runner.dry_run import Action, ComboPlan, RunPlan, dry_run, run_plan
 from augshard.runner.lock import ReadLock
 from augshard.runner.preflight import Preflight, preflight
@@ -62,23 +63,40 @@ __all__ = [
     "run",
 ]
 
-SETTINGS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "config_path")
+# A run's settings are RunConfig's fields (augshard.core.config.RUN), each an explicit keyword of make_config, plan
+# and run (None: the config file's, else the default) so that an editor or a notebook completes them;
+# tests/test_settings.py holds each signature to its table. `Path_`: a path given as a str or an os.PathLike.
+Path_ = str | os.PathLike[str]
 
 
 # --- configuration --------------------------------------------------------------------------------------------
 
 
-def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunConfig:
+@RUN.keywords("augshard.make_config")
+def make_config(
+    config: RunConfig | Path_ | None = None, *,
+    input: Path_ | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
+    label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
+    methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
+    combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
+    variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
+    quality_min_sim: float | None = None, quality_max_sim: float | None = None, quality_scope: str | None = None,
+    max_candidates_per_variant: int | None = None, chunk_size: int | None = None, embedding_model: str | None = None,
+    embedding_batch_size: int | None = None, embedding_backend: str | None = None, device: str | None = None,
+    output_root: Path_ | None = None, output_name: str | None = None, cache_dir: Path_ | None = None,
+    log_dir: Path_ | None = None, disk_cache: Path_ | None = None, save_format: str | None = None,
+    keep_vectors: bool | None = None, num_shards: int | str | None = None, shard_index: int | None = None,
+    steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
+    executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
+    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None,
+) -> RunConfig:  # fmt: skip
     """A validated RunConfig: `config` (a RunConfig, or a YAML file; None: conf/augshard.yaml as the CLI reads it)
-    with `settings` (RunConfig fields, as the CLI's flags) on top."""
-    unknown = [k for k in settings if k not in SETTINGS]
-    if unknown:
-        raise ConfigError(unknown_name(unknown[0], SETTINGS, "setting"))
+    with the settings given (RunConfig fields, as the CLI's flags) on top."""
+    settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in RUN.given(locals()).items()}
     if config is not None and not isinstance(config, (RunConfig, str, os.PathLike)):
         raise ConfigError(f"config must be a RunConfig or a YAML file's path, got {config!r}")
-    settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
     if isinstance(config, RunConfig):
-        given = coerce_settings({k: v for k, v in settings.items() if v is not None})
+        given = coerce_settings(settings)
         if "quality_metric" in given and config.default_range:
             # A range left at its metric's default follows the metric: char_ratio then keeps its own default range.
             given.setdefault("quality_min_sim", None)
@@ -92,9 +110,26 @@ def make_config(config: RunConfig | str | os.PathLike[str] | None = None, **sett
 # --- the plan -------------------------------------------------------------------------------------------------
 
 
-def plan(config: RunConfig | str | os.PathLike[str] | None = None, **settings: Any) -> RunPlan:
+@RUN.keywords("augshard.plan")
+def plan(
+    config: RunConfig | Path_ | None = None, *,
+    input: Path_ | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
+    label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
+    methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
+    combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
+    variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
+    quality_min_sim: float | None = None, quality_max_sim: float | None = None, quality_scope: str | None = None,
+    max_candidates_per_variant: int | None = None, chunk_size: int | None = None, embedding_model: str | None = None,
+    embedding_batch_size: int | None = None, embedding_backend: str | None = None, device: str | None = None,
+    output_root: Path_ | None = None, output_name: str | None = None, cache_dir: Path_ | None = None,
+    log_dir: Path_ | None = None, disk_cache: Path_ | None = None, save_format: str | None = None,
+    keep_vectors: bool | None = None, num_shards: int | str | None = None, shard_index: int | None = None,
+    steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
+    executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
+    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None,
+) -> RunPlan:  # fmt: skip
     """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
-    cfg = make_config(config, **settings)
+    cfg = make_config(config, **RUN.given(locals()))
     with collected_notes() as notes:
         prep = preflight(cfg, quiet_console(), dry_run=True)
     return run_plan(prep, tuple(notes))
@@ -139,13 +174,25 @@ class RunResult:
         return sum(o.rows for o in self.combos if o.ok)
 
 
+@RUN.keywords("augshard.run")
 def run(
-    config: RunConfig | str | os.PathLike[str] | None = None,
-    *,
-    on_progress: ProgressCallback | None = None,
+    config: RunConfig | Path_ | None = None, *, on_progress: ProgressCallback | None = None,
     progress: bool | str = "auto",
-    **settings: Any,
-) -> RunResult:
+    input: Path_ | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
+    label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
+    methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
+    combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
+    variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
+    quality_min_sim: float | None = None, quality_max_sim: float | None = None, quality_scope: str | None = None,
+    max_candidates_per_variant: int | None = None, chunk_size: int | None = None, embedding_model: str | None = None,
+    embedding_batch_size: int | None = None, embedding_backend: str | None = None, device: str | None = None,
+    output_root: Path_ | None = None, output_name: str | None = None, cache_dir: Path_ | None = None,
+    log_dir: Path_ | None = None, disk_cache: Path_ | None = None, save_format: str | None = None,
+    keep_vectors: bool | None = None, num_shards: int | str | None = None, shard_index: int | None = None,
+    steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
+    executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
+    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None,
+) -> RunResult:  # fmt: skip
     """Run the plan on shards, write every combo and the merged manifest, as `augshard run`; prints nothing.
 
     `on_progress` receives a `RunProgress` each time the shards' state changes (polled twice a second, from a helper
@@ -153,6 +200,7 @@ def run(
     the live shard table in a Jupyter notebook only; True shows it anywhere (on stderr); False never.
     Call it from the main thread (its signal handlers stop the shards on Ctrl-C / a kernel interrupt).
     """
+    settings = RUN.given(locals())
     display = display_console(progress)
     if on_progress is not None and not callable(on_progress):
         raise ConfigError(f"on_progress must be a function of a RunProgress, got {on_progress!r}")
@@ -219,7 +267,7 @@ def load(
         root = _path("output_root", output_root if output_root is not None else RunConfig.output_root)
     if not isinstance(output_name, str):
         raise ConfigError(f"output_name must be a file name, got {output_name!r}")
-    table = _read_combos(root, output_name, _chosen(combos))
+    table = _read_combos(root, output_name, items(combos))
     if as_ == "pandas":
         return table.to_pandas()
     try:
@@ -229,37 +277,11 @@ def load(
     return datasets.Dataset(table)
 
 
-def _renamed(options: dict[str, Any], old: str, new: str, where: str) -> None:
-    """An argument's old name, still taken for one release (a shard is a run's partition), with a warning."""
-    if old in options:
-        if new in options:
-            raise ConfigError(f"{where}: give {new} only ({old} is its old name)")
-        warnings.warn(f"{where}({old}=...) is now {new}=...; the old name goes in the next release", FutureWarning, 3)
-        options[new] = options.pop(old)
-
-
 def _path(name: str, value: Any) -> Path:
     """A path argument as a Path; a ConfigError (not a TypeError) for a value that is none."""
     if not isinstance(value, (str, os.PathLike)):
         raise ConfigError(f"{name} must be a path (a str or os.PathLike), got {value!r}")
     return Path(value)
-
-
-def _chosen(value: Any) -> tuple[str, ...]:
-    """Items as the CLI's comma-separated lists take them: "a,b", ["a", "b"], or one value."""
-    if value is None:
-        return ()
-    items = value.split(",") if isinstance(value, str) else list(value) if isinstance(value, Iterable) else [value]
-    return tuple(str(c).strip() for c in items if str(c).strip())
-
-
-def _numbers(value: Any, kind: type, expected: str) -> tuple[Any, ...]:
-    """`_chosen`'s items as numbers; a ConfigError saying what was `expected` (and what was given) otherwise."""
-    try:
-        return tuple(kind(x) for x in _chosen(value))
-    except ValueError:
-        shown = value if isinstance(value, str) else ",".join(str(x) for x in value)
-        raise ConfigError(f"{expected}, got '{shown}'") from None
 
 
 def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
@@ -296,49 +318,36 @@ def _read_combos(root: Path, output_name: str, chosen: tuple[str, ...]) -> Any:
 ExportResult = ExportFacts
 
 
+@EXPORT.keywords("augshard.export")
 def export(
-    to: str | os.PathLike[str],
-    output_root: str | os.PathLike[str] | None = None,
-    *,
-    best: int | None = None,
-    min_gain: float | None = None,
-    by_features: str | None = None,
-    **options: Any,
-) -> ExportResult:
+    to: Path_, output_root: Path_ | None = None, *, best: int | None = None, min_gain: float | None = None,
+    by_features: str | None = None, output_name: str | None = None, dedupe: str | None = None,
+    near_threshold: float | None = None, drop_label_flips: bool | None = None, include_originals: bool | None = None,
+    combos: str | Iterable[str] | None = None, k: str | Iterable[int] | None = None, rows_per_file: int | None = None,
+    allow_incomplete: bool | None = None, force: bool | None = None, plan: str | None = None,
+    cache_dir: Path_ | None = None, log_dir: Path_ | None = None,
+) -> ExportResult:  # fmt: skip
     """One training set of a finished run, as `augshard export --to TO` (which calls this): deduplicated, with a
-    dataset card and export.json. `options`: the fields of `augshard.exporting.model.ExportOptions` (dedupe, combos, k,
-    include_originals, ...). `best` / `min_gain` choose the combos from the run's evaluation.json instead (the N
-    best, or those gaining at least X), by the gains of `by_features` (tfidf | embedding; default the first)."""
+    dataset card and export.json. The options are `augshard.exporting.model.ExportOptions`' fields (None: the
+    default). `best` / `min_gain` choose the combos from the run's evaluation.json instead (the N best, or those
+    gaining at least X), by the gains of `by_features` (tfidf | embedding; default the first)."""
 
-    _renamed(options, "shard_size", "rows_per_file", "augshard.export")
-    known = [f.name for f in dataclasses.fields(ExportOptions) if f.name not in ("to", "chosen_by")]
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        raise ConfigError(unknown_name(unknown[0], known, "export option"))
-    if output_root is not None:
-        options["output_root"] = output_root
-    for key in ("output_root", "cache_dir", "log_dir"):
-        if options.get(key) is not None:
-            options[key] = _path(key, options[key])
     to = _path("to", to)
+    options = EXPORT.given(locals(), parsed=True)
     for name, value, kind in (("best", best, int), ("min_gain", min_gain, (int, float))):
         if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
             raise ConfigError(f"{name} must be a number, got {value!r}")
-    if options.get("combos") is not None:
-        options["combos"] = _chosen(options["combos"])
-    if options.get("k") is not None:
-        options["k"] = _numbers(options["k"], int, "--k: expected sizes like 1,2")
     if best is not None or min_gain is not None:
         if options.get("combos") or options.get("k"):
             raise ConfigError("--best/--min-gain choose the combos from evaluation.json: give no --combos or --k")
         if best is not None and best < 1:
             raise ConfigError(f"--best must be at least 1, got {best}")
-        root = options.get("output_root", Path(ExportOptions.output_root))
-        chosen, options["chosen_by"] = choose_combos(Path(root), best, min_gain, by_features)
+        root = _path("output_root", options.get("output_root", ExportOptions.output_root))
+        chosen, options["chosen_by"] = choose_combos(root, best, min_gain, by_features)
         options["combos"] = tuple(chosen)
     elif by_features:
         raise ConfigError("--by-features goes with --best or --min-gain")
-    return export_run(ExportOptions(to=Path(to), **{k: v for k, v in options.items() if v is not None}))
+    return export_run(ExportOptions(**options))
 
 
 @dataclass(frozen=True)
@@ -390,40 +399,25 @@ class EvaluationResult:
         )
 
 
+@EVALUATE.keywords("augshard.evaluate")
 def evaluate(
-    label_col: str,
-    output_root: str | os.PathLike[str] | None = None,
-    *,
-    on_progress: Callable[[int, int], None] | None = None,
-    **options: Any,
-) -> EvaluationResult:
+    label_col: str, output_root: Path_ | None = None, *, on_progress: Callable[[int, int], None] | None = None,
+    output_name: str | None = None, group_col: str | None = None, folds: int | None = None, repeats: int | None = None,
+    features: str | Iterable[str] | None = None, train_sizes: str | Iterable[float] | None = None,
+    combos: str | Iterable[str] | None = None, export_dir: Path_ | None = None, field: str | None = None,
+    seed: int | None = None, workers: int | None = None, allow_incomplete: bool | None = None,
+    drop_rare_classes: bool | None = None, cache_dir: Path_ | None = None, embedding_model: str | None = None,
+    out: Path_ | None = None, force: bool | None = None, plan: str | None = None, confirm_top: int | None = None,
+    confirm_repeats: int | None = None, group_near: bool | None = None, model: Any = None,
+) -> EvaluationResult:  # fmt: skip
     """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
-    evaluation.json. `options`: the fields of `augshard.evaluation.options.EvaluateOptions` (folds, features,
-    combos, ...); `on_progress(done, total)` is called as the tasks finish."""
+    evaluation.json. The options are `augshard.evaluation.options.EvaluateOptions`' fields (None: the default);
+    `on_progress(done, total)` is called as the tasks finish."""
 
-    _renamed(options, "num_shards", "workers", "augshard.evaluate")
-    fields = {f.name for f in dataclasses.fields(EvaluateOptions)}
-    unknown = [k for k in options if k not in fields or k == "label_col"]
-    if unknown:
-        raise ConfigError(unknown_name(unknown[0], fields - {"label_col"}, "evaluate option"))
-    if output_root is not None:
-        options["output_root"] = output_root
-    for key in ("output_root", "cache_dir", "export_dir", "out"):
-        if options.get(key) is not None:
-            options[key] = Path(options[key])
-    if options.get("features") is not None:
-        features = _chosen(options["features"])
-        options["features"] = ("tfidf", "embedding") if features == ("both",) else features
-    elif options.get("model") is not None:  # your model alone, unless features name the built-ins too
+    options = EVALUATE.given(locals(), parsed=True)
+    if features is None and model is not None:  # your model alone, unless features name the built-ins too
         options["features"] = ("model",)
-    else:
-        options.pop("features", None)  # None: the default
-    if options.get("combos") is not None:
-        options["combos"] = _chosen(options["combos"])
-    if options.get("train_sizes") is not None:
-        sizes = "--train-sizes: expected fractions like 0.1,0.25,1.0"
-        options["train_sizes"] = _numbers(options["train_sizes"], float, sizes)
-    opts = EvaluateOptions(label_col=label_col, **options)
+    opts = EvaluateOptions(**{"label_col": label_col, **options})
     with main_not_reimported():
         doc = evaluate_run(opts, on_progress)
     return EvaluationResult(opts.destination, doc)

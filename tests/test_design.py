@@ -159,18 +159,19 @@ DOCUMENTS = {
                                         "ConfirmDesign", "ConfirmStage", "Section", "Baseline", "Power", "Row",
                                         "MethodEffect", "GainStats", "Spread"),
 }  # fmt: skip
-# Files that read evaluation.json before it was typed, not yet moved to document.py's classes (the evaluation's own
-# room and its command); its renderers (cli/evaluation_view.py, report/) read it typed.
-NOT_YET_TYPED = ("augshard/evaluation/", "augshard/cli/evaluate.py")
+NOT_YET_TYPED: tuple[str, ...] = ()  # files that read a document by key until it is typed: none left
 # String-key reads of dicts that are not these documents but share a key with them: (file or folder, optionally
 # "::function", what is read or "*") -> why.
 OTHER_DICTS = {
     ("augshard/api.py", "options"): "export's and evaluate's keyword arguments",
-    ("augshard/api.py::evaluate", "*"): "evaluation.json's results (typed by the evaluation change)",
+    ("augshard/", "RUN"): "the run's settings table (core/settings.py), looked up by setting name",
+    ("augshard/", "EXPORT"): "export's settings table, looked up by setting name",
+    ("augshard/", "EVALUATE"): "evaluate's settings table, looked up by setting name",
     ("augshard/cli/catalogue.py", "r"): "`methods`' own records of each method's status",
     ("augshard/core/config.py", "file_values"): "conf/augshard.yaml",
     ("augshard/core/config.py", "out"): "conf/augshard.yaml's settings",
     ("augshard/core/config.py", "spec"): "conf/augshard.yaml's input",
+    ("augshard/evaluation/scoring.py", "spec"): "the sentence encoder's spec, evaluate's own (model, backend, device)",
     ("augshard/events/monitor.py", "status_document(statuses, now)"): "`monitor --format json`, defined there",
     ("augshard/exporting/card.py::_class_of", "doc"): "a method's canonical spec (meta.json's method_specs)",
     ("augshard/methods/", "*"): "the method catalogue (YAML), the probe cache, a method's arguments",
@@ -261,9 +262,9 @@ def test_documents_are_read_typed() -> None:
         "augshard/api.py:2: c['combo_dir']",
         "augshard/api.py:2: doc['combos']",
     ]
-    inside = "def evaluate():\n    return [c['combo_dir'] for c in doc['combos']]\n"  # evaluation.json, not typed yet
-    assert document_reads("augshard/api.py", inside, keys) == []
-    assert document_reads("augshard/cli/run.py", inside, keys) == [
-        "augshard/cli/run.py:2: c['combo_dir']",
-        "augshard/cli/run.py:2: doc['combos']",
+    inside = "def evaluate():\n    return [c['combo_dir'] for c in doc['confirm']['results']]\n"  # evaluation.json
+    assert document_reads("augshard/api.py", inside, keys) == [
+        "augshard/api.py:2: c['combo_dir']",
+        "augshard/api.py:2: doc['confirm']",
+        "augshard/api.py:2: doc['confirm']['results']",
     ]

@@ -1,5 +1,5 @@
 """The Typer app of the `augshard` command line, its consoles, and what every command shares: one-line user errors,
-the --format option, completion of method ids."""
+the --format option, the options of declared settings, completion of method ids."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from augshard.core.config import DEFAULT_METHODS_CONFIG, resolve_conf_path
 from augshard.core.errors import AugshardError
+from augshard.core.settings import REQUIRED, Setting
 from augshard.events.output import FORMATS, notice
 from augshard.methods.catalogue import load_catalogue
 
@@ -59,8 +60,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             code = fn(*args, **kwargs)
         except AugshardError as exc:
-            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+            _refuse(exc)
         except OSError as exc:  # the disk or the system said no outside a combo: one line, a run-time failure
             where = f" ({exc.filename})" if exc.filename else ""
             err_console.print(f"[bold red]error:[/bold red] {escape(exc.strerror or str(exc))}{where}", soft_wrap=True)
@@ -70,6 +70,51 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         return code
 
     return wrapper
+
+
+def _refuse(exc: AugshardError) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(exc.exit_code) from None
+
+
+def option(s: Setting, **extra: Any) -> Any:
+    """The Typer option of a declared setting: its flags, its help with the default it declares, its value as its
+    type (a bad number is one line and exit 2, as every user error). Not given, it is None (a flag: False), so the
+    config file or the record's default decides; a setting without a default is required."""
+    if s.base is bool:
+        return typer.Option(False, *s.flags, help=s.help_text, **extra)
+    default = ... if s.default is REQUIRED else None
+    return typer.Option(default, *s.flags, help=s.help_text, **_parsed(s), **extra)
+
+
+def flag_value(s: Setting, value: Any) -> Any:
+    """What an option of `option` gave: None when not given; a flag given turns its setting from its default."""
+    if s.base is bool:
+        return (not s.default) if value else None
+    return value
+
+
+def old_option(s: Setting) -> Any:
+    """A renamed setting's old flag, hidden, parsed as the new one (`renamed` says so when it is used)."""
+    return typer.Option(None, *s.old_flags, hidden=True, help=f"Old spelling of {s.flag}.", **_parsed(s))
+
+
+def _parsed(s: Setting) -> dict[str, Any]:
+    if s.base not in (int, float):
+        return {}
+
+    def parse(text: Any) -> Any:
+        """A number (or 'auto', kept as the word), else the one-line error of `user_errors`: Typer's own usage
+        error would be four lines."""
+        if s.auto and str(text).strip().lower() == "auto":
+            return "auto"
+        try:
+            return s.coerce(text)
+        except AugshardError as exc:
+            _refuse(exc)
+
+    kind = "INTEGER" if s.base is int else "FLOAT"
+    return {"parser": parse, "metavar": f"{kind}|auto" if s.auto else kind}
 
 
 FORMAT_HELP = "table (a table on a terminal, whole values on aligned lines off one) | tsv | json."

@@ -8,13 +8,10 @@ from typing import Any
 import typer
 
 from augshard import api
-from augshard.cli.app import app, err_console, format_option, renamed, user_errors
+from augshard.cli.app import app, err_console, format_option, old_option, option, renamed, user_errors
 from augshard.cli.evaluation_view import check_train_size, print_evaluation, tsv
-from augshard.core.config import DEFAULT_CACHE_DIR as CACHE_DIR
 from augshard.core.config import DEFAULT_CONFIG, run_paths
-from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
-from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
-from augshard.core.errors import ConfigError
+from augshard.evaluation.options import EVALUATE
 from augshard.events.output import check_format, interactive, write_json
 from augshard.runner.interrupts import Interrupted
 
@@ -22,56 +19,32 @@ from augshard.runner.interrupts import Interrupted
 @app.command()
 @user_errors
 def evaluate(
-    label_col: str = typer.Option(..., "--label-col", help="The label column of the run's input."),
-    output_root: str = typer.Option(None, "--output-root", help=f"The run's output root [{OUTPUT_ROOT}]."),
-    output_name: str = typer.Option(None, "--output-name", help=f"The run's merged manifest [{OUTPUT_NAME}]."),
+    label_col: str = option(EVALUATE["label_col"]),
+    output_root: str = option(EVALUATE["output_root"]),
+    output_name: str = option(EVALUATE["output_name"]),
     config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
-    group_col: str = typer.Option(None, "--group-col", help="Rows sharing a value stay in one fold (e.g. a post id)."),
-    folds: int = typer.Option(5, "--folds", help="Folds over the originals [5]."),
-    repeats: int = typer.Option(1, "--repeats", help="Repeats of the folds with other seeds [1]."),
-    features: str = typer.Option(
-        None, "--features", help="tfidf | embedding | both | model, comma-separated [tfidf; model with --model]."
-    ),
-    train_sizes: str = typer.Option(
-        "1.0", "--train-sizes", help="Fractions of the training originals, e.g. 0.1,0.25,1.0 (a learning curve)."
-    ),
-    combos: str = typer.Option(None, "--combos", help="Only these combos: ids, folders or method names."),
-    export_dir: str = typer.Option(None, "--export", help="Evaluate an `augshard export` folder as a whole."),
-    field: str = typer.Option("text", "--field", help="What the classifier reads: text | evidence [text]."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the folds and subsets [0]."),
-    workers: str = typer.Option("auto", "--workers", help="Worker processes: auto (one per core) or N."),
-    num_shards: str = typer.Option(None, "--num-shards", hidden=True, help="Old spelling of --workers."),
-    allow_incomplete: bool = typer.Option(
-        False, "--allow-incomplete", help="Evaluate the complete combos of a run with failed or stopped ones."
-    ),
-    drop_rare_classes: bool = typer.Option(
-        False, "--drop-rare-classes", help="Leave out classes with fewer rows than folds (else refused)."
-    ),
-    cache_dir: str = typer.Option(None, "--cache-dir", help=f"Where encoded vectors are cached [{CACHE_DIR}]."),
-    embedding_model: str = typer.Option(
-        None, "--embedding-model", help="Sentence model directory for --features embedding [the bundled MiniLM]."
-    ),
-    out: str = typer.Option(None, "--out", help="Where to write evaluation.json [the output root or --export]."),
-    force: bool = typer.Option(False, "--force", help="Replace an --out that is not an evaluation.json augshard made."),
-    plan: str = typer.Option(
-        "", "--plan", help="Evaluate only the combos of this plan (its fingerprint), when a stopped run left two."
-    ),
-    confirm_top: int = typer.Option(
-        None,
-        "--confirm-top",
-        help="Re-evaluate the screen's K best on fresh splits (0: no confirm stage) [10 when "
-        "there are more than 10 combos].",
-    ),
-    confirm_repeats: int = typer.Option(5, "--confirm-repeats", help="Repeats of the folds in the confirm stage."),
-    group_near: bool = typer.Option(
-        False, "--group-near", help="Originals MinHash-similar above 0.9 are also one group."
-    ),
-    model: str = typer.Option(
-        None,
-        "--model",
-        help="Your classifier: module:factory or file.py:factory returning a scikit-learn "
-        "estimator of raw texts (adds the features set 'model').",
-    ),
+    group_col: str = option(EVALUATE["group_col"]),
+    folds: int = option(EVALUATE["folds"]),
+    repeats: int = option(EVALUATE["repeats"]),
+    features: str = option(EVALUATE["features"]),
+    train_sizes: str = option(EVALUATE["train_sizes"]),
+    combos: str = option(EVALUATE["combos"]),
+    export_dir: str = option(EVALUATE["export_dir"]),
+    field: str = option(EVALUATE["field"]),
+    seed: int = option(EVALUATE["seed"]),
+    workers: str = option(EVALUATE["workers"]),  # a count or 'auto'
+    num_shards: str = old_option(EVALUATE["workers"]),
+    allow_incomplete: bool = option(EVALUATE["allow_incomplete"]),
+    drop_rare_classes: bool = option(EVALUATE["drop_rare_classes"]),
+    cache_dir: str = option(EVALUATE["cache_dir"]),
+    embedding_model: str = option(EVALUATE["embedding_model"]),
+    out: str = option(EVALUATE["out"]),
+    force: bool = option(EVALUATE["force"]),
+    plan: str = option(EVALUATE["plan"]),
+    confirm_top: int = option(EVALUATE["confirm_top"]),
+    confirm_repeats: int = option(EVALUATE["confirm_repeats"]),
+    group_near: bool = option(EVALUATE["group_near"]),
+    model: str = option(EVALUATE["model"]),
     show_all: bool = typer.Option(False, "--all", help="Every combo in the table (else the 20 best and worst)."),
     train_size: float = typer.Option(None, "--train-size", help="Show this train size's table [the largest]."),
     class_names: str = typer.Option(
@@ -85,17 +58,17 @@ def evaluate(
     check_format(fmt)
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir)
     workers = renamed("--num-shards", num_shards, "--workers", workers, "a shard is a run's partition")
-    count = None if workers == "auto" else _count(workers)
     check_train_size(train_size, _sizes(train_sizes))
     advance = _progress() if interactive(err_console) else _progress_lines()
     try:
         result = api.evaluate(
             label_col, paths.output_root, on_progress=advance,
             output_name=paths.output_name, group_col=group_col, folds=folds, repeats=repeats, features=features,
-            train_sizes=train_sizes, combos=combos or "", export_dir=export_dir or None, field=field, seed=seed,
-            workers=count, allow_incomplete=allow_incomplete, drop_rare_classes=drop_rare_classes,
-            cache_dir=paths.cache_dir, embedding_model=embedding_model, out=out or None, force=force, plan=plan.strip(),
-            confirm_top=confirm_top, confirm_repeats=confirm_repeats, group_near=group_near, model=model,
+            train_sizes=train_sizes, combos=combos, export_dir=export_dir or None, field=field, seed=seed,
+            workers=None if workers == "auto" else workers, allow_incomplete=allow_incomplete,
+            drop_rare_classes=drop_rare_classes, cache_dir=paths.cache_dir, embedding_model=embedding_model,
+            out=out or None, force=force, plan=(plan or "").strip(), confirm_top=confirm_top,
+            confirm_repeats=confirm_repeats, group_near=group_near, model=model,
         )  # fmt: skip
     except (Interrupted, KeyboardInterrupt) as exc:
         getattr(advance, "stop", lambda: None)()  # a progress bar on the terminal: gone, the cursor back
@@ -113,22 +86,15 @@ def evaluate(
     return 0
 
 
-def _sizes(text: str) -> tuple[float, ...]:
+def _sizes(text: str | None) -> tuple[float, ...]:
     try:
-        return tuple(float(s) for s in _items(text))
+        return tuple(float(s) for s in _items(text)) or tuple(EVALUATE["train_sizes"].default)
     except ValueError:
         return ()  # the API says what is wrong with them
 
 
 def _items(text: str | None) -> tuple[str, ...]:
     return tuple(c.strip() for c in (text or "").split(",") if c.strip())
-
-
-def _count(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"--workers must be 'auto' or a whole number, got '{text}'") from None
 
 
 def _progress() -> Any:

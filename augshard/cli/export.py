@@ -9,48 +9,35 @@ import typer
 from rich.markup import escape
 
 from augshard import api
-from augshard.cli.app import app, console, err_console, format_option, renamed, user_errors
+from augshard.cli.app import app, console, err_console, format_option, old_option, option, renamed, user_errors
 from augshard.core.config import DEFAULT_CONFIG, run_paths
-from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
-from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.evaluation.document import EVALUATION, read_document
 from augshard.evaluation.findings import evidence
 from augshard.events.output import check_format, print_rows, write_json
 from augshard.exporting.export import ExportInterrupted
+from augshard.exporting.model import EXPORT
 
 
 @app.command()
 @user_errors
 def export(
-    to: str = typer.Option(..., "--to", help="The folder to write (refused when it exists and is not empty)."),
-    output_root: str = typer.Option(None, "--output-root", help=f"The run's output root [{OUTPUT_ROOT}]."),
-    output_name: str = typer.Option(None, "--output-name", help=f"The run's merged manifest [{OUTPUT_NAME}]."),
+    to: str = option(EXPORT["to"]),
+    output_root: str = option(EXPORT["output_root"]),
+    output_name: str = option(EXPORT["output_name"]),
     config: str = typer.Option(None, "--config", help=f"Run defaults file, as for `run` [{DEFAULT_CONFIG}]."),
-    dedupe: str = typer.Option("exact", "--dedupe", help="none | exact | near (MinHash LSH) [exact]."),
-    near_threshold: float = typer.Option(0.9, "--near-threshold", help="Jaccard similarity of a near duplicate."),
-    drop_label_flips: bool = typer.Option(
-        False, "--drop-label-flips", help="Leave out variants the label check predicts another label for."
-    ),
-    include_originals: bool = typer.Option(False, "--include-originals", help="Write the input rows too (k 0)."),
-    combos: str = typer.Option(
-        None,
-        "--combos",
-        help="Only these combos: ids, folder names or methods as shown (nlp_keyboard+nlp_ocr), comma-separated.",
-    ),
-    k: str = typer.Option(None, "--k", help="Only combos of these sizes, e.g. 1,2."),
-    rows_per_file: int = typer.Option(500_000, "--rows-per-file", help="Rows per Parquet file [500,000]."),
-    shard_size: int = typer.Option(None, "--shard-size", hidden=True, help="Old spelling of --rows-per-file."),
-    allow_incomplete: bool = typer.Option(
-        False, "--allow-incomplete", help="Export the complete combos of a run with failed or stopped ones."
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Replace --to if it exists and an earlier `augshard export` made it."
-    ),
-    plan: str = typer.Option(
-        "", "--plan", help="Export only the combos of this plan (its fingerprint), when a stopped run left two."
-    ),
-    cache_dir: str = typer.Option(None, "--cache-dir", help="The run's cache folder (--to may not touch it)."),
-    log_dir: str = typer.Option(None, "--log-dir", help="The run's log folder (--to may not touch it)."),
+    dedupe: str = option(EXPORT["dedupe"]),
+    near_threshold: float = option(EXPORT["near_threshold"]),
+    drop_label_flips: bool = option(EXPORT["drop_label_flips"]),
+    include_originals: bool = option(EXPORT["include_originals"]),
+    combos: str = option(EXPORT["combos"]),
+    k: str = option(EXPORT["k"]),
+    rows_per_file: int = option(EXPORT["rows_per_file"]),
+    shard_size: int = old_option(EXPORT["rows_per_file"]),
+    allow_incomplete: bool = option(EXPORT["allow_incomplete"]),
+    force: bool = option(EXPORT["force"]),
+    plan: str = option(EXPORT["plan"]),
+    cache_dir: str = option(EXPORT["cache_dir"]),
+    log_dir: str = option(EXPORT["log_dir"]),
     best: int = typer.Option(None, "--best", help="Only the N combos with the best gain in evaluation.json."),
     min_gain: float = typer.Option(
         None, "--min-gain", help="Only combos whose mean macro-F1 gain in evaluation.json is at least X."
@@ -71,10 +58,9 @@ def export(
         result = api.export(
             to, paths.output_root, best=best, min_gain=min_gain, by_features=by_features,
             output_name=paths.output_name, dedupe=dedupe, near_threshold=near_threshold,
-            drop_label_flips=drop_label_flips, include_originals=include_originals,
-            combos=combos or "", k=k or "", rows_per_file=rows_per_file,
-            allow_incomplete=allow_incomplete, force=force, plan=plan.strip(), cache_dir=paths.cache_dir,
-            log_dir=paths.log_dir,
+            drop_label_flips=drop_label_flips, include_originals=include_originals, combos=combos, k=k,
+            rows_per_file=rows_per_file, allow_incomplete=allow_incomplete, force=force, plan=(plan or "").strip(),
+            cache_dir=paths.cache_dir, log_dir=paths.log_dir,
         )  # fmt: skip
     except (ExportInterrupted, KeyboardInterrupt) as exc:
         err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from augshard.core.errors import ConfigError
 from augshard.core.fingerprint import sha
+from augshard.core.settings import OMIT, Check, Setting, Table, always, if_set, setting, unless_default
 
 PACKAGE_CONF = Path(__file__).resolve().parents[1] / "conf"  # augshard/conf, beside this room
 DEFAULT_CONFIG = "conf/augshard.yaml"
@@ -35,6 +36,7 @@ EMBEDDING_BACKENDS = ("auto", "torch", "onnx")
 COMBO_MODES = ("single", "bounded_k", "all")
 # The original tool's names for combo modes, accepted as they are.
 COMBO_MODE_ALIASES = {"singletons": "single"}
+EXECUTORS = ("local", "dask", "dask-local")
 SAVE_FORMATS = ("parquet", "csv")
 # A row's candidates of one chunk are held together (chunk_size x variants x max candidates): 1,000 variants of 256
 # rows and 3 candidates is 768,000 texts in memory per shard, past which a run is a memory error, not a dataset.
@@ -48,71 +50,155 @@ POWERSET_CONFIRM_ABOVE = 10_000
 ALGORITHM_VERSION = 2
 
 
+def _encodes(cfg: RunConfig) -> bool:
+    """Whether the run encodes texts (the embedding filter or the label check): only then do backend and device
+    change its scores."""
+    return cfg.quality_metric == "embedding" or bool(cfg.label_col)
+
+
+def resolved_backend(s: Setting, cfg: RunConfig) -> Any:
+    """The backend as resolved (`auto` is decided when a run is prepared); torch runs keep their fingerprints."""
+    return cfg.embedding_backend if _encodes(cfg) and cfg.embedding_backend != "torch" else OMIT
+
+
+def device_kind(s: Setting, cfg: RunConfig) -> Any:
+    """A GPU's scores differ from the CPU's in the last digits: its data is its own (any cuda:N is "cuda")."""
+    return "cuda" if _encodes(cfg) and cfg.device.startswith("cuda") else OMIT
+
+
+def _method_ids(flag: str) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            return tuple(m.strip() for m in value.split(",") if m.strip())
+        if isinstance(value, (list, tuple)):
+            return tuple(str(m).strip() for m in value)
+        raise ConfigError(f"{flag}: expected method ids (a string or a list), got {value!r}")
+
+    return parse
+
+
+def _costs_path(value: Any) -> str | None:
+    """`calibrate: true` in a config file means the default costs file; false or empty means the catalogue's costs."""
+    if value is True:
+        return DEFAULT_COSTS_PATH
+    if value is None or value is False or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ConfigError(f"--calibrate: expected a path to a method costs file, got {value!r}")
+    return os.fspath(value)
+
+
+NAMES_A_COLUMN = Check(bool, "{flag} must name a column")
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one `augshard run` needs; frozen so a plan can be fingerprinted and shipped to workers."""
+    """Everything one `augshard run` needs; frozen so a plan can be fingerprinted and shipped to workers. Each field
+    is a declared setting (core/settings.py): a flag of `augshard run`, a key of conf/augshard.yaml, a keyword of
+    the API; `fingerprint` says how it changes a combo's outputs, or it is in NOT_IN_FINGERPRINT."""
 
-    input: str | None = None
-    text_col: str = "text"
-    evidence_col: str | None = None
-    id_col: str | None = None
-    methods_config: str = DEFAULT_METHODS_CONFIG
-    output_root: str = DEFAULT_OUTPUT_ROOT
-    cache_dir: str = DEFAULT_CACHE_DIR
-    log_dir: str = DEFAULT_LOG_DIR
+    input: str | None = setting(None, "Input dataset (CSV or Parquet).")
+    text_col: str = setting("text", "Column holding the text.", checks=(NAMES_A_COLUMN,), fingerprint=always)
+    evidence_col: str | None = setting(None, "Column holding the evidence span (optional).", fingerprint=always)
+    id_col: str | None = setting(None, "Column holding a unique row id (optional).", fingerprint=always)
+    methods_config: str = setting(
+        DEFAULT_METHODS_CONFIG, "Method catalogue.", flags=("--methods-config", "--methods-yaml")
+    )
+    output_root: str = setting(DEFAULT_OUTPUT_ROOT, "Where combo folders and manifests go.")
+    cache_dir: str = setting(DEFAULT_CACHE_DIR, "Per-shard SQLite caches.")
+    log_dir: str = setting(DEFAULT_LOG_DIR, "Per-shard logs and event streams.")
     # None is `auto`: min(CPU cores, combos to run), decided when the run is prepared.
-    num_shards: int | None = None
-    variants_per_sample: int = 2
+    num_shards: int | None = setting(
+        None, "Shards, or 'auto' = min(CPU cores, combos to run).", flags=("--num-shards", "--num-proc"), low=1,
+        auto=True, shown="auto",
+    )  # fmt: skip
+    variants_per_sample: int = setting(
+        2, "Variants per row and combo.", low=1, high=MAX_VARIANTS_PER_SAMPLE, fingerprint=always
+    )
     # None: the metric's own default range (DEFAULT_RANGES), filled in when the config is made.
-    quality_min_sim: float | None = None  # type: ignore[assignment]
-    quality_max_sim: float | None = None  # type: ignore[assignment]
-    quality_metric: str = "embedding"
-    quality_scope: str = "final"
-    seed: int = 42
-    combo_mode: str = "bounded_k"
-    max_combo_size: int = 2
+    quality_min_sim: float | None = setting(
+        None, "Lowest accepted similarity.", low=0.0, high=1.0, shown="embedding 0.55, char_ratio 0.40",
+        fingerprint=always,
+    )  # fmt: skip
+    quality_max_sim: float | None = setting(
+        None, "Highest accepted similarity.", low=0.0, high=1.0, shown="embedding 0.95, char_ratio 0.98",
+        fingerprint=always,
+    )  # fmt: skip
+    quality_metric: str = setting(
+        "embedding", "how a variant's similarity to its original is measured.", choices=QUALITY_METRICS,
+        fingerprint=always,
+    )  # fmt: skip
+    quality_scope: str = setting(
+        "final", "each-step also judges every step against its input, as the original tool.",
+        choices=QUALITY_SCOPES, fingerprint=unless_default,
+    )  # fmt: skip
+    seed: int = setting(42, "Seed of every random call.", fingerprint=always)
+    combo_mode: str = setting(
+        "bounded_k", "which combos of methods run.", choices=COMBO_MODES, aliases=tuple(COMBO_MODE_ALIASES.items())
+    )
+    max_combo_size: int = setting(2, "Largest combo with bounded_k.", low=1)
     # Method ids, shell-style patterns or `all`; None = the whole catalogue. exclude_methods: ids or patterns.
-    methods: tuple[str, ...] | None = None
-    exclude_methods: tuple[str, ...] = ()
-    confirm_powerset: bool = False
-    # Candidates tried per wanted variant before a row settles for fewer variants.
-    max_candidates_per_variant: int = 3
-    # Rows per chunk: candidates of one chunk are generated, scored and written together.
-    chunk_size: int = 256
-    embedding_model: str | None = None
-    embedding_batch_size: int = 64
-    # How the embedding model runs: auto = ONNX Runtime on the CPU when augshard[onnx] is installed, torch on a
-    # GPU; torch; or onnx (an export of the same model, made once; same decisions, several times torch's speed).
-    embedding_backend: str = "auto"
-    # Where the similarity model and the model methods run: auto (CUDA when torch sees a GPU), cpu, cuda, cuda:N.
-    device: str = "auto"
-    # Shards that may hold GPU models at once (methods with requires_gpu, when CUDA is present).
-    gpu_slots: int = 1
-    # Restarts of a shard whose worker process died (killed, out of memory, a crash in a native library).
-    max_retries: int = 2
-    # Where shards run: local processes, a Dask cluster (`scheduler` address) or a LocalCluster (dask-local).
-    executor: str = "local"
-    scheduler: str | None = None
-    force: bool = False
+    methods: tuple[str, ...] | None = setting(
+        None, "Method ids, shell patterns or 'all', comma-separated.", parse=_method_ids("--methods")
+    )
+    exclude_methods: tuple[str, ...] = setting(
+        (), "Ids or patterns to leave out, comma-separated.", parse=_method_ids("--exclude-methods")
+    )
+    confirm_powerset: bool = setting(False, "Allow --combo-mode all, or any plan of over 10,000 combos.")
+    max_candidates_per_variant: int = setting(
+        3, "Candidates tried per wanted variant before a row settles for fewer variants.", flags=(), low=1,
+        fingerprint=always,
+    )  # fmt: skip
+    chunk_size: int = setting(
+        256, "Rows per chunk: candidates of one chunk are generated, scored and written together.", flags=(),
+        low=1, fingerprint=always,
+    )  # fmt: skip
+    embedding_model: str | None = setting(
+        None, "Sentence model directory of the embedding metric.", flags=(), shown="the bundled MiniLM",
+        fingerprint=always,
+    )  # fmt: skip
+    embedding_batch_size: int = setting(64, "Texts encoded per batch.", flags=(), low=1)
+    # auto = ONNX Runtime on the CPU when augshard[onnx] is installed, torch on a GPU; onnx is an export of the same
+    # model, made once: same decisions, several times torch's speed.
+    embedding_backend: str = setting(
+        "auto", "how the embedding model runs; auto = onnx on the CPU, torch on a GPU.",
+        choices=EMBEDDING_BACKENDS, fingerprint=resolved_backend,
+    )  # fmt: skip
+    device: str = setting(
+        "auto", "auto | cpu | cuda | cuda:N, for the similarity model and model methods (auto: CUDA when torch sees "
+        "a GPU).", fingerprint=device_kind,
+    )  # fmt: skip
+    gpu_slots: int = setting(1, "Shards that may hold GPU models at once (methods with requires_gpu).", low=1)
+    max_retries: int = setting(2, "Restarts of a shard whose process died (killed, out of memory, a crash).", low=0)
+    executor: str = setting("local", "where shards run: local processes or a Dask cluster.", choices=EXECUTORS)
+    scheduler: str | None = setting(None, "Dask scheduler address for --executor dask.")
+    force: bool = setting(False, "Recompute combos that are already complete.")
     # Work stealing: a shard that runs out of combos takes the last ones of the others (a run of every shard).
-    steal: bool = True
-    shard_index: int | None = None
-    keep_shards: bool = False
-    output_name: str = DEFAULT_OUTPUT_NAME
-    # `csv` also writes dataset.csv beside each dataset.parquet (the original tool's --save-format csv).
-    save_format: str = "parquet"
-    # Each combo folder also holds vectors.parquet: the embedding filter's vector of every variant it wrote, so a
-    # later step (`augshard evaluate --features embedding`) need not encode them again. Needs the embedding metric.
-    keep_vectors: bool = False
-    # One SQLite cache file for every shard instead of data/cache/augment_shard{i}.db (the original's --disk-cache).
-    disk_cache: str | None = None
-    # Columns the original tool passed through by name; augshard keeps every input column anyway. label_col also
-    # names the labels of the label-preservation check.
-    label_col: str | None = None
-    criterion_col: str | None = None
-    # Measured method costs (a `methods --bench` file) for balancing shards; never changes outputs, so it is
-    # not in fingerprint() (the plan fingerprint records the costs it used).
-    calibrate: str | None = None
+    steal: bool = setting(
+        True, "Keep every combo on the shard the plan gave it (no work stealing).", flags=("--no-steal",)
+    )
+    shard_index: int | None = setting(None, "Run only shard I of N (job arrays); no merge.")
+    keep_shards: bool = setting(False, "Keep the shard manifests after merging.")
+    output_name: str = setting(DEFAULT_OUTPUT_NAME, "The merged manifest's file name, in the output root.", flags=())
+    save_format: str = setting(
+        "parquet", "csv also writes dataset.csv beside the Parquet.", choices=SAVE_FORMATS,
+        fingerprint=unless_default,
+    )  # fmt: skip
+    keep_vectors: bool = setting(
+        False, "Also write vectors.parquet in each combo folder: the embedding filter's vector of every variant.",
+        fingerprint=unless_default,
+    )  # fmt: skip
+    disk_cache: str | None = setting(None, "One SQLite cache file for every shard instead.")
+    # label_col and criterion_col: columns the original tool passed through by name (augshard keeps every input
+    # column anyway); label_col also names the labels of the label-preservation check.
+    label_col: str | None = setting(
+        None, "Column holding the label: every variant gets label_pred and label_agrees.", fingerprint=if_set
+    )
+    criterion_col: str | None = setting(None, "The original tool's passthrough column.")
+    # Measured method costs only balance the shards (the plan fingerprint records the costs it used).
+    calibrate: str | None = setting(
+        None, "Balance shards with measured costs from this `methods --bench` file.", parse=_costs_path
+    )
     config_path: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -128,38 +214,22 @@ class RunConfig:
         return DEFAULT_RANGES.get(self.quality_metric) == (self.quality_min_sim, self.quality_max_sim)
 
     def fingerprint(self) -> str:
-        """A hash of every setting that changes a combo's output (not where outputs go, nor shard counts)."""
-        keys = (
-            "text_col",
-            "evidence_col",
-            "id_col",
-            "variants_per_sample",
-            "quality_min_sim",
-            "quality_max_sim",
-            "quality_metric",
-            "seed",
-            "max_candidates_per_variant",
-            "chunk_size",
-            "embedding_model",
-        )
-        payload = {k: getattr(self, k) for k in keys}
-        if self.quality_scope != "final":  # final runs keep the fingerprints they always had
-            payload["quality_scope"] = self.quality_scope
-        if self.label_col:  # the label check adds label_pred and label_agrees to every dataset
-            payload["label_col"] = self.label_col
-        if self.quality_metric == "embedding" or self.label_col:
-            # The backend as resolved (`auto` is decided when a run is prepared); torch runs keep the fingerprints
-            # they always had. A GPU's scores differ from the CPU's in the last digits: its data is its own.
-            if self.embedding_backend != "torch":
-                payload["embedding_backend"] = self.embedding_backend
-            if self.device.startswith("cuda"):
-                payload["device"] = "cuda"
-        if self.save_format != "parquet":  # a combo folder then holds dataset.csv too
-            payload["save_format"] = self.save_format
-        if self.keep_vectors:  # a combo folder then holds vectors.parquet too: one made without it is not complete
-            payload["keep_vectors"] = True
+        """A hash of every setting that changes a combo's output, each as its declaration's rule says (not where
+        outputs go, nor shard counts: NOT_IN_FINGERPRINT)."""
+        payload = {s.name: value for s in RUN if s.fingerprint and (value := s.fingerprint(s, self)) is not OMIT}
         payload["algorithm"] = ALGORITHM_VERSION
         return sha(payload, compact=True)
+
+
+RUN = Table.of(RunConfig, "setting", internal=("config_path",))
+# The settings that never change a combo's output, left out of fingerprint() (as datasets' `ignore_kwargs`): where
+# things go, which combos run and how they are spread, what is forced or kept. Every other one declares its rule.
+NOT_IN_FINGERPRINT = (
+    "input", "methods_config", "output_root", "cache_dir", "log_dir", "num_shards", "combo_mode", "max_combo_size",
+    "methods", "exclude_methods", "confirm_powerset", "embedding_batch_size", "gpu_slots", "max_retries", "executor",
+    "scheduler", "force", "steal", "shard_index", "keep_shards", "output_name", "disk_cache", "criterion_col",
+    "calibrate",
+)  # fmt: skip
 
 
 def resolve_conf_path(path: str | None, default: str) -> Path:
@@ -198,9 +268,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "config_path"}
-
-
 def _file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str, Any]]:
     """The config file in use (`--config`, else conf/augshard.yaml here, else the shipped one) and its settings."""
     path = resolve_conf_path(config, DEFAULT_CONFIG)
@@ -209,8 +276,8 @@ def _file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str,
     file_values = _flatten_input(file_values, path, cli_input=cli_input)
     for key, value in file_values.items():
         key = key.replace("-", "_")
-        if key not in _FIELDS:
-            raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(sorted(_FIELDS))})")
+        if key not in RUN.names:
+            raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(sorted(RUN.names))})")
         values[key] = value
     # Input files named in the config file are relative to that file, so a shipped config finds its sample.
     base = path.resolve().parent
@@ -229,7 +296,7 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
         # tool's flag) runs every one of its entries, as the original tool did, unless --methods says otherwise.
         values.pop("methods", None)
     values.update(overrides)
-    unknown = sorted(set(values) - set(_FIELDS))
+    unknown = sorted(set(values) - set(RUN.names))
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
     values = coerce_settings(values)
@@ -296,75 +363,9 @@ def _flatten_input(file_values: dict[str, Any], path: Path, cli_input: bool) -> 
 
 
 def coerce_settings(values: dict[str, Any]) -> dict[str, Any]:
-    """Settings as a file or flags give them (strings, lists) turned into RunConfig's types."""
-    out = dict(values)
-    if "num_shards" in out:
-        out["num_shards"] = parse_num_shards(out["num_shards"])
-    for key in ("methods", "exclude_methods"):
-        if isinstance(out.get(key), str):
-            out[key] = tuple(m.strip() for m in out[key].split(",") if m.strip())
-        elif isinstance(out.get(key), (list, tuple)):
-            out[key] = tuple(str(m).strip() for m in out[key])
-        elif out.get(key) is not None:
-            raise ConfigError(f"{_flag(key)}: expected method ids (a string or a list), got {out[key]!r}")
-    if isinstance(out.get("combo_mode"), str):
-        out["combo_mode"] = COMBO_MODE_ALIASES.get(out["combo_mode"], out["combo_mode"])
-    for key in ("quality_min_sim", "quality_max_sim"):
-        if key in out:
-            out[key] = _number(key, out[key], float)
-    for key in (
-        "variants_per_sample",
-        "seed",
-        "max_combo_size",
-        "max_candidates_per_variant",
-        "chunk_size",
-        "embedding_batch_size",
-        "gpu_slots",
-        "max_retries",
-    ):
-        if key in out:
-            out[key] = _number(key, out[key], int)
-    if out.get("shard_index") is not None:
-        out["shard_index"] = _number("shard_index", out["shard_index"], int)
-    if "calibrate" in out:
-        out["calibrate"] = _costs_path(out["calibrate"])
-    return out
-
-
-def _costs_path(value: Any) -> str | None:
-    """`calibrate: true` in a config file means the default costs file; false or empty means the catalogue's costs."""
-    if value is True:
-        return DEFAULT_COSTS_PATH
-    if value is None or value is False or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, (str, os.PathLike)):
-        raise ConfigError(f"--calibrate: expected a path to a method costs file, got {value!r}")
-    return os.fspath(value)
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def _number(key: str, value: Any, kind: type) -> Any:
-    if isinstance(value, bool):
-        raise ConfigError(f"{_flag(key)}: expected a number, got {value!r}")
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{_flag(key)}: expected {'an integer' if kind is int else 'a number'}, got {value!r}"
-        ) from None
-    if kind is int and isinstance(value, float) and value != number:
-        raise ConfigError(f"{_flag(key)}: expected an integer, got {value!r}")
-    return number
-
-
-def parse_num_shards(value: Any) -> int | None:
-    """`auto` (None) is decided when the run is prepared: min(CPU cores, combos to run)."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    return _number("num_shards", value, int)
+    """Settings as a file, flags or the API give them (text, lists) turned into RunConfig's types, as each one's
+    declaration says (`Setting.coerce`); an unknown one is left for the caller to name."""
+    return {k: RUN[k].coerce(v) if k in RUN.names else v for k, v in values.items()}
 
 
 def auto_shards(todo: int) -> tuple[int, str]:
@@ -377,70 +378,62 @@ def auto_shards(todo: int) -> tuple[int, str]:
     return n, why
 
 
-# The JSON/YAML types of RunConfig's plain fields: an API call or a config file giving another is a ConfigError.
-_KINDS: dict[str, tuple[Any, str]] = {"str": (str, "a string"), "str | None": ((str, type(None)), "a string"),
-                                      "bool": (bool, "true or false"), "int": (int, "an integer"),
-                                      "int | None": ((int, type(None)), "an integer"),
-                                      "float | None": ((int, float), "a number")}  # fmt: skip
-
-
 def validate(cfg: RunConfig) -> None:
-    for f in _FIELDS.values():
-        value, (kind, expected) = getattr(cfg, f.name), _KINDS.get(str(f.type), (object, ""))
-        if not isinstance(value, kind):
-            raise ConfigError(f"{f.name} ({_flag(f.name)}): expected {expected}, got {value!r}")
-    if cfg.num_shards is not None and cfg.num_shards < 1:
-        raise ConfigError(f"--num-shards must be at least 1 (or 'auto'), got {cfg.num_shards}")
-    if cfg.shard_index is not None and cfg.num_shards is None:
+    """Every setting against its declaration (type, choices, bounds, checks), then the rules across settings."""
+    RUN.check(cfg)
+    for rule in RULES:
+        rule(cfg)
+
+
+def _has_input(cfg: RunConfig) -> None:
+    if not cfg.input:
+        raise ConfigError("no input dataset: pass --input FILE or set 'input' in the config file")
+
+
+def _shard_index_in_range(cfg: RunConfig) -> None:
+    """A job of an array runs shard I of an explicit N: every job must plan the same shards."""
+    if cfg.shard_index is None:
+        return
+    if cfg.num_shards is None:
         raise ConfigError(
             "--shard-index needs an explicit --num-shards (every job of the array must plan the same shards)"
         )
-    if cfg.shard_index is not None and cfg.num_shards is not None and not 0 <= cfg.shard_index < cfg.num_shards:
+    if not 0 <= cfg.shard_index < cfg.num_shards:
         raise ConfigError(
             f"--shard-index must be in 0..{cfg.num_shards - 1} for --num-shards {cfg.num_shards}, got {cfg.shard_index}"
         )
-    if not 1 <= (n := cfg.variants_per_sample) <= MAX_VARIANTS_PER_SAMPLE:
-        raise ConfigError(f"--variants-per-sample must be at least 1 and at most {MAX_VARIANTS_PER_SAMPLE:,}, got {n}")
-    for key in ("quality_min_sim", "quality_max_sim"):
-        value = getattr(cfg, key)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{_flag(key)} must be within [0, 1], got {value}")
+
+
+def _range_in_order(cfg: RunConfig) -> None:
     if cfg.quality_min_sim > cfg.quality_max_sim:
         raise ConfigError(
             f"--quality-min-sim ({cfg.quality_min_sim}) is greater than --quality-max-sim ({cfg.quality_max_sim})"
         )
-    for key, allowed in (("quality_scope", QUALITY_SCOPES), ("quality_metric", QUALITY_METRICS),
-                         ("embedding_backend", EMBEDDING_BACKENDS), ("combo_mode", COMBO_MODES),
-                         ("save_format", SAVE_FORMATS), ("executor", ("local", "dask", "dask-local"))):  # fmt: skip
-        if getattr(cfg, key) not in allowed:
-            aka = " (or singletons)" if key == "combo_mode" else ""
-            raise ConfigError(f"{_flag(key)} must be one of {', '.join(allowed)}{aka}, got '{getattr(cfg, key)}'")
-    if not isinstance(cfg.keep_vectors, bool):
-        raise ConfigError(f"keep_vectors: expected true or false, got {cfg.keep_vectors!r}")
+
+
+def _vectors_need_embedding(cfg: RunConfig) -> None:
     if cfg.keep_vectors and cfg.quality_metric != "embedding":
         raise ConfigError(
             f"--keep-vectors keeps the embedding filter's vectors, and --quality-metric {cfg.quality_metric} makes "
             "none: use --quality-metric embedding"
         )
-    if cfg.max_combo_size < 1:
-        raise ConfigError(f"--max-combo-size must be at least 1, got {cfg.max_combo_size}")
-    if cfg.max_candidates_per_variant < 1:
-        raise ConfigError("max_candidates_per_variant must be at least 1")
+
+
+def _dask_needs_scheduler(cfg: RunConfig) -> None:
     if cfg.executor == "dask" and not cfg.scheduler:
         raise ConfigError("--executor dask needs --scheduler tcp://HOST:8786 (the address of the cluster's scheduler)")
-    if cfg.max_retries < 0:
-        raise ConfigError(f"--max-retries must be 0 or more, got {cfg.max_retries}")
-    if cfg.gpu_slots < 1:
-        raise ConfigError(f"--gpu-slots must be at least 1, got {cfg.gpu_slots}")
-    if cfg.chunk_size < 1 or cfg.embedding_batch_size < 1:
-        raise ConfigError("chunk_size and embedding_batch_size must be at least 1")
-    if not cfg.input:
-        raise ConfigError("no input dataset: pass --input FILE or set 'input' in the config file")
-    if not cfg.text_col:
-        raise ConfigError("--text-col must name a column")
-    if cfg.methods is not None:
-        if not cfg.methods:
-            raise ConfigError("--methods is empty: name at least one method id")
-        dupes = sorted({m for m in cfg.methods if cfg.methods.count(m) > 1})
-        if dupes:
-            raise ConfigError(f"--methods names {', '.join(dupes)} more than once")
+
+
+def _methods_named_once(cfg: RunConfig) -> None:
+    if cfg.methods is None:
+        return
+    if not cfg.methods:
+        raise ConfigError("--methods is empty: name at least one method id")
+    dupes = sorted({m for m in cfg.methods if cfg.methods.count(m) > 1})
+    if dupes:
+        raise ConfigError(f"--methods names {', '.join(dupes)} more than once")
+
+
+# The rules a single setting's declaration cannot say, each checked after every setting passed its own.
+RULES = (_shard_index_in_range, _range_in_order, _vectors_need_embedding, _dask_needs_scheduler, _has_input,
+         _methods_named_once)  # fmt: skip

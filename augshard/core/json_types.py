@@ -1,6 +1,6 @@
-"""The type checks of records against their dataclass annotations: one read back from JSON (meta.json, an event
-line: `wrong_type`), and one a caller built from keywords (the API's export and evaluate options: `check_fields`),
-so a value of the wrong type is named where it comes in, not met later as a TypeError."""
+"""The type checks of values against annotations: a record read back from JSON (meta.json, an event line:
+`wrong_type`), and a setting a caller gave by keyword (`fits`, `describe`: core/settings.py), so a value of the wrong
+type is named where it comes in, not met later as a TypeError."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import types
 import typing
 from pathlib import Path
 from typing import Any
-
-from augshard.core.errors import ConfigError
 
 # What each annotation (as `from __future__ import annotations` leaves it: a string) accepts from JSON.
 _CHECKS = {
@@ -38,26 +36,18 @@ def wrong_type(kind: type, values: dict[str, Any], prefix: str = "") -> str:
     return ""
 
 
-def check_fields(record: Any, what: str) -> None:
-    """Each field of the dataclass `record` against its annotation, resolved (unions, None, tuples item by item; a
-    bool is never a number): a ConfigError "<what> '<field>' must be ..., got ..." for the first that does not fit."""
-    hints = typing.get_type_hints(type(record))
-    for f in dataclasses.fields(record):
-        value, hint = getattr(record, f.name), hints[f.name]
-        if not _fits(value, hint):
-            raise ConfigError(f"{what} '{f.name}' must be {_describe(hint)}, got {value!r}")
-
-
-def _fits(value: Any, hint: Any) -> bool:
+def fits(value: Any, hint: Any) -> bool:
+    """Whether `value` fits the resolved annotation `hint` (unions, None, tuples item by item; a bool is never a
+    number)."""
     if hint is Any:  # checked where it is used (an estimator, a callback)
         return True
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, a) for a in args)
+        return any(fits(value, a) for a in args)
     if hint is type(None):
         return value is None
     if origin is tuple:
-        return isinstance(value, tuple) and all(_fits(v, args[0]) for v in value)
+        return isinstance(value, tuple) and all(fits(v, args[0]) for v in value)
     if isinstance(value, bool):  # a bool is an int to Python, never a count of folds
         return hint is bool
     if hint is float:
@@ -65,12 +55,13 @@ def _fits(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def _describe(hint: Any) -> str:
+def describe(hint: Any) -> str:
+    """A resolved annotation in words, for a message: "a whole number or None"."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args)
+        return " or ".join(describe(a) for a in args)
     if origin is tuple:
-        return f"a tuple of {_describe(args[0])}s"
+        return f"a tuple of {describe(args[0])}s"
     names = {type(None): "None", int: "a whole number", float: "a number", bool: "True or False", str: "a string",
              Path: "a path"}  # fmt: skip
     return names.get(hint, getattr(hint, "__name__", str(hint)))

@@ -51,7 +51,7 @@ from augshard.evaluation.scoring import Candidate, Split, WorkerSetup, encode_wi
 from augshard.runner.interrupts import unwinding_on_signals
 from augshard.runner.lock import ReadLock, TargetLock
 from augshard.shard.encoders import resolve_backend
-from augshard.storage.meta import read_meta
+from augshard.storage.meta import QualityMeta, read_meta
 from augshard.storage.outputs import check_evaluation_out
 from augshard.storage.store import META
 from augshard.storage.vectors import usable_vectors
@@ -113,12 +113,12 @@ def _subsample(train: list[int], size: float, originals: Originals, salt: str) -
 # --- the whole evaluation ---------------------------------------------------------------------------------------
 
 
-def encoder_spec(quality: dict[str, Any], model: str | None) -> dict[str, Any]:
+def encoder_spec(quality: QualityMeta | None, model: str | None) -> dict[str, Any]:
     """The sentence encoder: `--embedding-model` (default: the bundled MiniLM) on the run's backend and device when
     it filtered by embedding, else on this machine's default CPU backend. Stored vectors are used only when their
     encoder's identity is this one's."""
-    if quality.get("metric") == "embedding" and quality.get("backend"):
-        return {"model": model, "backend": quality["backend"], "device": quality.get("device") or "cpu"}
+    if quality is not None and quality.metric == "embedding" and quality.backend:
+        return {"model": model, "backend": quality.backend, "device": quality.device or "cpu"}
     return {"model": model, "backend": resolve_backend("auto", "cpu"), "device": "cpu"}
 
 

@@ -1,5 +1,6 @@
-"""What `augshard evaluate` is asked to do: its options, each checked for its type and its range before anything is
-read, so a wrong value from the CLI or the API is one ConfigError naming the option."""
+"""What `augshard evaluate` is asked to do: its options, each a declared setting (core/settings.py) checked for its
+type and its range before anything is read, so a wrong value from the CLI or the API is one ConfigError naming the
+option."""
 
 from __future__ import annotations
 
@@ -10,74 +11,84 @@ from typing import Any
 
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
-from augshard.core.json_types import check_fields
+from augshard.core.settings import REQUIRED, Check, Table, items, numbers, setting
 from augshard.evaluation.classifiers import FEATURES, MODEL
 from augshard.evaluation.document import EVALUATION
 
 FIELDS = ("text", "evidence")
 SEEDS = 2**32  # numpy's and scikit-learn's random states: 0 .. 2**32 - 1
+FRACTIONS = "--train-sizes: expected fractions like 0.1,0.25,1.0"
+NAMES_A_COLUMN = Check(str.strip, "{flag} must name a column, got ''")
+KNOWN_FEATURES = Check(
+    lambda v: v and set(v) <= {*FEATURES, MODEL}, "{flag} must be tfidf, embedding, both or model, got '{value}'"
+)
+IN_UNIT = Check(lambda v: v and all(0.0 < s <= 1.0 for s in v), "{flag} are fractions in (0, 1], got {value}")
+
+
+def _features(value: Any) -> tuple[str, ...]:
+    """Feature sets as the CLI names them: tfidf, embedding, or both."""
+    chosen = items(value)
+    return tuple(FEATURES) if chosen == ("both",) else chosen
 
 
 @dataclass(frozen=True)
 class EvaluateOptions:
-    label_col: str
-    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
-    output_name: str = DEFAULT_OUTPUT_NAME
-    group_col: str | None = None
-    folds: int = 5
-    repeats: int = 1
-    features: tuple[str, ...] = ("tfidf",)
-    train_sizes: tuple[float, ...] = (1.0,)
-    combos: tuple[str, ...] = ()
-    export_dir: Path | None = None  # evaluate an `augshard export` as a whole instead of the run's combos
-    field: str = "text"  # what the classifier reads: the text column, or the evidence span
-    seed: int = 0
-    workers: int | None = None  # worker processes; None: one per CPU core
-    allow_incomplete: bool = False
-    drop_rare_classes: bool = False
-    cache_dir: Path = Path(DEFAULT_CACHE_DIR)
-    embedding_model: str | None = None  # a sentence-transformers directory; None: the bundled MiniLM
-    out: Path | None = None  # None: evaluation.json in the output root (or the export folder)
-    force: bool = False  # replace an --out that is not an evaluation.json augshard made
-    plan: str = ""  # evaluate this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
-    # The confirm stage: the screen's top K re-evaluated on fresh splits (None: 10 when there are more than 10
-    # combos, else no confirm stage; 0: none), with R repeats of the folds.
-    confirm_top: int | None = None
-    confirm_repeats: int = 5
-    group_near: bool = False  # also one group: originals whose character 5-grams are MinHash-similar above 0.9
-    model: Any = None  # --model: "module:factory", "file.py:factory", a factory or an estimator (features "model")
+    """What `augshard evaluate` is asked to do; each field a declared setting: a flag, an API keyword."""
+
+    label_col: str = setting(REQUIRED, "The label column of the run's input.", checks=(NAMES_A_COLUMN,))
+    output_root: Path = setting(Path(DEFAULT_OUTPUT_ROOT), "The run's output root.")
+    output_name: str = setting(DEFAULT_OUTPUT_NAME, "The run's merged manifest.")
+    group_col: str | None = setting(None, "Rows sharing a value stay in one fold (e.g. a post id).")
+    folds: int = setting(5, "Folds over the originals.", low=2)
+    repeats: int = setting(1, "Repeats of the folds with other seeds.", low=1)
+    features: tuple[str, ...] = setting(
+        ("tfidf",), "tfidf | embedding | both | model, comma-separated.", parse=_features, checks=(KNOWN_FEATURES,),
+        shown="tfidf; model with --model",
+    )  # fmt: skip
+    train_sizes: tuple[float, ...] = setting(
+        (1.0,), "Fractions of the training originals, e.g. 0.1,0.25,1.0 (a learning curve).",
+        parse=numbers(float, FRACTIONS), checks=(IN_UNIT,),
+    )  # fmt: skip
+    combos: tuple[str, ...] = setting((), "Only these combos: ids, folders or method names.", parse=items)
+    export_dir: Path | None = setting(None, "Evaluate an `augshard export` folder as a whole.", flags=("--export",))
+    field: str = setting("text", "what the classifier reads (the text column or the evidence span).", choices=FIELDS)
+    seed: int = setting(0, "Seed of the folds and subsets.")
+    workers: int | None = setting(
+        None, "Worker processes: auto (one per core) or N.", low=1, auto=True, shown="auto", old_flags=("--num-shards",)
+    )
+    allow_incomplete: bool = setting(False, "Evaluate the complete combos of a run with failed or stopped ones.")
+    drop_rare_classes: bool = setting(False, "Leave out classes with fewer rows than folds (else refused).")
+    cache_dir: Path = setting(Path(DEFAULT_CACHE_DIR), "Where encoded vectors are cached.")
+    embedding_model: str | None = setting(
+        None, "Sentence model directory for --features embedding.", shown="the bundled MiniLM"
+    )
+    out: Path | None = setting(None, "Where to write evaluation.json.", shown="the output root or --export")
+    force: bool = setting(False, "Replace an --out that is not an evaluation.json augshard made.")
+    plan: str = setting("", "Evaluate only the combos of this plan (its fingerprint), when a stopped run left two.")
+    confirm_top: int | None = setting(
+        None, "Re-evaluate the screen's K best and the baseline on fresh splits; 0: no confirm stage.", low=0,
+        shown="10 when there are more than 10 combos, else 0",
+    )  # fmt: skip
+    confirm_repeats: int = setting(5, "Repeats of the folds in the confirm stage.", low=1)
+    group_near: bool = setting(False, "Originals MinHash-similar above 0.9 are also one group.")
+    model: Any = setting(
+        None, "Your classifier: module:factory or file.py:factory returning a scikit-learn estimator of raw texts "
+        "(the features set 'model'); from Python also a factory or an estimator.", shown="none",
+    )  # fmt: skip
 
     def check(self) -> None:
-        check_fields(self, "evaluate option")
-        if self.folds < 2:
-            raise ConfigError(f"--folds must be at least 2, got {self.folds}")
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats must be at least 1, got {self.repeats}")
+        """Every option against its declaration, then the rules across options."""
+        EVALUATE.check(self)
         # Repeat r draws its folds with seed + r: every one of them must be a random state numpy accepts.
         if not 0 <= self.seed <= SEEDS - self.repeats:
             raise ConfigError(
                 f"--seed must be between 0 and 2**32 - {self.repeats} (--repeats {self.repeats}), got {self.seed}"
             )
-        unknown = [f for f in self.features if f not in (*FEATURES, MODEL)]
-        if unknown or not self.features:
-            raise ConfigError(f"--features must be tfidf, embedding, both or model, got '{','.join(self.features)}'")
-        if not self.train_sizes or any(not 0.0 < s <= 1.0 for s in self.train_sizes):
-            raise ConfigError(f"--train-sizes are fractions in (0, 1], got {list(self.train_sizes)}")
         twice = sorted({s for s in self.train_sizes if self.train_sizes.count(s) > 1})
         if twice:
             raise ConfigError(f"--train-sizes: {', '.join(f'{s:g}' for s in twice)} given twice; give each size once")
-        if self.field not in FIELDS:
-            raise ConfigError(f"--field must be text or evidence, got '{self.field}'")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError(f"--workers must be at least 1 (or 'auto'), got {self.workers}")
-        if self.confirm_top is not None and self.confirm_top < 0:
-            raise ConfigError(f"--confirm-top must be 0 (no confirm stage) or more, got {self.confirm_top}")
-        if self.confirm_repeats < 1:
-            raise ConfigError(f"--confirm-repeats must be at least 1, got {self.confirm_repeats}")
-        if ("model" in self.features) != (self.model is not None):
+        if (MODEL in self.features) != (self.model is not None):
             raise ConfigError("--model and --features model go together: give --model module:factory")
-        if not self.label_col.strip():
-            raise ConfigError("--label-col must name a column, got ''")
 
     @property
     def destination(self) -> Path:
@@ -95,3 +106,6 @@ def subset_name(combos: tuple[str, ...]) -> str:
     """evaluation-<8 hex>.json: one name per set of combos named, whatever their order."""
     digest = hashlib.sha256("\n".join(sorted(set(combos))).encode()).hexdigest()[:8]
     return f"{Path(EVALUATION).stem}-{digest}.json"
+
+
+EVALUATE = Table.of(EvaluateOptions, "evaluate option")

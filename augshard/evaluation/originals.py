@@ -8,7 +8,6 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from augshard.core.errors import ConfigError, OutputError
 from augshard.core.fingerprint import sha
@@ -18,7 +17,7 @@ from augshard.evaluation.scoring import Candidate
 from augshard.exporting.export import select_combos
 from augshard.exporting.model import FACTS, ExportFacts, ExportOptions, load_json
 from augshard.storage.data import file_sha256, read_table, row_keys
-from augshard.storage.meta import ComboMeta, read_meta
+from augshard.storage.meta import ComboMeta, QualityMeta, SourceMeta, read_meta
 from augshard.storage.outcome import ComboOutcome
 from augshard.storage.store import META
 
@@ -108,20 +107,20 @@ def load_export(options: EvaluateOptions) -> tuple[Origin, list[Candidate]]:
     try:
         raw = load_json(facts_path)
         facts = ExportFacts.from_json(raw)
-        src = facts.source
+        src = SourceMeta(**facts.source)  # meta.json's source, as the export copied it
         files = tuple(str(p) for p in facts.data_files(folder))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise OutputError(f"--export {folder}: not an `augshard export` folder ({facts_path} missing or unreadable: "
                           f"{exc})") from None  # fmt: skip
-    col = text_column(options.field, src["text_col"], src.get("evidence_col"))
+    col = text_column(options.field, src.text_col, src.evidence_col)
     fingerprint = sha(raw)  # of the file's every key, as before ExportFacts
     methods = tuple(sorted(facts.methods or {}))
     candidate = Candidate("export", "export", folder.name, 0, methods, fingerprint, files, ("row_key", col))
     # This read `plan_fingerprints`, a key export.json never had (it writes `combo_plans`), so an export's source
     # has always listed no plans; kept as it was so evaluation.json does not change (see the i18-C report).
     plans: list[str] = []
-    source = Origin("export", str(folder), src["path"], src["sha256"], src["text_col"], src.get("evidence_col"),
-                    src.get("id_col"), list(plans))  # fmt: skip
+    source = Origin("export", str(folder), src.path, src.sha256, src.text_col, src.evidence_col, src.id_col,
+                    list(plans))  # fmt: skip
     return source, [candidate]
 
 
@@ -179,11 +178,14 @@ def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
                      joined.as_dict())  # fmt: skip
 
 
-def run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> dict[str, Any]:
-    meta = read_meta(options.output_root / candidates[0].combo_dir / META)
-    return {"metric": meta.quality.metric, "model": meta.quality.model, "backend": meta.quality.backend,
-            "device": meta.quality.device}  # fmt: skip
+def run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> QualityMeta | None:
+    """How the run's filter measured similarity (its encoder, when it embedded)."""
+    return read_meta(options.output_root / candidates[0].combo_dir / META).quality
 
 
-def export_quality(folder: Path) -> dict[str, Any]:
-    return dict(ExportFacts.read(folder).quality or {})
+def export_quality(folder: Path) -> QualityMeta | None:
+    """The same, as the export recorded it (meta.json's `quality` without the device); None when it does not say."""
+    try:
+        return QualityMeta(**(ExportFacts.read(folder).quality or {}))
+    except TypeError:
+        return None

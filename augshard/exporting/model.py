@@ -14,44 +14,54 @@ from typing import Any
 
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
-from augshard.core.json_types import check_fields
+from augshard.core.settings import REQUIRED, Check, Table, items, numbers, setting
 from augshard.storage.meta import ComboMeta
 from augshard.storage.outcome import ComboOutcome, Status
 
 DEDUPE_MODES = ("none", "exact", "near")
 FACTS = "export.json"
 MADE_BY = "augshard export"  # export.json's `made_by`: the mark of a folder `--force` may replace
+IN_UNIT = "{flag} must be in (0, 1], got {value}"
+SIZES = "--k: expected sizes like 1,2"
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    to: Path
-    output_root: Path = Path(DEFAULT_OUTPUT_ROOT)
-    output_name: str = DEFAULT_OUTPUT_NAME
-    dedupe: str = "exact"
-    near_threshold: float = 0.9
-    drop_label_flips: bool = False
-    include_originals: bool = False
-    combos: tuple[str, ...] = ()  # combo ids, folder names or methods (a+b); empty: every ok combo (or those of `k`)
-    k: tuple[int, ...] = ()
-    rows_per_file: int = 500_000
-    allow_incomplete: bool = False
-    force: bool = False
-    plan: str = ""  # export this plan's combos only (its fingerprint); empty: the merged manifest's, if it is one
-    cache_dir: Path = Path(DEFAULT_CACHE_DIR)  # folders of the run that --to may not touch
-    log_dir: Path = Path(DEFAULT_LOG_DIR)
+    """What `augshard export` is asked to do; each field a declared setting (core/settings.py): a flag, an API
+    keyword, checked by `check` before anything is read."""
+
+    to: Path = setting(REQUIRED, "The folder to write (refused when it exists and is not empty).")
+    output_root: Path = setting(Path(DEFAULT_OUTPUT_ROOT), "The run's output root.")
+    output_name: str = setting(DEFAULT_OUTPUT_NAME, "The run's merged manifest.")
+    dedupe: str = setting("exact", "near is MinHash LSH.", choices=DEDUPE_MODES)
+    near_threshold: float = setting(
+        0.9, "Jaccard similarity of a near duplicate.", checks=(Check(lambda v: 0 < v <= 1, IN_UNIT),)
+    )
+    drop_label_flips: bool = setting(False, "Leave out variants the label check predicts another label for.")
+    include_originals: bool = setting(False, "Write the input rows too (k 0).")
+    # Empty: every ok combo (or those of `k`).
+    combos: tuple[str, ...] = setting(
+        (), "Only these combos: ids, folder names or methods as shown (nlp_keyboard+nlp_ocr), comma-separated.",
+        parse=items,
+    )  # fmt: skip
+    k: tuple[int, ...] = setting((), "Only combos of these sizes, e.g. 1,2.", parse=numbers(int, SIZES))
+    rows_per_file: int = setting(500_000, "Rows per Parquet file.", low=1, old_flags=("--shard-size",))
+    allow_incomplete: bool = setting(False, "Export the complete combos of a run with failed or stopped ones.")
+    force: bool = setting(False, "Replace --to if it exists and an earlier `augshard export` made it.")
+    plan: str = setting("", "Export only the combos of this plan (its fingerprint), when a stopped run left two.")
+    cache_dir: Path = setting(Path(DEFAULT_CACHE_DIR), "The run's cache folder (--to may not touch it).")
+    log_dir: Path = setting(Path(DEFAULT_LOG_DIR), "The run's log folder (--to may not touch it).")
     chosen_by: str = ""  # how the combos were chosen, when not by the user (`--best`, `--min-gain`): for the card
 
     def check(self) -> None:
-        check_fields(self, "export option")  # the API takes keywords as they come: one ConfigError, not a TypeError
-        if self.dedupe not in DEDUPE_MODES:
-            raise ConfigError(f"--dedupe must be one of {', '.join(DEDUPE_MODES)}, got '{self.dedupe}'")
-        if not 0.0 < self.near_threshold <= 1.0:
-            raise ConfigError(f"--near-threshold must be in (0, 1], got {self.near_threshold}")
-        if self.rows_per_file < 1:
-            raise ConfigError(f"--rows-per-file must be at least 1 row, got {self.rows_per_file}")
+        """Every option against its declaration (the API takes keywords as they come: one ConfigError, not a
+        TypeError), and the one rule across them."""
+        EXPORT.check(self)
         if self.combos and self.k:
             raise ConfigError("--combos and --k both select combos: give one of them")
+
+
+EXPORT = Table.of(ExportOptions, "export option", internal=("chosen_by",))
 
 
 # --- export.json's rows: each a typed record, built here and read back here ---------------------------------
