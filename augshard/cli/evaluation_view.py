@@ -84,7 +84,7 @@ def _train_size(doc: EvaluationDocument, asked: float | None) -> float:
 def _header(doc: EvaluationDocument) -> str:
     p = doc.protocol
     joined = sum(p.joined.values())
-    near = f" ({joined} joined as near-duplicates)" if joined else ""
+    near = f" ({joined} joined to a near-identical twin)" if joined else ""
     design = f"{p.folds} folds x {p.repeats} repeat(s)"
     if p.confirm is not None:
         design = (f"screen: {p.folds} folds x {p.repeats} repeat(s) rank every combo; confirm: the top "
@@ -94,7 +94,16 @@ def _header(doc: EvaluationDocument) -> str:
     if doc.scope is not None and doc.scope.subset:
         scope = f"; {len(doc.scope.combos)} of the plan's {doc.scope.of} combos (--combos)"
     return (f"{p.originals:,} originals in {p.groups:,} groups{near}, {len(p.classes)} classes of '{p.label_col}'; "
-            f"{design}{scope}; every model scored on test originals only")  # fmt: skip
+            f"{design}{scope}; every model scored on test originals only{_sees(doc)}")  # fmt: skip
+
+
+def _sees(doc: EvaluationDocument) -> str:
+    """The minimum detectable gain of the deciding sections at the largest train size (and the screen's), in short."""
+    features = doc.features()[0]
+    sections = [doc.screen_section(features)] if doc.confirm is not None else []
+    parts = [f"{s.min_detectable_gain:.3f} ({s.stage})" for s in [*sections, doc.main_section(features)]
+             if s.min_detectable_gain is not None]  # fmt: skip
+    return f"; minimum detectable gain {', '.join(parts)}" if parts else ""
 
 
 def _ci(g: GainStats) -> str:
@@ -112,7 +121,8 @@ def _combo_table(section: Section, show_all: bool) -> None:
         rank = n + 1 if len(shown) == len(combos) or n < SHOWN_BY_DEFAULT else len(combos) - len(shown) + n + 1
         tint = COLOURS.get(c.verdict)
         verdict = f"[{tint}]{c.verdict}[/{tint}]" if tint else c.verdict
-        rows.append([str(rank), c.name, str(c.k), f"{c.variants_used:,.0f}",
+        screened = [str(c.screen_rank or "")] if section.stage == CONFIRM else []
+        rows.append([str(rank), *screened, c.name, str(c.k), f"{c.variants_used:,.0f}",
                      f"{c.macro_f1.mean:.4f} ± {c.macro_f1.std:.4f}", f"{c.gain.mean:+.4f}", _ci(c.gain),
                      f"{c.gain.p_holm:.3g}" if c.gain.p_holm is not None else "", verdict])  # fmt: skip
     stage = {SCREEN: "Screen (a ranking; the confirm stage decides)", CONFIRM: "Confirmed"}.get(section.stage, "Gain")
@@ -120,9 +130,10 @@ def _combo_table(section: Section, show_all: bool) -> None:
              f"train size {section.train_size:g}, {section.splits} splits")  # fmt: skip
     if len(shown) < len(combos):
         title += f"; the {SHOWN_BY_DEFAULT} best and worst of {len(combos)} (--all for every one)"
-    columns = ("#", "combo", "k", "variants", "macro-F1", "gain", "95% CI", "p (Holm)", "verdict")
+    screen = ("screen #",) if section.stage == CONFIRM else ()  # where the confirm stage's combos ranked before
+    columns = ("#", *screen, "combo", "k", "variants", "macro-F1", "gain", "95% CI", "p (Holm)", "verdict")
     sections = [SHOWN_BY_DEFAULT - 1] if len(shown) < len(combos) else []
-    print_rows(console, columns, rows, title=title, right=("#", "k", "variants", "gain", "p (Holm)"),
+    print_rows(console, columns, rows, title=title, right=("#", *screen, "k", "variants", "gain", "p (Holm)"),
                sections=sections)  # fmt: skip
     if section.decides:
         helps = sum(c.verdict == "helps" for c in combos)
