@@ -50,7 +50,7 @@ def facts(result: Export) -> ExportFacts:
         rows=result.rows,
         files=tuple(result.files),
         features=dict(result.features),
-        source=dataclasses.asdict(first.source),
+        source=first.source.to_dict(),
         seed=first.seed,
         variants_per_sample=first.variants_per_sample,
         quality={k: v for k, v in dataclasses.asdict(first.quality).items() if k != "device"},
