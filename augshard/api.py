@@ -96,7 +96,7 @@ def make_config(
 ) -> RunConfig:  # fmt: skip
     """A validated RunConfig: `config` (a RunConfig, or a YAML file; None: conf/augshard.yaml as the CLI reads it)
     with the settings given (RunConfig fields, as the CLI's flags) on top. An in-memory `input` (with `split` for a
-    DatasetDict) is written to `<cache_dir>/inputs/<content hash>.parquet`, which becomes the config's input."""
+    DatasetDict) is written as `<cache_dir>/inputs/<origin>-<content hash>.parquet`, the config's input."""
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in RUN.given(locals()).items()}
     rows = in_memory(input, split)
     if rows is not None:

@@ -1,7 +1,7 @@
 """In-memory inputs: a pandas DataFrame, a pyarrow Table, a `datasets.Dataset` (or one split of a `DatasetDict`)
-given to the API as a run's input becomes one Parquet file, `<cache_dir>/inputs/<content hash>.parquet`, that the
-shards (separate processes), export and evaluate read by path like any input file. Its schema's metadata says where
-it came from, so its identity is its content hash and its row keys hash values as text (storage/data.py)."""
+given to the API as a run's input becomes one Parquet file, `<cache_dir>/inputs/<origin>-<content hash>.parquet`,
+that the shards (separate processes), export and evaluate read by path like any input file. Its schema's metadata
+says where it came from, so its identity is its content hash and its row keys hash values as text (data.py)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ class InMemoryInput:
 
     @property
     def name(self) -> str:
-        return f"{self.sha256}.parquet"
+        """`<origin>-<content hash>.parquet`: the same rows from a DataFrame and a Dataset are one input (one
+        identity), each file saying truly where its rows came from."""
+        return f"{self.origin}-{self.sha256}.parquet"
 
     def write(self, cache_dir: str | Path) -> Path:
         """The Parquet copy under `cache_dir/inputs/`, written whole (atomically) unless one with this content is
