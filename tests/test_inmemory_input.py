@@ -101,6 +101,7 @@ def test_export_and_evaluate_read_an_in_memory_run(runs: dict, tmp_path: Path) -
     assert exported.rows > 0
     table = pq.read_table(tmp_path / "set" / "data")
     assert table.schema.field("stars").type == pa.int64()
+    assert "from a pandas DataFrame given in memory (content sha256 `" in (tmp_path / "set" / "README.md").read_text()
     result = augshard.evaluate("label", root / "frame", folds=2, repeats=1, workers=1, out=tmp_path / "ev.json")
     assert [g.combo_dir for g in result.gains] == [COMBO]
 

@@ -179,6 +179,17 @@ def _front_matter(result: Export, doc: ExportFacts) -> str:
     return "\n".join(lines)
 
 
+# What an in-memory input was, in the card's words (storage/inputs.py).
+ORIGINS = {"dataframe": "a pandas DataFrame", "arrow": "a pyarrow Table", "dataset": "a datasets Dataset"}
+
+
+def _input_named(src: SourceMeta) -> str:
+    """The input file and its sha256, or the rows given in memory and their content hash."""
+    if src.origin in ORIGINS:
+        return f"{ORIGINS[src.origin]} given in memory (content sha256 `{src.sha256}`)"
+    return f"the input `{Path(src.path).name}` (sha256 `{src.sha256}`)"
+
+
 def _body(doc: ExportFacts) -> str:
     q, src = QualityMeta(**doc.quality), SourceMeta(**doc.source)  # meta.json's records, as the export made them
     ex, dropped = doc.export, doc.dropped
@@ -186,10 +197,8 @@ def _body(doc: ExportFacts) -> str:
     out = [
         "# Augmented training set (augshard)",
         "",
-        f"{doc.rows:,} rows in {len(doc.files)} Parquet file(s) under `data/`, from the input "
-        f"`{Path(src.path).name}` (sha256 `{src.sha256}`), text column `{src.text_col}`"
-        + (f", evidence column `{src.evidence_col}`" if src.evidence_col else "")
-        + ".",
+        f"{doc.rows:,} rows in {len(doc.files)} Parquet file(s) under `data/`, from {_input_named(src)}, text column "
+        f"`{src.text_col}`" + (f", evidence column `{src.evidence_col}`" if src.evidence_col else "") + ".",
         "",
         "## How it was made",
         "",
