@@ -13,7 +13,7 @@ from typing import Any
 
 from augshard.core.errors import ConfigError, InputError
 from augshard.storage.data import ORIGIN_KEY, content_sha256, input_sha256
-from augshard.storage.temporaries import atomic_file
+from augshard.storage.temporaries import atomic_file, sweep_temp_files
 
 ACCEPTED = (
     "a path (str or os.PathLike) to a CSV or Parquet file, a pandas DataFrame, a pyarrow Table, a datasets.Dataset, "
@@ -46,6 +46,7 @@ class InMemoryInput:
         if path.is_file() and _holds(path, self.sha256):
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_temp_files(path.parent)  # what a writer that died here left
         table = self.table.replace_schema_metadata({ORIGIN_KEY: self.origin.encode()})
         with atomic_file(path, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
