@@ -35,6 +35,7 @@ from augshard.runner.watch import (
     quiet_console,
 )
 from augshard.storage import parquet_files
+from augshard.storage.inputs import in_memory
 from augshard.storage.manifest import read_manifest, shard_manifest_name
 from augshard.storage.merge import merged_outcomes
 from augshard.storage.outcome import ComboOutcome
@@ -67,6 +68,9 @@ __all__ = [
 # and run (None: the config file's, else the default) so that an editor or a notebook completes them;
 # tests/test_settings.py holds each signature to its table. `Path_`: a path given as a str or an os.PathLike.
 Path_ = str | os.PathLike[str]
+# `input`: a file's path, or rows in memory (storage/inputs.py: a pandas DataFrame, a pyarrow Table, a
+# datasets.Dataset, a DatasetDict with `split`), written once as Parquet under the cache folder for the shards to read.
+Input = Path_ | Any
 
 
 # --- configuration --------------------------------------------------------------------------------------------
@@ -75,7 +79,7 @@ Path_ = str | os.PathLike[str]
 @RUN.keywords("augshard.make_config")
 def make_config(
     config: RunConfig | Path_ | None = None, *,
-    input: Path_ | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
+    input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
@@ -88,11 +92,20 @@ def make_config(
     keep_vectors: bool | None = None, num_shards: int | str | None = None, shard_index: int | None = None,
     steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
     executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
-    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None,
+    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None, split: str | None = None,
 ) -> RunConfig:  # fmt: skip
     """A validated RunConfig: `config` (a RunConfig, or a YAML file; None: conf/augshard.yaml as the CLI reads it)
-    with the settings given (RunConfig fields, as the CLI's flags) on top."""
+    with the settings given (RunConfig fields, as the CLI's flags) on top. An in-memory `input` (with `split` for a
+    DatasetDict) is written as `<cache_dir>/inputs/<origin>-<content hash>.parquet`, the config's input."""
     settings = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in RUN.given(locals()).items()}
+    rows = in_memory(input, split)
+    if rows is not None:
+        settings["input"] = rows.name  # where under cache_dir is known once the config is
+    cfg = _config(config, settings)
+    return cfg if rows is None else dataclasses.replace(cfg, input=str(rows.write(cfg.cache_dir)))
+
+
+def _config(config: RunConfig | Path_ | None, settings: dict[str, Any]) -> RunConfig:
     if config is not None and not isinstance(config, (RunConfig, str, os.PathLike)):
         raise ConfigError(f"config must be a RunConfig or a YAML file's path, got {config!r}")
     if isinstance(config, RunConfig):
@@ -113,7 +126,7 @@ def make_config(
 @RUN.keywords("augshard.plan")
 def plan(
     config: RunConfig | Path_ | None = None, *,
-    input: Path_ | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
+    input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
@@ -126,10 +139,10 @@ def plan(
     keep_vectors: bool | None = None, num_shards: int | str | None = None, shard_index: int | None = None,
     steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
     executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
-    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None,
+    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None, split: str | None = None,
 ) -> RunPlan:  # fmt: skip
     """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
-    cfg = make_config(config, **RUN.given(locals()))
+    cfg = make_config(config, split=split, **RUN.given(locals()))
     with collected_notes() as notes:
         prep = preflight(cfg, quiet_console(), dry_run=True)
     return run_plan(prep, tuple(notes))
@@ -178,7 +191,7 @@ class RunResult:
 def run(
     config: RunConfig | Path_ | None = None, *, on_progress: ProgressCallback | None = None,
     progress: bool | str = "auto",
-    input: Path_ | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
+    input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
@@ -191,7 +204,7 @@ def run(
     keep_vectors: bool | None = None, num_shards: int | str | None = None, shard_index: int | None = None,
     steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
     executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
-    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None,
+    keep_shards: bool | None = None, calibrate: Path_ | bool | None = None, split: str | None = None,
 ) -> RunResult:  # fmt: skip
     """Run the plan on shards, write every combo and the merged manifest, as `augshard run`; prints nothing.
 
@@ -204,7 +217,7 @@ def run(
     display = display_console(progress)
     if on_progress is not None and not callable(on_progress):
         raise ConfigError(f"on_progress must be a function of a RunProgress, got {on_progress!r}")
-    cfg = make_config(config, **settings)
+    cfg = make_config(config, split=split, **settings)
     t0 = time.time()
     console = quiet_console()
     with collected_notes() as notes:

@@ -144,7 +144,8 @@ def test_the_declared_constraints_are_one_line_naming_the_setting() -> None:
 
 TABLES = {"make_config": RUN, "plan": RUN, "run": RUN, "export": EXPORT, "evaluate": EVALUATE}
 # Each API function's parameters that are not settings of its table.
-NOT_SETTINGS = {"make_config": {"config"}, "plan": {"config"}, "run": {"config", "on_progress", "progress"},
+NOT_SETTINGS = {"make_config": {"config", "split"}, "plan": {"config", "split"},
+                "run": {"config", "on_progress", "progress", "split"},
                 "export": {"best", "min_gain", "by_features"}, "evaluate": {"on_progress"}}  # fmt: skip
 # Each command's options that are not settings of its table.
 COMMAND_ONLY = {

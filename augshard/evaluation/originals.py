@@ -16,7 +16,7 @@ from augshard.evaluation.options import EvaluateOptions
 from augshard.evaluation.scoring import Candidate
 from augshard.exporting.export import select_combos
 from augshard.exporting.model import FACTS, ExportFacts, ExportOptions, load_json
-from augshard.storage.data import file_sha256, read_table, row_keys
+from augshard.storage.data import input_sha256, read_table, row_keys
 from augshard.storage.meta import ComboMeta, QualityMeta, SourceMeta, read_meta
 from augshard.storage.outcome import ComboOutcome
 from augshard.storage.store import META
@@ -128,7 +128,7 @@ def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
     """Every input row with a text to classify and a label; rows of one original text, one `--group-col` value or
     one id share a group, and a group never straddles training and test."""
     path = source.input_path
-    if not Path(path).is_file() or file_sha256(path) != source.input_sha256:
+    if not Path(path).is_file() or input_sha256(path) != source.input_sha256:
         raise OutputError(f"the run's input {path} is missing or changed since the run; evaluate needs it as it was")
     table = read_table(path)
     for name, flag in ((options.label_col, "--label-col"), (options.group_col, "--group-col")):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,39 @@ from augshard.exporting.model import (
 from augshard.storage.meta import QualityMeta, SourceMeta
 from augshard.storage.temporaries import write_atomic
 
-# Arrow types as the `datasets` library names them in a card's `dataset_info.features`.
+# Arrow types (as `str(type)` writes them) as the `datasets` library names them in a card's `dataset_info.features`;
+# a time, a duration or a decimal is named as Arrow names it; a list of one of these is a `sequence` of it, and a
+# dictionary (a pandas category) its values' type. Every other type (a struct, a list of lists) goes unnamed.
 DTYPES = {
-    "string": "string",
-    "large_string": "large_string",
-    "int32": "int32",
-    "int64": "int64",
-    "double": "float64",
+    **{t: t for t in ("null", "bool", "string", "large_string", "binary", "large_binary")},
+    **{f"{u}int{b}": f"{u}int{b}" for u in ("", "u") for b in (8, 16, 32, 64)},
+    "halffloat": "float16",
     "float": "float32",
-    "bool": "bool",
+    "double": "float64",
+    "date32[day]": "date32",
+    "date64[ms]": "date64",
 }
+_AS_ARROW = re.compile(r"^(?:(?:timestamp|time32|time64|duration)\[[^\]]+\]|decimal(?:32|64|128|256)\(\d+, -?\d+\))$")
+_LIST = re.compile(r"^(?:large_)?list<(?:item|element): (.+)>$")
+_DICTIONARY = re.compile(r"^dictionary<values=(.+), indices=\w+, ordered=[01]>$")
+
+
+def dtype(arrow: str) -> str | None:
+    """The `datasets` dtype of a scalar Arrow type (as its str); None for a type it has no scalar name for."""
+    found = _DICTIONARY.match(arrow)
+    if found:
+        return dtype(found.group(1))
+    return DTYPES.get(arrow) or (arrow if _AS_ARROW.match(arrow) else None)
+
+
+def feature_lines(name: str, arrow: str) -> list[str] | None:
+    """A column's entry under `features`, its type kept (int64 stays int64); None for a type `dtype` cannot name."""
+    found = _LIST.match(arrow)
+    inner = dtype(found.group(1)) if found else None
+    if inner is not None:
+        return [f"  - name: {name}", f"    sequence: {inner}"]
+    named = dtype(arrow)
+    return None if named is None else [f"  - name: {name}", f"    dtype: {named}"]
 
 
 def facts(result: Export) -> ExportFacts:
@@ -50,7 +74,7 @@ def facts(result: Export) -> ExportFacts:
         rows=result.rows,
         files=tuple(result.files),
         features=dict(result.features),
-        source=dataclasses.asdict(first.source),
+        source=first.source.to_dict(),
         seed=first.seed,
         variants_per_sample=first.variants_per_sample,
         quality={k: v for k, v in dataclasses.asdict(first.quality).items() if k != "device"},
@@ -146,10 +170,24 @@ def _front_matter(result: Export, doc: ExportFacts) -> str:
         if name in class_label.columns:
             lines += [f"  - name: {name}", "    dtype:", "      class_label:", "        names:"]
             lines += [f"          '{i}': {json.dumps(n, ensure_ascii=False)}" for i, n in enumerate(class_label.names)]
-        else:
-            lines += [f"  - name: {name}", f"    dtype: {DTYPES.get(arrow, 'string')}"]
+        elif (entry := feature_lines(name, arrow)) is not None:
+            lines += entry
+        else:  # a type the card cannot name: no features at all, and `datasets` reads every type from the files
+            lines = lines[: lines.index("  features:")]
+            break
     lines += ["  splits:", "  - name: train", f"    num_examples: {doc.rows}", "---", ""]
     return "\n".join(lines)
+
+
+# What an in-memory input was, in the card's words (storage/inputs.py).
+ORIGINS = {"dataframe": "a pandas DataFrame", "arrow": "a pyarrow Table", "dataset": "a datasets Dataset"}
+
+
+def _input_named(src: SourceMeta) -> str:
+    """The input file and its sha256, or the rows given in memory and their content hash."""
+    if src.origin in ORIGINS:
+        return f"{ORIGINS[src.origin]} given in memory (content sha256 `{src.sha256}`)"
+    return f"the input `{Path(src.path).name}` (sha256 `{src.sha256}`)"
 
 
 def _body(doc: ExportFacts) -> str:
@@ -159,10 +197,8 @@ def _body(doc: ExportFacts) -> str:
     out = [
         "# Augmented training set (augshard)",
         "",
-        f"{doc.rows:,} rows in {len(doc.files)} Parquet file(s) under `data/`, from the input "
-        f"`{Path(src.path).name}` (sha256 `{src.sha256}`), text column `{src.text_col}`"
-        + (f", evidence column `{src.evidence_col}`" if src.evidence_col else "")
-        + ".",
+        f"{doc.rows:,} rows in {len(doc.files)} Parquet file(s) under `data/`, from {_input_named(src)}, text column "
+        f"`{src.text_col}`" + (f", evidence column `{src.evidence_col}`" if src.evidence_col else "") + ".",
         "",
         "## How it was made",
         "",

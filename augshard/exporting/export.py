@@ -23,7 +23,7 @@ from augshard.exporting.model import ComboCount, Export, ExportFacts, ExportOpti
 from augshard.runner.interrupts import Interrupted, unwinding_on_signals
 from augshard.runner.lock import ReadLock, TargetLock
 from augshard.storage import parquet_files
-from augshard.storage.data import file_sha256, load_dataset
+from augshard.storage.data import input_sha256, load_dataset
 from augshard.storage.manifest import find_shard_manifests, read_manifest
 from augshard.storage.meta import ComboMeta, read_meta
 from augshard.storage.outcome import ComboOutcome, Status
@@ -317,7 +317,7 @@ def _keep(batch: Any, dedupe: Dedupe, count: ComboCount, options: ExportOptions,
 def _input(meta: ComboMeta) -> Any:
     """The run's input, read again: it must be where the run read it, unchanged."""
     src = meta.source
-    if not Path(src.path).is_file() or file_sha256(src.path) != src.sha256:
+    if not Path(src.path).is_file() or input_sha256(src.path) != src.sha256:
         raise OutputError(f"the run's input {src.path} is missing or changed since the run; the export needs it")
     return load_dataset(src.path, src.text_col, src.evidence_col, src.id_col)
 

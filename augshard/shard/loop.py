@@ -238,6 +238,8 @@ def _combo_meta(
             text_col=cfg.text_col,
             evidence_col=cfg.evidence_col,
             id_col=cfg.id_col,
+            origin=dataset.origin,
+            row_keys=dataset.key_rule,
         ),
         library_versions=ctx.library_versions,
         timing=TimingMeta(

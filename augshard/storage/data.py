@@ -1,4 +1,5 @@
-"""Input rows: read CSV/Parquet, validate columns and text, stable row keys, locate and splice evidence."""
+"""Input rows: read CSV/Parquet, validate columns and text, an input's identity, stable row keys, locate and splice
+evidence."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ FUZZY_MAX_PAIRS = 2_500_000
 FUZZY_MAX_WORK = 50_000_000
 _CSV_FIELD_LIMIT = 2**31 - 1  # the C long limit on every platform csv runs on
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+[\"')\]]*|$)")
+# An in-memory input written as Parquet (storage/inputs.py) says so in its schema's metadata: where it came from
+# (dataframe, arrow, dataset). Its identity is then the hash of its content, not of its bytes, and its row keys hash
+# the values as text, as a CSV of the same rows holds them (`as_text`).
+ORIGIN_KEY = b"augshard.origin"
+HASH_ROWS = 65_536  # the content hash reads this many rows at a time: the same slices, however the table is chunked
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,7 @@ class Dataset:
     """The input table as read, plus the rows augshard can use and the ones it skips (with reasons)."""
 
     path: str
-    sha256: str
+    sha256: str  # the file's; an in-memory input's: its content's (`input_sha256`)
     table: Any  # pyarrow.Table of the input columns, in input order
     rows: list[Row]
     skipped: Counter = field(default_factory=Counter)
@@ -62,6 +68,56 @@ class Dataset:
     @property
     def rows_skipped(self) -> int:
         return sum(self.skipped.values())
+
+    @property
+    def origin(self) -> str:
+        """ "file", or what an in-memory input was (dataframe, arrow, dataset): `origin_of`."""
+        return origin_of(self.table)
+
+    @property
+    def key_rule(self) -> str:
+        """What its row keys hash without an id column: the "values" as read, or (in-memory) their "text"."""
+        return "values" if self.origin == "file" else "text"
+
+
+def origin_of(table: Any) -> str:
+    """What a table read from an input was: "file", or the in-memory kind its Parquet copy records."""
+    meta = table.schema.metadata or {}
+    return meta[ORIGIN_KEY].decode() if ORIGIN_KEY in meta else "file"
+
+
+def content_sha256(table: Any) -> str:
+    """The identity of an in-memory input: a hash of its columns' names and types and of every value in order,
+    never of pandas' index, the schema's other metadata, the chunking, or how the Parquet bytes come out."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[f.name, str(f.type)] for f in table.schema]).encode())
+    for start in range(0, table.num_rows, HASH_ROWS):
+        for column in table.slice(start, HASH_ROWS).columns:
+            values = json.dumps(column.to_pylist(), default=str, ensure_ascii=False)
+            digest.update(values.encode())
+    return digest.hexdigest()
+
+
+def input_sha256(path: str | Path, table: Any = None) -> str:
+    """An input's identity, what meta.json and the fingerprints record: a file's sha256, or an in-memory input's
+    content hash (`content_sha256`) when the file is augshard's Parquet copy of one. `table`: the file, read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if table is None and Path(path).suffix.lower() in (".parquet", ".pq"):
+        try:
+            schema = pq.read_schema(path)
+        except (OSError, pa.ArrowException):  # not Parquet after all: its bytes are its identity
+            return file_sha256(path)
+        table = read_table(path) if ORIGIN_KEY in (schema.metadata or {}) else None
+    if table is not None and origin_of(table) != "file":
+        return content_sha256(table)
+    return file_sha256(path)
+
+
+def as_text(value: Any) -> str:
+    """A value as a CSV of it holds it (what pandas' to_csv writes): missing is empty, everything else its str."""
+    return "" if _is_missing(value) else str(value)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -209,12 +265,13 @@ def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str
             reason = reason or "evidence_not_found"
         skipped[reason] += 1
         skipped_rows.append((i, keys[i], reason))
-    return Dataset(path=str(path), sha256=file_sha256(path), table=table, rows=rows, skipped=skipped,
+    return Dataset(path=str(path), sha256=input_sha256(path, table), table=table, rows=rows, skipped=skipped,
                    skipped_rows=skipped_rows)  # fmt: skip
 
 
 def row_keys(table: Any, id_col: str | None, path: str) -> list[str]:
-    """Keys from the id column, or a hash of the row's content: never the row's position."""
+    """Keys from the id column, or a hash of the row's content: never the row's position. An in-memory input's
+    values are hashed as text (`as_text`), so its rows get the keys (and the variants) of the same rows in a CSV."""
     if id_col is not None:
         ids = table.column(id_col).to_pylist()
         keys = []
@@ -230,6 +287,8 @@ def row_keys(table: Any, id_col: str | None, path: str) -> list[str]:
         return keys
     names = sorted(table.column_names)
     columns = {n: table.column(n).to_pylist() for n in names}
+    if origin_of(table) != "file":
+        columns = {n: [as_text(v) for v in values] for n, values in columns.items()}
     seen: Counter = Counter()
     keys = []
     for i in range(table.num_rows):

@@ -48,11 +48,25 @@ class LabelMeta(LabelCheck):
 
 @dataclass(frozen=True)
 class SourceMeta:
+    """The run's input: where it is, its identity, its columns. An in-memory input (`origin` dataframe, arrow or
+    dataset; storage/inputs.py) is its Parquet copy under the cache folder, `sha256` is its content hash and its row
+    keys hash values as text (`row_keys`); a file's meta.json leaves both out, as it always did."""
+
     path: str
     sha256: str
     text_col: str
     evidence_col: str | None = None
     id_col: str | None = None
+    origin: str = "file"
+    row_keys: str = "values"  # or "text": values hashed as a CSV of them holds them (storage/data.py `as_text`)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON: `origin` and `row_keys` only where they are not a file's."""
+        out = dataclasses.asdict(self)
+        return {k: v for k, v in out.items() if k not in ("origin", "row_keys") or v != _FILE_SOURCE[k]}
+
+
+_FILE_SOURCE = {"origin": "file", "row_keys": "values"}
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,7 @@ class ComboMeta:
         # The original tool's keys, for the scripts that read its meta.json (derived here, never read back).
         out["combo_methods"] = list(self.methods)
         out["source_input"] = self.source.path
+        out["source"] = self.source.to_dict()
         out["timing"]["rows_skipped"] = self.rows_skipped
         if self.vectors is None:  # a meta.json without vectors reads as it always did
             del out["vectors"]
