@@ -92,6 +92,12 @@ class ShardStatus:
         return min(1.0, (self.combos_finished + current) / self.combos_total)
 
     @property
+    def rows_done(self) -> int:
+        """Input rows its combos went through: the finished combos' whole, the running one's so far."""
+        per = self.rows_per_combo or self.current_total
+        return self.combos_finished * per + (self.current_done if self.current else 0)
+
+    @property
     def rate(self) -> float | None:
         """Input rows per second since this attempt's first combo was set up and began its rows."""
         if not self.work_rows or self.work_started is None or self.work_ts is None:
