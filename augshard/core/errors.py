@@ -44,9 +44,10 @@ _FLAG = re.compile(
 )
 
 
-def in_python_words(exc: AugshardError, arguments: Mapping[str, tuple[str, bool]]) -> None:
+def in_python_words(exc: AugshardError, arguments: Mapping[str, tuple[str, bool | None]]) -> None:
     """The message of an error the API raises, with each flag it names (`--force`, `--num-shards 4`) as the
-    argument a Python caller gives (`force=True`, `num_shards=4`). `arguments`: flag -> (argument, is a switch).
+    argument a Python caller gives (`force=True`, `num_shards=4`). `arguments`: flag -> (argument, the value a
+    switch sets: `--no-steal` is `steal=False`; None for a flag that takes a value).
     The CLI's own words stay in `cli_message`, which the CLI prints."""
     message = str(exc)
 
@@ -55,8 +56,8 @@ def in_python_words(exc: AugshardError, arguments: Mapping[str, tuple[str, bool]
         if flag not in arguments:
             return m.group(0)
         name, switch = arguments[flag]
-        if switch:
-            return f"{name}=True{' ' + value if value else ''}{subject}"
+        if switch is not None:
+            return f"{name}={switch}{' ' + value if value else ''}{subject}"
         if value:
             return f"{name}={value if value[0].isdigit() or value[0] == '-' else repr(value)}{subject}"
         return f"{name}{subject}" if subject else f"{name}="

@@ -228,11 +228,14 @@ class Table:
 
         return decorate
 
-    def arguments(self, params: Mapping[str, inspect.Parameter]) -> dict[str, tuple[str, bool]]:
-        """Each flag (old spellings too) as the argument a Python caller gives instead, and whether it is a switch:
-        the table's settings, and the function's other parameters by their names (`--best` is `best`)."""
-        out = {"--" + p.replace("_", "-"): (p, isinstance(v.default, bool)) for p, v in params.items()}
-        out |= {f: (s.name, s.base is bool) for s in self.settings for f in (*s.flags, *s.old_flags)}
+    def arguments(self, params: Mapping[str, inspect.Parameter]) -> dict[str, tuple[str, bool | None]]:
+        """Each flag (old spellings too) as the argument a Python caller gives instead, and the value a switch sets
+        (`--force`: True, `--no-steal`: False; None for a flag with a value): the table's settings, and the
+        function's other parameters by their names (`--best` is `best`)."""
+        out = {"--" + p.replace("_", "-"): (p, None) for p in params}
+        for s in self.settings:
+            switch = (not s.default) if s.base is bool else None
+            out |= {f: (s.name, switch) for f in (*s.flags, *s.old_flags)}
         return out
 
 
