@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, run_cli, sample_rows, write_csv
+from rich.console import Console
 
 import augshard
 import augshard.api
 from augshard.api import RunProgress
 from augshard.core.errors import AugshardError, ConfigError, OutputError
+from augshard.events.monitor import current_label, render
 from augshard.events.status import fold
-from augshard.events.stream import ComboDone, ComboStart, Progress, ShardStart
+from augshard.events.stream import ComboDone, ComboStart, Progress, ShardStart, events_path, read_events
 from augshard.storage.outcome import ShardState
 
 METHODS = ["nlp_keyboard", "nlp_randchar_swap"]  # 3 combos: two singles and their pair
@@ -37,9 +39,13 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
     seen: list[RunProgress] = []
     plan = augshard.plan(**settings(root))
     result = augshard.run(**settings(root), on_progress=seen.append)
+    streams = [read_events(events_path(root / "logs", i, 2)) for i in range(2)]
     exported = augshard.export(root / "train", result.output_root)
     evaluated = augshard.evaluate("label", result.output_root, folds=2, workers=1)
-    return {"root": root, "plan": plan, "run": result, "seen": seen, "export": exported, "evaluation": evaluated}
+    augshard.run(**settings(root), force=True)  # every combo again, each method call answered by the cache
+    again = [read_events(events_path(root / "logs", i, 2)) for i in range(2)]
+    return {"root": root, "plan": plan, "run": result, "seen": seen, "export": exported, "evaluation": evaluated,
+            "streams": streams, "again": again}  # fmt: skip
 
 
 # --- results in a notebook ---------------------------------------------------------------------------------------
@@ -122,6 +128,30 @@ def test_rows_move_inside_a_running_combo() -> None:
     assert done.state is ShardState.RUNNING and RunProgress((done,), 6.0).shown == after.shown  # the time is no news
 
 
+def moved_at(events: list) -> int:
+    """The index of the first progress event of a stream whose rows moved."""
+    return next(i for i, e in enumerate(events) if isinstance(e, Progress) and e.rows_done > 0)
+
+
+def test_a_cached_rerun_shows_from_cache_instead_of_a_speed(session: dict) -> None:
+    moved = [[e for e in ev if isinstance(e, Progress) and e.rows_done > 0] for ev in session["streams"]]
+    again = [[e for e in ev if isinstance(e, Progress) and e.rows_done > 0] for ev in session["again"]]
+    assert all(moved) and all(e.calls_computed > 0 for m in moved for e in m)
+    assert all(again) and all(e.calls_computed == 0 for m in again for e in m)
+    for shard in (0, 1):
+        events = session["again"][shard]
+        during = events[: moved_at(events) + 1]  # the stream just after a combo's rows moved
+        st, now = fold(shard, during), during[-1].ts
+        assert st.current and st.from_cache
+        assert "from cache" in current_label(st, now) and "rows/s" not in current_label(st, now)
+        console = Console(width=80, record=True, force_terminal=True, color_system=None)
+        console.print(render([st], now))
+        assert "from cache" in console.export_text() and "/s" not in console.export_text()
+        first = session["streams"][shard]
+        computed = fold(shard, first[: moved_at(first) + 1])
+        assert computed.current and not computed.from_cache
+
+
 # --- errors in Python's words ------------------------------------------------------------------------------------
 
 
@@ -167,6 +197,10 @@ def test_an_error_without_a_flag_is_left_as_it_is() -> None:
     exc = AugshardError("no finished run in out: pass it again")
     in_python_words(exc, {"--force": ("force", True)})
     assert str(exc) == "no finished run in out: pass it again" and exc.cli_message is None
+    exc = ConfigError("--no-steal goes with --num-shards 2 or more; --best: a number")
+    arguments = {"--no-steal": ("steal", False), "--num-shards": ("num_shards", None), "--best": ("best", None)}
+    in_python_words(exc, arguments)
+    assert str(exc) == "steal=False goes with num_shards=2 or more; best: a number"
 
 
 # --- docs/api.md names what exists ---------------------------------------------------------------------------------

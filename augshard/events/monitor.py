@@ -54,6 +54,7 @@ def current_label(st: ShardStatus, now: float | None = None) -> str:
         rows = f" ({st.current_done:,}/{st.current_total:,} rows" if st.current_total else " (setting up"
         rate = st.rate if st.state is ShardState.RUNNING else None
         speed = f", {rate:,.0f} rows/s" if rate is not None and rate >= 10 else f", {rate:.1f} rows/s" if rate else ""
+        speed = ", from cache" if st.from_cache else speed  # a speed of cache lookups says nothing of the methods
         # The phase, unless the ETA column already says it (building methods).
         phase = f", {st.phase}" if st.phase and st.current_total and st.phase != st.measuring else ""
         doing = f"{st.current}{rows}{speed}{phase})"
@@ -204,6 +205,8 @@ def current_fit(st: ShardStatus, now: float) -> Fit:
         return (st.current, (" (setting up)",))
     rate = st.rate if st.state is ShardState.RUNNING else None
     rows = f"{compact(st.current_done)}/{compact(st.current_total)}"
+    if st.from_cache:  # a speed of cache lookups says nothing of the methods
+        return (st.current, (f" ({rows}, from cache)", " (from cache)"))
     speed = f", {compact(rate)}/s" if rate is not None and rate >= 1 else ""
     phase = f", {st.phase}" if st.phase and st.phase != st.measuring else ""
     return (st.current, (f" ({rows}{speed}{phase})", f" ({rows}{speed})", f" ({rows})"))
