@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import importlib
+import os
 import re
 from pathlib import Path
 
@@ -259,3 +260,33 @@ def test_docs_api_tells_the_notebook_features() -> None:
     text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
     for name in ("to_pandas()", "_repr_html_", "fraction", "eta_s", "rows_done", "force=True"):
         assert name in text, name
+
+
+# --- in a real Jupyter kernel ------------------------------------------------------------------------------------
+
+
+def test_a_kernel_shows_the_result_as_html_and_no_terminal_codes(tmp_path: Path) -> None:
+    """Without ipywidgets: the shard table once, then the result as its HTML table, never a raw ANSI code."""
+    jupyter_client = pytest.importorskip("jupyter_client", reason="the dev extra is not installed")
+    pytest.importorskip("ipykernel", reason="the dev extra is not installed")
+    from test_notebook import _execute
+
+    write_csv(tmp_path / "in.csv", sample_rows(20))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    manager = jupyter_client.KernelManager(kernel_name="python3", transport="ipc", ip=str(tmp_path / "kernel"))
+    manager.start_kernel(cwd=str(tmp_path), env=env)
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=240)
+        cell = 'import augshard\naugshard.run(input="in.csv", methods=["nlp_keyboard"], quality_metric="char_ratio")'
+        messages = _execute(client, cell)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    bundles = [m["content"]["data"] for m in messages if m["msg_type"] in ("display_data", "execute_result")]
+    texts = [v for b in bundles for v in b.values()] + [m["content"].get("text", "") for m in messages]
+    assert not [t for t in texts if ANSI.search(str(t))]
+    (result,) = [m["content"]["data"] for m in messages if m["msg_type"] == "execute_result"]
+    assert result["text/html"].startswith("<table><caption>augshard run: 1 combos")
+    assert "combo_1_nlp_keyboard" in result["text/html"]

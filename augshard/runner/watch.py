@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import sys
 import threading
 import time
@@ -136,7 +137,7 @@ class RunWatch:
         if self._live is not None:
             self._live.stop()
         elif self.display is not None:
-            self.display.print(render(snapshot.shards))
+            show_once(self.display, render(snapshot.shards))
 
     def snapshot(self) -> RunProgress:
         statuses = [
@@ -180,6 +181,27 @@ def live_works(console: Console) -> bool:
     except ImportError:
         return False
     return True
+
+
+NOTEBOOK_PRE = (
+    '<pre style="white-space:pre;overflow-x:auto;line-height:normal;'
+    "font-family:Menlo,'DejaVu Sans Mono',consolas,'Courier New',monospace\">{code}</pre>"
+)
+
+
+def show_once(console: Console, renderable: Any) -> None:
+    """The final table, once. In a notebook, as HTML with its colours and as plain text without terminal codes
+    (Rich's own display puts ANSI codes in the text, raw in a front end or a saved notebook that shows the text)."""
+    if not console.is_jupyter:
+        console.print(renderable)
+        return
+    from IPython.display import display  # there in a notebook, and only needed there
+    from rich.console import Console
+
+    drawn = Console(file=io.StringIO(), record=True, width=console.width, force_terminal=True, force_jupyter=False)
+    drawn.print(renderable)
+    html = drawn.export_html(inline_styles=True, code_format=NOTEBOOK_PRE, clear=False)
+    display({"text/plain": drawn.export_text(), "text/html": html}, raw=True)
 
 
 @contextlib.contextmanager
