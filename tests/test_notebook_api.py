@@ -137,9 +137,9 @@ def moved_at(events: list) -> int:
 def test_a_cached_rerun_shows_from_cache_instead_of_a_speed(session: dict) -> None:
     moved = [[e for e in ev if isinstance(e, Progress) and e.rows_done > 0] for ev in session["streams"]]
     again = [[e for e in ev if isinstance(e, Progress) and e.rows_done > 0] for ev in session["again"]]
-    assert all(moved) and all(e.calls_computed > 0 for m in moved for e in m)
-    assert all(again) and all(e.calls_computed == 0 for m in again for e in m)
-    for shard in (0, 1):
+    assert any(moved) and all(e.calls_computed > 0 for m in moved for e in m)
+    assert any(again) and all(e.calls_computed == 0 for m in again for e in m)
+    for shard in [i for i in (0, 1) if again[i]]:  # a shard may have stolen every combo of the other
         events = session["again"][shard]
         during = events[: moved_at(events) + 1]  # the stream just after a combo's rows moved
         st, now = fold(shard, during), during[-1].ts
@@ -148,6 +148,7 @@ def test_a_cached_rerun_shows_from_cache_instead_of_a_speed(session: dict) -> No
         console = Console(width=80, record=True, force_terminal=True, color_system=None)
         console.print(render([st], now))
         assert "from cache" in console.export_text() and "/s" not in console.export_text()
+    for shard in [i for i in (0, 1) if moved[i]]:
         first = session["streams"][shard]
         computed = fold(shard, first[: moved_at(first) + 1])
         assert computed.current and not computed.from_cache
