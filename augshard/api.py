@@ -18,6 +18,7 @@ from augshard.evaluation.evaluate import EvaluateOptions
 from augshard.evaluation.evaluate import evaluate as evaluate_run
 from augshard.evaluation.findings import choose_combos
 from augshard.evaluation.options import EVALUATE
+from augshard.events.notebook import Tabular
 from augshard.exporting.export import export as export_run
 from augshard.exporting.model import EXPORT, ExportedCombo, ExportFacts, ExportOptions
 from augshard.runner.dry_run import Action, ComboPlan, RunPlan, dry_run, run_plan
@@ -157,8 +158,9 @@ def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """What a run came to: its exit status, each combo's outcome (the manifest's rows) and where they are."""
+class RunResult(Tabular):
+    """What a run came to: its exit status, each combo's outcome (the manifest's rows) and where they are; in a
+    notebook, a table of its combos (`to_pandas()`: one row per combo)."""
 
     exit_code: int  # 0 every combo ok, 1 some combo failed, 128 + signal: interrupted
     plan: RunPlan
@@ -185,6 +187,15 @@ class RunResult:
     @property
     def rows(self) -> int:
         return sum(o.rows for o in self.combos if o.ok)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        keys = ("combo_id", "combo_dir", "methods", "k", "status", "rows", "rows_rejected", "resumed", "shard",
+                "duration_s", "error", "dataset_path")  # fmt: skip
+        return [{k: getattr(o, k) for k in keys} | {"status": o.status.value} for o in self.combos]
+
+    def table_caption(self) -> str:
+        state = "ok" if self.ok else "interrupted" if self.interrupted else f"{len(self.failed)} combos left to do"
+        return f"augshard run: {len(self.combos)} combos, {self.rows:,} rows, {state} ({self.wall_s:g}s)"
 
 
 @RUN.keywords("augshard.run")
@@ -383,9 +394,9 @@ class ComboGain:
 
 
 @dataclass(frozen=True)
-class EvaluationResult:
+class EvaluationResult(Tabular):
     """`augshard evaluate`'s document (evaluation.json, typed: `augshard.evaluation.document`) and where it was
-    written; `gains`: every row of its deciding stage, flat."""
+    written; `gains`: every row of its deciding stage, flat (also `to_pandas()`: one row per section and combo)."""
 
     path: Path
     document: EvaluationDocument
@@ -410,6 +421,12 @@ class EvaluationResult:
             for s in self.document.deciding
             for r in s.combos
         )
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(g) | {"methods": "+".join(g.methods)} for g in self.gains]
+
+    def table_caption(self) -> str:
+        return f"augshard evaluate: {len(self.gains)} gains over the baseline ({self.path})"
 
 
 @EVALUATE.keywords("augshard.evaluate")

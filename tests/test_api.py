@@ -181,7 +181,7 @@ def test_export_chooses_the_best_combos_by_the_evaluation(session: dict, tmp_pat
     result = augshard.export(tmp_path / "best", root, best=1)
     assert [c.combo_dir for c in result.combos] == [best.combo_dir] and result.left_out == {}
     assert "best" in json.dumps(result.to_json())  # the card and export.json say how the combos were chosen
-    with pytest.raises(ConfigError, match="give no --combos or --k"):
+    with pytest.raises(ConfigError, match="give no combos= or k="):
         augshard.export(tmp_path / "x", root, best=1, k=[1])
 
 
@@ -189,15 +189,15 @@ def test_unknown_or_bad_settings_are_config_errors_naming_the_field(tmp_path: Pa
     write_csv(tmp_path / "in.csv", sample_rows(5))
     with pytest.raises(ConfigError, match="unknown setting 'num_shard' \\(did you mean 'num_shards'\\?\\)"):
         augshard.run(input=str(tmp_path / "in.csv"), num_shard=2)
-    with pytest.raises(ConfigError, match="--num-shards must be at least 1"):
+    with pytest.raises(ConfigError, match="^num_shards must be at least 1"):
         augshard.plan(input=str(tmp_path / "in.csv"), num_shards=0)
     with pytest.raises(ConfigError, match="progress must be"):
         augshard.run(input=str(tmp_path / "in.csv"), progress="yes")
     with pytest.raises(ConfigError, match="unknown export option 'dedup'"):
         augshard.export(tmp_path / "x", dedup="near")
-    with pytest.raises(ConfigError, match="--k: expected sizes like 1,2, got '1,two'"):
+    with pytest.raises(ConfigError, match="^k: expected sizes like 1,2, got '1,two'"):
         augshard.export(tmp_path / "x", k=[1, "two"])
-    with pytest.raises(ConfigError, match="--train-sizes: expected fractions like 0.1,0.25,1.0, got 'half'"):
+    with pytest.raises(ConfigError, match="^train_sizes: expected fractions like 0.1,0.25,1.0, got 'half'"):
         augshard.evaluate("label", tmp_path, train_sizes="half")
     # Wrong-typed evaluate arguments: a ConfigError naming the option, never a TypeError from deep inside.
     with pytest.raises(ConfigError, match="evaluate option 'folds' must be a whole number, got '3'"):
@@ -208,9 +208,9 @@ def test_unknown_or_bad_settings_are_config_errors_naming_the_field(tmp_path: Pa
         augshard.evaluate("label", tmp_path, seed=1.5)
     with pytest.raises(ConfigError, match="evaluate option 'allow_incomplete' must be True or False, got 'no'"):
         augshard.evaluate("label", tmp_path, allow_incomplete="no")
-    with pytest.raises(ConfigError, match="--seed must be between 0 and 2\\*\\*32 - 1 \\(--repeats 1\\), got -1"):
+    with pytest.raises(ConfigError, match="^seed must be between 0 and 2\\*\\*32 - 1 \\(repeats=1\\), got -1"):
         augshard.evaluate("label", tmp_path, seed=-1)
-    with pytest.raises(ConfigError, match="--train-sizes: 0.5 given twice"):
+    with pytest.raises(ConfigError, match="^train_sizes: 0.5 given twice"):
         augshard.evaluate("label", tmp_path, train_sizes=[0.5, 0.5])
     with pytest.raises(ConfigError, match="as_ must be one of pandas, datasets"):
         augshard.load(tmp_path, as_="polars")

@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from augshard.core.config import DEFAULT_METHODS_CONFIG, resolve_conf_path
-from augshard.core.errors import AugshardError
+from augshard.core.errors import AugshardError, cli_words
 from augshard.core.settings import REQUIRED, Setting
 from augshard.events.output import FORMATS, notice
 from augshard.methods.catalogue import load_catalogue
@@ -73,7 +73,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _refuse(exc: AugshardError) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/bold red] {escape(cli_words(exc))}", soft_wrap=True)
     raise typer.Exit(exc.exit_code) from None
 
 

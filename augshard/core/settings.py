@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from augshard.core.errors import ConfigError, unknown_name
+from augshard.core.errors import AugshardError, ConfigError, in_python_words, unknown_name
 from augshard.core.json_types import describe, fits
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -217,11 +217,26 @@ class Table:
                 unknown = [k for k in kwargs if k not in params]
                 if unknown:
                     raise ConfigError(unknown_name(unknown[0], self.names, self.what))
-                return fn(*args, **kwargs)
+                try:
+                    return fn(*args, **kwargs)
+                except AugshardError as exc:  # said to a Python caller: arguments, not flags (the CLI keeps its own)
+                    in_python_words(exc, arguments)
+                    raise
 
+            arguments = self.arguments(params)
             return typing.cast(F, call)
 
         return decorate
+
+    def arguments(self, params: Mapping[str, inspect.Parameter]) -> dict[str, tuple[str, bool | None]]:
+        """Each flag (old spellings too) as the argument a Python caller gives instead, and the value a switch sets
+        (`--force`: True, `--no-steal`: False; None for a flag with a value): the table's settings, and the
+        function's other parameters by their names (`--best` is `best`)."""
+        out = {"--" + p.replace("_", "-"): (p, None) for p in params}
+        for s in self.settings:
+            switch = (not s.default) if s.base is bool else None
+            out |= {f: (s.name, switch) for f in (*s.flags, *s.old_flags)}
+        return out
 
 
 # --- values as text or lists give them ---------------------------------------------------------------------------

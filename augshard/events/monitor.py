@@ -7,14 +7,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from augshard.events.narrow import NARROW_BELOW, Fit, compact, compact_duration, fitted
 from augshard.events.output import fmt_duration, interactive, plural, print_rows, stderr_console, write_json
 from augshard.events.status import EventsWatcher, ShardStatus
+from augshard.events.stream import LOADING
 from augshard.storage.outcome import ShardState
 
 GLYPH = {
@@ -52,6 +54,7 @@ def current_label(st: ShardStatus, now: float | None = None) -> str:
         rows = f" ({st.current_done:,}/{st.current_total:,} rows" if st.current_total else " (setting up"
         rate = st.rate if st.state is ShardState.RUNNING else None
         speed = f", {rate:,.0f} rows/s" if rate is not None and rate >= 10 else f", {rate:.1f} rows/s" if rate else ""
+        speed = ", from cache" if st.from_cache else speed  # a speed of cache lookups says nothing of the methods
         # The phase, unless the ETA column already says it (building methods).
         phase = f", {st.phase}" if st.phase and st.current_total and st.phase != st.measuring else ""
         doing = f"{st.current}{rows}{speed}{phase})"
@@ -65,13 +68,18 @@ def current_label(st: ShardStatus, now: float | None = None) -> str:
     return doing
 
 
-def eta_label(st: ShardStatus, now: float) -> str:
+def eta_label(st: ShardStatus, now: float, short: bool = False) -> str:
+    """The time left (or taken); `short`: in whole units and words that fit a narrow terminal."""
+    if st.state.ended and short:  # the state says it ended: the time it took alone
+        return compact_duration(st.duration)
     if st.state.ended:
         return f"took {fmt_duration(st.duration)}" if st.duration is not None else "-"
+    duration = compact_duration if short else fmt_duration
     eta = st.eta(now)
     if st.state is ShardState.RUNNING and eta is None:
-        return st.measuring  # building methods, or timing the first rows: no throughput to go by yet
-    return fmt_duration(eta)
+        # Building methods, or timing the first rows: no throughput to go by yet.
+        return SHORT_MEASURING.get(st.measuring, st.measuring) if short else st.measuring
+    return duration(eta)
 
 
 def overall_line(statuses: Sequence[ShardStatus]) -> str:
@@ -102,30 +110,9 @@ def run_eta(statuses: Sequence[ShardStatus], now: float) -> float | None:
 
 
 def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str | None = None) -> Group:
-    """The table: one row per shard, then the overall and total lines."""
+    """The table (laid out for the width it is drawn at): one row per shard, then the overall and total lines."""
     now = time.time() if now is None else now
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("shard", justify="right")
-    table.add_column("state", no_wrap=True)
-    table.add_column("progress", no_wrap=True)
-    table.add_column("%", justify="right")
-    table.add_column("combos", justify="right")
-    table.add_column("current combo", overflow="fold", min_width=13, max_width=60)
-    table.add_column("rows", justify="right")
-    table.add_column("ETA", justify="right", no_wrap=True)
-    for st in statuses:
-        style = STYLE.get(st.state, "")
-        pct = st.fraction * 100
-        table.add_row(
-            str(st.shard),
-            Text(state_label(st), style=style),
-            ProgressBar(total=100, completed=pct, width=16),
-            f"{pct:.0f}%",
-            f"{st.combos_finished}/{st.combos_total}" if st.state is not ShardState.PENDING else "-",
-            Text(current_label(st, now)),
-            f"{st.rows:,}",
-            eta_label(st, now),
-        )
+    table = ShardTable(statuses, now, title)
     footer = Text(f"{overall_line(statuses)}\n{total_line(statuses)}")
     eta = run_eta(statuses, now)
     if eta is not None:
@@ -133,6 +120,96 @@ def render(statuses: Sequence[ShardStatus], now: float | None = None, title: str
     for line in damaged_lines(statuses):
         footer.append(f"\n{line}", style="yellow")
     return Group(table, footer)
+
+
+class ShardTable:
+    """The shards' table, laid out when it is drawn, for the console's width: on a narrow terminal (80 columns)
+    every column stays, numbers compact and whole (4.6k, 12m), combo names on one line, shortened with an ellipsis."""
+
+    def __init__(self, statuses: Sequence[ShardStatus], now: float, title: str | None) -> None:
+        self.statuses, self.now, self.title = statuses, now, title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width < NARROW_BELOW:
+            yield self.narrow(options.max_width)
+        else:
+            yield self.wide()
+
+    def wide(self) -> Table:
+        table = Table(title=self.title, title_justify="left", expand=False)
+        table.add_column("shard", justify="right")
+        table.add_column("state", no_wrap=True)
+        table.add_column("progress", no_wrap=True)
+        table.add_column("%", justify="right")
+        table.add_column("combos", justify="right")
+        table.add_column("current combo", overflow="fold", min_width=13, max_width=60)
+        table.add_column("rows", justify="right")
+        table.add_column("ETA", justify="right", no_wrap=True)
+        for st in self.statuses:
+            pct = st.fraction * 100
+            table.add_row(
+                str(st.shard),
+                Text(state_label(st), style=STYLE.get(st.state, "")),
+                ProgressBar(total=100, completed=pct, width=16),
+                f"{pct:.0f}%",
+                combos_label(st),
+                Text(current_label(st, self.now)),
+                f"{st.rows:,}",
+                eta_label(st, self.now),
+            )
+        return table
+
+    def narrow(self, width: int) -> Table:
+        rows = [
+            [
+                str(st.shard),
+                Text(state_label(st), style=STYLE.get(st.state, "")),
+                ProgressBar(total=100, completed=st.fraction * 100, width=NARROW_BAR),
+                f"{st.fraction * 100:.0f}%",
+                combos_label(st),
+                current_fit(st, self.now),
+                compact(st.rows),
+                eta_label(st, self.now, short=True),
+            ]
+            for st in self.statuses
+        ]
+        return fitted(TABLE_COLUMNS, rows, width, TABLE_COLUMNS.index("current combo"), TABLE_RIGHT, self.title)
+
+
+TABLE_COLUMNS = ("shard", "state", "progress", "%", "combos", "current combo", "rows", "ETA")
+TABLE_RIGHT = ("shard", "%", "combos", "rows", "ETA")
+NARROW_BAR = 8  # as wide as its header
+SHORT_MEASURING = {LOADING: "loading", "timing the first rows": "timing", "setting up": "starting"}
+
+
+def combos_label(st: ShardStatus) -> str:
+    return f"{st.combos_finished}/{st.combos_total}" if st.state is not ShardState.PENDING else "-"
+
+
+def current_fit(st: ShardStatus, now: float) -> Fit:
+    """The current combo on a narrow terminal: its name (shortened as the room asks) and a tail of compact, whole
+    numbers (rows done of its rows, the speed, then the phase, each left out when there is no room for it); or what
+    is wrong with the shard."""
+    if st.state is ShardState.PENDING:
+        return ("waiting to start", ())
+    if st.state is ShardState.DEAD:
+        if not st.current:
+            return ("process gone", (f" (pid {st.pid})",))
+        return (st.current, (f" (pid {st.pid} gone)", " (gone)"))
+    if st.state is ShardState.STALLED:
+        silent = compact_duration(now - st.last_ts) if st.last_ts is not None else "-"
+        return (st.current or "no event", (f" (silent {silent})",))
+    if not st.current:
+        return ("", ())
+    if not st.current_total:
+        return (st.current, (" (setting up)",))
+    rate = st.rate if st.state is ShardState.RUNNING else None
+    rows = f"{compact(st.current_done)}/{compact(st.current_total)}"
+    if st.from_cache:  # a speed of cache lookups says nothing of the methods
+        return (st.current, (f" ({rows}, from cache)", " (from cache)"))
+    speed = f", {compact(rate)}/s" if rate is not None and rate >= 1 else ""
+    phase = f", {st.phase}" if st.phase and st.phase != st.measuring else ""
+    return (st.current, (f" ({rows}{speed}{phase})", f" ({rows}{speed})", f" ({rows})"))
 
 
 def damaged_lines(statuses: Sequence[ShardStatus]) -> list[str]:

@@ -49,6 +49,7 @@ class ShardStatus:
     rejected: int = 0
     current_done: int = 0  # input rows of the current combo processed so far
     current_total: int = 0
+    current_computed: int | None = None  # method calls the current combo computed so far (None: not told)
     phase: str = ""  # what the current combo is doing (events.PHASES; "" when the stream does not say)
     rows_per_combo: int = 0  # input rows each combo goes through (the same input for every combo of a run)
     work_rows: int = 0  # input rows processed by this attempt (resumed combos excluded): the throughput's numerator
@@ -90,6 +91,17 @@ class ShardStatus:
         per = self.rows_per_combo or self.current_total
         current = self.current_done / per if per and self.current else 0.0
         return min(1.0, (self.combos_finished + current) / self.combos_total)
+
+    @property
+    def from_cache(self) -> bool:
+        """The running combo's rows so far came wholly from the cache (no method call computed): no speed to tell."""
+        return bool(self.current) and self.current_done > 0 and self.current_computed == 0
+
+    @property
+    def rows_done(self) -> int:
+        """Input rows its combos went through: the finished combos' whole, the running one's so far."""
+        per = self.rows_per_combo or self.current_total
+        return self.combos_finished * per + (self.current_done if self.current else 0)
 
     @property
     def rate(self) -> float | None:
@@ -135,7 +147,7 @@ def apply(status: ShardStatus, ev: Event) -> ShardStatus:
     if isinstance(ev, ComboStart):
         status.current, status.current_id = ev.methods, ev.combo_id
         status.current_done = status.current_total = 0
-        status.phase = ""
+        status.current_computed, status.phase = None, ""
     elif isinstance(ev, Progress):
         _apply_progress(status, ev)
     elif isinstance(ev, ComboDone):
@@ -181,6 +193,7 @@ def _apply_progress(status: ShardStatus, ev: Progress) -> None:
         status.work_rows += ev.rows_done - status.current_done
         status.work_ts = ev.ts
     status.current_done, status.current_total = ev.rows_done, ev.rows_total
+    status.current_computed = ev.calls_computed
     status.rows_per_combo = ev.rows_total or status.rows_per_combo
 
 
@@ -202,6 +215,7 @@ def _apply_done(status: ShardStatus, ev: ComboDone) -> None:
 def _combo_ended(status: ShardStatus) -> None:
     status.current = status.current_id = status.phase = ""
     status.current_done = status.current_total = 0
+    status.current_computed = None
     if status.loading_since is not None and status.work_started is not None and status.work_rows:
         status.work_started += (status.last_ts or status.loading_since) - status.loading_since
     status.loading_since = None

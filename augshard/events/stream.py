@@ -84,6 +84,8 @@ class Progress(Event):
     rows_done: int = 0
     rows_total: int = 0  # input rows of the combo
     phase: str = ""  # what the combo is doing: PHASES (optional: older streams have none)
+    # Method calls the combo computed so far (None: not told); 0 with rows done: the cache answered every call.
+    calls_computed: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

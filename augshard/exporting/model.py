@@ -15,6 +15,7 @@ from typing import Any
 from augshard.core.config import DEFAULT_CACHE_DIR, DEFAULT_LOG_DIR, DEFAULT_OUTPUT_NAME, DEFAULT_OUTPUT_ROOT
 from augshard.core.errors import ConfigError
 from augshard.core.settings import REQUIRED, Check, Table, items, numbers, setting
+from augshard.events.notebook import Tabular
 from augshard.storage.meta import ComboMeta
 from augshard.storage.outcome import ComboOutcome, Status
 
@@ -268,10 +269,10 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ExportFacts:
+class ExportFacts(Tabular):
     """export.json (and `export --format json`), and what `augshard.export` returns: what went in, what was dropped
     and why, what came out. Field order is the printed document's key order (the file sorts its keys); `path`,
-    where it was written, is not in the document."""
+    where it was written, is not in the document. `to_pandas()`: its combos, one row each."""
 
     made_by: str
     plan_fingerprint: str  # the plan fingerprint of the manifest the combos came from (`plan` in the document)
@@ -322,6 +323,13 @@ class ExportFacts:
         """export.json as a dict, the old name of `to_json()`, kept for one release."""
         warnings.warn("ExportResult.facts is now .to_json(); the old name goes in the next release", FutureWarning, 2)
         return self.to_json()
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(c) for c in self.combos]
+
+    def table_caption(self) -> str:
+        where = f" to {self.path}" if self.path is not None else ""
+        return f"augshard export{where}: {len(self.combos)} combos, {self.rows:,} rows"
 
     def to_json(self) -> dict[str, Any]:
         return {_JSON_KEYS.get(f.name, f.name): _plain(getattr(self, f.name))

@@ -14,6 +14,7 @@ from rich.markup import escape
 from augshard.core.combos import Combo
 from augshard.core.config import RunConfig
 from augshard.core.planning import PlannedCombo
+from augshard.events.notebook import Tabular
 from augshard.events.output import plural, print_rows, write_json
 from augshard.runner.preflight import Preflight, devices_line, preflight
 
@@ -137,9 +138,10 @@ class ComboPlan:
 
 
 @dataclass(frozen=True)
-class RunPlan:
+class RunPlan(Tabular):
     """What a dry run shows: the combos on their shards, costs, and what cannot run here; `to_json()` is
-    `run --dry-run --format json` (schema in docs/cli.md; `plan` there is the plan fingerprint)."""
+    `run --dry-run --format json` (schema in docs/cli.md; `plan` there is the plan fingerprint); `to_pandas()` its
+    combos, one row each, as the TSV has them."""
 
     plan_fingerprint: str
     num_shards: int
@@ -193,6 +195,15 @@ class RunPlan:
             "complete": self.complete_count,
             "combos": [c.to_json() for c in self.combos],
         }
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        return [dict(zip(DRY_RUN_TSV, c.tsv_row(), strict=True)) for c in self.combos]
+
+    def table_caption(self) -> str:
+        return (
+            f"augshard plan {self.plan_fingerprint}: {len(self.combos)} combos on {self.num_shards} "
+            f"{plural(self.num_shards, 'shard')}, {self.to_run_count} to run, {self.complete_count} complete"
+        )
 
 
 def run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from augshard.events.monitor import GLYPH, STYLE
-from augshard.events.output import fmt_duration, notice, plural, print_rows, write_json
+from augshard.events.narrow import NARROW_BELOW, compact, compact_duration, fitted
+from augshard.events.output import fmt_duration, interactive, notice, plural, print_rows, write_json
 from augshard.events.status import fold
 from augshard.events.stream import events_path, read_events
 from augshard.runner.job import RunOutcome, ShardJob, ShardResult
@@ -105,6 +106,12 @@ class ShardRow:
         counts = [str(n) for n in (self.combos, self.ok, self.resumed, self.failed)]
         return [str(self.shard), f"[{style}]{glyph} {state.value}[/{style}]", *counts, f"{self.rows:,}",
                 fmt_duration(self.duration_s), self.log]  # fmt: skip
+
+    def narrow_cells(self) -> list[Any]:
+        """The row on a narrow terminal: the rows and time compact and whole, the log's file name (its folder is the
+        run's log folder) as long as it fits."""
+        *cells, _rows, _time, _log = self.cells()
+        return [*cells, compact(self.rows), compact_duration(self.duration_s), (Path(self.log).name, ())]
 
 
 SUMMARY_KEYS = tuple(f.name for f in dataclasses.fields(ShardRow))
@@ -255,6 +262,10 @@ def _print_summary(
 
     if fmt == "tsv":  # the shard rows as values on stdout; the rest below goes to `console`, stderr here
         print_rows(console, SUMMARY_KEYS, [list(dataclasses.astuple(row)) for row in doc.shards], "tsv")
+    elif fmt == "table" and interactive(console) and console.width < NARROW_BELOW:  # each column whole, the log cut
+        rows = [row.narrow_cells() for row in doc.shards]
+        console.print(fitted(SUMMARY_COLUMNS, rows, console.width, len(SUMMARY_COLUMNS) - 1, SUMMARY_COLUMNS[2:8],
+                             "shards"))  # fmt: skip
     else:
         rows = [row.cells() for row in doc.shards]
         print_rows(console, SUMMARY_COLUMNS, rows, fmt, "shards", right=SUMMARY_COLUMNS[2:8])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import sys
 import threading
 import time
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from augshard.core.errors import ConfigError
 from augshard.events import output
-from augshard.events.monitor import render
+from augshard.events.monitor import all_finished, render, run_eta
 from augshard.events.status import EventsWatcher, ShardStatus
 from augshard.runner.preflight import Preflight
+from augshard.storage.outcome import ShardState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,6 +34,7 @@ class RunProgress:
 
     shards: tuple[ShardStatus, ...]  # copies: later snapshots never change them
     elapsed_s: float
+    eta_s: float | None = None  # seconds left at the shards' measured speed (0 once finished; None: not known yet)
 
     @property
     def combos_total(self) -> int:
@@ -47,12 +50,37 @@ class RunProgress:
 
     @property
     def rows(self) -> int:
+        """Rows written by the complete combos (the manifest's count)."""
         return sum(st.rows for st in self.shards)
+
+    @property
+    def rows_done(self) -> int:
+        """Input rows the combos went through so far: it moves inside a running combo, chunk by chunk."""
+        return sum(st.rows_done for st in self.shards)
+
+    @property
+    def fraction(self) -> float:
+        """How much of the run is done, 0 to 1: finished combos, and each running combo's share of its rows."""
+        total = self.combos_total
+        return min(1.0, sum(st.fraction * st.combos_total for st in self.shards) / total) if total else 0.0
 
     @property
     def finished(self) -> bool:
         """Every shard done, failed, stopped or dead."""
         return bool(self.shards) and all(st.state.finished for st in self.shards)
+
+    @property
+    def shown(self) -> tuple[Any, ...]:
+        """What a snapshot tells (its time aside): `on_progress` hears of a snapshot only when this changed."""
+        states = tuple(st.state for st in self.shards)
+        return (states, self.combos_total, self.combos_done, self.combos_failed, self.rows, self.rows_done)
+
+    def __repr__(self) -> str:
+        eta = "" if self.eta_s is None else f", eta {output.fmt_duration(self.eta_s)}"
+        return (
+            f"RunProgress({self.fraction:.0%}: {self.combos_done}/{self.combos_total} combos, {self.combos_failed} "
+            f"failed, {self.rows:,} rows written, {self.rows_done:,} input rows done{eta})"
+        )
 
 
 ProgressCallback = Callable[[RunProgress], None]
@@ -109,7 +137,7 @@ class RunWatch:
         if self._live is not None:
             self._live.stop()
         elif self.display is not None:
-            self.display.print(render(snapshot.shards))
+            show_once(self.display, render(snapshot.shards))
 
     def snapshot(self) -> RunProgress:
         statuses = [
@@ -118,7 +146,11 @@ class RunWatch:
             else ShardStatus(st.shard, combos_total=self.planned[st.shard])
             for st in self.watcher.statuses()
         ]
-        return RunProgress(tuple(copy.deepcopy(statuses)), round(time.time() - self.t0, 3))
+        now = time.time()
+        shards = tuple(copy.deepcopy(statuses))
+        pending = any(st.state is ShardState.PENDING for st in shards)
+        eta = 0.0 if all_finished(shards) else None if pending else run_eta(shards, now)
+        return RunProgress(shards, round(now - self.t0, 3), None if eta is None else round(eta, 1))
 
     def _loop(self) -> None:
         while not self._stop.wait(PROGRESS_POLL_S):
@@ -127,10 +159,9 @@ class RunWatch:
     def _report(self, snapshot: RunProgress) -> None:
         if self._live is not None:
             self._live.update(render(snapshot.shards), refresh=True)
-        key = [(st.state, st.combos_finished, st.current_done, st.rows) for st in snapshot.shards]
-        if self.callback is None or self.error is not None or key == self._last:
+        if self.callback is None or self.error is not None or snapshot.shown == self._last:
             return
-        self._last = key
+        self._last = snapshot.shown
         try:
             self.callback(snapshot)
         except Exception as exc:  # noqa: BLE001 - the shards are not stopped for it: raised once the run is over
@@ -150,6 +181,27 @@ def live_works(console: Console) -> bool:
     except ImportError:
         return False
     return True
+
+
+NOTEBOOK_PRE = (
+    '<pre style="white-space:pre;overflow-x:auto;line-height:normal;'
+    "font-family:Menlo,'DejaVu Sans Mono',consolas,'Courier New',monospace\">{code}</pre>"
+)
+
+
+def show_once(console: Console, renderable: Any) -> None:
+    """The final table, once. In a notebook, as HTML with its colours and as plain text without terminal codes
+    (Rich's own display puts ANSI codes in the text, raw in a front end or a saved notebook that shows the text)."""
+    if not console.is_jupyter:
+        console.print(renderable)
+        return
+    from IPython.display import display  # there in a notebook, and only needed there
+    from rich.console import Console
+
+    drawn = Console(file=io.StringIO(), record=True, width=console.width, force_terminal=True, force_jupyter=False)
+    drawn.print(renderable)
+    html = drawn.export_html(inline_styles=True, code_format=NOTEBOOK_PRE, clear=False)
+    display({"text/plain": drawn.export_text(), "text/html": html}, raw=True)
 
 
 @contextlib.contextmanager

@@ -110,8 +110,12 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         cfg = job.cfg
         writer = ComboWriter(cfg.output_root, combo, ctx.schema, csv=cfg.save_format == "csv", vectors=cfg.keep_vectors)
 
+        computed_before = ctx.calls[1]  # the shard's computed calls so far: the combo's own are counted from here
+
         def progress(done: int, total: int, phase: str = "") -> None:
-            events.emit(Progress(combo_id=combo.combo_id, rows_done=done, rows_total=total, phase=phase))
+            computed = ctx.calls[1] - computed_before
+            events.emit(Progress(combo_id=combo.combo_id, rows_done=done, rows_total=total, phase=phase,
+                                 calls_computed=computed))  # fmt: skip
             stop.check()
 
         progress(0, len(ctx.dataset.rows), AUGMENTING)
