@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from augshard.core.config import RUN, RunConfig, coerce_settings, load_config, validate
 from augshard.core.errors import ConfigError, OutputError, unknown_name
 from augshard.core.settings import items
-from augshard.evaluation.document import EvaluationDocument
+from augshard.evaluation.document import EvaluationDocument, Row, Section
 from augshard.evaluation.evaluate import EvaluateOptions
 from augshard.evaluation.evaluate import evaluate as evaluate_run
 from augshard.evaluation.findings import choose_combos
@@ -403,30 +403,19 @@ class EvaluationResult(Tabular):
 
     @property
     def gains(self) -> tuple[ComboGain, ...]:
-        return tuple(
-            ComboGain(
-                s.features,
-                s.train_size,
-                r.combo_id,
-                r.combo_dir,
-                tuple(r.methods),
-                r.k,
-                r.macro_f1.mean,
-                r.gain.mean,
-                r.gain.ci_low,
-                r.gain.ci_high,
-                r.gain.p_holm,
-                r.verdict,
-            )  # fmt: skip
-            for s in self.document.deciding
-            for r in s.combos
-        )
+        return tuple(_gain(s, r) for s in self.document.deciding for r in s.combos)
 
     def table_rows(self) -> list[dict[str, Any]]:
         return [dataclasses.asdict(g) | {"methods": "+".join(g.methods)} for g in self.gains]
 
     def table_caption(self) -> str:
         return f"augshard evaluate: {len(self.gains)} gains over the baseline ({self.path})"
+
+
+def _gain(s: Section, r: Row) -> ComboGain:
+    g = r.gain
+    return ComboGain(s.features, s.train_size, r.combo_id, r.combo_dir, tuple(r.methods), r.k, r.macro_f1.mean, g.mean,
+                     g.ci_low, g.ci_high, g.p_holm, r.verdict)  # fmt: skip
 
 
 @EVALUATE.keywords("augshard.evaluate")
