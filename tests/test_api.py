@@ -125,7 +125,7 @@ def test_load_as_pandas_and_as_datasets(session: dict) -> None:
 
 def test_export_writes_a_training_set(session: dict, tmp_path: Path) -> None:
     result = augshard.export(tmp_path / "train", output_root=session["first"].output_root, dedupe="exact")
-    assert result.rows > 0 and result.rows == sum(c.kept for c in result.combos)
+    assert result.originals > 0 and result.rows == result.originals + sum(c.kept for c in result.combos)
     assert len(result.combos) == 3 and (tmp_path / "train" / "export.json").is_file()
     written = sum(pq.read_metadata(tmp_path / "train" / f).num_rows for f in result.files)
     assert written == result.rows

@@ -39,6 +39,7 @@ OUTPUTS = {
     str(ROOT / COMBO / "dataset.parquet"),
     str(ROOT / COMBO / "meta.json"),
     str(ROOT / "manifest_final.csv"),
+    str(ROOT / "run.yaml"),
 }
 
 
@@ -471,7 +472,7 @@ def test_disk_full_fails_the_combo_and_leaves_nothing_half_written(where: str, t
     assert not tmp.exists() or not any(tmp.iterdir())
     assert {m["status"] for m in manifest(cwd)} == {"failed"}
     added = {p for p in tree(cwd) - before if not p.startswith(("data/cache", "logs"))}
-    assert added <= {"data", "data/processed", str(ROOT), str(ROOT / "manifest_final.csv")}, added
+    assert added <= {"data", "data/processed", *(str(ROOT / name) for name in ("", "manifest_final.csv", "run.yaml"))}
 
 
 # --- an input column named like one augshard adds ---------------------------------------------------------------

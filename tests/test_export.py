@@ -119,7 +119,7 @@ def test_exact_and_near_duplicates_are_dropped_and_counted(tmp_path: Path) -> No
         "none", "--variants-per-sample", "3")  # fmt: skip
     counts = {}
     for mode in ("none", "exact", "near"):
-        proc = export(tmp_path, "--to", mode, "--dedupe", mode, "--near-threshold", "0.5")
+        proc = export(tmp_path, "--to", mode, "--dedupe", mode, "--near-threshold", "0.5", "--no-originals")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         counts[mode] = json.loads((tmp_path / mode / "export.json").read_text())
     frame = pd.read_parquet(tmp_path / "none" / "data")

@@ -9,13 +9,27 @@ import typer
 from rich.markup import escape
 
 from augshard import api
-from augshard.cli.app import app, console, err_console, format_option, old_option, option, renamed, user_errors
+from augshard.cli.app import (
+    app,
+    console,
+    err_console,
+    flag_value,
+    format_option,
+    old_option,
+    option,
+    renamed,
+    user_errors,
+)
 from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.errors import ConfigError
 from augshard.evaluation.document import EVALUATION, read_document
 from augshard.evaluation.findings import evidence
-from augshard.events.output import check_format, print_rows, write_json
+from augshard.events.output import check_format, notice, print_rows, write_json
 from augshard.exporting.export import ExportInterrupted
 from augshard.exporting.model import EXPORT
+
+# The input rows are exported by default now: the old flag that asked for them is taken, with this note.
+INCLUDE_ORIGINALS = "the originals are exported by default now (as k 0); --no-originals leaves them out"
 
 
 @app.command()
@@ -28,7 +42,8 @@ def export(
     dedupe: str = option(EXPORT["dedupe"]),
     near_threshold: float = option(EXPORT["near_threshold"]),
     drop_label_flips: bool = option(EXPORT["drop_label_flips"]),
-    include_originals: bool = option(EXPORT["include_originals"]),
+    no_originals: bool = option(EXPORT["include_originals"]),  # --no-originals
+    include_originals: bool = typer.Option(False, "--include-originals", hidden=True, help=INCLUDE_ORIGINALS),
     combos: str = option(EXPORT["combos"]),
     k: str = option(EXPORT["k"]),
     rows_per_file: int = option(EXPORT["rows_per_file"]),
@@ -50,6 +65,10 @@ def export(
     """Make one training set of a run: deduplicated, with provenance, a dataset card and export.json."""
 
     check_format(fmt)
+    if include_originals:
+        if no_originals:
+            raise ConfigError("--include-originals and --no-originals: give one of them")
+        notice(f"--include-originals: {INCLUDE_ORIGINALS}")
     paths = run_paths(config, output_root=output_root, output_name=output_name, cache_dir=cache_dir, log_dir=log_dir)
     rows_per_file = renamed(
         "--shard-size", shard_size, "--rows-per-file", rows_per_file, "a shard is a run's partition"
@@ -58,9 +77,9 @@ def export(
         result = api.export(
             to, paths.output_root, best=best, min_gain=min_gain, by_features=by_features,
             output_name=paths.output_name, dedupe=dedupe, near_threshold=near_threshold,
-            drop_label_flips=drop_label_flips, include_originals=include_originals, combos=combos, k=k,
-            rows_per_file=rows_per_file, allow_incomplete=allow_incomplete, force=force, plan=(plan or "").strip(),
-            cache_dir=paths.cache_dir, log_dir=paths.log_dir,
+            drop_label_flips=drop_label_flips, include_originals=flag_value(EXPORT["include_originals"], no_originals),
+            combos=combos, k=k, rows_per_file=rows_per_file, allow_incomplete=allow_incomplete, force=force,
+            plan=(plan or "").strip(), cache_dir=paths.cache_dir, log_dir=paths.log_dir,
         )  # fmt: skip
     except (ExportInterrupted, KeyboardInterrupt) as exc:
         err_console.print(f"[red]interrupted[/red]: nothing written to {escape(to)}")

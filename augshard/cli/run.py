@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from augshard.api import plan_and_print, run_and_print
@@ -74,7 +76,7 @@ def run(
     flags = dict(locals(), steal=no_steal)  # every setting's flag named as the setting, but --no-steal
     overrides = {s.name: flag_value(s, flags[s.name]) for s in RUN if s.flags}
     overrides["calibrate"] = calibrate or (True if calibrated else None)
-    cfg = load_config(config, overrides)
+    cfg = load_config(config, overrides, command=tuple(sys.argv))  # run.yaml records the command line
     out = console if check_format(fmt) == "table" else err_console  # scripts get stdout to themselves
     if global_dedupe:
         notice(f"--global-dedupe: {GLOBAL_DEDUPE_NOTE}")

@@ -10,7 +10,7 @@ from typing import Any
 
 from augshard.core.errors import ConfigError
 from augshard.core.fingerprint import sha
-from augshard.core.settings import OMIT, Check, Setting, Table, always, if_set, setting, unless_default
+from augshard.core.settings import OMIT, Check, Origin, Setting, Table, always, if_set, setting, unless_default
 
 PACKAGE_CONF = Path(__file__).resolve().parents[1] / "conf"  # augshard/conf, beside this room
 DEFAULT_CONFIG = "conf/augshard.yaml"
@@ -48,6 +48,8 @@ POWERSET_CONFIRM_ABOVE = 10_000
 # 2: a variant equal to the original or to another variant of its row, ignoring case and surrounding space, is a
 #    duplicate (the original tool's casefold().strip() rule).
 ALGORITHM_VERSION = 2
+# run.yaml's one key that is not a setting (its provenance): a config file may hold it; the loader skips it.
+RUN_RECORD_KEY = "augshard"
 
 
 def _encodes(cfg: RunConfig) -> bool:
@@ -200,8 +202,10 @@ class RunConfig:
         None, "Balance shards with measured costs from this `methods --bench` file.", parse=_costs_path
     )
     config_path: str | None = field(default=None, compare=False)
+    origin: Origin = field(default=Origin(), compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", Origin.of(self.origin))  # a shard job's config comes back as JSON
         low, high = DEFAULT_RANGES.get(self.quality_metric, DEFAULT_RANGES["embedding"])
         if self.quality_min_sim is None:
             object.__setattr__(self, "quality_min_sim", low)
@@ -221,7 +225,7 @@ class RunConfig:
         return sha(payload, compact=True)
 
 
-RUN = Table.of(RunConfig, "setting", internal=("config_path",))
+RUN = Table.of(RunConfig, "setting", internal=("config_path", "origin"))
 # The settings that never change a combo's output, left out of fingerprint() (as datasets' `ignore_kwargs`): where
 # things go, which combos run and how they are spread, what is forced or kept. Every other one declares its rule.
 NOT_IN_FINGERPRINT = (
@@ -276,6 +280,8 @@ def _file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str,
     file_values = _flatten_input(file_values, path, cli_input=cli_input)
     for key, value in file_values.items():
         key = key.replace("-", "_")
+        if key == RUN_RECORD_KEY:  # run.yaml's provenance: what made the run, not a setting of it
+            continue
         if key not in RUN.names:
             raise ConfigError(f"{path}: unknown setting '{key}' (known: {', '.join(sorted(RUN.names))})")
         values[key] = value
@@ -287,8 +293,11 @@ def _file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str,
     return path, values
 
 
-def load_config(config: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the YAML config file, then the non-None overrides (CLI flags); then validate."""
+def load_config(
+    config: str | None = None, overrides: dict[str, Any] | None = None, command: tuple[str, ...] = ()
+) -> RunConfig:
+    """Defaults, then the YAML config file, then the non-None overrides (CLI flags, or the API's keywords); then
+    validate. `command`: the command line of `augshard run` (its overrides are flags), empty for the API."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     path, values = _file_settings(config, cli_input="input" in overrides)
     if "methods_config" in overrides and "methods" not in overrides:
@@ -300,7 +309,7 @@ def load_config(config: str | None = None, overrides: dict[str, Any] | None = No
     if unknown:
         raise ConfigError(f"unknown setting(s) {', '.join(unknown)}")
     values = coerce_settings(values)
-    cfg = RunConfig(**values, config_path=str(path))
+    cfg = RunConfig(**values, config_path=str(path), origin=Origin.made(command, values, overrides))
     validate(cfg)
     return cfg
 

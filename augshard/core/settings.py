@@ -47,6 +47,38 @@ def if_set(s: Setting, cfg: Any) -> Any:
     return value if value else OMIT
 
 
+# Where a setting's value came from, as a run's run.yaml records it.
+DEFAULT, CONFIG_FILE, FLAG, API = "default", "config file", "flag", "API"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a record's settings came from: the command line that gave them (empty: the Python API) and, for each
+    setting not left to its default, CONFIG_FILE, FLAG or API."""
+
+    command: tuple[str, ...] = ()
+    given: tuple[tuple[str, str], ...] = ()
+
+    def source(self, name: str) -> str:
+        return dict(self.given).get(name, DEFAULT)
+
+    @classmethod
+    def made(cls, command: Iterable[str], values: Mapping[str, Any], overrides: Mapping[str, Any]) -> Origin:
+        """The origin of `values`: those in `overrides` came as flags of `command`, or from the API when there is
+        none; the others from the config file."""
+        command = tuple(command)
+        by = FLAG if command else API
+        return cls(command, tuple((k, by if k in overrides else CONFIG_FILE) for k in values))
+
+    @classmethod
+    def of(cls, value: Any) -> Origin:
+        """An Origin, or one as JSON gave it back (a dict of lists)."""
+        if isinstance(value, Origin):
+            return value
+        given = tuple((str(k), str(v)) for k, v in value.get("given", ()))
+        return cls(tuple(str(c) for c in value.get("command", ())), given)
+
+
 @dataclass(frozen=True)
 class Check:
     """A constraint bounds and choices cannot say: `test(value)` must hold, else `message` (`{flag}`, `{value}`)."""

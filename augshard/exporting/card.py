@@ -99,11 +99,23 @@ def facts(result: Export) -> ExportFacts:
             skipped_rows=tuple(SkippedRow(i + 1, key, why) for i, key, why in result.skipped_rows),
         ),
         class_label=_class_label(result, label),
+        library_versions=_versions(result),
+        input_sha256=first.source.sha256,
         path=result.options.to,
     )
 
 
 DROPPED = tuple(f.name for f in dataclasses.fields(Dropped))
+
+
+def _versions(result: Export) -> dict[str, str]:
+    """Each library's version as the combos' meta.json recorded it (versions joined when combos resumed from an
+    earlier run were made with another)."""
+    found: dict[str, set[str]] = {}
+    for meta in result.metas:
+        for lib, version in meta.library_versions.items():
+            found.setdefault(lib, set()).add(str(version))
+    return {lib: ", ".join(sorted(versions)) for lib, versions in sorted(found.items())}
 
 
 def _class_of(spec: str) -> MethodClass:
@@ -209,6 +221,7 @@ def _body(doc: ExportFacts) -> str:
         f"- Similarity filter: `{q.metric}` in [{q.min_sim}, {q.max_sim}], scope `{q.scope}`"
         + (f", model {q.model} ({q.backend})" if q.model else "")
         + ".",
+        "- Libraries: " + ", ".join(f"{lib} {v}" for lib, v in (doc.library_versions or {}).items()) + ".",
         f"- Dedupe: `{ex.dedupe}`"
         + (f" at Jaccard {ex.near_threshold}" if ex.near_threshold else "")
         + f" on the text {ex.normalisation}; of twins, {ex.kept_twin} is kept. Dropped: "

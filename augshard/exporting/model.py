@@ -39,7 +39,9 @@ class ExportOptions:
         0.9, "Jaccard similarity of a near duplicate.", checks=(Check(lambda v: 0 < v <= 1, IN_UNIT),)
     )
     drop_label_flips: bool = setting(False, "Leave out variants the label check predicts another label for.")
-    include_originals: bool = setting(False, "Write the input rows too (k 0).")
+    include_originals: bool = setting(
+        True, "Leave out the input rows (written by default, as k 0).", flags=("--no-originals",)
+    )
     # Empty: every ok combo (or those of `k`).
     combos: tuple[str, ...] = setting(
         (), "Only these combos: ids, folder names or methods as shown (nlp_keyboard+nlp_ocr), comma-separated.",
@@ -230,7 +232,7 @@ class Export:
     options: ExportOptions
     metas: list[ComboMeta] = field(default_factory=list)
     counts: list[ExportedCombo] = field(default_factory=list)
-    originals: int = 0  # rows of the input written (--include-originals)
+    originals: int = 0  # rows of the input written (unless --no-originals)
     files: list[str] = field(default_factory=list)
     features: list[tuple[str, str]] = field(default_factory=list)
     labels_before: Counter = field(default_factory=Counter)  # of every row of the input file, usable or not
@@ -248,6 +250,8 @@ class Export:
 
 # Fields whose JSON key is another word: the key stays as export.json has always written it.
 _JSON_KEYS = {"plan_fingerprint": "plan", "combo_plan_fingerprints": "combo_plans", "left_out_combos": "left_out"}
+# Keys added later, written only when known: an earlier export.json reads and writes back as it was.
+_LATER = ("library_versions", "input_sha256")
 # Fields that are records (or lists of records) in export.json, each with its reader.
 _READERS: dict[str, Any] = {
     "method_classes": lambda v: {m: _record(MethodClass, c, "method_classes") for m, c in _dict(v).items()},
@@ -298,6 +302,8 @@ class ExportFacts(Tabular):
     not_run: tuple[NotRun, ...]
     input: InputFacts
     class_label: ClassLabel | None
+    library_versions: dict[str, str] | None = None  # library -> version(s) the combos were made with (meta.json's)
+    input_sha256: str | None = None  # of the run's input file (also `source.sha256`)
     path: Path | None = field(default=None, compare=False)  # the export's folder (not in export.json)
 
     @property
@@ -332,8 +338,8 @@ class ExportFacts(Tabular):
         return f"augshard export{where}: {len(self.combos)} combos, {self.rows:,} rows"
 
     def to_json(self) -> dict[str, Any]:
-        return {_JSON_KEYS.get(f.name, f.name): _plain(getattr(self, f.name))
-                for f in dataclasses.fields(self) if f.name != "path"}  # fmt: skip
+        return {_JSON_KEYS.get(f.name, f.name): _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name != "path" and not (f.name in _LATER and getattr(self, f.name) is None)}  # fmt: skip
 
     @classmethod
     def from_json(cls, doc: Any) -> ExportFacts:

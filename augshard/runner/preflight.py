@@ -21,6 +21,7 @@ from augshard.core.config import (
 )
 from augshard.core.errors import ConfigError, InputError, MethodError, OutputError
 from augshard.core.planning import Plan, PlannedCombo, make_plan, plan_combos
+from augshard.core.settings import API, CONFIG_FILE, DEFAULT, FLAG
 from augshard.events.output import notice
 from augshard.methods import PROBE, MethodSpec, MethodStatus, check_methods, method_check_record
 from augshard.methods.bench import load_costs
@@ -30,7 +31,7 @@ from augshard.methods.probes import probe_line
 from augshard.shard.encoders import resolve_backend, resolve_device
 from augshard.shard.quality import ensure_onnx_export, resolve_embedding_model
 from augshard.storage.data import Dataset, check_reserved_columns, load_dataset, require_column
-from augshard.storage.outputs import check_merged_manifest
+from augshard.storage.outputs import check_merged_manifest, check_run_record
 from augshard.storage.store import read_complete
 
 
@@ -71,6 +72,8 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
         cfg = shared_paths(cfg)
     catalogue_path = resolve_conf_path(cfg.methods_config, DEFAULT_METHODS_CONFIG)
     selection = select_methods(cfg, catalogue_path, console)
+    if note := range_note(cfg):
+        notice(escape(note))
     specs = list(selection.specs)
     check_combo_count(cfg, len(specs))
     dataset = _load_input(cfg)
@@ -78,6 +81,7 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
         check_output_root(Path(root), what)
     inputs = (cfg.input,) if cfg.input else ()
     check_merged_manifest(cfg.output_root, cfg.output_name, cfg.cache_dir, cfg.log_dir, cfg.force, inputs)
+    check_run_record(cfg.output_root, cfg.force)
     apply_offline_env()
     cfg = resolve_devices(cfg)
     _check_embedding_model(cfg, console, dry_run)
@@ -124,6 +128,26 @@ def _load_input(cfg: RunConfig) -> Dataset:
         reasons = ", ".join(f"{n} {r}" for r, n in dataset.skipped.items())
         raise InputError(f"{cfg.input}: no usable rows ({reasons})")
     return dataset
+
+
+# The original tool bounded difflib's character ratio; augshard's default metric is MiniLM cosine, whose values for
+# the same edit sit elsewhere: a range given without its metric may mean the original's, and is said to bound another.
+RANGE_NOTE = (
+    "--quality-min-sim {low:g} / --quality-max-sim {high:g} bound the {metric} metric ({what}), not the original "
+    "tool's character ratio: pass --quality-metric char_ratio for the original tool's character ratio"
+)
+METRIC_WHAT = {"embedding": "MiniLM cosine of the result", "none": "recorded only: every variant is kept"}
+EXPLICIT = {DEFAULT: 0, CONFIG_FILE: 1, FLAG: 2, API: 2}  # how explicitly a setting was given
+
+
+def range_note(cfg: RunConfig) -> str | None:
+    """The note when --quality-min-sim / --quality-max-sim (or the config file's) were given but the metric they
+    bound was not given with them (left to its default, or from the config file under a range given by flag)."""
+    given = max(EXPLICIT[cfg.origin.source(n)] for n in ("quality_min_sim", "quality_max_sim"))
+    if cfg.quality_metric == "char_ratio" or not given or given <= EXPLICIT[cfg.origin.source("quality_metric")]:
+        return None
+    what = METRIC_WHAT.get(cfg.quality_metric, cfg.quality_metric)
+    return RANGE_NOTE.format(low=cfg.quality_min_sim, high=cfg.quality_max_sim, metric=cfg.quality_metric, what=what)
 
 
 def check_combo_count(cfg: RunConfig, methods: int) -> None:

@@ -25,6 +25,7 @@ from augshard.runner.forkserver import SHARD_MODULES
 from augshard.runner.job import RunOutcome, ShardJob, ShardResult
 from augshard.runner.lock import RunLock
 from augshard.runner.preflight import Preflight, devices_line, preflight
+from augshard.runner.run_record import write_run_record
 from augshard.runner.stopping import stop_file_path
 from augshard.runner.summary import RunDocument, summarize_run
 from augshard.shard.cache import method_caches
@@ -71,6 +72,7 @@ def _run_locked(prep: Preflight, console: Console, live: bool, t0: float, fmt: s
     cfg = prep.cfg
     for d in (cfg.output_root, cfg.cache_dir, cfg.log_dir):
         Path(d).mkdir(parents=True, exist_ok=True)
+    write_run_record(cfg, prep.plan.plan_fingerprint)  # run.yaml: `augshard run --config` it to run this again
     # What dead processes of this host left (a kill -9, a full disk): combo folders, temporary files, claims.
     clean_stale_temp(cfg.output_root)
     sweep_temp_files(cfg.output_root)

@@ -20,6 +20,8 @@ from augshard.storage.outcome import COLUMNS
 from augshard.storage.store import META
 
 REPORT_TITLE = b"<title>augshard report: "  # in the head of every page `augshard report` writes
+RUN_RECORD = "run.yaml"  # a run's settings, in its output root (runner/run_record.py)
+RUN_RECORD_HEAD = b"# Written by `augshard run`: "  # its first line begins so
 
 
 def _json(path: Path) -> object:
@@ -53,6 +55,14 @@ def _is_report(path: Path) -> bool:
     return head.startswith(b"<!DOCTYPE html>") and REPORT_TITLE in head
 
 
+def _is_run_record(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(RUN_RECORD_HEAD)) == RUN_RECORD_HEAD
+    except OSError:
+        return False
+
+
 def _is_manifest(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8", newline="") as fh:
@@ -65,13 +75,14 @@ def _is_manifest(path: Path) -> bool:
 # What each kind of output looks like when augshard made it: the mark `--force` is not needed to replace. The
 # file carries it already: evaluation.json its `libraries.augshard`, the costs file `method_costs` and
 # `measured_at`, the report `<title>augshard report: ` in its head, a manifest its header row, an export its
-# export.json whose `made_by` is "augshard export".
+# export.json whose `made_by` is "augshard export", a run.yaml its first line.
 MARKS: dict[str, tuple[str, Callable[[Path], bool]]] = {
     "evaluation": ("an evaluation.json", _is_evaluation),
     "costs": ("a method costs file", _is_costs),
     "report": ("an augshard report", _is_report),
     "manifest": ("a manifest", _is_manifest),
     "export": ("an augshard export", is_export),
+    "run": ("a run.yaml", _is_run_record),
 }
 
 
@@ -244,3 +255,10 @@ def check_evaluation_out(
         folders = (*protected.folders, ("export folder", Path(export_dir)))
         protected = Protected((*protected.inputs, *export_inputs(export_dir)), folders, protected.own)
     return check_output(out, "--out", protected, "evaluation", force)
+
+
+def check_run_record(output_root: str | Path, force: bool = False) -> Path:
+    """The output root's run.yaml, which every run writes: replaced when an earlier run wrote it (or with --force),
+    never a file of the user's own of that name."""
+    path = Path(output_root) / RUN_RECORD
+    return check_output(path, "--output-root", Protected(), "run", force)
