@@ -86,6 +86,10 @@ def export(
         f"duplicates, {dropped.label_flips:,} label flips",
         markup=False,
     )
+    if result.split is None:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(result.split_line.removeprefix('warning: '))}")
+    else:
+        out.print(result.split_line, markup=False, highlight=False)
     for combo_dir, why in result.left_out.items():
         out.print(f"[yellow]left out[/yellow] {combo_dir}: {escape(why)}")
     out.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)

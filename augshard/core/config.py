@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard.core import settings
 from augshard.core.errors import ConfigError
 from augshard.core.fingerprint import sha
 from augshard.core.settings import OMIT, Check, Setting, Table, always, if_set, setting, unless_default
@@ -195,6 +196,15 @@ class RunConfig:
         None, "Column holding the label: every variant gets label_pred and label_agrees.", fingerprint=if_set
     )
     criterion_col: str | None = setting(None, "The original tool's passthrough column.")
+    split_col: str | None = setting(
+        None, "Column holding each row's split (train, test, ...): only the --augment-split rows get variants.",
+        checks=(NAMES_A_COLUMN,), fingerprint=if_set,
+    )  # fmt: skip
+    augment_split: tuple[str, ...] = setting(
+        ("train",), "With --split-col: the split value(s) to augment, repeatable or comma-separated.",
+        parse=settings.items, repeatable=True, checks=(Check(bool, "{flag} is empty: name the values to augment"),),
+        fingerprint=settings.only_with("split_col"),
+    )  # fmt: skip
     # Measured method costs only balance the shards (the plan fingerprint records the costs it used).
     calibrate: str | None = setting(
         None, "Balance shards with measured costs from this `methods --bench` file.", parse=_costs_path
@@ -339,7 +349,7 @@ def run_paths(
     return RunPaths(**chosen)
 
 
-INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col", "label_col")
+INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col", "label_col", "split_col")
 
 
 def _flatten_input(file_values: dict[str, Any], path: Path, cli_input: bool) -> dict[str, Any]:
