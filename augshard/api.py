@@ -412,6 +412,7 @@ def evaluate(
     drop_rare_classes: bool | None = None, cache_dir: Path_ | None = None, embedding_model: str | None = None,
     out: Path_ | None = None, force: bool | None = None, plan: str | None = None, confirm_top: int | None = None,
     confirm_repeats: int | None = None, group_near: bool | None = None, model: Any = None,
+    test_split: str | None = None, split_col: str | None = None,
 ) -> EvaluationResult:  # fmt: skip
     """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
     evaluation.json. The options are `augshard.evaluation.options.EvaluateOptions`' fields (None: the default);

@@ -14,6 +14,7 @@ import pytest
 from helpers import CHEAP_RUN_ARGS, run_cli, sample_rows, write_csv
 
 from augshard.core.config import RunConfig
+from augshard.evaluation.document import TEST_SPLIT, UserSplit, read_document
 from augshard.storage.meta import read_meta
 
 pytestmark = pytest.mark.slow
@@ -131,3 +132,56 @@ def test_the_fingerprint_changes_only_with_a_split_column() -> None:
     assert RunConfig(augment_split=("dev",)).fingerprint() == plain  # no split column: the values change nothing
     train = RunConfig(split_col="split").fingerprint()
     assert train != plain and RunConfig(split_col="split", augment_split=("dev",)).fingerprint() != train
+
+
+def evaluate(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_cli("evaluate", "--label-col", "label", "--drop-rare-classes", *args, cwd=cwd)
+
+
+def test_evaluate_takes_the_users_split_as_its_one_test_set(split_run: Path) -> None:
+    proc = evaluate(split_run, "--test-split", "test", "--out", "split_eval.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "trained on the 7 originals where split is train, scored on the 4 where split is test" in proc.stdout
+    doc = read_document(split_run / "split_eval.json")
+    assert doc.protocol.design == TEST_SPLIT and doc.protocol.confirm is None
+    assert doc.protocol.test_split == UserSplit("split", "test", ["train"], 7, 4, 1000)
+    section = doc.results[0]
+    assert section.splits == 1 and section.power is not None and section.power.splits == 1000
+    assert section.baseline.macro_f1_splits == [section.baseline.macro_f1.mean]
+    for row in section.combos:
+        assert (
+            row.gain.mean == round(row.macro_f1.mean - section.baseline.macro_f1.mean, 6)
+            or abs(row.gain.mean - (row.macro_f1.mean - section.baseline.macro_f1.mean)) < 2e-6
+        )
+        assert row.gain.ci_low <= row.gain.ci_high and row.gain.splits == 1000
+
+
+def test_evaluate_trains_on_no_variant_of_a_test_row_even_when_the_run_varied_every_row(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", split_rows())
+    assert run(tmp_path).returncode == 0  # no --split-col: every row has variants
+    proc = evaluate(tmp_path, "--test-split", "test", "--split-col", "split", "--combos", "nlp_keyboard")
+    assert proc.returncode == 0, proc.stderr
+    doc = read_document(tmp_path / "data/processed/augsets" / next(
+        p.name for p in (tmp_path / "data/processed/augsets").glob("evaluation*.json")))  # fmt: skip
+    assert doc.protocol.test_split == UserSplit("split", "test", [], 8, 4, 1000)  # train and dev: not test
+    (row,) = doc.results[0].combos
+    keys = pq.read_table(next((tmp_path / "data/processed/augsets").glob("combo_1_nlp_keyboard/dataset.parquet")))
+    not_test = [k for k in keys.column("row_key").to_pylist() if k not in keys_of("test")]
+    assert row.variants_used == len(not_test) < keys.num_rows
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--test-split", "train"), "the run augmented that split"),
+        (("--test-split", "test", "--confirm-top", "2"), "no screen and no --confirm-top"),
+        (("--split-col", "split"), "--split-col goes with --test-split"),
+        (("--test-split", "holdout"), "no labelled original for the test set"),
+    ],
+)
+def test_evaluate_refuses_a_test_split_it_cannot_use_in_one_line(
+    split_run: Path, args: tuple[str, ...], said: str
+) -> None:
+    proc = evaluate(split_run, *args, "--out", "refused.json")
+    assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (split_run / "refused.json").exists()

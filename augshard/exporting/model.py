@@ -356,8 +356,8 @@ class ExportFacts:
         return self.to_json()
 
     def to_json(self) -> dict[str, Any]:
-        return {_JSON_KEYS.get(f.name, f.name): _plain(getattr(self, f.name))
-                for f in dataclasses.fields(self) if f.name != "path"}  # fmt: skip
+        return {_JSON_KEYS.get(f.name, f.name): _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.name != "path" and not (f.name == "split" and self.split is None)}  # fmt: skip
 
     @classmethod
     def from_json(cls, doc: Any) -> ExportFacts:
