@@ -90,12 +90,13 @@ def _header(doc: EvaluationDocument) -> str:
         design = (f"screen: {p.folds} folds x {p.repeats} repeat(s) rank every combo; confirm: the top "
                   f"{p.confirm.top} and the baseline on {p.confirm.repeats} x {p.confirm.folds} fresh splits "
                   "decide")  # fmt: skip
-    if p.test_split is not None:
-        design = p.test_split.described
+    if p.test_split is not None:  # the user's split decides: no groups are drawn
+        design, near = p.test_split.described, ""
     scope = ""
     if doc.scope is not None and doc.scope.subset:
         scope = f"; {len(doc.scope.combos)} of the plan's {doc.scope.of} combos (--combos)"
-    return (f"{p.originals:,} originals in {p.groups:,} groups{near}, {len(p.classes)} classes of '{p.label_col}'; "
+    groups = "" if p.test_split is not None else f" in {p.groups:,} groups"
+    return (f"{p.originals:,} originals{groups}{near}, {len(p.classes)} classes of '{p.label_col}'; "
             f"{design}{scope}; every model scored on test originals only")  # fmt: skip
 
 

@@ -108,6 +108,8 @@ JOINED = {"punctuation": "the same text but for punctuation", "near": "near-dupl
 
 def _grouping(p: Protocol) -> str:
     """Which originals were kept in one fold, and how many rows the punctuation and near-duplicate rules joined."""
+    if p.test_split is not None:
+        return "Your split alone decides which originals train and which test: no groups are drawn."
     rules = ["the same id or text"]
     if p.group_col:
         rules.append(f"the same <code>{html.escape(p.group_col)}</code>")
