@@ -82,6 +82,7 @@ def make_config(
     config: RunConfig | Path_ | None = None, *,
     input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
+    split_col: str | None = None, augment_split: str | Iterable[str] | None = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
     variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
@@ -129,6 +130,7 @@ def plan(
     config: RunConfig | Path_ | None = None, *,
     input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
+    split_col: str | None = None, augment_split: str | Iterable[str] | None = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
     variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
@@ -204,6 +206,7 @@ def run(
     progress: bool | str = "auto",
     input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
+    split_col: str | None = None, augment_split: str | Iterable[str] | None = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
     variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
@@ -428,6 +431,7 @@ def evaluate(
     drop_rare_classes: bool | None = None, cache_dir: Path_ | None = None, embedding_model: str | None = None,
     out: Path_ | None = None, force: bool | None = None, plan: str | None = None, confirm_top: int | None = None,
     confirm_repeats: int | None = None, group_near: bool | None = None, model: Any = None,
+    test_split: str | None = None, split_col: str | None = None,
 ) -> EvaluationResult:  # fmt: skip
     """Each combo's effect on a classifier, measured without leakage, as `augshard evaluate`; writes
     evaluation.json. The options are `augshard.evaluation.options.EvaluateOptions`' fields (None: the default);

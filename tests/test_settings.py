@@ -177,14 +177,15 @@ def _options(command: str) -> dict[tuple[str, ...], inspect.Parameter]:
 @pytest.mark.parametrize("command", sorted(COMMAND_ONLY))
 def test_each_command_has_one_option_per_setting_as_declared(command: str) -> None:
     """An option per setting with flags (and a hidden one per old spelling), with the declared help and type:
-    integers are int (a count that may be 'auto' is read as text), numbers float, flags bool."""
+    integers are int (a count that may be 'auto' is read as text), numbers float, flags bool, a repeatable flag a
+    list."""
     table, options = TABLES[command], _options(command)
     flags = {f for decls in options for f in decls}
     assert flags - COMMAND_ONLY[command] == {f for s in table for f in (*s.flags, *s.old_flags)}
     for s in (s for s in table if s.flags):
         p = options[s.flags]
         assert p.default.help == s.help_text, s.name
-        assert p.annotation == ("str" if s.auto else s.base.__name__), s.name
+        assert p.annotation == ("str" if s.auto else "list[str]" if s.repeatable else s.base.__name__), s.name
         if s.old_flags:
             assert options[s.old_flags].default.hidden
 

@@ -91,6 +91,8 @@ def flag_value(s: Setting, value: Any) -> Any:
     """What an option of `option` gave: None when not given; a flag given turns its setting from its default."""
     if s.base is bool:
         return (not s.default) if value else None
+    if s.repeatable:  # each given value may itself be comma-separated: the setting's parser splits them
+        return ",".join(value) if value else None
     return value
 
 

@@ -10,7 +10,8 @@ import typer
 from augshard import api
 from augshard.cli.app import app, err_console, format_option, old_option, option, renamed, user_errors
 from augshard.cli.evaluation_view import check_train_size, print_evaluation, tsv
-from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.config import DEFAULT_CONFIG
+from augshard.core.run_paths import run_paths
 from augshard.evaluation.options import EVALUATE
 from augshard.events.output import check_format, interactive, write_json
 from augshard.runner.interrupts import Interrupted
@@ -45,6 +46,8 @@ def evaluate(
     confirm_repeats: int = option(EVALUATE["confirm_repeats"]),
     group_near: bool = option(EVALUATE["group_near"]),
     model: str = option(EVALUATE["model"]),
+    test_split: str = option(EVALUATE["test_split"]),
+    split_col: str = option(EVALUATE["split_col"]),
     show_all: bool = typer.Option(False, "--all", help="Every combo in the table (else the 20 best and worst)."),
     train_size: float = typer.Option(None, "--train-size", help="Show this train size's table [the largest]."),
     class_names: str = typer.Option(
@@ -68,7 +71,8 @@ def evaluate(
             workers=None if workers == "auto" else workers, allow_incomplete=allow_incomplete,
             drop_rare_classes=drop_rare_classes, cache_dir=paths.cache_dir, embedding_model=embedding_model,
             out=out or None, force=force, plan=(plan or "").strip(), confirm_top=confirm_top,
-            confirm_repeats=confirm_repeats, group_near=group_near, model=model,
+            confirm_repeats=confirm_repeats, group_near=group_near, model=model, test_split=test_split,
+            split_col=split_col,
         )  # fmt: skip
     except (Interrupted, KeyboardInterrupt) as exc:
         getattr(advance, "stop", lambda: None)()  # a progress bar on the terminal: gone, the cursor back

@@ -90,10 +90,13 @@ def _header(doc: EvaluationDocument) -> str:
         design = (f"screen: {p.folds} folds x {p.repeats} repeat(s) rank every combo; confirm: the top "
                   f"{p.confirm.top} and the baseline on {p.confirm.repeats} x {p.confirm.folds} fresh splits "
                   "decide")  # fmt: skip
+    if p.test_split is not None:  # the user's split decides: no groups are drawn
+        design, near = p.test_split.described, ""
     scope = ""
     if doc.scope is not None and doc.scope.subset:
         scope = f"; {len(doc.scope.combos)} of the plan's {doc.scope.of} combos (--combos)"
-    return (f"{p.originals:,} originals in {p.groups:,} groups{near}, {len(p.classes)} classes of '{p.label_col}'; "
+    groups = "" if p.test_split is not None else f" in {p.groups:,} groups"
+    return (f"{p.originals:,} originals{groups}{near}, {len(p.classes)} classes of '{p.label_col}'; "
             f"{design}{scope}; every model scored on test originals only{_sees(doc)}")  # fmt: skip
 
 
@@ -104,6 +107,13 @@ def _sees(doc: EvaluationDocument) -> str:
     parts = [f"{s.min_detectable_gain:.3f} ({s.stage})" for s in [*sections, doc.main_section(features)]
              if s.min_detectable_gain is not None]  # fmt: skip
     return f"; minimum detectable gain {', '.join(parts)}" if parts else ""
+
+
+def _splits(section: Section) -> str:
+    """How many splits the section's scores are over; a `--test-split` section has one test set and resamples."""
+    if section.power is not None and section.splits == 1 and section.power.splits > 1:
+        return f"one test set (± over {section.power.splits:,} bootstrap resamples)"
+    return f"{section.splits} splits"
 
 
 def _ci(g: GainStats) -> str:
@@ -127,7 +137,7 @@ def _combo_table(section: Section, show_all: bool) -> None:
                      f"{c.gain.p_holm:.3g}" if c.gain.p_holm is not None else "", verdict])  # fmt: skip
     stage = {SCREEN: "Screen (a ranking; the confirm stage decides)", CONFIRM: "Confirmed"}.get(section.stage, "Gain")
     title = (f"{stage}: gain in macro-F1 over the baseline ({b.mean:.4f} ± {b.std:.4f}), {section.features}, "
-             f"train size {section.train_size:g}, {section.splits} splits")  # fmt: skip
+             f"train size {section.train_size:g}, {_splits(section)}")  # fmt: skip
     if len(shown) < len(combos):
         title += f"; the {SHOWN_BY_DEFAULT} best and worst of {len(combos)} (--all for every one)"
     screen = ("screen #",) if section.stage == CONFIRM else ()  # where the confirm stage's combos ranked before

@@ -20,8 +20,9 @@ from augshard.cli.app import (
     renamed,
     user_errors,
 )
-from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.config import DEFAULT_CONFIG
 from augshard.core.errors import ConfigError
+from augshard.core.run_paths import run_paths
 from augshard.evaluation.document import EVALUATION, read_document
 from augshard.evaluation.findings import evidence
 from augshard.events.output import check_format, notice, print_rows, write_json
@@ -105,6 +106,10 @@ def export(
         f"duplicates, {dropped.label_flips:,} label flips",
         markup=False,
     )
+    if result.split is None:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(result.split_line.removeprefix('warning: '))}")
+    else:
+        out.print(result.split_line, markup=False, highlight=False)
     for combo_dir, why in result.left_out.items():
         out.print(f"[yellow]left out[/yellow] {combo_dir}: {escape(why)}")
     out.print(f"card: {Path(to) / 'README.md'}; facts: {Path(to) / 'export.json'}", markup=False)

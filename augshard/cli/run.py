@@ -31,6 +31,8 @@ def run(
     id_col: str = option(RUN["id_col"]),
     label_col: str = option(RUN["label_col"]),
     criterion_col: str = option(RUN["criterion_col"]),
+    split_col: str = option(RUN["split_col"]),
+    augment_split: list[str] = option(RUN["augment_split"], metavar="TEXT"),  # repeatable, each maybe comma-separated
     methods_config: str = option(RUN["methods_config"]),
     config: str = typer.Option(None, "--config", help=f"Run defaults file; flags override it [{DEFAULT_CONFIG}]."),
     output_root: str = option(RUN["output_root"]),

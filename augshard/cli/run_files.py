@@ -17,11 +17,12 @@ from augshard.cli.app import (
     format_option,
     user_errors,
 )
-from augshard.core.config import DEFAULT_CONFIG, run_paths
+from augshard.core.config import DEFAULT_CONFIG
 from augshard.core.config import DEFAULT_LOG_DIR as LOG_DIR
 from augshard.core.config import DEFAULT_OUTPUT_NAME as OUTPUT_NAME
 from augshard.core.config import DEFAULT_OUTPUT_ROOT as OUTPUT_ROOT
 from augshard.core.errors import AugshardError
+from augshard.core.run_paths import run_paths
 from augshard.events.monitor import follow as follow_events
 from augshard.events.monitor import print_statuses
 from augshard.events.output import check_format, notice, print_rows, write_json

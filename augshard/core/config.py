@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augshard.core import settings
 from augshard.core.errors import ConfigError
 from augshard.core.fingerprint import sha
 from augshard.core.settings import OMIT, Check, Origin, Setting, Table, always, if_set, setting, unless_default
@@ -197,6 +198,15 @@ class RunConfig:
         None, "Column holding the label: every variant gets label_pred and label_agrees.", fingerprint=if_set
     )
     criterion_col: str | None = setting(None, "The original tool's passthrough column.")
+    split_col: str | None = setting(
+        None, "Column holding each row's split (train, test, ...): only the --augment-split rows get variants.",
+        checks=(NAMES_A_COLUMN,), fingerprint=if_set,
+    )  # fmt: skip
+    augment_split: tuple[str, ...] = setting(
+        ("train",), "With --split-col: the split value(s) to augment, repeatable or comma-separated.",
+        parse=settings.items, repeatable=True, checks=(Check(bool, "{flag} is empty: name the values to augment"),),
+        fingerprint=settings.only_with("split_col"),
+    )  # fmt: skip
     # Measured method costs only balance the shards (the plan fingerprint records the costs it used).
     calibrate: str | None = setting(
         None, "Balance shards with measured costs from this `methods --bench` file.", parse=_costs_path
@@ -272,7 +282,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str, Any]]:
+def file_settings(config: str | None, cli_input: bool) -> tuple[Path, dict[str, Any]]:
     """The config file in use (`--config`, else conf/augshard.yaml here, else the shipped one) and its settings."""
     path = resolve_conf_path(config, DEFAULT_CONFIG)
     file_values = _load_yaml(path) if path.is_file() else {}
@@ -299,7 +309,7 @@ def load_config(
     """Defaults, then the YAML config file, then the non-None overrides (CLI flags, or the API's keywords); then
     validate. `command`: the command line of `augshard run` (its overrides are flags), empty for the API."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    path, values = _file_settings(config, cli_input="input" in overrides)
+    path, values = file_settings(config, cli_input="input" in overrides)
     if "methods_config" in overrides and "methods" not in overrides:
         # The file's `methods` name entries of its own catalogue: a catalogue given with --methods-yaml (the original
         # tool's flag) runs every one of its entries, as the original tool did, unless --methods says otherwise.
@@ -314,41 +324,7 @@ def load_config(
     return cfg
 
 
-@dataclass(frozen=True)
-class RunPaths:
-    """Where a run's files are: what `run` writes to and every command that reads a run looks in."""
-
-    output_root: str = DEFAULT_OUTPUT_ROOT
-    output_name: str = DEFAULT_OUTPUT_NAME
-    cache_dir: str = DEFAULT_CACHE_DIR
-    log_dir: str = DEFAULT_LOG_DIR
-
-
-def run_paths(
-    config: str | None = None,
-    *,
-    output_root: str | None = None,
-    output_name: str | None = None,
-    cache_dir: str | None = None,
-    log_dir: str | None = None,
-) -> RunPaths:
-    """The run's paths as `run` resolves them: built-in defaults <- the config file (`--config`, else
-    conf/augshard.yaml here) <- the flags given (None: not given). The file's other settings are checked as `run`
-    checks them (an unknown one is an error) but not used."""
-    path, values = _file_settings(config, cli_input=False)
-    flags = {"output_root": output_root, "output_name": output_name, "cache_dir": cache_dir, "log_dir": log_dir}
-    chosen: dict[str, str] = {}
-    for key, flag in flags.items():
-        value = flag if flag is not None else values.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, (str, os.PathLike)):
-            raise ConfigError(f"{path}: '{key}' must be a path, got {value!r}")
-        chosen[key] = os.fspath(value)
-    return RunPaths(**chosen)
-
-
-INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col", "label_col")
+INPUT_KEYS = ("path", "text_col", "evidence_col", "id_col", "label_col", "split_col")
 
 
 def _flatten_input(file_values: dict[str, Any], path: Path, cli_input: bool) -> dict[str, Any]:

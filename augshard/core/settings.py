@@ -47,6 +47,16 @@ def if_set(s: Setting, cfg: Any) -> Any:
     return value if value else OMIT
 
 
+def only_with(other: str) -> Rule:
+    """Hashed only when the setting `other` is set: a setting that means nothing without it (--augment-split
+    without --split-col) leaves every fingerprint as it was."""
+
+    def rule(s: Setting, cfg: Any) -> Any:
+        return getattr(cfg, s.name) if getattr(cfg, other) else OMIT
+
+    return rule
+
+
 # Where a setting's value came from, as a run's run.yaml records it.
 DEFAULT, CONFIG_FILE, FLAG, API = "default", "config file", "flag", "API"
 
@@ -93,7 +103,7 @@ class Setting:
     file and the API only); `old_flags`: a renamed flag's old spellings, hidden, each taken with a note (and as an
     API keyword, `--shard-size` as `shard_size`, with a FutureWarning). `auto`: the word 'auto' is taken for None.
     `shown`: the default as --help shows it, when the value alone says too little. `parse`: how text or a list
-    (a flag, a config file, an API list) becomes the setting's type."""
+    (a flag, a config file, an API list) becomes the setting's type; `repeatable`: the flag may be given again."""
 
     name: str
     type: Any  # the field's resolved annotation: int, int | None, tuple[str, ...], Path, ...
@@ -108,6 +118,7 @@ class Setting:
     checks: tuple[Check, ...] = ()
     auto: bool = False
     shown: str = ""
+    repeatable: bool = False  # the flag may be given more than once (the CLI joins the values as a list's commas)
     fingerprint: Rule | None = None
     parse: Callable[[Any], Any] | None = None
 

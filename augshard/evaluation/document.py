@@ -26,6 +26,7 @@ EVALUATION = "evaluation.json"
 SCHEMA_VERSION = 1
 SINGLE, SCREEN, CONFIRM = "single", "screen", "confirm"  # a section's stage
 SCREENED = "screened"  # a screen row's verdict when a confirm stage gives the verdicts
+TEST_SPLIT = "test-split"  # the design of `--test-split`: the user's one test set, bootstrap intervals
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,29 @@ class ConfirmDesign:
 
 
 @dataclass(frozen=True)
+class UserSplit:
+    """`--test-split`: trained on the originals whose `column` is one of `train_values` (every other split's when
+    empty: the run had no split column), scored on those whose value is `value`, intervals over `resamples`
+    bootstrap resamples of them."""
+
+    column: str
+    value: str
+    train_values: list[str]
+    train_originals: int
+    test_originals: int
+    resamples: int
+
+    @property
+    def described(self) -> str:
+        """The design in words (the terminal's header and the report's protocol)."""
+        values = " or ".join(self.train_values)
+        train = f"{self.column} is {values}" if values else f"{self.column} is not {self.value}"
+        return (f"your split: trained on the {self.train_originals:,} originals where {train}, scored on the "
+                f"{self.test_originals:,} where {self.column} is {self.value} (one test set, no folds; 95% intervals "
+                f"from {self.resamples:,} paired bootstrap resamples of it)")  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Protocol:
     label_col: str
     group_col: str | None
@@ -184,10 +208,11 @@ class Protocol:
     group_near: bool = False
     joined: dict[str, int] = field(default_factory=dict)  # rows joined to a group by punctuation / near duplicates
     model: dict[str, Any] | None = None  # --model: {"factory", "class", "repr"}
-    design: str = SINGLE  # single | screen-then-confirm
+    design: str = SINGLE  # single | screen-then-confirm | test-split
     confirm: ConfirmDesign | None = None
     interval: str = ""
     adjustment: str = ""
+    test_split: UserSplit | None = field(default=None, metadata={"omit_none": True})
 
     def rarest(self, n: int) -> list[str]:
         """The `n` classes with the fewest originals (ties by name)."""

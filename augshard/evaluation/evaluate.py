@@ -19,18 +19,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from augshard.core.errors import OutputError
+from augshard.core.errors import ConfigError, OutputError
 from augshard.evaluation.classifiers import BINDING, FALLBACK, ModelSpec, load_model
 from augshard.evaluation.document import (
     CONFIRM,
     SCREEN,
     SINGLE,
+    TEST_SPLIT,
     ConfirmDesign,
     EvaluationDocument,
     InputRef,
     Protocol,
     Scope,
     Source,
+    UserSplit,
     write_document,
 )
 from augshard.evaluation.findings import CONFIRM_TOP, Stage, build_document, section
@@ -44,6 +46,7 @@ from augshard.evaluation.originals import (
     load_originals,
     load_run,
     run_quality,
+    source_split,
     text_column,
 )
 from augshard.evaluation.pool import run_tasks
@@ -86,6 +89,31 @@ def make_splits(
             for size in sizes or options.train_sizes:
                 subset = _subsample(sorted(train.tolist()), size, originals, f"{salt}|{repeat}|{fold}")
                 splits.append(Split(repeat, fold, size, subset, sorted(test.tolist())))
+    return splits
+
+
+RESAMPLES = 1000  # bootstrap resamples of the test originals of `--test-split`
+
+
+def user_splits(originals: Originals, options: EvaluateOptions, augmented: tuple[str, ...]) -> list[Split]:
+    """`--test-split`: one split, the user's, at each train size (the training originals are the augmented split's,
+    or every other split's when the run had none), then RESAMPLES paired bootstrap resamples of its test originals
+    (the same for the baseline and every combo: the gains are paired)."""
+    import numpy as np
+
+    values, test_value = originals.splits, options.test_split
+    test = [i for i, v in enumerate(values) if v == test_value]
+    train = [i for i, v in enumerate(values) if (v in augmented if augmented else v != test_value)]
+    for what, rows in (("test", test), ("training", train)):
+        if not rows:
+            raise ConfigError(f"--test-split {test_value}: no labelled original for the {what} set")
+    rng = np.random.default_rng(options.seed)
+    samples = [sorted(rng.integers(0, len(test), len(test)).tolist()) for _ in range(RESAMPLES)]
+    splits = []
+    for size in options.train_sizes:
+        subset = _subsample(train, size, originals, f"{options.seed}|test-split")
+        splits.append(Split(0, 0, size, subset, test))
+        splits += [Split(b, 0, size, subset, test, sample) for b, sample in enumerate(samples, 1)]
     return splits
 
 
@@ -155,8 +183,9 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
     else:
         source, candidates = load_run(options)
         quality = run_quality(options, candidates)
-    originals = load_originals(source, options)
-    top = confirm_top(options.confirm_top, len(candidates))
+    split_col, augmented = source_split(options, candidates) if options.test_split else (None, ())
+    originals = load_originals(source, options, split_col)
+    top = 0 if options.test_split else confirm_top(options.confirm_top, len(candidates))
     seconds["load"] = time.perf_counter() - t0
     spec, vectors, tally = None, None, Counter()
     if "embedding" in options.features:
@@ -173,8 +202,11 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
     fits: Counter = Counter()
     # Stage 1: every combo (a screen at the largest train size when a confirm stage decides; else every size).
     sizes = (max(options.train_sizes),) if top else options.train_sizes
-    stages = [_stage(SCREEN if top else SINGLE, make_splits(originals, options, sizes), candidates, originals,
-                     options, (vectors, spec), workers, tasks, (seconds, tally, fits), model)]  # fmt: skip
+    first = user_splits(originals, options, augmented) if split_col else make_splits(originals, options, sizes)
+    stages = [_stage(SCREEN if top else SINGLE, first, candidates, originals, options, (vectors, spec), workers,
+                     tasks, (seconds, tally, fits), model)]  # fmt: skip
+    if split_col:  # the user's one test set: bootstrap intervals over its originals
+        stages[0] = replace(stages[0], bootstrap=True)
     if top:  # stage 2: the screen's best K and the baseline on fresh splits, at every train size
         chosen, ranks = _top(stages[0], top, options.features[0])
         splits = make_splits(originals, options, options.train_sizes, options.confirm_repeats, confirm=True)
@@ -187,6 +219,15 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
     if options.export_dir is None:
         scope = Scope(options.subset, [c.combo_id for c in candidates], len(chosen_combos(options, every=True)[0]))
     protocol = replace(_protocol(options, originals, top), model=model.describe() if model else None)
+    if split_col:
+        split = first[0]
+        protocol = replace(
+            protocol,
+            design=TEST_SPLIT,
+            test_split=UserSplit(
+                split_col, str(options.test_split), list(augmented), len(split.train), len(split.test), RESAMPLES
+            ),
+        )
     doc = build_document(_source(source), protocol, stages, top, scope)
     run_info: dict[str, Any] = {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

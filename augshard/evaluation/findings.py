@@ -38,6 +38,7 @@ from augshard.evaluation.gains import (
     POWER,
     TARGET_GAIN,
     Gain,
+    bootstrap_gain,
     design_to_reach,
     holm,
     mean_std,
@@ -50,6 +51,7 @@ from augshard.storage.meta import read_meta
 from augshard.storage.store import META
 
 TFIDF_INTERVAL = "95%, corrected resampled t (Nadeau-Bengio) over folds x repeats"
+BOOTSTRAP_INTERVAL = "95%, percentile bootstrap over the test originals (paired resamples)"
 ADJUSTMENT = "Holm over the combos of each section"
 CONFIRM_TOP = 10  # --confirm-top when there are more combos than this
 
@@ -65,6 +67,7 @@ class Stage:
     candidates: list[Candidate]
     scores: list[dict[str, Any]]
     screen_ranks: dict[str, int] = field(default_factory=dict)  # combo id -> its rank in the screen
+    bootstrap: bool = False  # `--test-split`: split 0 is the test set, the others its bootstrap resamples
 
 
 def build_document(
@@ -73,7 +76,8 @@ def build_document(
     """evaluation.json's deterministic part (docs/evaluate.md has its schema): everything but `run_info`."""
     import sklearn
 
-    protocol = replace(protocol, interval=TFIDF_INTERVAL, adjustment=ADJUSTMENT)
+    interval = BOOTSTRAP_INTERVAL if stages[0].bootstrap else TFIDF_INTERVAL
+    protocol = replace(protocol, interval=interval, adjustment=ADJUSTMENT)
     sections = {
         stage.name: [section(stage, f, size, protocol.classes, confirm_top) for f in protocol.features
                      for size in sorted({s.size for s in stage.splits})]
@@ -96,13 +100,14 @@ def section(stage: Stage, feature: str, size: float, classes: list[str], confirm
     splits = stage.splits
     idx = [n for n, s in enumerate(splits) if s.size == size]
     ratio = math.fsum(len(splits[n].test) / len(splits[n].train) for n in idx) / len(idx)
+    judge = Judge(ratio, stage.bootstrap)
     base = [stage.scores[0][feature][n] for n in idx]
     rows, diffs_by_combo = [], []
     for candidate, scores in zip(stage.candidates, stage.scores[1:], strict=True):
         mine = [scores[feature][n] for n in idx]
         diffs = [a[0] - b[0] for a, b in zip(mine, base, strict=True)]
         diffs_by_combo.append(diffs)
-        rows.append(_row(candidate, mine, base, diffs, ratio, classes))
+        rows.append(_row(candidate, mine, base, diffs, judge, classes))
     p_holm = holm([r.gain.p_value for r in rows])
     decides = stage.name != SCREEN
     rows = [
@@ -114,28 +119,59 @@ def section(stage: Stage, feature: str, size: float, classes: list[str], confirm
     if not stage.screen_ranks:  # a screen (or single stage) ranks its own combos
         rows = [replace(r, screen_rank=rank) for rank, r in enumerate(rows, 1)]
     power = _power(stage.name, diffs_by_combo, len(idx), ratio, splits, confirm_top)
+    if stage.bootstrap:  # one test set: no spread over splits to derive a detectable gain from; `splits`: resamples
+        power = replace(power, min_detectable_gain=None, spread=None, reaches_target=False, to_reach_target=None,
+                        splits=len(idx) - 1)  # fmt: skip
     baseline = Baseline(
-        macro_f1=_spread([b[0] for b in base]), accuracy=_spread([b[1] for b in base]),
+        macro_f1=judge.spread([b[0] for b in base]), accuracy=judge.spread([b[1] for b in base]),
         train_originals=round(math.fsum(len(splits[n].train) for n in idx) / len(idx), 1),
-        macro_f1_splits=[round(b[0], 6) for b in base], per_class=_class_spreads(base, classes),
-        per_class_recall=_class_spreads(base, classes, RECALL),
+        macro_f1_splits=[round(b[0], 6) for b in judge.shown(base)], per_class=_class_spreads(base, classes, judge),
+        per_class_recall=_class_spreads(base, classes, judge, RECALL),
     )  # fmt: skip
-    methods = _marginals(stage.candidates, diffs_by_combo, ratio)
-    return Section(feature, size, len(idx), baseline, rows, methods, stage.name, power.min_detectable_gain, power)
+    methods = _marginals(stage.candidates, diffs_by_combo, judge)
+    n = 1 if stage.bootstrap else len(idx)  # the user's one test set (its resamples only make the intervals)
+    return Section(feature, size, n, baseline, rows, methods, stage.name, power.min_detectable_gain, power)
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How a section's differences become gains and spreads: over folds x repeats (the corrected t interval), or,
+    with `--test-split`, over one test set (the first value) and its bootstrap resamples (the others)."""
+
+    ratio: float  # n_test / n_train of a split
+    bootstrap: bool = False
+
+    def gain(self, diffs: list[float]) -> Gain:
+        return bootstrap_gain(diffs) if self.bootstrap else paired_gain(diffs, self.ratio)
+
+    def spread(self, values: list[float]) -> Spread:
+        """Mean and sd over the splits; the test set's value and the resamples' sd with a bootstrap."""
+        if not self.bootstrap:
+            return _spread(values)
+        return Spread(round(values[0], 6), round(mean_std(values[1:])[1], 6))
+
+    def center(self, diffs: list[float]) -> float:
+        """A combo's gain: the mean over the splits, or the test set's own."""
+        return diffs[0] if self.bootstrap else math.fsum(diffs) / len(diffs)
+
+    def shown(self, scores: list[tuple]) -> list[tuple]:
+        """The scores a document lists split by split: the test set's alone with a bootstrap."""
+        return scores[:1] if self.bootstrap else scores
 
 
 def _row(
-    candidate: Candidate, mine: list[tuple], base: list[tuple], diffs: list[float], ratio: float, classes: list[str]
+    candidate: Candidate, mine: list[tuple], base: list[tuple], diffs: list[float], judge: Judge, classes: list[str]
 ) -> Row:
-    acc_gain = paired_gain([a[1] - b[1] for a, b in zip(mine, base, strict=True)], ratio)
+    acc_gain = judge.gain([a[1] - b[1] for a, b in zip(mine, base, strict=True)])
     return Row(
         combo_id=candidate.combo_id, combo_dir=candidate.combo_dir, name=candidate.name,
         methods=list(candidate.methods), k=candidate.k, combo_fingerprint=candidate.fingerprint,
         variants_used=round(math.fsum(s[2] for s in mine) / len(mine), 1),
-        macro_f1=_spread([s[0] for s in mine]), accuracy=_spread([s[1] for s in mine]),
-        gain=_stats(paired_gain(diffs, ratio)), accuracy_gain=_stats(acc_gain),
-        macro_f1_splits=[round(s[0], 6) for s in mine], verdict="", per_class=_class_gains(mine, base, classes, ratio),
-        per_class_recall=_class_gains(mine, base, classes, ratio, RECALL),
+        macro_f1=judge.spread([s[0] for s in mine]), accuracy=judge.spread([s[1] for s in mine]),
+        gain=_stats(judge.gain(diffs)), accuracy_gain=_stats(acc_gain),
+        macro_f1_splits=[round(s[0], 6) for s in judge.shown(mine)], verdict="",
+        per_class=_class_gains(mine, base, classes, judge),
+        per_class_recall=_class_gains(mine, base, classes, judge, RECALL),
     )  # fmt: skip
 
 
@@ -148,23 +184,23 @@ def _per_class(score: tuple, at: int = F1) -> tuple:
 
 
 def _class_gains(
-    mine: list[tuple], base: list[tuple], classes: list[str], ratio: float, at: int = F1
+    mine: list[tuple], base: list[tuple], classes: list[str], judge: Judge, at: int = F1
 ) -> dict[str, GainStats]:
     out = {}
     for j, name in enumerate(classes):
         pairs = [(_per_class(a, at), _per_class(b, at)) for a, b in zip(mine, base, strict=True)]
         diffs = [a[j] - b[j] for a, b in pairs if len(a) > j and len(b) > j and a[j] is not None and b[j] is not None]
         if diffs:
-            out[name] = _stats(paired_gain(diffs, ratio))
+            out[name] = _stats(judge.gain(diffs))
     return out
 
 
-def _class_spreads(base: list[tuple], classes: list[str], at: int = F1) -> dict[str, Spread]:
+def _class_spreads(base: list[tuple], classes: list[str], judge: Judge, at: int = F1) -> dict[str, Spread]:
     out = {}
     for j, name in enumerate(classes):
         values = [_per_class(b, at)[j] for b in base if len(_per_class(b, at)) > j and _per_class(b, at)[j] is not None]
         if values:
-            out[name] = _spread(values)
+            out[name] = judge.spread(values)
     return out
 
 
@@ -199,7 +235,7 @@ def _as_gain(stats: GainStats) -> Gain:
     return Gain(stats.mean, stats.ci_low, stats.ci_high, stats.p_value, stats.splits)
 
 
-def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: float) -> list[MethodEffect]:
+def _marginals(candidates: list[Candidate], diffs: list[list[float]], judge: Judge) -> list[MethodEffect]:
     """Each method's marginal effect: per split, the mean gain of the combos that contain it minus the mean gain
     of those that do not; then the same corrected interval over the splits."""
     methods = sorted({m for c in candidates for m in c.methods})
@@ -213,10 +249,10 @@ def _marginals(candidates: list[Candidate], diffs: list[list[float]], ratio: flo
             math.fsum(d[n] for d in with_m) / len(with_m) - math.fsum(d[n] for d in without) / len(without)
             for n in range(len(with_m[0]))
         ]
-        mean_with = math.fsum(math.fsum(d) / len(d) for d in with_m) / len(with_m)
-        mean_without = math.fsum(math.fsum(d) / len(d) for d in without) / len(without)
+        mean_with = math.fsum(judge.center(d) for d in with_m) / len(with_m)
+        mean_without = math.fsum(judge.center(d) for d in without) / len(without)
         out.append(MethodEffect(method, len(with_m), len(without), round(mean_with, 6), round(mean_without, 6),
-                                _stats(paired_gain(per_split, ratio))))  # fmt: skip
+                                _stats(judge.gain(per_split))))  # fmt: skip
     out.sort(key=lambda m: (-m.marginal.mean, m.method))
     return out
 

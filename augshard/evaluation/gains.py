@@ -61,6 +61,21 @@ def paired_gain(diffs: Sequence[float], test_over_train: float) -> Gain:
     return Gain(mean, mean - crit * se, mean + crit * se, p, n)
 
 
+def bootstrap_gain(diffs: Sequence[float]) -> Gain:
+    """The gain on one test set (`--test-split`): `diffs[0]` is the difference on the whole set, the others on its
+    paired bootstrap resamples of the test originals: the 95% percentile interval and the two-sided bootstrap
+    p-value (the share of resamples on the far side of 0, doubled, counting the observed one)."""
+    import numpy as np
+
+    point, resampled = diffs[0], np.asarray(diffs[1:], dtype=float)
+    if len(resampled) == 0:
+        return Gain(point, -math.inf, math.inf, 1.0, 0)
+    low, high = np.percentile(resampled, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)])
+    side = min(np.count_nonzero(resampled <= 0), np.count_nonzero(resampled >= 0))
+    p = min(1.0, 2 * (side + 1) / (len(resampled) + 1))
+    return Gain(point, float(low), float(high), p, len(resampled))
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error), in the input's order."""
     m = len(p_values)

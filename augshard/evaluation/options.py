@@ -71,6 +71,13 @@ class EvaluateOptions:
     )  # fmt: skip
     confirm_repeats: int = setting(5, "Repeats of the folds in the confirm stage.", low=1)
     group_near: bool = setting(False, "Originals MinHash-similar above 0.9 are also one group.")
+    test_split: str | None = setting(
+        None, "Score on the originals of this split (the run's --split-col, or --split-col here) instead of folds.",
+        checks=(Check(str.strip, "{flag} must name a split value, got ''"),),
+    )  # fmt: skip
+    split_col: str | None = setting(
+        None, "The column of --test-split, for a run made without --split-col.", checks=(NAMES_A_COLUMN,)
+    )
     model: Any = setting(
         None, "Your classifier: module:factory or file.py:factory returning a scikit-learn estimator of raw texts "
         "(the features set 'model'); from Python also a factory or an estimator.", shown="none",
@@ -87,6 +94,10 @@ class EvaluateOptions:
         twice = sorted({s for s in self.train_sizes if self.train_sizes.count(s) > 1})
         if twice:
             raise ConfigError(f"--train-sizes: {', '.join(f'{s:g}' for s in twice)} given twice; give each size once")
+        if self.split_col and not self.test_split:
+            raise ConfigError("--split-col goes with --test-split VALUE: the split whose originals are the test set")
+        if self.test_split and self.confirm_top:
+            raise ConfigError("--test-split scores one test set: no screen and no --confirm-top")
         if (MODEL in self.features) != (self.model is not None):
             raise ConfigError("--model and --features model go together: give --model module:factory")
 

@@ -34,6 +34,7 @@ class Originals:
     dropped_classes: dict[str, int] = field(default_factory=dict)
     blank_groups: int = 0  # rows whose `--group-col` value is blank: each its own group (see `blank`)
     joined: dict[str, int] = field(default_factory=dict)  # rows joined to a group by punctuation / near duplicates
+    splits: list[str | None] = field(default_factory=list)  # each one's --split-col value, with --test-split
 
     @property
     def classes(self) -> list[str]:
@@ -124,14 +125,16 @@ def load_export(options: EvaluateOptions) -> tuple[Origin, list[Candidate]]:
     return source, [candidate]
 
 
-def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
+def load_originals(source: Origin, options: EvaluateOptions, split_col: str | None = None) -> Originals:
     """Every input row with a text to classify and a label; rows of one original text, one `--group-col` value or
-    one id share a group, and a group never straddles training and test."""
+    one id share a group, and a group never straddles training and test (with `split_col`, the user's split
+    decides instead, and each original's value is kept)."""
     path = source.input_path
     if not Path(path).is_file() or input_sha256(path) != source.input_sha256:
         raise OutputError(f"the run's input {path} is missing or changed since the run; evaluate needs it as it was")
     table = read_table(path)
-    for name, flag in ((options.label_col, "--label-col"), (options.group_col, "--group-col")):
+    for name, flag in ((options.label_col, "--label-col"), (options.group_col, "--group-col"),
+                       (split_col, "--split-col")):  # fmt: skip
         if name is not None and name not in table.column_names:
             columns = ", ".join(table.column_names)
             raise ConfigError(f"{path}: column '{name}' ({flag}) not found; columns are: {columns}")
@@ -140,6 +143,7 @@ def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
     texts = table.column(col).to_pylist()
     labels = table.column(options.label_col).to_pylist()
     group_values = table.column(options.group_col).to_pylist() if options.group_col else [None] * len(texts)
+    split_values = table.column(split_col).to_pylist() if split_col else [None] * len(texts)
     dropped: Counter = Counter()
     rows = []
     for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
@@ -148,12 +152,13 @@ def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
         elif label is None or str(label).strip() == "" or (isinstance(label, float) and math.isnan(label)):
             dropped["no_label"] += 1
         else:
-            rows.append((keys[i], str(text), str(label), group_values[i]))
+            rows.append((keys[i], str(text), str(label), group_values[i], split_values[i]))
     rows.sort(key=lambda r: r[0])
     if not rows:
         raise ConfigError(f"{path}: no row has both a text and a '{options.label_col}' label")
     counts = Counter(r[2] for r in rows)
-    rare = {c: n for c, n in sorted(counts.items()) if n < options.folds}
+    folds = 1 if split_col else options.folds  # the user's split has one test set, not folds to fill
+    rare = {c: n for c, n in sorted(counts.items()) if n < folds}
     if rare and not options.drop_rare_classes:
         shown = ", ".join(f"{c} ({n})" for c, n in list(rare.items())[:5])
         raise ConfigError(
@@ -167,15 +172,32 @@ def load_originals(source: Origin, options: EvaluateOptions) -> Originals:
         only = rows[0][2] if rows else "none"
         raise ConfigError(f"{path}: '{options.label_col}' has one class ({only}); a classifier needs at least two")
     groups, joined = group_ids([r[1] for r in rows], [r[3] for r in rows], near=options.group_near)
-    if len(set(groups)) < options.folds:
+    if len(set(groups)) < folds:
         by = f"'{options.group_col}' (--group-col) and identical texts" if options.group_col else "identical texts"
         raise ConfigError(
             f"{path}: the {len(rows)} originals form {len(set(groups))} group(s) by {by}, fewer than --folds "
             f"{options.folds}: every fold needs a group of its own; pass fewer --folds or another --group-col"
         )
     blanks = sum(blank(r[3]) for r in rows) if options.group_col else 0
+    splits = [None if r[4] is None else str(r[4]).strip() for r in rows] if split_col else []
     return Originals([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], groups, dropped, rare, blanks,
-                     joined.as_dict())  # fmt: skip
+                     joined.as_dict(), splits)  # fmt: skip
+
+
+def source_split(options: EvaluateOptions, candidates: list[Candidate]) -> tuple[str, tuple[str, ...]]:
+    """`--test-split`'s column and the values the run augmented: `--split-col`, else the run's own (meta.json's
+    `split`, or the export's); no augmented values when the run had no split column (or another)."""
+    if options.export_dir is not None:
+        split = ExportFacts.read(options.export_dir).split
+    else:
+        split = read_meta(options.output_root / candidates[0].combo_dir / META).split
+    column = options.split_col or (split.column if split else None)
+    if column is None:
+        raise ConfigError("--test-split: the run had no --split-col; name the split column here with --split-col COL")
+    augmented = tuple(split.augmented) if split and split.column == column else ()
+    if options.test_split in augmented:
+        raise ConfigError(f"--test-split {options.test_split}: the run augmented that split; test on another one")
+    return column, augmented
 
 
 def run_quality(options: EvaluateOptions, candidates: list[Candidate]) -> QualityMeta | None:

@@ -51,6 +51,9 @@ class Split:
     size: float
     train: list[int]
     test: list[int]
+    # A bootstrap resample of the previous split's test set (`--test-split`): positions in `test`, drawn with
+    # replacement; the model is that split's, only the scoring differs.
+    sample: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,15 +140,20 @@ def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any
             counts = _variant_vectors(candidate, texts, tags, out["vectors"])
         if feature != MODEL:
             timing["vectorise_s" if feature == "tfidf" else "encode_s"] += time.perf_counter() - t0
-        scores = []
+        scores, predicted = [], []
         for n, split in enumerate(setup.splits):
             t0 = time.perf_counter()
             in_train = np.zeros(len(setup.texts), dtype=bool)
             in_train[split.train] = True
             chosen = np.flatnonzero(in_train[owner_array]) if len(owners) else np.zeros(0, dtype=np.int64)
             y_train = list(labels[split.train]) + list(labels[owner_array[chosen]])
-            predicted = _fit_predict(feature, split, counts, chosen, y_train, n)
-            f1, acc, per_class, recall = _scores(list(labels[split.test]), predicted, setup.class_order)
+            if split.sample is None:
+                truth = list(labels[split.test])
+                predicted = _fit_predict(feature, split, counts, chosen, y_train, n)
+                coded = _coded(truth, predicted)
+                f1, acc, per_class, recall = _scores(truth, predicted, setup.class_order)
+            else:
+                f1, acc, per_class, recall = _resample_scores(coded, split.sample, setup.class_order)
             scores.append((f1, acc, int(len(chosen)), per_class, recall))  # findings.py reads them by position
             timing["fit_s"] += time.perf_counter() - t0
         out["scores"][feature] = scores
@@ -153,6 +161,33 @@ def evaluate_candidate(index: int, candidate: Candidate | None) -> dict[str, Any
     timing["setup_s"] += _STATE.pop("setup_s", 0.0)
     out["timing"] = dict(timing)
     return out
+
+
+def _coded(truth: list[str], predicted: list[str]) -> tuple[list[str], Any, Any]:
+    """The test set's labels and predictions as class codes, once, for its bootstrap resamples."""
+    import numpy as np
+
+    names = sorted(set(truth) | set(predicted))
+    code = {c: i for i, c in enumerate(names)}
+    return names, np.asarray([code[c] for c in truth]), np.asarray([code[c] for c in predicted])
+
+
+def _resample_scores(coded: tuple[list[str], Any, Any], sample: list[int], classes: tuple[str, ...]) -> tuple:
+    """`_scores` of a bootstrap resample (`Split.sample`), from its confusion matrix: the same definitions
+    (macro-F1 over the classes present in the resample, zero where undefined), a thousand times faster."""
+    import numpy as np
+
+    names, truth, predicted = coded
+    t, p, k = truth[sample], predicted[sample], len(names)
+    matrix = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    hits, support = np.diag(matrix), matrix.sum(axis=1)
+    f1 = 2 * hits / np.maximum(support + matrix.sum(axis=0), 1)
+    recall = hits / np.maximum(support, 1)
+    present = np.flatnonzero(support)
+    f1s = {names[i]: float(f1[i]) for i in present}
+    recalls = {names[i]: float(recall[i]) for i in present}
+    each, found = tuple(f1s.get(c) for c in classes), tuple(recalls.get(c) for c in classes)
+    return float(f1[present].mean()), float(hits.sum() / len(t)), each, found
 
 
 def _variant_vectors(candidate: Candidate | None, texts: list[str], tags: list[tuple], tally: Counter) -> Any:

@@ -19,6 +19,7 @@ from augshard.exporting.model import (
     ExportFacts,
     ExportLabelCheck,
     ExportSettings,
+    ExportSplit,
     InputFacts,
     LeftOut,
     MethodClass,
@@ -101,6 +102,7 @@ def facts(result: Export) -> ExportFacts:
         class_label=_class_label(result, label),
         library_versions=_versions(result),
         input_sha256=first.source.sha256,
+        split=None if first.split is None else ExportSplit(**dataclasses.asdict(first.split)),
         path=result.options.to,
     )
 
@@ -227,6 +229,7 @@ def _body(doc: ExportFacts) -> str:
         + f" on the text {ex.normalisation}; of twins, {ex.kept_twin} is kept. Dropped: "
         f"{dropped.exact_duplicates:,} exact and {dropped.near_duplicates:,} near duplicates.",
         _originals_line(doc),
+        f"- {doc.split_line[0].upper()}{doc.split_line[1:]}.",
     ]
     if ex.chosen_by:
         out.append(f"- Combos {ex.chosen_by}.")
@@ -265,15 +268,16 @@ def _originals_line(doc: ExportFacts) -> str:
     are neither originals nor augmented (the card says so instead of counting silently fewer rows)."""
     inp = doc.input
     line = f"- Originals included: {'yes' if doc.export.include_originals else 'no'} ({doc.originals:,} rows)"
+    could = "were usable (variants only of the augmented split's)" if doc.split else "could be augmented"
     if not inp.skipped_rows:
-        return line + f"; every one of the input's {inp.rows:,} rows could be augmented."
+        return line + f"; every one of the input's {inp.rows:,} rows {could}."
     why = ", ".join(f"{n:,} {reason}" for reason, n in inp.skipped.items())
     shown = inp.skipped_rows[:SKIPPED_SHOWN]
     listed = "; ".join(f"row {r.row} (`{r.row_key}`): {r.reason}" for r in shown)
     more = len(inp.skipped_rows) - len(shown)
     tail = f"; and {more:,} more (every one in export.json's `input.skipped_rows`)." if more else "."
     return (
-        f"{line}. Of the input's {inp.rows:,} rows, {inp.usable:,} could be augmented and "
+        f"{line}. Of the input's {inp.rows:,} rows, {inp.usable:,} {could} and "
         f"{len(inp.skipped_rows):,} could not ({why}), so they are neither originals nor variants here: "
         f"{listed}{tail}"
     )

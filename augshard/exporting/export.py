@@ -285,6 +285,7 @@ def _write_rows(result: Export, combos: list[ComboOutcome], out: Path) -> None:
     for combo in combos:
         count = ComboCount(combo.combo_dir, combo.methods, combo.k)
         for batch in parquet_files.iter_batches(options.output_root / combo.dataset_path, ROW_GROUP):
+            dataset.refuse_held_out(batch.column(col.ROW_KEY).to_pylist(), combo.combo_dir)
             keep = _keep(batch, dedupe, count, options, (text_col, span_col))
             table = pa.Table.from_batches([batch]).filter(pa.array(keep, pa.bool_()))
             table = table.add_column(schema.get_field_index("k"), "k", pa.array([combo.k] * table.num_rows, pa.int32()))
@@ -319,18 +320,20 @@ def _input(meta: ComboMeta) -> Any:
     src = meta.source
     if not Path(src.path).is_file() or input_sha256(src.path) != src.sha256:
         raise OutputError(f"the run's input {src.path} is missing or changed since the run; the export needs it")
-    return load_dataset(src.path, src.text_col, src.evidence_col, src.id_col)
+    return load_dataset(src.path, src.text_col, src.evidence_col, src.id_col, meta.split.rule if meta.split else None)
 
 
 def _originals(dataset: Any, meta: ComboMeta, schema: Any) -> Iterator[Any]:
     """The run's usable input rows, shaped like the variants (k 0, variant 0, no similarity, no combo): the
-    originals a variant must differ from, and the rows `--include-originals` writes. A row no combo could augment
-    (empty, or its evidence not found) is not one: the card lists each with its reason."""
+    originals a variant must differ from, and the rows `--include-originals` writes (held-out rows of other splits
+    too: originals only). A row no combo could augment (empty, or its evidence not found) is not one: the card lists
+    each with its reason."""
     import pyarrow as pa
 
     src = meta.source
-    for start in range(0, len(dataset.rows), ROW_GROUP):
-        rows = dataset.rows[start : start + ROW_GROUP]
+    usable = sorted([*dataset.rows, *dataset.held_out], key=lambda r: r.index) if dataset.held_out else dataset.rows
+    for start in range(0, len(usable), ROW_GROUP):
+        rows = usable[start : start + ROW_GROUP]
         records = dataset.table.take([r.index for r in rows]).to_pylist()
         for record, row in zip(records, rows, strict=True):
             if src.evidence_col:

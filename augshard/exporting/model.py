@@ -200,6 +200,24 @@ class InputFacts:
 
 
 @dataclass(frozen=True)
+class ExportSplit:
+    """The user's split of the run (`run --split-col`), as the export states it (export.json's `split`): variants
+    exist only of rows whose `column` is one of `augmented`; the `held_out` other rows are originals only."""
+
+    column: str
+    augmented: list[str]
+    held_out: int
+
+
+# Said on the terminal and in the card when the run had no split column.
+NO_SPLIT_WARNING = (
+    "variants exist for every row of the input: a test split made from this set leaks test rows into training; to "
+    'keep a test split clean, give the run `--split-col COL --augment-split train` (docs/cli.md, "Augment the '
+    'training split only")'
+)
+
+
+@dataclass(frozen=True)
 class ClassLabel:
     """The label column as a `datasets` ClassLabel (export.json's `class_label`)."""
 
@@ -251,7 +269,7 @@ class Export:
 # Fields whose JSON key is another word: the key stays as export.json has always written it.
 _JSON_KEYS = {"plan_fingerprint": "plan", "combo_plan_fingerprints": "combo_plans", "left_out_combos": "left_out"}
 # Keys added later, written only when known: an earlier export.json reads and writes back as it was.
-_LATER = ("library_versions", "input_sha256")
+_LATER = ("library_versions", "input_sha256", "split")
 # Fields that are records (or lists of records) in export.json, each with its reader.
 _READERS: dict[str, Any] = {
     "method_classes": lambda v: {m: _record(MethodClass, c, "method_classes") for m, c in _dict(v).items()},
@@ -263,6 +281,7 @@ _READERS: dict[str, Any] = {
     "not_run": lambda v: _records(NotRun, v, "not_run"),
     "input": InputFacts.from_json,
     "class_label": lambda v: _record(ClassLabel, v, "class_label"),
+    "split": lambda v: _record(ExportSplit, v, "split"),
 }
 
 
@@ -304,7 +323,20 @@ class ExportFacts(Tabular):
     class_label: ClassLabel | None
     library_versions: dict[str, str] | None = None  # library -> version(s) the combos were made with (meta.json's)
     input_sha256: str | None = None  # of the run's input file (also `source.sha256`)
+    split: ExportSplit | None = None  # the run's --split-col; None: every row has variants
     path: Path | None = field(default=None, compare=False)  # the export's folder (not in export.json)
+
+    @property
+    def split_line(self) -> str:
+        """Which rows have variants, in one line (the terminal's and the card's): those of the augmented split, or
+        every row, with the warning that a split made afterwards leaks."""
+        if self.split is None:
+            return f"warning: {NO_SPLIT_WARNING}"
+        values = " or ".join(self.split.augmented)
+        return (
+            f"split: variants only of rows where {self.split.column} is {values}; the {self.split.held_out:,} rows "
+            "of other splits are never varied (originals only)"
+        )
 
     @property
     def input_path(self) -> str | None:

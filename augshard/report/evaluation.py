@@ -62,12 +62,16 @@ def evaluation_section(doc: EvaluationDocument, fingerprints: dict[str, str | No
 def _protocol(doc: EvaluationDocument) -> str:
     """What was trained on what, in which design, and how the originals were grouped."""
     esc, p = html.escape, doc.protocol
+    design = f"in {p.folds} folds &times; {_repeats(p.repeats)}"
+    if p.test_split is not None:
+        design = f"by {esc(p.test_split.described)}"
     return (
         f"<p><code>augshard evaluate</code> trained a classifier of <code>{esc(p.label_col)}</code> "
-        f"({len(p.classes)} classes) on the <code>{esc(p.field)}</code> of {p.originals:,} originals, in {p.folds} "
-        f"folds &times; {_repeats(p.repeats)}, with {esc(' and '.join(doc.features()))} features: once on the "
+        f"({len(p.classes)} classes) on the <code>{esc(p.field)}</code> of {p.originals:,} originals, {design}, "
+        f"with {esc(' and '.join(doc.features()))} features: once on the "
         "training originals alone (the baseline) and once on them plus each combo's variants of those same "
-        f"originals, both scored on the test originals only. {_design(doc)} Each gain is paired split by split; its "
+        f"originals, both scored on the test originals only. {_design(doc)} Each gain is paired "
+        f"{'resample by resample' if p.test_split else 'split by split'}; its "
         f"interval: {esc(p.interval)}; its p: {esc(p.adjustment)}. {_grouping(p)}</p>"
     )
 
@@ -76,9 +80,18 @@ def _repeats(n: int) -> str:
     return f"{n} repeat{'s' if n != 1 else ''}"
 
 
+def _over(section: Section) -> str:
+    """What the baseline's ± is over: the splits, or (`--test-split`) the bootstrap resamples of one test set."""
+    if section.power is not None and section.splits == 1 and section.power.splits > 1:
+        return f"on your test set &plusmn; std over {section.power.splits:,} bootstrap resamples"
+    return f"mean &plusmn; std over {section.splits} splits"
+
+
 def _design(doc: EvaluationDocument) -> str:
     """A single stage, or a screen that ranks and a confirm stage on fresh splits that decides."""
     c = doc.protocol.confirm
+    if doc.protocol.test_split is not None:
+        return "One test set, yours: its bootstrap resamples give the intervals, and the verdicts."
     if c is None or doc.confirm is None:
         return "One stage: those splits give the verdicts."
     k, size = len(doc.confirm.combos), max(s.train_size for s in doc.results)
@@ -95,6 +108,8 @@ JOINED = {"punctuation": "the same text but for punctuation", "near": "near-dupl
 
 def _grouping(p: Protocol) -> str:
     """Which originals were kept in one fold, and how many rows the punctuation and near-duplicate rules joined."""
+    if p.test_split is not None:
+        return "Your split alone decides which originals train and which test: no groups are drawn."
     rules = ["the same id or text"]
     if p.group_col:
         rules.append(f"the same <code>{html.escape(p.group_col)}</code>")
@@ -175,8 +190,8 @@ def _verdicts(section: Section) -> list[str]:
     verdicts = [r.verdict for r in rows]
     f1 = base.macro_f1
     parts = [
-        f"<p>Baseline macro-F1 <b>{f1.mean:.4f} &plusmn; {f1.std:.4f}</b> (mean &plusmn; std over "
-        f"{section.splits} splits, {base.train_originals:,.0f} training originals on average). After Holm's "
+        f"<p>Baseline macro-F1 <b>{f1.mean:.4f} &plusmn; {f1.std:.4f}</b> ({_over(section)}, "
+        f"{base.train_originals:,.0f} training originals on average). After Holm's "
         f"adjustment over the {len(rows)} combos, <b>{verdicts.count(HELPS)}</b> help, "
         f"<b>{verdicts.count(HURTS)}</b> hurt and <b>{verdicts.count(UNCLEAR)}</b> show no evidence either way. A "
         f"combo helps only when its adjusted p is below {ALPHA:g} and its whole 95% interval lies above 0 (hurts: "

@@ -63,9 +63,12 @@ DRY_RUN_TSV = ("shard", "combo_dir", "combo_id", "methods", "k", "cost", "action
 def _dry_run_lines(prep: Preflight) -> list[str]:
     cfg, plan = prep.cfg, prep.plan
     skipped = ", ".join(f"{n} {r}" for r, n in prep.rows_skipped.items()) or "none"
+    usable = f"{prep.rows_usable:,} usable rows"
+    if cfg.split_col:  # the user's split: only its augmented rows are usable
+        usable = f"{prep.rows_usable:,} rows to augment (where {cfg.split_col} is {' or '.join(cfg.augment_split)})"
     lines = [
         f"methods ({len(plan.methods)}): {', '.join(plan.methods)}",
-        f"input {cfg.input}: {prep.rows_usable:,} usable rows; skipped: {skipped}",
+        f"input {cfg.input}: {usable}; skipped: {skipped}",
         f"{len(plan.combos)} {plural(len(plan.combos), 'combo')} planned on {plan.num_shards} "
         f"{plural(plan.num_shards, 'shard')} ({prep.shards_reason}): {prep.todo} to run, {len(prep.complete)} already "
         f"complete, {len(plan.unavailable)} unavailable; quality filter {cfg.quality_metric} "

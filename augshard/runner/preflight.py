@@ -30,7 +30,7 @@ from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.shard.encoders import resolve_backend, resolve_device
 from augshard.shard.quality import ensure_onnx_export, resolve_embedding_model
-from augshard.storage.data import Dataset, check_reserved_columns, load_dataset, require_column
+from augshard.storage.data import Dataset, Split, check_reserved_columns, load_dataset, require_column
 from augshard.storage.outputs import check_merged_manifest, check_run_record
 from augshard.storage.store import read_complete
 
@@ -118,9 +118,12 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
 
 
 def _load_input(cfg: RunConfig) -> Dataset:
-    dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+    dataset = load_dataset(
+        cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col, Split.of(cfg.split_col, cfg.augment_split)
+    )
     flags = {"--text-col": cfg.text_col, "--evidence-col": cfg.evidence_col, "--id-col": cfg.id_col,
-             "--label-col": cfg.label_col, "--criterion-col": cfg.criterion_col}  # fmt: skip
+             "--label-col": cfg.label_col, "--criterion-col": cfg.criterion_col,
+             "--split-col": cfg.split_col}  # fmt: skip
     check_reserved_columns(dataset.table, str(cfg.input), flags)
     for name, flag in ((cfg.label_col, "--label-col"), (cfg.criterion_col, "--criterion-col")):
         require_column(dataset.table, name, flag, str(cfg.input))

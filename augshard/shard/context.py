@@ -22,7 +22,7 @@ from augshard.shard.encoders import Encoder, resolve_device
 from augshard.shard.labels import Labeler, LabelModel
 from augshard.shard.pipeline import output_schema
 from augshard.shard.quality import CachedScorer, make_scorer
-from augshard.storage.data import Dataset, load_dataset
+from augshard.storage.data import Dataset, Split, load_dataset
 from augshard.storage.store import read_complete
 
 # Recorded in every meta.json: the method libraries (the registry's) and those of the filter and the output.
@@ -64,7 +64,8 @@ class ShardContext:
             cap_threads(self.job.torch_threads)
             if cfg.device.startswith("cuda"):
                 resolve_device(cfg.device)  # a worker without the GPU the plan was made for says so, per combo
-            dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col)
+            split = Split.of(cfg.split_col, cfg.augment_split)
+            dataset = load_dataset(cfg.input, cfg.text_col, cfg.evidence_col, cfg.id_col, split)
             if dataset.sha256 != self.job.input_sha:
                 raise RuntimeError(f"input {cfg.input} changed since the plan was made; rerun")
             self._schema = output_schema(dataset.table.schema, cfg.evidence_col is not None, bool(cfg.label_col))

@@ -34,7 +34,7 @@ from augshard.shard.context import ShardContext
 from augshard.shard.pipeline import ComboStats, run_combo
 from augshard.shard.quality import CHAR_RATIO_EXACT_MAX
 from augshard.storage.manifest import write_shard_manifest
-from augshard.storage.meta import ComboMeta, LabelMeta, QualityMeta, SourceMeta, TimingMeta, YieldMeta
+from augshard.storage.meta import ComboMeta, LabelMeta, QualityMeta, SourceMeta, SplitMeta, TimingMeta, YieldMeta
 from augshard.storage.outcome import ComboOutcome, Status
 from augshard.storage.store import ComboWriter, read_complete
 from augshard.storage.vectors import VECTORS, VectorsMeta
@@ -245,6 +245,7 @@ def _combo_meta(
             origin=dataset.origin,
             row_keys=dataset.key_rule,
         ),
+        split=SplitMeta(cfg.split_col, list(cfg.augment_split), len(dataset.held_out)) if cfg.split_col else None,
         library_versions=ctx.library_versions,
         timing=TimingMeta(
             duration_seconds=round(duration, 3),

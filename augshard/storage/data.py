@@ -4,6 +4,7 @@ evidence."""
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from augshard.core import columns as col
-from augshard.core.errors import InputError
+from augshard.core.errors import InputError, OutputError
 
 try:  # difflib's SequenceMatcher compiled (Cython): the same blocks and ratios to the last bit, ~7x faster
     from cydifflib import SequenceMatcher
@@ -64,6 +65,21 @@ class Dataset:
     rows: list[Row]
     skipped: Counter = field(default_factory=Counter)
     skipped_rows: list[tuple[int, str, str]] = field(default_factory=list)  # (index, key, reason) of each skipped row
+    # Usable rows outside the augmented split (--split-col): carried as originals, never varied; counted in
+    # `skipped` as NOT_AUGMENTED, not listed in `skipped_rows` (they are not lost, only held out).
+    held_out: list[Row] = field(default_factory=list)
+
+    @functools.cached_property
+    def held_out_keys(self) -> set[str]:
+        return {row.key for row in self.held_out}
+
+    def refuse_held_out(self, keys: list[str], where: str) -> None:
+        """Variants of held-out rows (`where`'s `keys`) never go on: the run made none, and this holds it."""
+        if leaked := self.held_out_keys.intersection(keys):
+            raise OutputError(
+                f"{where} has variants of {len(leaked)} row(s) outside the run's augmented split (e.g. "
+                f"{sorted(leaked)[0]}): nothing written"
+            )
 
     @property
     def rows_skipped(self) -> int:
@@ -227,12 +243,16 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str | None) -> Dataset:
-    """Read the input, check its columns, give every row a stable key and find what to augment."""
+def load_dataset(
+    path: str, text_col: str, evidence_col: str | None, id_col: str | None, split: Split | None = None
+) -> Dataset:
+    """Read the input, check its columns, give every row a stable key and find what to augment (with `split`: only
+    the rows of its augmented values; the other usable rows are `held_out`)."""
     import pyarrow as pa
 
     table = read_table(path)
-    for name, flag in ((text_col, "--text-col"), (evidence_col, "--evidence-col"), (id_col, "--id-col")):
+    columns = ((text_col, "--text-col"), (evidence_col, "--evidence-col"), (id_col, "--id-col"))
+    for name, flag in (*columns, (split.column if split else None, "--split-col")):
         require_column(table, name, flag, path)
     for name, flag in ((text_col, "--text-col"), (evidence_col, "--evidence-col")):
         if name is not None and not (
@@ -265,8 +285,48 @@ def load_dataset(path: str, text_col: str, evidence_col: str | None, id_col: str
             reason = reason or "evidence_not_found"
         skipped[reason] += 1
         skipped_rows.append((i, keys[i], reason))
-    return Dataset(path=str(path), sha256=input_sha256(path, table), table=table, rows=rows, skipped=skipped,
-                   skipped_rows=skipped_rows)  # fmt: skip
+    dataset = Dataset(path=str(path), sha256=input_sha256(path, table), table=table, rows=rows, skipped=skipped,
+                      skipped_rows=skipped_rows)  # fmt: skip
+    return split.hold_out(dataset) if split else dataset
+
+
+NOT_AUGMENTED = "not_augmented_split"
+
+
+@dataclass(frozen=True)
+class Split:
+    """The user's own split (--split-col, --augment-split): which rows may be augmented."""
+
+    column: str
+    augmented: tuple[str, ...]
+
+    @classmethod
+    def of(cls, column: str | None, augmented: tuple[str, ...] | list[str]) -> Split | None:
+        """The split of a run's settings (or a meta.json's): None without a split column."""
+        return cls(column, tuple(augmented)) if column else None
+
+    def hold_out(self, dataset: Dataset) -> Dataset:
+        """Keep the rows of the augmented values in `rows`, move the others to `held_out`. A value no row has is an
+        InputError (a misspelt `--augment-split` would otherwise augment nothing, or hold nothing out)."""
+        values = [_split_value(v) for v in dataset.table.column(self.column).to_pylist()]
+        missing = [v for v in self.augmented if v not in set(values)]
+        if missing:
+            found = ", ".join(sorted({v for v in values if v is not None})[:10]) or "none"
+            raise InputError(
+                f"{dataset.path}: no row has {self.column} = {', '.join(missing)} (--augment-split); values: {found}"
+            )
+        wanted = set(self.augmented)
+        held = [r for r in dataset.rows if values[r.index] not in wanted]
+        dataset.rows = [r for r in dataset.rows if values[r.index] in wanted]
+        dataset.held_out = held
+        if held:
+            dataset.skipped[NOT_AUGMENTED] += len(held)
+        return dataset
+
+
+def _split_value(value: Any) -> str | None:
+    """A split value as text, as --augment-split names it (a Parquet column of ints reads as "1")."""
+    return None if _is_missing(value) else str(value).strip()
 
 
 def row_keys(table: Any, id_col: str | None, path: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from augshard.core.errors import OutputError
 from augshard.core.json_types import wrong_type
 from augshard.shard.labels import LabelCheck
+from augshard.storage.data import Split
 from augshard.storage.temporaries import write_atomic
 from augshard.storage.vectors import VectorsMeta
 
@@ -67,6 +68,21 @@ class SourceMeta:
 
 
 _FILE_SOURCE = {"origin": "file", "row_keys": "values"}
+
+
+@dataclass(frozen=True)
+class SplitMeta:
+    """The user's split (--split-col): only the rows of `augmented` values have variants; `held_out` usable rows of
+    the other values are carried as originals only (export writes them, never a variant of them)."""
+
+    column: str
+    augmented: list[str]
+    held_out: int
+
+    @property
+    def rule(self) -> Split:
+        """The split as the input's reader applies it (export reads the input again as the run did)."""
+        return Split(self.column, tuple(self.augmented))
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,7 @@ class ComboMeta:
     columns: list[str] = field(default_factory=list)  # dataset.parquet's columns (the original tool's `columns`)
     label_check: LabelMeta | None = None  # with --label-col
     vectors: VectorsMeta | None = None  # with --keep-vectors
+    split: SplitMeta | None = None  # with --split-col
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
 
     @property
@@ -169,8 +186,9 @@ class ComboMeta:
         out["source_input"] = self.source.path
         out["source"] = self.source.to_dict()
         out["timing"]["rows_skipped"] = self.rows_skipped
-        if self.vectors is None:  # a meta.json without vectors reads as it always did
-            del out["vectors"]
+        for optional in ("vectors", "split"):  # a meta.json without them reads as it always did
+            if getattr(self, optional) is None:
+                del out[optional]
         if self.label_check is None:
             del out["label_check"]
         else:
@@ -189,6 +207,7 @@ class ComboMeta:
             "variants": YieldMeta,
             "label_check": LabelMeta,
             "vectors": VectorsMeta,
+            "split": SplitMeta,
         }
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
@@ -197,7 +216,7 @@ class ComboMeta:
                 asked = int(data.get("rows_input", 0)) * int(data.get("variants_per_sample", 0))
                 values["variants"] = dataclasses.asdict(YieldMeta.from_legacy(data, asked, int(data.get("rows", 0))))
             for key, kind in nested.items():
-                if key in ("label_check", "vectors") and values.get(key) is None:
+                if key in ("label_check", "vectors", "split") and values.get(key) is None:
                     continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
