@@ -135,9 +135,9 @@ def _combo_table(section: Section, show_all: bool) -> None:
         rows.append([str(rank), *screened, c.name, str(c.k), f"{c.variants_used:,.0f}",
                      f"{c.macro_f1.mean:.4f} ± {c.macro_f1.std:.4f}", f"{c.gain.mean:+.4f}", _ci(c.gain),
                      f"{c.gain.p_holm:.3g}" if c.gain.p_holm is not None else "", verdict])  # fmt: skip
-    stage = {SCREEN: "Screen (a ranking; the confirm stage decides)", CONFIRM: "Confirmed"}.get(section.stage, "Gain")
-    title = (f"{stage}: gain in macro-F1 over the baseline ({b.mean:.4f} ± {b.std:.4f}), {section.features}, "
-             f"train size {section.train_size:g}, {_splits(section)}")  # fmt: skip
+    stage = {SCREEN: "Screen (a ranking; the confirm stage decides): gain", CONFIRM: "Confirmed: gain"}
+    title = (f"{stage.get(section.stage, 'Gain')} in macro-F1 over the baseline ({b.mean:.4f} ± {b.std:.4f}), "
+             f"{section.features}, train size {section.train_size:g}, {_splits(section)}")  # fmt: skip
     if len(shown) < len(combos):
         title += f"; the {SHOWN_BY_DEFAULT} best and worst of {len(combos)} (--all for every one)"
     screen = ("screen #",) if section.stage == CONFIRM else ()  # where the confirm stage's combos ranked before
