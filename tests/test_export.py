@@ -21,7 +21,8 @@ import pytest
 from helpers import leave_a_stopped_run_over, run_cli, sample_rows, tree, write_csv
 
 from augshard.core.errors import OutputError
-from augshard.exporting.export import check_target, normalise
+from augshard.core.text import normalise
+from augshard.exporting.export import check_target
 from augshard.exporting.model import ExportOptions
 
 pytestmark = pytest.mark.slow

@@ -12,11 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from augshard.exporting.export import normalise
+from augshard.core.text import NEAR_PERMUTATIONS, minhash, normalise
 
 # The sketch of the near-duplicate check, as export's near-dedupe builds it (export's constants are to move here).
-NEAR_PERMUTATIONS = 128
-SHINGLE = 5  # characters per shingle
 NEAR_THRESHOLD = 0.9  # estimated Jaccard similarity of two originals' 5-gram sets at or above which they are one
 # LSH bands x rows per band. Sketches agreeing on >= 90 % of 128 values differ in <= 12, so >= 4 of 16 bands agree
 # whole: LSH proposes every pair at the threshold (the bands datasketch tunes for 0.9, 5 x 25, propose a pair at 0.9
@@ -57,16 +55,6 @@ def bare(text: str) -> str:
         for c in normalise(text)
         if not unicodedata.category(c).startswith("P") and c not in APOSTROPHES and not c.isspace()
     )
-
-
-def minhash(text: str) -> Any:
-    """The MinHash sketch of a text's character 5-grams (the caller normalises): near-duplicates share most."""
-    from datasketch import LeanMinHash, MinHash
-
-    shingles = {text[i : i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
-    sketch = MinHash(num_perm=NEAR_PERMUTATIONS, seed=1)
-    sketch.update_batch(s.encode("utf-8", "surrogatepass") for s in sorted(shingles))
-    return LeanMinHash(sketch)
 
 
 class _Union:

@@ -11,13 +11,13 @@ import hashlib
 import os
 import re
 import shutil
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from augshard.core import columns as col
 from augshard.core.errors import ConfigError, OutputError
+from augshard.core.text import NEAR_PERMUTATIONS, minhash, normalise
 from augshard.exporting.card import write_card
 from augshard.exporting.model import ComboCount, Export, ExportFacts, ExportOptions
 from augshard.runner.interrupts import Interrupted, unwinding_on_signals
@@ -31,8 +31,6 @@ from augshard.storage.outputs import Protected, check_output, run_inputs
 from augshard.storage.store import META
 from augshard.storage.temporaries import aside_path, move_folder_into_place, staging_folder, sweep
 
-NEAR_PERMUTATIONS = 128
-SHINGLE = 5  # characters per shingle of the near-duplicate check
 ROW_GROUP = 10_000
 PART = re.compile(r"^train-(\d{5})-of-(\d{5})\.parquet$")
 
@@ -40,11 +38,6 @@ PART = re.compile(r"^train-(\d{5})-of-(\d{5})\.parquet$")
 class ExportInterrupted(Interrupted):
     """SIGTERM or SIGHUP during an export (SLURM, `timeout`, a closed terminal): unwinds like Ctrl-C, so the
     staging folder is removed; the command exits 128 + the signal."""
-
-
-def normalise(text: str) -> str:
-    """What two texts must share to be exact duplicates: Unicode NFKC, case folded, whitespace collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def _digest(text: str) -> int:
@@ -376,21 +369,12 @@ class Dedupe:
         self.seen.add(digest)
         if self.lsh is None:
             return ""
-        sketch = _minhash(normalise(span))
+        sketch = minhash(normalise(span))
         if self.lsh.query(sketch):
             return "near"
         self.lsh.insert(self._n, sketch)
         self._n += 1
         return ""
-
-
-def _minhash(text: str) -> Any:
-    from datasketch import LeanMinHash, MinHash
-
-    shingles = {text[i : i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
-    sketch = MinHash(num_perm=NEAR_PERMUTATIONS, seed=1)
-    sketch.update_batch(s.encode("utf-8", "surrogatepass") for s in sorted(shingles))
-    return LeanMinHash(sketch)
 
 
 class PartWriter:
