@@ -104,11 +104,13 @@ def test_the_plans_and_the_exports_old_names_still_answer_with_a_warning(session
 
 def test_progress_snapshots_reach_every_shard_done(session: dict) -> None:
     seen = session["seen"]
-    assert len(seen) >= 2 and all(isinstance(s, RunProgress) for s in seen)
+    # The callback fires only when something changed: on a loaded machine the shards may finish between two polls,
+    # so the one guarantee is the last snapshot, with every shard done; any earlier one came while they ran.
+    assert seen and all(isinstance(s, RunProgress) for s in seen)
     last = seen[-1]
     assert last.finished and [st.state for st in last.shards] == ["done", "done"]
     assert last.combos_done == 3 and last.rows == session["first"].rows
-    assert not seen[0].finished  # the first came while shards were still to run
+    assert all(not s.finished for s in seen[:-1])
 
 
 def test_load_as_pandas_and_as_datasets(session: dict) -> None:

@@ -15,10 +15,9 @@ from augshard.core.config import (
     DEFAULT_OUTPUT_NAME,
     DEFAULT_OUTPUT_ROOT,
     RunConfig,
-    RunPaths,
-    run_paths,
 )
 from augshard.core.errors import ConfigError
+from augshard.core.run_paths import RunPaths, run_paths
 
 CONF = """\
 input: {path: ../in.csv, text_col: text, evidence_col: evidence, id_col: id}
