@@ -42,6 +42,16 @@ def with_flag(flag: str, value: str) -> list[str]:
     return args
 
 
+API_METHODS = ["nlp_keyboard", "nlp_randchar_swap"]  # 3 combos: two singles and their pair
+
+
+def api_settings(root: Path) -> dict:
+    """The keyword settings of a small API run under `root` (its input: `root/in.csv`), as the API tests use them."""
+    return dict(input=str(root / "in.csv"), text_col="text", id_col="id", methods=API_METHODS,
+                quality_metric="char_ratio", num_shards=2, output_root=str(root / "out"), cache_dir=str(root / "cache"),
+                log_dir=str(root / "logs"))  # fmt: skip
+
+
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m augshard ARGS` in `cwd`, capturing its output."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}

@@ -12,21 +12,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from helpers import REPO, sample_rows, write_csv
+from helpers import API_METHODS, REPO, api_settings, sample_rows, write_csv
 
 import augshard
 from augshard.api import Action, ExportedCombo, ExportResult, RunProgress
 from augshard.core.errors import AugshardError, ConfigError, InputError, OutputError
 from augshard.exporting.model import Dropped, ExportFacts
 from augshard.storage.manifest import read_manifest, shard_manifest_name
-
-METHODS = ["nlp_keyboard", "nlp_randchar_swap"]  # 3 combos: two singles and their pair
-
-
-def settings(root: Path) -> dict:
-    return dict(input=str(root / "in.csv"), text_col="text", id_col="id", methods=METHODS, quality_metric="char_ratio",
-                num_shards=2, output_root=str(root / "out"), cache_dir=str(root / "cache"),
-                log_dir=str(root / "logs"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +28,16 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("api")
     write_csv(root / "in.csv", sample_rows(20))
     seen: list[RunProgress] = []
-    first = augshard.run(**settings(root), on_progress=seen.append)
+    first = augshard.run(**api_settings(root), on_progress=seen.append)
     manifests = [read_manifest(first.manifest)]  # as each run left it: the second rewrites it
-    second = augshard.run(**settings(root))
+    second = augshard.run(**api_settings(root))
     manifests.append(read_manifest(second.manifest))
     return {"root": root, "first": first, "second": second, "seen": seen, "manifests": manifests}
 
 
 def test_plan_shows_combos_on_shards_and_writes_nothing(tmp_path: Path) -> None:
     write_csv(tmp_path / "in.csv", sample_rows(20))
-    plan = augshard.plan(**settings(tmp_path))
+    plan = augshard.plan(**api_settings(tmp_path))
     assert plan.num_shards == 2 and plan.rows_usable == 20
     assert sorted(c.methods for c in plan.combos) == [("nlp_keyboard",), ("nlp_keyboard", "nlp_randchar_swap"),
                                                       ("nlp_randchar_swap",)]  # fmt: skip
@@ -80,7 +72,7 @@ def test_a_runs_outcomes_are_what_its_manifests_say(session: dict, tmp_path: Pat
         assert sum(row.ok for row in result.document.shards) == len(result.combos) == 3
     root = tmp_path / "job"
     shutil.copytree(session["root"], root)
-    job = augshard.run(**(settings(root) | {"shard_index": 1}))
+    job = augshard.run(**(api_settings(root) | {"shard_index": 1}))
     assert job.manifest == root / "out" / shard_manifest_name(1, 2)
     assert list(job.combos) == read_manifest(job.manifest) and all(o.resumed for o in job.combos)
     assert job.document is not None and job.document.rows == sum(o.rows for o in job.combos)
@@ -219,7 +211,7 @@ def test_unknown_or_bad_settings_are_config_errors_naming_the_field(tmp_path: Pa
     with pytest.raises(OutputError, match="no finished run"):
         augshard.load(tmp_path)
     with pytest.raises(InputError) as missing:
-        augshard.plan(input=str(tmp_path / "nope.csv"), methods=METHODS, quality_metric="char_ratio")
+        augshard.plan(input=str(tmp_path / "nope.csv"), methods=API_METHODS, quality_metric="char_ratio")
     assert isinstance(missing.value, AugshardError) and not (tmp_path / "out").exists()
 
 

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_cli, sample_rows, write_csv
+from helpers import REPO, api_settings, run_cli, sample_rows, write_csv
 from rich.console import Console
 
 import augshard
@@ -23,14 +23,7 @@ from augshard.events.status import fold
 from augshard.events.stream import ComboDone, ComboStart, Progress, ShardStart, events_path, read_events
 from augshard.storage.outcome import ShardState
 
-METHODS = ["nlp_keyboard", "nlp_randchar_swap"]  # 3 combos: two singles and their pair
 ANSI = re.compile(r"\x1b\[")
-
-
-def settings(root: Path) -> dict:
-    return dict(input=str(root / "in.csv"), text_col="text", id_col="id", methods=METHODS, quality_metric="char_ratio",
-                num_shards=2, output_root=str(root / "out"), cache_dir=str(root / "cache"),
-                log_dir=str(root / "logs"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +31,12 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("notebook")
     write_csv(root / "in.csv", sample_rows(20))
     seen: list[RunProgress] = []
-    plan = augshard.plan(**settings(root))
-    result = augshard.run(**settings(root), on_progress=seen.append)
+    plan = augshard.plan(**api_settings(root))
+    result = augshard.run(**api_settings(root), on_progress=seen.append)
     streams = [read_events(events_path(root / "logs", i, 2)) for i in range(2)]
     exported = augshard.export(root / "train", result.output_root)
     evaluated = augshard.evaluate("label", result.output_root, folds=2, workers=1)
-    augshard.run(**settings(root), force=True)  # every combo again, each method call answered by the cache
+    augshard.run(**api_settings(root), force=True)  # every combo again, each method call answered by the cache
     again = [read_events(events_path(root / "logs", i, 2)) for i in range(2)]
     return {"root": root, "plan": plan, "run": result, "seen": seen, "export": exported, "evaluation": evaluated,
             "streams": streams, "again": again}  # fmt: skip
