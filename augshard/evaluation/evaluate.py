@@ -217,7 +217,9 @@ def _evaluate(options: EvaluateOptions, progress: Callable[[int, int], None] | N
     seconds["total"] = time.perf_counter() - started
     scope = None
     if options.export_dir is None:
-        scope = Scope(options.subset, [c.combo_id for c in candidates], len(chosen_combos(options, every=True)[0]))
+        # The plan's complete combos: the candidates themselves, unless --combos chose some (then read them all once).
+        every = len(chosen_combos(options, every=True)[0]) if options.subset else len(candidates)
+        scope = Scope(options.subset, [c.combo_id for c in candidates], every)
     protocol = replace(_protocol(options, originals, top), model=model.describe() if model else None)
     if split_col:
         split = first[0]
