@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +41,6 @@ from augshard.storage.manifest import read_manifest, shard_manifest_name
 from augshard.storage.merge import merged_outcomes
 from augshard.storage.outcome import ComboOutcome
 
-# `import augshard` imports this module; the rooms below it (preflight, supervisor, export, evaluate) load libraries
-# and the catalogue, so each function imports the one it calls: `augshard --help` and every worker start fast.
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -72,6 +70,7 @@ Path_ = str | os.PathLike[str]
 # `input`: a file's path, or rows in memory (storage/inputs.py: a pandas DataFrame, a pyarrow Table, a
 # datasets.Dataset, a DatasetDict with `split`), written once as Parquet under the cache folder for the shards to read.
 Input = Path_ | Any
+Counts = str | Iterable[str] | Mapping[str, int] | None  # variants_per_class: "a=3,b=5", ["a=3", "b=5"], {"a": 3}
 
 
 # --- configuration --------------------------------------------------------------------------------------------
@@ -82,7 +81,8 @@ def make_config(
     config: RunConfig | Path_ | None = None, *,
     input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
-    split_col: str | None = None, augment_split: str | Iterable[str] | None = None,
+    split_col: str | None = None, augment_split: str | Iterable[str] | None = None, balance: bool | None = None,
+    balance_target: int | None = None, max_variants_per_sample: int | None = None, variants_per_class: Counts = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
     variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
@@ -130,7 +130,8 @@ def plan(
     config: RunConfig | Path_ | None = None, *,
     input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
-    split_col: str | None = None, augment_split: str | Iterable[str] | None = None,
+    split_col: str | None = None, augment_split: str | Iterable[str] | None = None, balance: bool | None = None,
+    balance_target: int | None = None, max_variants_per_sample: int | None = None, variants_per_class: Counts = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
     variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,
@@ -206,7 +207,8 @@ def run(
     progress: bool | str = "auto",
     input: Input | None = None, text_col: str | None = None, evidence_col: str | None = None, id_col: str | None = None,
     label_col: str | None = None, criterion_col: str | None = None, methods_config: Path_ | None = None,
-    split_col: str | None = None, augment_split: str | Iterable[str] | None = None,
+    split_col: str | None = None, augment_split: str | Iterable[str] | None = None, balance: bool | None = None,
+    balance_target: int | None = None, max_variants_per_sample: int | None = None, variants_per_class: Counts = None,
     methods: str | Iterable[str] | None = None, exclude_methods: str | Iterable[str] | None = None,
     combo_mode: str | None = None, max_combo_size: int | None = None, confirm_powerset: bool | None = None,
     variants_per_sample: int | None = None, seed: int | None = None, quality_metric: str | None = None,

@@ -52,7 +52,7 @@ def test_chunk_progress_never_goes_backwards_and_ends_at_the_chunk_end() -> None
     clock = iter(range(1000)).__next__  # one second a reading: every word is told
     progress = ChunkProgress(lambda d, t, p: told.append((d, t, p)), 20, lambda d, t: ends.append((d, t)),
                              min_interval=1.0, clock=lambda: float(clock()))  # fmt: skip
-    progress.chunk(10, 10, 6)  # rows 10..19 of 20, 6 attempts each at most (60 in all)
+    progress.chunk(10, 10, 60)  # rows 10..19 of 20, 6 attempts each at most (60 in all)
     progress.round(60, 20)  # round 1: 2 attempts a row
     progress.calls(0.5)
     progress.calls(1.0, SCORING)

@@ -41,6 +41,10 @@ def run(
     log_dir: str = option(RUN["log_dir"]),
     num_shards: str = option(RUN["num_shards"]),  # a count or 'auto'
     variants_per_sample: int = option(RUN["variants_per_sample"]),
+    balance: bool = option(RUN["balance"]),
+    balance_target: int = option(RUN["balance_target"]),
+    max_variants_per_sample: int = option(RUN["max_variants_per_sample"]),
+    variants_per_class: list[str] = option(RUN["variants_per_class"], metavar="LABEL=N"),  # repeatable
     quality_min_sim: float = option(RUN["quality_min_sim"]),
     quality_max_sim: float = option(RUN["quality_max_sim"]),
     quality_metric: str = option(RUN["quality_metric"]),

@@ -207,6 +207,23 @@ class RunConfig:
         parse=settings.items, repeatable=True, checks=(Check(bool, "{flag} is empty: name the values to augment"),),
         fingerprint=settings.only_with("split_col"),
     )  # fmt: skip
+    balance: bool = setting(
+        False, "Give the rows of short classes more variants, so each class's originals plus variants reach "
+        "--balance-target (needs --label-col).", fingerprint=unless_default,
+    )  # fmt: skip
+    balance_target: int | None = setting(
+        None, "With --balance: the originals plus variants each class reaches.", low=1, shown="the largest class",
+        fingerprint=settings.only_with("balance"),
+    )  # fmt: skip
+    max_variants_per_sample: int = setting(
+        10, "With --balance: the most variants one row asks for.", low=1, high=MAX_VARIANTS_PER_SAMPLE,
+        fingerprint=settings.only_with("balance"),
+    )  # fmt: skip
+    variants_per_class: tuple[str, ...] = setting(
+        (), "Variants per row of class LABEL, as LABEL=N, repeatable or comma-separated (needs --label-col); other "
+        "classes get --variants-per-sample, or --balance's count.", parse=settings.label_counts, repeatable=True,
+        fingerprint=if_set,
+    )  # fmt: skip
     # Measured method costs only balance the shards (the plan fingerprint records the costs it used).
     calibrate: str | None = setting(
         None, "Balance shards with measured costs from this `methods --bench` file.", parse=_costs_path
@@ -419,6 +436,15 @@ def _methods_named_once(cfg: RunConfig) -> None:
         raise ConfigError(f"--methods names {', '.join(dupes)} more than once")
 
 
+def _balance_needs_labels(cfg: RunConfig) -> None:
+    if (cfg.balance or cfg.variants_per_class) and not cfg.label_col:
+        flag = "--balance" if cfg.balance else "--variants-per-class"
+        raise ConfigError(f"{flag} needs --label-col: the column holding each row's class")
+    shaped = cfg.balance_target is not None or cfg.max_variants_per_sample != RUN["max_variants_per_sample"].default
+    if shaped and not cfg.balance:
+        raise ConfigError("--balance-target and --max-variants-per-sample only shape --balance: add --balance")
+
+
 # The rules a single setting's declaration cannot say, each checked after every setting passed its own.
 RULES = (_shard_index_in_range, _range_in_order, _vectors_need_embedding, _dask_needs_scheduler, _has_input,
-         _methods_named_once)  # fmt: skip
+         _methods_named_once, _balance_needs_labels)  # fmt: skip

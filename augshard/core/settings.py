@@ -328,3 +328,37 @@ def _shown(value: Any) -> str:
     if isinstance(value, tuple):
         return ",".join(str(v) for v in value)
     return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+class _LabelCounts:
+    """`--variants-per-class` as RunConfig holds it: "LABEL=N" items (from "a=3,b=5", a list of them, or the API's
+    {label: n}), each N a whole number, each label named once; `read` gives them back as {label: n}."""
+
+    flag = "--variants-per-class"
+
+    def __call__(self, value: Any) -> tuple[str, ...]:
+        if isinstance(value, Mapping):
+            pairs = [(str(k).strip(), v) for k, v in value.items()]
+        else:
+            pairs = []
+            for item in items(value):
+                label, eq, n = item.rpartition("=")
+                if not eq or not label.strip():
+                    raise ConfigError(f"{self.flag}: expected LABEL=N (variants per row of that class), got {item!r}")
+                pairs.append((label.strip(), n.strip()))
+        out: dict[str, int] = {}
+        for label, n in pairs:
+            count = number(f"{self.flag} {label}", n, int)
+            if count < 0:
+                raise ConfigError(f"{self.flag}: {label}={count}: N must be 0 or more")
+            if label in out:
+                raise ConfigError(f"{self.flag} names class {label!r} twice")
+            out[label] = count
+        return tuple(f"{label}={n}" for label, n in out.items())
+
+    @staticmethod
+    def read(held: Iterable[str]) -> dict[str, int]:
+        return {label: int(n) for label, _, n in (item.rpartition("=") for item in held)}
+
+
+label_counts = _LabelCounts()

@@ -16,6 +16,7 @@ from augshard.exporting.model import (
     ClassLabel,
     Dropped,
     Export,
+    ExportBalance,
     ExportFacts,
     ExportLabelCheck,
     ExportSettings,
@@ -103,6 +104,9 @@ def facts(result: Export) -> ExportFacts:
         library_versions=_versions(result),
         input_sha256=first.source.sha256,
         split=None if first.split is None else ExportSplit(**dataclasses.asdict(first.split)),
+        balance=None
+        if (b := first.balance) is None
+        else ExportBalance(b.target, b.max_variants_per_sample, {c.label: c.per_row for c in b.classes}),
         path=result.options.to,
     )
 
@@ -204,6 +208,12 @@ def _input_named(src: SourceMeta) -> str:
     return f"the input `{Path(src.path).name}` (sha256 `{src.sha256}`)"
 
 
+def _balance_line(b: ExportBalance) -> str:
+    how = f"`--balance` to {b.target:,} per class" if b.target is not None else "`--variants-per-class`"
+    per_row = ", ".join(f"{k or '(no label)'} {v}" for k, v in b.per_row.items())
+    return f"- Variants per class ({how}): {per_row} variants per row; the labels below count them."
+
+
 def _body(doc: ExportFacts) -> str:
     q, src = QualityMeta(**doc.quality), SourceMeta(**doc.source)  # meta.json's records, as the export made them
     ex, dropped = doc.export, doc.dropped
@@ -231,6 +241,8 @@ def _body(doc: ExportFacts) -> str:
         _originals_line(doc),
         f"- {doc.split_line[0].upper()}{doc.split_line[1:]}.",
     ]
+    if doc.balance:
+        out.append(_balance_line(doc.balance))
     if ex.chosen_by:
         out.append(f"- Combos {ex.chosen_by}.")
     out += _labels(doc)

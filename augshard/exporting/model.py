@@ -200,6 +200,15 @@ class InputFacts:
 
 
 @dataclass(frozen=True)
+class ExportBalance:
+    """The run's variants per class (`run --balance`, `--variants-per-class`; export.json's `balance`)."""
+
+    target: int | None  # None: --variants-per-class alone
+    max_variants_per_sample: int | None
+    per_row: dict[str, str]  # class -> the variants one of its rows asks for ("2", or "2-3")
+
+
+@dataclass(frozen=True)
 class ExportSplit:
     """The user's split of the run (`run --split-col`), as the export states it (export.json's `split`): variants
     exist only of rows whose `column` is one of `augmented`; the `held_out` other rows are originals only."""
@@ -269,7 +278,7 @@ class Export:
 # Fields whose JSON key is another word: the key stays as export.json has always written it.
 _JSON_KEYS = {"plan_fingerprint": "plan", "combo_plan_fingerprints": "combo_plans", "left_out_combos": "left_out"}
 # Keys added later, written only when known: an earlier export.json reads and writes back as it was.
-_LATER = ("library_versions", "input_sha256", "split")
+_LATER = ("library_versions", "input_sha256", "split", "balance")
 # Fields that are records (or lists of records) in export.json, each with its reader.
 _READERS: dict[str, Any] = {
     "method_classes": lambda v: {m: _record(MethodClass, c, "method_classes") for m, c in _dict(v).items()},
@@ -282,6 +291,7 @@ _READERS: dict[str, Any] = {
     "input": InputFacts.from_json,
     "class_label": lambda v: _record(ClassLabel, v, "class_label"),
     "split": lambda v: _record(ExportSplit, v, "split"),
+    "balance": lambda v: _record(ExportBalance, v, "balance"),
 }
 
 
@@ -324,6 +334,7 @@ class ExportFacts(Tabular):
     library_versions: dict[str, str] | None = None  # library -> version(s) the combos were made with (meta.json's)
     input_sha256: str | None = None  # of the run's input file (also `source.sha256`)
     split: ExportSplit | None = None  # the run's --split-col; None: every row has variants
+    balance: ExportBalance | None = None  # the run's variants per class; None: --variants-per-sample for every row
     path: Path | None = field(default=None, compare=False)  # the export's folder (not in export.json)
 
     @property

@@ -17,6 +17,7 @@ from augshard.core.planning import PlannedCombo
 from augshard.events.notebook import Tabular
 from augshard.events.output import plural, print_rows, write_json
 from augshard.runner.preflight import Preflight, devices_line, preflight
+from augshard.storage.balance import Allocation
 
 PLAN_COLUMNS = ("shard", "combo", "k", "est. cost", "action")
 
@@ -74,6 +75,8 @@ def _dry_run_lines(prep: Preflight) -> list[str]:
         f"complete, {len(plan.unavailable)} unavailable; quality filter {cfg.quality_metric} "
         f"[{cfg.quality_min_sim}, {cfg.quality_max_sim}]; output root {cfg.output_root}",
     ]
+    if prep.asks and not prep.asks.uniform:
+        lines.insert(2, f"{prep.asks.line()} (variants asked per combo: {prep.asks.asked_total:,})")
     if prep.unavailable_methods:
         lines.insert(1, f"unavailable methods: {', '.join(prep.unavailable_methods)}")
     lines.insert(1, devices_line(cfg, prep.specs))
@@ -158,6 +161,9 @@ class RunPlan(Tabular):
     notes: tuple[str, ...] = ()  # the notes and warnings the CLI prints on stderr
     to_run_count: int = 0  # combos of the whole plan a run would compute (every shard's)
     complete_count: int = 0  # combos of the whole plan already complete
+    balance: Allocation | None = (
+        None  # the variants each row asks for; not uniform with --balance, --variants-per-class
+    )
 
     @property
     def fingerprint(self) -> str:
@@ -197,6 +203,8 @@ class RunPlan(Tabular):
             "to_run": self.to_run_count,
             "complete": self.complete_count,
             "combos": [c.to_json() for c in self.combos],
+            "variants_asked": self.balance.asked_total if self.balance else None,
+            "balance": self.balance.to_json() if self.balance else None,
         }
 
     def table_rows(self) -> list[dict[str, Any]]:
@@ -232,4 +240,5 @@ def run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
         notes=notes,
         to_run_count=prep.todo,
         complete_count=len(prep.complete),
+        balance=prep.asks,
     )

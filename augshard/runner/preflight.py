@@ -30,6 +30,7 @@ from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
 from augshard.shard.encoders import resolve_backend, resolve_device
 from augshard.shard.quality import ensure_onnx_export, resolve_embedding_model
+from augshard.storage.balance import Allocation, allocate
 from augshard.storage.data import Dataset, Split, check_reserved_columns, load_dataset, require_column
 from augshard.storage.outputs import check_merged_manifest, check_run_record
 from augshard.storage.store import read_complete
@@ -49,6 +50,12 @@ class Preflight:
     catalogue_path: Path
     complete: set[str] = field(default_factory=set)  # combo ids already complete for this config
     shards_reason: str = "--num-shards"  # why the run has as many shards as it has
+    asks: Allocation | None = None  # the variants each row asks for (--balance, --variants-per-class)
+
+    @property
+    def variants_asked(self) -> int:
+        """The variants a combo asks for: usable rows x --variants-per-sample, or the balanced counts' sum."""
+        return self.asks.asked_total if self.asks else self.rows_usable * self.cfg.variants_per_sample
 
     @property
     def todo(self) -> int:
@@ -77,6 +84,7 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
     specs = list(selection.specs)
     check_combo_count(cfg, len(specs))
     dataset = _load_input(cfg)
+    asks = allocate(dataset, cfg)  # before the folders: a class --variants-per-class misspells is an input error
     for root, what in ((cfg.output_root, "output root"), (cfg.cache_dir, "--cache-dir"), (cfg.log_dir, "--log-dir")):
         check_output_root(Path(root), what)
     inputs = (cfg.input,) if cfg.input else ()
@@ -114,6 +122,7 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
         catalogue_path,
         complete & {pc.combo.combo_id for pc in plan.combos},
         reason,
+        asks,
     )
 
 

@@ -62,6 +62,35 @@ class LabelSummary(LabelCheck):
 
 
 @dataclass(frozen=True)
+class ClassBalance:
+    """One class of a balanced run (--balance, --variants-per-class) over its complete combos: its originals, the
+    variants a row asks for, and the variants asked and kept per combo (kept: the mean, least and most)."""
+
+    label: str
+    originals: int
+    per_row: str
+    asked: int
+    kept_mean: float
+    kept_min: int
+    kept_max: int
+    combos: int
+
+    def cells(self) -> list[str]:
+        share = f"{self.kept_mean / self.asked:.0%}" if self.asked else "-"
+        reaches = f"{self.originals + self.kept_mean:,.0f}"
+        kept = f"{self.kept_mean:,.1f} ({self.kept_min:,}-{self.kept_max:,})"
+        return [
+            self.label or "(no label)",
+            f"{self.originals:,}",
+            self.per_row,
+            f"{self.asked:,}",
+            kept,
+            share,
+            reaches,
+        ]
+
+
+@dataclass(frozen=True)
 class Unavailable:
     method: str
     reason: str
@@ -134,6 +163,7 @@ class RunDocument:
     unavailable_methods: list[Unavailable]
     exit_code: int
     summary: ManifestSummary | None = None
+    balance: list[ClassBalance] | None = None  # with --balance or --variants-per-class: each class's yield
     manifest: str | None = None
     rows: int | None = None
     wall_s: float | None = None
@@ -162,12 +192,13 @@ class RunDocument:
             manifest=doc.get("manifest"),
             rows=doc.get("rows"),
             wall_s=doc.get("wall_s"),
+            balance=[ClassBalance(**c) for c in doc["balance"]] if doc.get("balance") is not None else None,
         )
 
 
 def _low_yield(prep: Preflight, results: dict[int, ShardResult]) -> list[LowYield]:
     """Combos of this run that kept fewer than half the variants they asked for, each with why in numbers."""
-    asked = prep.rows_usable * prep.cfg.variants_per_sample
+    asked = prep.variants_asked
     low = sorted((o for r in results.values() for o in r.outcomes if o.ok and o.rows * 2 < asked), key=lambda o: o.rows)
     out = []
     for o in low:
@@ -178,6 +209,33 @@ def _low_yield(prep: Preflight, results: dict[int, ShardResult]) -> list[LowYiel
         if meta.variants.explanation:
             out.append(LowYield(o.combo_dir, o.rows, asked, meta.variants.explanation))
     return out
+
+
+def _balance(prep: Preflight, results: dict[int, ShardResult]) -> list[ClassBalance] | None:
+    """Each class's variants kept per combo over the run's complete combos (their meta.json), rarest first."""
+    if prep.asks is None or prep.asks.uniform:
+        return None
+    kept: dict[str, list[int]] = {c.label: [] for c in prep.asks.classes}
+    for o in (o for r in results.values() for o in r.outcomes if o.ok):
+        try:
+            balance = read_meta(Path(prep.cfg.output_root) / o.combo_dir / META).balance
+        except (OSError, ValueError):
+            continue
+        for c in balance.classes if balance else ():
+            kept.setdefault(c.label, []).append(c.kept)
+    return [
+        ClassBalance(
+            c.label,
+            c.originals,
+            c.per_row,
+            c.asked,
+            round(sum(k) / len(k), 2) if (k := kept[c.label]) else 0,
+            min(k, default=0),
+            max(k, default=0),
+            len(k),
+        )  # fmt: skip
+        for c in prep.asks.classes
+    ]
 
 
 def _label_check(prep: Preflight, results: dict[int, ShardResult]) -> LabelSummary | None:
@@ -233,6 +291,7 @@ def run_document(
             for m, st in prep.unavailable_methods.items()
         ],
         exit_code=1 if failed else 0,
+        balance=_balance(prep, results),
         **ending,
     )
 
@@ -278,6 +337,13 @@ def _print_summary(
     if len(doc.low_yield) > LOW_YIELD_SHOWN:
         more = len(doc.low_yield) - LOW_YIELD_SHOWN
         console.print(f"[yellow]low yield[/yellow] {more} more {plural(more, 'combo')}; see `augshard report`")
+    if doc.balance:
+        asks, n = prep.asks, max((c.combos for c in doc.balance), default=0)
+        head = (
+            f"balance: target {asks.target:,} per class" if asks and asks.target is not None else "variants per class"
+        )
+        title = f"{head}; variants per combo, kept: mean (least-most) over {n} {plural(n, 'combo')}"
+        print_rows(console, BALANCE_COLUMNS, [c.cells() for c in doc.balance], fmt, title, right=BALANCE_COLUMNS[1:])
     label = doc.label_check
     if label:
         console.print(
@@ -307,4 +373,5 @@ def _print_summary(
     console.print(f"wall time: {fmt_duration(wall)} ({wall:.1f}s)")
 
 
+BALANCE_COLUMNS = ("class", "originals", "per row", "asked", "kept", "yield", "reaches")
 SUMMARY_COLUMNS = ("shard", "outcome", "combos", "ok", "resumed", "failed", "rows", "time", "log")

@@ -176,6 +176,8 @@ class ShardRunner:
             f"complete; plan {prep.plan.plan_fingerprint}"
         )
         self.console.print(devices_line(cfg, prep.specs), markup=False)
+        if prep.asks is not None and not prep.asks.uniform:
+            self.console.print(prep.asks.line(), markup=False)
         # A shard with nothing left to compute is settled here, without paying a worker's start-up.
         spawn = [j for j in self.jobs if any(pc.combo.combo_id not in prep.complete for pc in j.combos)]
         for job in self.jobs:

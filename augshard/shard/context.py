@@ -3,6 +3,7 @@ scorer per plan shard, a GPU slot), its counters, and closing it all."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -22,6 +23,7 @@ from augshard.shard.encoders import Encoder, resolve_device
 from augshard.shard.labels import Labeler, LabelModel
 from augshard.shard.pipeline import output_schema
 from augshard.shard.quality import CachedScorer, make_scorer
+from augshard.storage.balance import Allocation, allocate
 from augshard.storage.data import Dataset, Split, load_dataset
 from augshard.storage.store import read_complete
 
@@ -74,6 +76,11 @@ class ShardContext:
             )
             self._dataset = dataset
         return self._dataset
+
+    @functools.cached_property
+    def asks(self) -> Allocation:
+        """The variants each usable row asks for (--balance, --variants-per-class), the same in every shard."""
+        return allocate(self.dataset, self.job.cfg)
 
     @property
     def schema(self) -> Any:

@@ -33,8 +33,19 @@ from augshard.shard.claims import WorkItem, work_order
 from augshard.shard.context import ShardContext
 from augshard.shard.pipeline import ComboStats, run_combo
 from augshard.shard.quality import CHAR_RATIO_EXACT_MAX
+from augshard.storage.balance import Allocation
 from augshard.storage.manifest import write_shard_manifest
-from augshard.storage.meta import ComboMeta, LabelMeta, QualityMeta, SourceMeta, SplitMeta, TimingMeta, YieldMeta
+from augshard.storage.meta import (
+    BalanceMeta,
+    ClassYield,
+    ComboMeta,
+    LabelMeta,
+    QualityMeta,
+    SourceMeta,
+    SplitMeta,
+    TimingMeta,
+    YieldMeta,
+)
 from augshard.storage.outcome import ComboOutcome, Status
 from augshard.storage.store import ComboWriter, read_complete
 from augshard.storage.vectors import VECTORS, VectorsMeta
@@ -125,7 +136,7 @@ def _compute(job: ShardJob, ctx: ShardContext, item: WorkItem, events: EventWrit
         bounded = _bounded(scorer)
         stats = run_combo(
             combo, ctx.dataset, methods, scorer, cache, cfg, writer.write, progress, stop.check, ctx.labeler, keep,
-            on_work=progress,
+            on_work=progress, asks=ctx.asks,
         )  # fmt: skip
         bounded = _bounded(scorer) - bounded
         if bounded:
@@ -234,7 +245,7 @@ def _combo_meta(
         rows_input=len(dataset.rows),
         rows_skipped=dataset.rows_skipped,
         rows_skipped_by_reason=dict(dataset.skipped),
-        variants=_yield(stats, len(dataset.rows) * cfg.variants_per_sample, rows, cfg),
+        variants=_yield(stats, ctx.asks.asked(dataset.rows), rows, cfg),
         first_candidate_error=stats.first_error,
         source=SourceMeta(
             path=str(Path(cfg.input).resolve()),
@@ -246,6 +257,7 @@ def _combo_meta(
             row_keys=dataset.key_rule,
         ),
         split=SplitMeta(cfg.split_col, list(cfg.augment_split), len(dataset.held_out)) if cfg.split_col else None,
+        balance=_balance_meta(ctx.asks, stats),
         library_versions=ctx.library_versions,
         timing=TimingMeta(
             duration_seconds=round(duration, 3),
@@ -265,6 +277,14 @@ def _label_meta(ctx: ShardContext, stats: ComboStats) -> LabelMeta | None:
     if ctx.labeler is None:
         return None
     return LabelMeta.of(ctx.labeler.check, stats.labelled, stats.label_flips)
+
+
+def _balance_meta(asks: Allocation, stats: ComboStats) -> BalanceMeta | None:
+    """Each class's originals, variants per row, asked and kept, with --balance or --variants-per-class."""
+    if asks.uniform:
+        return None
+    classes = [ClassYield(c.label, c.originals, c.per_row, c.asked, stats.kept_by_class[c.label]) for c in asks.classes]
+    return BalanceMeta(asks.target, asks.cap, classes)
 
 
 def _yield(stats: ComboStats, asked: int, kept: int, cfg: RunConfig) -> YieldMeta:

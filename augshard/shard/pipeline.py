@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from augshard.shard.cache import Cache, cache_key
 from augshard.shard.labels import Labeler
 from augshard.shard.progress import SCORING_SHARE, ChunkProgress, ProgressFn
 from augshard.shard.quality import Scorer
+from augshard.storage.balance import Allocation
 from augshard.storage.data import Dataset, Row, splice
 
 CALL_SLICE = 16  # a per-text method is called on this many candidates at a time, so progress can be told between
@@ -54,6 +56,7 @@ class ComboStats:
     first_error: str = ""
     labelled: int = 0  # variants given a label prediction (--label-col)
     label_flips: int = 0  # ... whose prediction differs from their original's
+    kept_by_class: Counter = field(default_factory=Counter)  # variants kept per class (--balance, --variants-per-class)
     calls_s: float = 0.0  # seconds inside the methods' own calls (those the cache did not answer), building aside
 
     @property
@@ -100,11 +103,16 @@ class ComboStats:
 class _RowState:
     row: Row
     original_key: str
+    wanted: int  # the variants this row asks for
     accepted: list[tuple[str, float | None]] = field(default_factory=list)
     vectors: list[Any] = field(default_factory=list)  # the filter's vector of each accepted variant, if it made one
     seen: set[str] = field(default_factory=set)  # dedupe keys of the accepted variants
     next_attempt: int = 0
     labels: list[tuple[str, bool]] = field(default_factory=list)  # (prediction, agrees with the original's)
+
+    def budget(self, cfg: RunConfig) -> int:
+        """The candidates it may draw: `max_candidates_per_variant` for each variant it asks for."""
+        return self.wanted * cfg.max_candidates_per_variant
 
 
 def output_schema(input_schema: Any, has_evidence: bool, labels: bool = False) -> Any:
@@ -138,8 +146,10 @@ def run_combo(
     labeler: Labeler | None = None,
     vector_sink: Callable[[list[tuple[str, int]], Any], None] | None = None,
     on_work: ProgressFn | None = None,
+    asks: Allocation | None = None,
 ) -> ComboStats:
-    """Make up to `variants_per_sample` accepted variants per row; hand each chunk's records to `sink`.
+    """Make up to `variants_per_sample` accepted variants per row (with `asks`, its count for each row: --balance);
+    hand each chunk's records to `sink`.
 
     Only the chunk's input rows become Python objects (and only its records exist): memory does not grow
     with the input. With a `labeler` every variant gets the label check's prediction. With a `vector_sink`
@@ -150,12 +160,13 @@ def run_combo(
     """
     stats = ComboStats()
     rows = dataset.rows
+    asks = asks or Allocation(cfg.variants_per_sample)
     progress = ChunkProgress(on_work, len(rows), on_progress)
     with _scoring_told(scorer, progress, on_work is not None):
         for start in range(0, len(rows), cfg.chunk_size):
             chunk = rows[start : start + cfg.chunk_size]
-            progress.chunk(start, len(chunk), cfg.variants_per_sample * cfg.max_candidates_per_variant)
-            states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop, progress)
+            progress.chunk(start, len(chunk), asks.asked(chunk) * cfg.max_candidates_per_variant)
+            states = _variants_for_chunk(combo, chunk, methods, scorer, cache, cfg, stats, check_stop, progress, asks)
             progress.settled(0, WRITING)
             if vector_sink is not None:
                 _fill_vectors(states, scorer)
@@ -198,11 +209,11 @@ def _variants_for_chunk(
     stats: ComboStats,
     check_stop: Callable[[], None] | None = None,
     progress: ChunkProgress | None = None,
+    asks: Allocation | None = None,
 ) -> list[_RowState]:
     progress = progress or ChunkProgress(None, 0)
-    wanted = cfg.variants_per_sample
-    budget = wanted * cfg.max_candidates_per_variant
-    states = [_RowState(row, dedupe_key(row.evidence)) for row in chunk]
+    asks = asks or Allocation(cfg.variants_per_sample)
+    states = [_RowState(row, dedupe_key(row.evidence), asks.of(row)) for row in chunk]
     progress.calls(0.0, SCORING)  # the originals are encoded first
     scorer.prime([row.evidence for row in chunk])
     pending = states
@@ -211,9 +222,9 @@ def _variants_for_chunk(
             check_stop()
         # Each row draws exactly the attempts it still needs; attempt numbers depend on that row alone.
         jobs: list[tuple[_RowState, int]] = []
-        left = sum(budget - st.next_attempt for st in pending)
+        left = sum(st.budget(cfg) - st.next_attempt for st in pending)
         for st in pending:
-            n = min(wanted - len(st.accepted), budget - st.next_attempt)
+            n = min(st.wanted - len(st.accepted), st.budget(cfg) - st.next_attempt)
             jobs += [(st, a) for a in range(st.next_attempt, st.next_attempt + n)]
             st.next_attempt += n
         if not jobs:
@@ -222,9 +233,12 @@ def _variants_for_chunk(
         outputs = _apply_chain(combo, jobs, methods, cache, cfg, stats, scorer, progress)
         progress.calls(1.0, SCORING)
         _judge([(st, text) for (st, _), text in zip(jobs, outputs, strict=True)], scorer, cfg, stats)
-        pending = [st for st in pending if len(st.accepted) < wanted and st.next_attempt < budget]
-        progress.settled(sum(budget - st.next_attempt for st in pending))
-    stats.rows_short += sum(1 for st in states if len(st.accepted) < wanted)
+        pending = [st for st in pending if len(st.accepted) < st.wanted and st.next_attempt < st.budget(cfg)]
+        progress.settled(sum(st.budget(cfg) - st.next_attempt for st in pending))
+    stats.rows_short += sum(1 for st in states if len(st.accepted) < st.wanted)
+    if not asks.uniform:
+        for st in states:
+            stats.kept_by_class[asks.label(st.row)] += len(st.accepted)
     return states
 
 

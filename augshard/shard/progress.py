@@ -46,9 +46,10 @@ class ChunkProgress:
         # hundreds of texts/s is about as slow as cheap methods); 0: a round's calls are all of it.
         self.scoring_share = 0.0
 
-    def chunk(self, start: int, size: int, budget: int) -> None:
+    def chunk(self, start: int, size: int, attempts: int) -> None:
+        """A chunk of `size` rows from row `start` begins; its rows may draw `attempts` candidates in all."""
         self.start, self.size = start, size
-        self.potential = self.left = self.round_left = size * budget
+        self.potential = self.left = self.round_left = attempts
 
     def round(self, left: int, attempts: int) -> None:
         """A round begins: its rows may take `left` attempts in all (before this round's), it makes `attempts`."""

@@ -5,6 +5,7 @@ back with its types checked: a value of the wrong JSON type, text that is not UT
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,37 @@ class SplitMeta:
     def rule(self) -> Split:
         """The split as the input's reader applies it (export reads the input again as the run did)."""
         return Split(self.column, tuple(self.augmented))
+
+
+@dataclass(frozen=True)
+class ClassYield:
+    """One class of a balanced combo (--balance, --variants-per-class): its originals, the variants one of its rows
+    asks for ("2", or "2-3" when the remainder is spread), and the variants it asked for and kept in this combo."""
+
+    label: str
+    originals: int
+    per_row: str
+    asked: int
+    kept: int
+
+
+@dataclass(frozen=True)
+class BalanceMeta:
+    """Variants per class (storage/balance.py): the target each class approaches (None with --variants-per-class
+    alone), the cap per row, and each class, rarest first."""
+
+    target: int | None
+    max_variants_per_sample: int | None
+    classes: list[ClassYield]
+
+    @classmethod
+    def read(cls, data: dict[str, Any]) -> BalanceMeta:
+        rows = data.get("classes")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("'balance.classes' is not a list of objects")
+        head = {k: v for k, v in data.items() if k in ("target", "max_variants_per_sample")}
+        _check_types(cls, head, "balance.")
+        return cls(**head, classes=[_known(ClassYield, r, "balance.classes.") for r in rows])
 
 
 @dataclass(frozen=True)
@@ -168,6 +200,7 @@ class ComboMeta:
     label_check: LabelMeta | None = None  # with --label-col
     vectors: VectorsMeta | None = None  # with --keep-vectors
     split: SplitMeta | None = None  # with --split-col
+    balance: BalanceMeta | None = None  # with --balance or --variants-per-class
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # keys this version does not know
 
     @property
@@ -186,7 +219,7 @@ class ComboMeta:
         out["source_input"] = self.source.path
         out["source"] = self.source.to_dict()
         out["timing"]["rows_skipped"] = self.rows_skipped
-        for optional in ("vectors", "split"):  # a meta.json without them reads as it always did
+        for optional in ("vectors", "split", "balance"):  # a meta.json without them reads as it always did
             if getattr(self, optional) is None:
                 del out[optional]
         if self.label_check is None:
@@ -208,6 +241,7 @@ class ComboMeta:
             "label_check": LabelMeta,
             "vectors": VectorsMeta,
             "split": SplitMeta,
+            "balance": BalanceMeta,
         }
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: v for k, v in data.items() if k in names}
@@ -216,11 +250,12 @@ class ComboMeta:
                 asked = int(data.get("rows_input", 0)) * int(data.get("variants_per_sample", 0))
                 values["variants"] = dataclasses.asdict(YieldMeta.from_legacy(data, asked, int(data.get("rows", 0))))
             for key, kind in nested.items():
-                if key in ("label_check", "vectors", "split") and values.get(key) is None:
+                if key in ("label_check", "vectors", "split", "balance") and values.get(key) is None:
                     continue  # optional
                 if not isinstance(values.get(key), dict):
                     raise ValueError(f"'{key}' is missing or not an object")
-                values[key] = _known(kind, values[key], f"{key}.")
+                read = BalanceMeta.read if kind is BalanceMeta else functools.partial(_known, kind, prefix=f"{key}.")
+                values[key] = read(values[key])
             extra = {k: v for k, v in data.items() if k not in names and k not in (*LEGACY_COUNTS, *ORIGINAL_KEYS)}
             _check_types(cls, {k: v for k, v in values.items() if k not in nested})
             return cls(**values, extra=extra)
