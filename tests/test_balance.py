@@ -165,7 +165,7 @@ def test_a_balanced_run_asks_and_keeps_per_class_the_same_whatever_the_shards(tm
     assert classes["negative"]["asked"] == 60 and doc["variants_asked"] == 30 + 60
 
     one = run_cli("run", *args, "--num-shards", "1", "--output-root", "one", "--no-live", cwd=tmp_path)
-    two = run_cli("run", *args, "--num-shards", "2", "--output-root", "two", "--no-live", cwd=tmp_path)
+    two = run_cli("run", *args, "--num-shards", "2", "--output-root", "two", "--format", "json", cwd=tmp_path)
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     assert "balance: target 66 per class: neutral 3 -> 10/row, negative 6 -> 10/row, positive 66 -> 0/row" in one.stdout
     assert "balance: target 66 per class; variants per combo" in one.stdout  # the summary's per-class yield
@@ -185,6 +185,15 @@ def test_a_balanced_run_asks_and_keeps_per_class_the_same_whatever_the_shards(tm
         assert meta.variants.asked == 90 and meta.variants.kept == data.num_rows
         per_row = Counter(data.column("row_key").to_pylist())
         assert max(per_row.values()) <= 10
+
+    summary = {c["label"]: c for c in json.loads(two.stdout)["balance"]}  # the run document's per-class yield
+    kept_one = Counter(labels[k] for k in pq.read_table(tmp_path / "one/combo_1_nlp_keyboard/dataset.parquet")
+                       .column("row_key").to_pylist())  # fmt: skip
+    assert summary["neutral"]["combos"] == 2 and summary["neutral"]["asked"] == 30 and summary["positive"]["asked"] == 0
+    assert summary["neutral"]["kept_min"] <= kept_one["neutral"] <= summary["neutral"]["kept_max"]
+    report = run_cli("report", "--output-root", "one", "--out", "r.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "variants per row by class to 66: neutral 10, negative 10, positive 0" in (tmp_path / "r.html").read_text()
 
     out = run_cli("export", "--to", "train", "--output-root", "one", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

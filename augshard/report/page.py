@@ -180,12 +180,23 @@ def _header(combos: list[ComboReport], output_root: Path, log_dir: Path) -> list
         f"<p class='sub'>{esc(str(output_root))} · input <code>{esc(first.source.path if first else '?')}</code>"
         f" · seed {first.seed if first else '?'} · quality {esc(first.quality.metric if first else '?')}"
         f" ({esc(first.quality.scope if first else '?')} scope)"
-        f" [{esc(str(lo))}, {esc(str(hi))}] · {first.variants_per_sample if first else '?'} variants per row"
+        f" [{esc(str(lo))}, {esc(str(hi))}] · {esc(_variants_per_row(first))}"
         f" · plan {esc(first.plan_fingerprint if first else '?')}"
         f" · generated {time.strftime('%Y-%m-%d %H:%M')}</p>",
         "<div class='cards'>" + "".join(f"<div class='card'><b>{v}</b><span>{k}</span></div>" for v, k in cards),
         "</div>",
     ]
+
+
+def _variants_per_row(first: ComboMeta | None) -> str:
+    """How many variants a row asked for: one count, or per class (--balance, --variants-per-class)."""
+    if first is None:
+        return "? variants per row"
+    if first.balance is None:
+        return f"{first.variants_per_sample} variants per row"
+    per_class = ", ".join(f"{c.label or '(no label)'} {c.per_row}" for c in first.balance.classes)
+    target = f" to {first.balance.target:,}" if first.balance.target is not None else ""
+    return f"variants per row by class{target}: {per_class}"
 
 
 def _input_rows(meta: ComboMeta | None) -> tuple[str, str]:
