@@ -219,3 +219,13 @@ def test_readmes_from_python_example_prints_what_the_readme_shows(tmp_path: Path
                           env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == shown.split()
+
+
+def test_a_balanced_shard_job_crosses_as_json_unchanged(short_csv: Path) -> None:
+    """A Dask worker gets the job as JSON: the per-class counts (a tuple in RunConfig) come back as they were."""
+    from augshard.runner.job import ShardJob
+
+    cfg = config(short_csv, balance=True, balance_target=80, variants_per_class=["neutral=4"])
+    job = ShardJob(cfg=cfg, index=0, num_shards=1, combos=(), specs=(), plan_fingerprint="p", input_sha="s")
+    back = ShardJob.from_json(job.to_json())
+    assert back == job and back.cfg.variants_per_class == ("neutral=4",) and back.cfg.fingerprint() == cfg.fingerprint()

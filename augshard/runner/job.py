@@ -69,9 +69,9 @@ class ShardJob:
             if not isinstance(doc, dict) or doc.get("version") != JOB_VERSION:
                 raise ValueError(f"not an augshard shard job of version {JOB_VERSION}")
             config = dict(doc["config"])
-            for key in ("methods", "exclude_methods", "augment_split"):  # JSON lists of RunConfig's tuples
-                if isinstance(config.get(key), list):
-                    config[key] = tuple(config[key])
+            for key, value in config.items():  # JSON lists of RunConfig's tuples (it holds no list)
+                if isinstance(value, list):
+                    config[key] = tuple(value)
             return cls(
                 cfg=RunConfig(**config),
                 index=int(doc["index"]),
