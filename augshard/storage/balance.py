@@ -50,11 +50,6 @@ class ClassAsk:
     def per_row(self) -> str:
         return str(self.fewest) if self.fewest == self.most else f"{self.fewest}-{self.most}"
 
-    @property
-    def reaches(self) -> int:
-        """Originals plus the variants asked: what the class holds in a combo that keeps every variant."""
-        return self.originals + self.asked
-
 
 @dataclass(frozen=True)
 class Allocation:
@@ -85,10 +80,6 @@ class Allocation:
     def asked_total(self) -> int:
         """The variants a combo asks for over every usable row."""
         return self.rows * self.default if self.counts is None else sum(self.counts.values())
-
-    def most(self) -> int:
-        """The most variants one row asks for (what a chunk's memory is sized by)."""
-        return self.default if self.counts is None else max(self.counts.values(), default=0)
 
     def to_json(self) -> dict[str, Any] | None:
         """The plan's `balance`: the target, the cap and each class (rarest first); None when uniform."""
