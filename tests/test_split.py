@@ -185,3 +185,11 @@ def test_evaluate_refuses_a_test_split_it_cannot_use_in_one_line(
     proc = evaluate(split_run, *args, "--out", "refused.json")
     assert proc.returncode == 2 and said in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (split_run / "refused.json").exists()
+
+
+def test_augment_split_without_a_split_column_says_it_does_nothing(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in.csv", split_rows())
+    proc = run(tmp_path, "--augment-split", "train", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "note: --augment-split does nothing without --split-col COL" in proc.stderr
+    assert "--augment-split does nothing" not in run(tmp_path, "--dry-run").stderr  # its default alone says nothing

@@ -81,6 +81,9 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
     selection = select_methods(cfg, catalogue_path, console)
     if note := range_note(cfg):
         notice(escape(note))
+    if cfg.origin.source("augment_split") != DEFAULT and not cfg.split_col:
+        notice("--augment-split does nothing without --split-col COL (the column holding each row's split): every "
+               "row gets variants")  # fmt: skip
     specs = list(selection.specs)
     check_combo_count(cfg, len(specs))
     dataset = _load_input(cfg)
