@@ -144,17 +144,19 @@ def plan(
     steal: bool | None = None, gpu_slots: int | None = None, max_retries: int | None = None,
     executor: str | None = None, scheduler: str | None = None, force: bool | None = None,
     keep_shards: bool | None = None, calibrate: Path_ | bool | None = None, split: str | None = None,
+    estimate: bool = True,
 ) -> RunPlan:  # fmt: skip
-    """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing."""
+    """Validate everything a run needs and plan it, as `augshard run --dry-run`; writes nothing, prints nothing.
+    With `estimate`, `RunPlan.estimate` is the time the run will take here (a probe of its rows, seconds)."""
     cfg = make_config(config, split=split, **RUN.given(locals()))
     with collected_notes() as notes:
         prep = preflight(cfg, quiet_console(), dry_run=True)
-    return run_plan(prep, tuple(notes))
+    return run_plan(prep, tuple(notes), estimate)
 
 
-def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
+def plan_and_print(cfg: RunConfig, console: Console, fmt: str = "table", estimate: bool = True) -> int:
     """`augshard run --dry-run`: the plan printed as a table, TSV or JSON; returns the exit code."""
-    return dry_run(cfg, console, fmt)
+    return dry_run(cfg, console, fmt, estimate)
 
 
 # --- running --------------------------------------------------------------------------------------------------

@@ -71,6 +71,9 @@ def run(
         False, "--global-dedupe", help="The original tool's flag: duplicates are dropped by `augshard export`."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate everything and print the plan; write nothing."),
+    no_estimate: bool = typer.Option(
+        False, "--no-estimate", help="With --dry-run: no time estimate (it runs the methods on a few rows first)."
+    ),
     no_live: bool = typer.Option(False, "--no-live", help="Plain progress lines instead of the live shard table."),
     calibrate: str = option(RUN["calibrate"]),
     calibrated: bool = typer.Option(
@@ -87,7 +90,7 @@ def run(
     if global_dedupe:
         notice(f"--global-dedupe: {GLOBAL_DEDUPE_NOTE}")
     if dry_run:
-        return plan_and_print(cfg, out, fmt)
+        return plan_and_print(cfg, out, fmt, estimate=not no_estimate)
     return run_and_print(cfg, out, live=not no_live, fmt=fmt).exit_code
 
 

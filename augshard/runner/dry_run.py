@@ -4,7 +4,7 @@ from one typed value, the plan the API returns (`RunPlan`, whose `to_json()` is 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -16,10 +16,12 @@ from augshard.core.config import RunConfig
 from augshard.core.planning import PlannedCombo
 from augshard.events.notebook import Tabular
 from augshard.events.output import plural, print_rows, write_json
+from augshard.runner.estimate import Estimate, duration, estimate_plan
 from augshard.runner.preflight import Preflight, devices_line, preflight
+from augshard.runner.supervisor import shard_imports
 from augshard.storage.balance import Allocation
 
-PLAN_COLUMNS = ("shard", "combo", "k", "est. cost", "action")
+PLAN_COLUMNS = ("shard", "combo", "k", "est. time", "action")  # without an estimate: "est. cost" (relative)
 
 
 def plan_rows(plan: RunPlan) -> tuple[list[list[str]], list[int]]:
@@ -30,19 +32,20 @@ def plan_rows(plan: RunPlan) -> tuple[list[list[str]], list[int]]:
     shown = range(plan.num_shards) if plan.config.shard_index is None else [plan.config.shard_index]
     for i in shown:
         shard = [c for c in plan.combos if c.shard == i]
-        rows += [c.cells() for c in shard]
+        rows += [c.cells(plan.estimate is not None or None) for c in shard]
         total = f"[bold]shard total: {len(shard)} {plural(len(shard), 'combo')}[/bold]"
-        rows.append([str(i), total, "", f"{plan.shard_costs[i]:g}", ""])
+        cost = duration(plan.shard_seconds[i]) if plan.estimate else f"{plan.shard_costs[i]:g}"
+        rows.append([str(i), total, "", cost, ""])
         sections.append(len(rows) - 1)
     rows += [c.cells() for c in plan.combos if c.action is Action.UNAVAILABLE]
     return rows, sections
 
 
-def dry_run(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
-    """Validate everything and print the plan; write nothing."""
+def dry_run(cfg: RunConfig, console: Console, fmt: str = "table", estimate: bool = True) -> int:
+    """Validate everything and print the plan (with `estimate`, the time it will take); write nothing."""
 
     prep = preflight(cfg, console, dry_run=True)
-    plan = run_plan(prep)
+    plan = run_plan(prep, estimate=estimate)
     if fmt == "json":
         write_json(plan.to_json())
         return 0
@@ -51,14 +54,18 @@ def dry_run(cfg: RunConfig, console: Console, fmt: str = "table") -> int:
     else:
         rows, sections = plan_rows(plan)
         title = f"augshard plan {plan.plan_fingerprint} ({plan.num_shards} {plural(plan.num_shards, 'shard')})"
-        print_rows(console, PLAN_COLUMNS, rows, fmt, title, right=("shard", "k", "est. cost"), sections=sections)
-    for line in _dry_run_lines(prep):  # with tsv, `console` is stderr: the summary never mixes with the rows
+        columns = PLAN_COLUMNS if plan.estimate else (*PLAN_COLUMNS[:3], "est. cost", PLAN_COLUMNS[4])
+        print_rows(console, columns, rows, fmt, title, right=columns[:4:2] + columns[3:4], sections=sections)
+    lines = _dry_run_lines(prep)
+    if plan.estimate:
+        lines.insert(-1, plan.estimate.line())
+    for line in lines:  # with tsv, `console` is stderr: the summary never mixes with the rows
         console.print(line)
     return 0
 
 
 # `run --dry-run --format tsv`: the fields of the JSON document's combos (docs/cli.md).
-DRY_RUN_TSV = ("shard", "combo_dir", "combo_id", "methods", "k", "cost", "action", "reason")
+DRY_RUN_TSV = ("shard", "combo_dir", "combo_id", "methods", "k", "cost", "action", "reason", "seconds")
 
 
 def _dry_run_lines(prep: Preflight) -> list[str]:
@@ -113,6 +120,7 @@ class ComboPlan:
     cost: float | None
     action: Action
     reason: str = ""  # why it is unavailable
+    seconds: float | None = None  # its estimated calls and filter, when the plan has an estimate and it is to run
 
     @classmethod
     def planned(cls, pc: PlannedCombo, shard: int, complete: bool) -> ComboPlan:
@@ -129,18 +137,21 @@ class ComboPlan:
         doc |= {"methods": "+".join(self.methods), "k": self.k, "cost": self.cost, "action": self.action.value}
         if self.action is Action.UNAVAILABLE:
             doc["reason"] = self.reason
+        doc["seconds"] = self.seconds
         return doc
 
     def tsv_row(self) -> list[Any]:
         row = self.to_json()
         return [row.get(col) for col in DRY_RUN_TSV]
 
-    def cells(self) -> list[str]:
-        """The row as the dry run's table shows it (markup cells)."""
+    def cells(self, estimated: bool | None = None) -> list[str]:
+        """The row as the dry run's table shows it (markup cells): its time when the plan is `estimated`, else its
+        relative cost."""
         if self.action is Action.UNAVAILABLE:
             return ["-", self.combo_dir, str(self.k), "-", f"unavailable ({escape(self.reason[:60])})"]
         action = "skip (complete)" if self.action is Action.SKIP else "run"
-        return [str(self.shard), self.combo_dir, str(self.k), f"{self.cost:g}", action]
+        cost = f"{self.cost:g}" if estimated is None else (duration(self.seconds) if self.seconds is not None else "-")
+        return [str(self.shard), self.combo_dir, str(self.k), cost, action]
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,7 @@ class RunPlan(Tabular):
     balance: Allocation | None = (
         None  # the variants each row asks for; not uniform with --balance, --variants-per-class
     )
+    estimate: Estimate | None = None  # how long the run will take here (the dry run and plan(); None: not asked)
 
     @property
     def fingerprint(self) -> str:
@@ -185,6 +197,15 @@ class RunPlan(Tabular):
                 costs[c.shard] += c.cost
         return tuple(costs)
 
+    @property
+    def shard_seconds(self) -> tuple[float, ...]:
+        """The estimated seconds of each shard's combos to run (its calls and filter; without stealing)."""
+        seconds = [0.0] * self.num_shards
+        for c in self.combos:
+            if c.shard is not None and c.seconds is not None:
+                seconds[c.shard] += c.seconds
+        return tuple(seconds)
+
     def to_json(self) -> dict[str, Any]:
         """`run --dry-run --format json`: the plan and what a run would do."""
         cfg = self.config
@@ -205,6 +226,7 @@ class RunPlan(Tabular):
             "combos": [c.to_json() for c in self.combos],
             "variants_asked": self.balance.asked_total if self.balance else None,
             "balance": self.balance.to_json() if self.balance else None,
+            "estimate": self.estimate.to_json() if self.estimate else None,
         }
 
     def table_rows(self) -> list[dict[str, Any]]:
@@ -217,15 +239,19 @@ class RunPlan(Tabular):
         )
 
 
-def run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
-    """The plan of a prepared run, as the API returns it and the dry run prints it."""
+def run_plan(prep: Preflight, notes: tuple[str, ...] = (), estimate: bool = False) -> RunPlan:
+    """The plan of a prepared run, as the API returns it and the dry run prints it; with `estimate`, the time it
+    will take here, measured on a probe of its rows (runner/estimate.py)."""
     cfg, plan = prep.cfg, prep.plan
+    timed = plan_estimate(prep) if estimate else None
     combos = [
         ComboPlan.planned(pc, i, pc.combo.combo_id in prep.complete)
         for i, shard in enumerate(plan.shards)
         if cfg.shard_index is None or i == cfg.shard_index
         for pc in shard
     ]
+    if timed is not None:
+        combos = [replace(c, seconds=timed.of(c.combo_id)) for c in combos]
     combos += [ComboPlan.unavailable(c, reason) for c, reason in plan.unavailable]
     return RunPlan(
         plan_fingerprint=plan.plan_fingerprint,
@@ -241,4 +267,17 @@ def run_plan(prep: Preflight, notes: tuple[str, ...] = ()) -> RunPlan:
         to_run_count=prep.todo,
         complete_count=len(prep.complete),
         balance=prep.asks,
+        estimate=timed,
     )
+
+
+def plan_estimate(prep: Preflight) -> Estimate:
+    """The estimate of a prepared run: its shards' combos still to run, timed on the preflight's probe rows."""
+    cfg, shards = prep.cfg, prep.plan.shards
+    todo = [
+        [pc.combo for pc in shard if pc.combo.combo_id not in prep.complete]
+        for i, shard in enumerate(shards)
+        if cfg.shard_index is None or i == cfg.shard_index
+    ]
+    assert prep.probe is not None, "a preflight always has its probe rows"
+    return estimate_plan(cfg, prep.specs, todo, prep.probe, prep.variants_asked, shard_imports(prep))

@@ -28,6 +28,7 @@ from augshard.methods.bench import load_costs
 from augshard.methods.catalogue import Selection, read_catalogue, resolve_selection
 from augshard.methods.offline import apply_offline_env
 from augshard.methods.probes import probe_line
+from augshard.runner.estimate import probe_dataset
 from augshard.shard.encoders import resolve_backend, resolve_device
 from augshard.shard.quality import ensure_onnx_export, resolve_embedding_model
 from augshard.storage.balance import Allocation, allocate
@@ -51,6 +52,7 @@ class Preflight:
     complete: set[str] = field(default_factory=set)  # combo ids already complete for this config
     shards_reason: str = "--num-shards"  # why the run has as many shards as it has
     asks: Allocation | None = None  # the variants each row asks for (--balance, --variants-per-class)
+    probe: Dataset | None = None  # a few usable rows, spread over the input, the time estimate is measured on
 
     @property
     def variants_asked(self) -> int:
@@ -126,6 +128,7 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
         complete & {pc.combo.combo_id for pc in plan.combos},
         reason,
         asks,
+        probe_dataset(dataset),
     )
 
 
