@@ -68,7 +68,8 @@ def main() -> int:
               f"ratio {res['ratio']:.2f}  (dry run {res['dry_run_s']:.1f} s, cached {res['dry_run_cached_s']:.1f} s)",
               flush=True)  # fmt: skip
         checks += [check(f"T6 {name}: estimate / actual, at least", res["ratio"], 0.7),
-                   check(f"T6 {name}: estimate / actual, at most", res["ratio"], 1.3, higher_is_better=False)]  # fmt: skip
+                   check(f"T6 {name}: estimate / actual, at most", res["ratio"], 1.3,
+                         higher_is_better=False)]  # fmt: skip
     out["target"] = "the estimate within ±30 % of the actual wall time (sample and W at full size)"
     out["checks"] = checks if opts.rows is None else []
     path = write_result("estimate" + (f"-{opts.rows}-rows" if opts.rows else ""), out)

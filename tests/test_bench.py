@@ -74,7 +74,7 @@ def _plan_costs(stdout: str) -> dict[str, float]:
 def _dry_run(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
     args = ["run", "--input", "in.csv", "--text-col", "text", "--evidence-col", "evidence", "--id-col", "id",
             "--methods-config", "methods.yaml", "--methods", ",".join(CHEAP), "--quality-metric", "none",
-            "--num-shards", "2", "--dry-run", *extra]  # fmt: skip
+            "--num-shards", "2", "--dry-run", "--no-estimate", *extra]  # fmt: skip  (the plan's costs, not its time)
     return run_cli(*args, cwd=cwd)
 
 

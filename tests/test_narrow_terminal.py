@@ -91,8 +91,8 @@ def test_the_summary_fits_80_columns() -> None:
         for i in range(12)
     ]
     merged = ManifestSummary(combos=1_416, ok=1_404, failed=12, rows=9_876_543, per_k=Counter({1: 40, 2: 1_376}))
-    doc = RunDocument("f" * 16, 12, "--num-shards", shards, [], [], [], None, [], 1, merged, manifest="out/manifest_final.csv",
-                      wall_s=3_800.0)  # fmt: skip
+    doc = RunDocument("f" * 16, 12, "--num-shards", shards, [], [], [], None, [], 1, merged,
+                      manifest="out/manifest_final.csv", wall_s=3_800.0)  # fmt: skip
     console = Console(width=WIDTH, record=True, force_terminal=True, color_system=None)
     prep = SimpleNamespace(cfg=SimpleNamespace(shard_index=None, output_root="out"))
     _print_summary(prep, [], None, doc, console, "table")  # type: ignore[arg-type]

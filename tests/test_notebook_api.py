@@ -54,8 +54,10 @@ def assert_html(html: str, names: list[str]) -> None:
 def test_a_plan_is_a_table_of_its_combos(session: dict) -> None:
     plan = session["plan"]
     df = plan.to_pandas()
-    assert list(df.columns) == ["shard", "combo_dir", "combo_id", "methods", "k", "cost", "action", "reason"]
+    assert list(df.columns) == ["shard", "combo_dir", "combo_id", "methods", "k", "cost", "action", "reason", "seconds"]
     assert len(df) == len(plan.combos) == 3
+    assert plan.estimate is not None and list(df["seconds"]) == [plan.estimate.of(c.combo_id) for c in plan.combos]
+    assert (df["seconds"] >= 0).all()  # cheap methods on 20 rows: a tenth of a second or less
     assert sorted(df["methods"]) == sorted("+".join(c.methods) for c in plan.combos)
     assert set(df["action"]) == {"run"} and list(df["cost"]) == [c.cost for c in plan.combos]
     assert_html(plan._repr_html_(), [c.combo_dir for c in plan.combos] + [plan.plan_fingerprint])

@@ -144,12 +144,12 @@ def test_the_declared_constraints_are_one_line_naming_the_setting() -> None:
 
 TABLES = {"make_config": RUN, "plan": RUN, "run": RUN, "export": EXPORT, "evaluate": EVALUATE}
 # Each API function's parameters that are not settings of its table.
-NOT_SETTINGS = {"make_config": {"config", "split"}, "plan": {"config", "split"},
+NOT_SETTINGS = {"make_config": {"config", "split"}, "plan": {"config", "split", "estimate"},
                 "run": {"config", "on_progress", "progress", "split"},
                 "export": {"best", "min_gain", "by_features"}, "evaluate": {"on_progress"}}  # fmt: skip
 # Each command's options that are not settings of its table.
 COMMAND_ONLY = {
-    "run": {"--config", "--dry-run", "--no-live", "--calibrated", "--global-dedupe", "--format"},
+    "run": {"--config", "--dry-run", "--no-live", "--calibrated", "--global-dedupe", "--format", "--no-estimate"},
     "export": {"--config", "--best", "--min-gain", "--by-features", "--format", "--include-originals"},
     "evaluate": {"--config", "--all", "--format", "--train-size", "--class"},  # how the result is shown
 }

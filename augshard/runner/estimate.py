@@ -141,11 +141,14 @@ class _Measures:
         self.entries = read_cache(self.path)
         self.grew = False
 
-    def get(self, key: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        if key not in self.entries:
-            self.entries[key] = {**measure(), "ok": True, "probed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    def get(self, key: str, measure: Callable[[], tuple[float, ...]]) -> tuple[float, ...]:
+        """The measurement's seconds, measured now unless cached (an entry of another shape is measured again)."""
+        seconds = self.entries.get(key, {}).get("measured")
+        if not isinstance(seconds, list) or not all(isinstance(s, (int, float)) for s in seconds):
+            seconds = list(measure())
+            self.entries[key] = {"measured": seconds, "ok": True, "probed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
             self.grew = True
-        return self.entries[key]
+        return tuple(float(s) for s in seconds)
 
     def save(self) -> None:
         if self.grew:
@@ -259,21 +262,20 @@ def estimate_plan(
         for combo in work:
             key = "combo|" + sha([[keys[m] for m in combo.methods], combo.methods, rows_id, cfg.seed, scorer_id])
             per_combo[combo.combo_id] = measures.get(key, lambda c=combo: _probe_combo(c, rows, builds, filter_, cfg))
-        build = {m: measures.get("build|" + keys[m], lambda m=m: {"build_s": builds(m)})["build_s"] for m in keys}
-        load_s = measures.get("filter|" + sha([scorer_id, context, threads]), lambda: {"load_s": filter_()[1]})
+        build = {m: measures.get("build|" + keys[m], lambda m=m: (builds(m),))[0] for m in keys}
+        (load_s,) = measures.get("filter|" + sha([scorer_id, context, threads]), lambda: (filter_()[1],))
         cache.close()
-    imports = measures.get("imports|" + sha([modules, context]), lambda: {"seconds": _cold_imports(modules)})
+    (imports_s,) = measures.get("imports|" + sha([modules, context]), lambda: (_cold_imports(modules),))
     measured = measures.grew
     measures.save()
 
     scale = variants_asked / max(1, asked)
     times = []
     for combo in work:
-        entry = per_combo[combo.combo_id]
-        times.append(ComboTime(combo.combo_id, entry["wall_s"] * scale, entry["calls_s"] * scale,
-                               entry["filter_s"] * scale))  # fmt: skip
+        wall_s, in_calls_s, in_filter_s = per_combo[combo.combo_id]
+        times.append(ComboTime(combo.combo_id, wall_s * scale, in_calls_s * scale, in_filter_s * scale))
     shard_start = [sum(build[m] for m in {m for c in shard for m in c.methods}) for shard in combos if shard]
-    start = launch + (imports["seconds"] + load_s["load_s"] + max(shard_start, default=0.0) if work else 0.0)
+    start = launch + (imports_s + load_s + max(shard_start, default=0.0) if work else 0.0)
     total = sum(t.seconds for t in times)
     calls_s, filter_s = sum(t.calls_s for t in times), sum(t.filter_s for t in times)
     seconds = start + max(total / parallel, max((t.seconds for t in times), default=0.0))
@@ -294,8 +296,8 @@ def estimate_plan(
 
 def _probe_combo(
     combo: Combo, rows: Dataset, builds: _Builds, filter_: Callable[[], tuple[Any, float]], cfg: RunConfig
-) -> dict[str, Any]:
-    """One combo through the run's pipeline on the probe rows: its seconds, in calls and in the filter."""
+) -> tuple[float, float, float]:
+    """One combo through the run's pipeline on the probe rows: its seconds, those in calls and those in the filter."""
     for m in combo.methods:
         builds(m)
     scorer = filter_()[0]
@@ -306,7 +308,7 @@ def _probe_combo(
         calls_s = stats.calls_s
     except RuntimeError:  # every call failed: the run fails it as fast
         calls_s = 0.0
-    return {"wall_s": time.perf_counter() - t0, "calls_s": calls_s, "filter_s": scorer.seconds - before}
+    return time.perf_counter() - t0, calls_s, scorer.seconds - before
 
 
 def _load_filter(cfg: RunConfig, cache: Cache) -> tuple[Any, float]:
