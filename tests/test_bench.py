@@ -72,9 +72,10 @@ def _plan_costs(stdout: str) -> dict[str, float]:
 
 
 def _dry_run(cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The plan with its costs, not its time (a time would take the cost column's place)."""
     args = ["run", "--input", "in.csv", "--text-col", "text", "--evidence-col", "evidence", "--id-col", "id",
             "--methods-config", "methods.yaml", "--methods", ",".join(CHEAP), "--quality-metric", "none",
-            "--num-shards", "2", "--dry-run", "--no-estimate", *extra]  # fmt: skip  (the plan's costs, not its time)
+            "--num-shards", "2", "--dry-run", "--no-estimate", *extra]  # fmt: skip
     return run_cli(*args, cwd=cwd)
 
 
