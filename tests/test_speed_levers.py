@@ -152,7 +152,8 @@ def test_rerun_from_caches_computes_nothing_and_gives_the_same_bytes(tmp_path: P
     done = run_events(tmp_path, "shard_done")
     assert len(done) == 2
     assert sum(e.calls_computed for e in done) == 0 and sum(e.calls_cached for e in done) > 0
-    assert sum(e.filter["score_misses"] for e in done) == 0
+    # A shard whose combos were all stolen by the other (a loaded machine) built no filter and has no counters.
+    assert sum(e.filter.get("score_misses", 0) for e in done) == 0 and sum(e.filter.get("score_hits", 0) for e in done)
     assert sum(e.calls_s for e in done) == 0 and sum(e.write_s for e in done) > 0  # no call made, files written
     assert all(e.peak_rss_mb > 0 for e in done)
     logs = "".join(p.read_text() for p in (tmp_path / "logs/augment").glob("*.log"))

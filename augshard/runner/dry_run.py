@@ -16,7 +16,7 @@ from augshard.core.config import RunConfig
 from augshard.core.planning import PlannedCombo
 from augshard.events.notebook import Tabular
 from augshard.events.output import plural, print_rows, write_json
-from augshard.runner.estimate import Estimate, duration, estimate_plan
+from augshard.runner.estimate import Estimate, duration, estimate_plan, process_age
 from augshard.runner.preflight import Preflight, devices_line, preflight
 from augshard.runner.supervisor import shard_imports
 from augshard.storage.balance import Allocation
@@ -45,7 +45,7 @@ def dry_run(cfg: RunConfig, console: Console, fmt: str = "table", estimate: bool
     """Validate everything and print the plan (with `estimate`, the time it will take); write nothing."""
 
     prep = preflight(cfg, console, dry_run=True)
-    plan = run_plan(prep, estimate=estimate)
+    plan = run_plan(prep, estimate=estimate, launch_s=process_age())  # the CLI's run starts as this one did
     if fmt == "json":
         write_json(plan.to_json())
         return 0
@@ -239,11 +239,14 @@ class RunPlan(Tabular):
         )
 
 
-def run_plan(prep: Preflight, notes: tuple[str, ...] = (), estimate: bool = False) -> RunPlan:
+def run_plan(
+    prep: Preflight, notes: tuple[str, ...] = (), estimate: bool = False, launch_s: float | None = None
+) -> RunPlan:
     """The plan of a prepared run, as the API returns it and the dry run prints it; with `estimate`, the time it
-    will take here, measured on a probe of its rows (runner/estimate.py)."""
+    will take here, measured on a probe of its rows (runner/estimate.py), from a launch of `launch_s` (by default
+    the preflight's checks: a run from Python)."""
     cfg, plan = prep.cfg, prep.plan
-    timed = plan_estimate(prep) if estimate else None
+    timed = plan_estimate(prep, prep.checks_s if launch_s is None else launch_s) if estimate else None
     combos = [
         ComboPlan.planned(pc, i, pc.combo.combo_id in prep.complete)
         for i, shard in enumerate(plan.shards)
@@ -271,8 +274,9 @@ def run_plan(prep: Preflight, notes: tuple[str, ...] = (), estimate: bool = Fals
     )
 
 
-def plan_estimate(prep: Preflight) -> Estimate:
-    """The estimate of a prepared run: its shards' combos still to run, timed on the preflight's probe rows."""
+def plan_estimate(prep: Preflight, launch_s: float) -> Estimate:
+    """The estimate of a prepared run: its shards' combos still to run, timed on the preflight's probe rows, after a
+    launch of `launch_s`."""
     cfg, shards = prep.cfg, prep.plan.shards
     todo = [
         [pc.combo for pc in shard if pc.combo.combo_id not in prep.complete]
@@ -280,4 +284,4 @@ def plan_estimate(prep: Preflight) -> Estimate:
         if cfg.shard_index is None or i == cfg.shard_index
     ]
     assert prep.probe is not None, "a preflight always has its probe rows"
-    return estimate_plan(cfg, prep.specs, todo, prep.probe, prep.variants_asked, shard_imports(prep))
+    return estimate_plan(cfg, prep.specs, todo, prep.probe, prep.variants_asked, shard_imports(prep), launch_s)

@@ -107,7 +107,9 @@ ESTIMATE_SECONDS = ("seconds", "start_s", "calls_s", "filter_s", "other_s")
 
 
 def duration(seconds: float) -> str:
-    """Seconds as a person reads them: 42 s, 3.5 min, 2.1 h."""
+    """Seconds as a person reads them: 0.4 s, 42 s, 3.5 min, 2.1 h."""
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
@@ -205,7 +207,7 @@ def _cold_imports(modules: list[str]) -> float:
     return time.perf_counter() - t0 if done.returncode == 0 else 0.0
 
 
-def _process_age() -> float:
+def process_age() -> float:
     """Seconds since this process started (Linux /proc); 0 where that cannot be read."""
     try:
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
@@ -229,8 +231,8 @@ def estimate_plan(
 ) -> Estimate:
     """The run's time: `combos` are each shard's combos still to run; `probe` the probe rows (`probe_dataset`);
     `variants_asked` what each combo asks for in all; `modules` what a worker imports (`shard_imports`);
-    `launch_s` what the launch took so far (the CLI's start and checks; by default this process's age)."""
-    launch = _process_age() if launch_s is None else launch_s  # before the probe, which the run does not make
+    `launch_s` what the launch took so far (the CLI's start and checks: by default this process's age)."""
+    launch = process_age() if launch_s is None else launch_s  # before the probe, which the run does not make
     work = [c for shard in combos for c in shard]
     busy = sum(1 for shard in combos if shard)
     by_id = {s.id: s for s in specs}

@@ -6,6 +6,7 @@ import difflib
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Preflight:
     shards_reason: str = "--num-shards"  # why the run has as many shards as it has
     asks: Allocation | None = None  # the variants each row asks for (--balance, --variants-per-class)
     probe: Dataset | None = None  # a few usable rows, spread over the input, the time estimate is measured on
+    checks_s: float = 0.0  # what these checks took (a run from Python starts with them)
 
     @property
     def variants_asked(self) -> int:
@@ -77,6 +79,7 @@ def shared_paths(cfg: RunConfig) -> RunConfig:
 
 def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Preflight:
     """Input, catalogue and methods are checked here, so user errors surface before anything is written."""
+    t0 = time.perf_counter()
     if cfg.executor != "local":
         cfg = shared_paths(cfg)
     catalogue_path = resolve_conf_path(cfg.methods_config, DEFAULT_METHODS_CONFIG)
@@ -129,6 +132,7 @@ def preflight(cfg: RunConfig, console: Console, dry_run: bool = False) -> Prefli
         reason,
         asks,
         probe_dataset(dataset),
+        time.perf_counter() - t0,
     )
 
 
