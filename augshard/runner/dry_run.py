@@ -191,20 +191,19 @@ class RunPlan(Tabular):
     @property
     def shard_costs(self) -> tuple[float, ...]:
         """The estimated cost of each shard's combos (its share of the work)."""
-        costs = [0.0] * self.num_shards
-        for c in self.combos:
-            if c.shard is not None and c.cost is not None:
-                costs[c.shard] += c.cost
-        return tuple(costs)
+        return self._per_shard("cost")
 
     @property
     def shard_seconds(self) -> tuple[float, ...]:
         """The estimated seconds of each shard's combos to run (its calls and filter; without stealing)."""
-        seconds = [0.0] * self.num_shards
+        return self._per_shard("seconds")
+
+    def _per_shard(self, name: str) -> tuple[float, ...]:
+        totals = [0.0] * self.num_shards
         for c in self.combos:
-            if c.shard is not None and c.seconds is not None:
-                seconds[c.shard] += c.seconds
-        return tuple(seconds)
+            if c.shard is not None and getattr(c, name) is not None:
+                totals[c.shard] += getattr(c, name)
+        return tuple(totals)
 
     def to_json(self) -> dict[str, Any]:
         """`run --dry-run --format json`: the plan and what a run would do."""

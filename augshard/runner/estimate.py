@@ -31,7 +31,7 @@ from augshard.methods import PROBE, LazyMethod
 from augshard.methods.probes import machine_context, probe_cache_path, probe_key, read_cache, write_cache
 from augshard.methods.registry import family
 from augshard.methods.spec import MethodSpec
-from augshard.runner.procs import cap_threads
+from augshard.runner.procs import cap_threads, environ_kept
 from augshard.shard.cache import Cache, method_caches
 from augshard.shard.encoders import Encoder, onnx_export_dir
 from augshard.shard.pipeline import run_combo
@@ -162,19 +162,14 @@ def _threads(n: int) -> Iterator[None]:
     """Time as a worker runs: with the torch threads it will have."""
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch is not None else None
-    saved = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    cap_threads(n)
-    try:
-        yield
-    finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-        torch = sys.modules.get("torch")
-        if torch is not None and before is not None:
-            torch.set_num_threads(before)
+    with environ_kept(("OMP_NUM_THREADS", "MKL_NUM_THREADS")):
+        cap_threads(n)
+        try:
+            yield
+        finally:
+            torch = sys.modules.get("torch")
+            if torch is not None and before is not None:
+                torch.set_num_threads(before)
 
 
 class _Builds:

@@ -21,7 +21,7 @@ from augshard.core.errors import ConfigError
 from augshard.methods.offline import offline_env
 from augshard.runner.forkserver import PARENT_ENV, PRELOAD_ENV
 from augshard.runner.job import ShardJob, ShardResult
-from augshard.runner.procs import die_with_parent
+from augshard.runner.procs import die_with_parent, environ_kept
 from augshard.shard.loop import run_shard
 
 EXECUTORS = ("local", "dask", "dask-local")
@@ -192,16 +192,9 @@ def _start_forkserver(mp: Any, preload: Sequence[str], threads: int | None) -> N
 def _environ(values: dict[str, str]) -> Iterator[None]:
     """These variables for the processes started meanwhile; the standard library starts the forkserver with this
     process's environment and takes no other."""
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with environ_kept(values):
+        os.environ.update(values)
         yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _workers(pool: ProcessPoolExecutor) -> list[Any]:
