@@ -222,12 +222,11 @@ def estimate_plan(
     probe: Dataset,
     variants_asked: int,
     modules: list[str],
-    launch_s: float | None = None,
+    launch_s: float,
 ) -> Estimate:
     """The run's time: `combos` are each shard's combos still to run; `probe` the probe rows (`probe_dataset`);
     `variants_asked` what each combo asks for in all; `modules` what a worker imports (`shard_imports`);
-    `launch_s` what the launch took so far (the CLI's start and checks: by default this process's age)."""
-    launch = process_age() if launch_s is None else launch_s  # before the probe, which the run does not make
+    `launch_s` what the launch took before the probe, which the run does not make (the CLI's: `process_age()`)."""
     work = [c for shard in combos for c in shard]
     busy = sum(1 for shard in combos if shard)
     by_id = {s.id: s for s in specs}
@@ -272,7 +271,7 @@ def estimate_plan(
         wall_s, in_calls_s, in_filter_s = per_combo[combo.combo_id]
         times.append(ComboTime(combo.combo_id, wall_s * scale, in_calls_s * scale, in_filter_s * scale))
     shard_start = [sum(build[m] for m in {m for c in shard for m in c.methods}) for shard in combos if shard]
-    start = launch + (imports_s + load_s + max(shard_start, default=0.0) if work else 0.0)
+    start = launch_s + (imports_s + load_s + max(shard_start, default=0.0) if work else 0.0)
     total = sum(t.seconds for t in times)
     calls_s, filter_s = sum(t.calls_s for t in times), sum(t.filter_s for t in times)
     seconds = start + max(total / parallel, max((t.seconds for t in times), default=0.0))
